@@ -1,0 +1,22 @@
+"""The Expert-Loop: query the pool, let the teacher ensemble label, distil, round after round.
+
+Sizes are in examples of the training split (2,272 on the default data). Epochs are per round."""
+
+from search_spaces.kd import SPACE as KD_SPACE
+
+SPACE = {
+    **{key: value for key, value in KD_SPACE.items() if key != "epochs"},
+    # Each round retrains on a few hundred examples: more epochs are needed than on the full split.
+    "epochs": {"type": "int", "low": 2, "high": 5},
+    # Gold labels to start from: the budget active learning tries to save.
+    "initial_pool_size": {"type": "int", "low": 50, "high": 300},
+    # Examples the experts label per round.
+    "query_size": {"type": "int", "low": 25, "high": 200},
+    # Query rounds after the first training; every round is one report the scheduler can stop at.
+    "max_iterations": {"type": "int", "low": 1, "high": 3},
+    "strategy": {"type": "choice",
+                 "values": ["least_confidence", "margin", "entropy", "random", "robust_least_confidence"]},
+}
+
+ORIGINAL = {"learning_rate": 2e-5, "batch_size": 16, "epochs": 3, "temperature": 4.0, "alpha": 0.7,
+            "initial_pool_size": 100, "query_size": 50, "max_iterations": 1, "strategy": "least_confidence"}

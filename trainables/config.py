@@ -1,0 +1,88 @@
+"""One trial's settings as a frozen dataclass, validated on creation. At the Ray boundary it is a
+plain dict (`to_dict` / `from_dict`), so Tune's searchers only ever see numbers and strings."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from trainables.errors import UsageError
+from trainables.query import STRATEGIES
+
+METHODS = ("supervised", "kd", "active_loop")
+EXPERTS = ("teachers", "oracle")  # oracle: queried examples get their gold label (a perfect expert)
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    method: str
+    learning_rate: float = 5e-5  # AdamW peak rate; small BERTs fine-tune well in 1e-5..1e-4
+    batch_size: int = 16
+    epochs: int = 3  # per round for the Expert-Loop
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    seed: int = 0  # model initialisation and batch order (the data split has its own seed)
+    bf16: bool = False  # bfloat16 autocast on CPU
+    temperature: float = 4.0  # kd, active_loop: softens the teachers' distributions
+    alpha: float = 0.7  # kd, active_loop: weight of the distillation term against gold cross-entropy
+    initial_pool_size: int = 100  # active_loop: gold-labelled examples to start from
+    query_size: int = 50  # active_loop: examples the experts label per round
+    max_iterations: int = 3  # active_loop: query rounds after the first training
+    strategy: str = "least_confidence"  # active_loop: see trainables/query.py
+    expert: str = "teachers"  # active_loop: who labels the queried examples
+    warm_start: bool = False  # active_loop: continue the previous round's student instead of a fresh one
+    skip_fraction: float = 0.2  # active_loop, robust_least_confidence: share of the pool skipped
+
+    def __post_init__(self) -> None:
+        _check(self.method in METHODS, f"unknown method '{self.method}' (choose from {', '.join(METHODS)})")
+        _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        _check(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        _check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        _check(0 <= self.alpha <= 1, f"alpha must be in [0, 1], got {self.alpha}")
+        _check(self.initial_pool_size >= 1, f"initial_pool_size must be >= 1, got {self.initial_pool_size}")
+        _check(self.query_size >= 1, f"query_size must be >= 1, got {self.query_size}")
+        _check(self.max_iterations >= 0, f"max_iterations must be >= 0, got {self.max_iterations}")
+        _check(self.strategy in STRATEGIES,
+               f"unknown strategy '{self.strategy}' (choose from {', '.join(STRATEGIES)})")
+        _check(self.expert in EXPERTS, f"unknown expert '{self.expert}' (choose from {', '.join(EXPERTS)})")
+        _check(0 <= self.skip_fraction < 1, f"skip_fraction must be in [0, 1), got {self.skip_fraction}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrialConfig:
+        """Build from a plain dict (a Tune config, a JSON file, --set pairs), converting types."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        _check(not unknown, f"unknown setting(s) {', '.join(unknown)} (known: {', '.join(fields)})")
+        return cls(**{name: _convert(name, value, fields[name].type) for name, value in values.items()})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _convert(name: str, value, type_name: str):
+    kind = {"int": int, "float": float, "bool": _to_bool, "str": str}[type_name]
+    try:
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError("not a whole number")
+        return kind(value)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"setting {name}={value!r} is not a valid {type_name} ({error})") from None
+
+
+def _to_bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise UsageError(message)

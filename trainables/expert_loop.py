@@ -1,0 +1,148 @@
+"""The Expert-Loop: active learning in which the teacher ensemble is the expert.
+
+Round 0 trains a student on `initial_pool_size` gold-labelled examples (a seeded, stratified draw).
+Each further round the student scores the unlabelled pool, `select` picks the `query_size` examples
+the strategy ranks highest, the experts label them (the teachers' soft labels; gold labels only when
+expert == "oracle"), and a student is trained again on everything labelled so far. One report per
+round, so the scheduler can stop weak trials between rounds.
+
+The student's copy of the training split has every gold label replaced by -1; gold labels reach it
+only for the initial pool (and oracle queries). The hidden labels are read here for the record only
+(the accuracy of the experts' labels)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trainables import metrics as m
+from trainables.config import TrialConfig
+from trainables.loop import TrainingSet, predict_logits, train
+from trainables.losses import kd_loss_masked
+from trainables.methods import Reporter, evaluation_metrics, loop_settings, teacher_metrics
+from trainables.models import build_model
+from trainables.prepared import Prepared
+from trainables.query import select
+from trainables.sampling import stratified_subset
+
+HIDDEN = -1  # the label the student sees where it has no gold label
+
+
+@dataclasses.dataclass
+class LoopState:
+    """Which training examples are where. Saved in every checkpoint, so a trial resumes mid-loop."""
+
+    round: int
+    labelled: list[int]  # gold-labelled (the initial pool)
+    queried: list[int]  # labelled by the experts, in query order
+    pool: list[int]  # still unlabelled
+    train_seconds: float = 0.0
+
+
+def candidate_rows(prepared: Prepared) -> np.ndarray:
+    """Training examples the student may ever see: all, or those the teachers did not learn from."""
+    everything = np.arange(len(prepared.encoded["train"]))
+    teachers = prepared.teachers
+    if teachers is None or teachers.train_rows is None or len(teachers.train_rows) == len(everything):
+        return everything
+    return np.setdiff1d(everything, teachers.train_rows)
+
+
+def initial_state(trial: TrialConfig, prepared: Prepared) -> LoopState:
+    rows = candidate_rows(prepared)
+    chosen = rows[stratified_subset(prepared.encoded["train"].labels[rows], trial.initial_pool_size, trial.seed)]
+    return LoopState(0, sorted(int(i) for i in chosen), [], sorted(set(rows.tolist()) - set(chosen.tolist())))
+
+
+def training_set(trial: TrialConfig, prepared: Prepared, state: LoopState) -> TrainingSet:
+    """The student's view: gold labels on the initial pool (and oracle queries), -1 elsewhere."""
+    train_split = prepared.encoded["train"]
+    student_view = dataclasses.replace(train_split, labels=np.full(len(train_split), HIDDEN))
+    rows = np.array(state.labelled + state.queried, dtype=np.int64)
+    oracle = trial.expert == "oracle"
+    has_gold = np.array([True] * len(state.labelled) + [oracle] * len(state.queried))
+    labels = np.where(has_gold, train_split.labels[rows], HIDDEN)
+    has_teacher = np.array([True] * len(state.labelled) + [not oracle] * len(state.queried))
+    return TrainingSet(student_view, rows, labels, has_gold, prepared.teachers.logits["train"][:, rows],
+                       has_teacher)
+
+
+def expert_loop_loss(trial: TrialConfig):
+    """Rows with teacher targets: kd_loss_masked (gold mixed in where known); oracle-labelled rows
+    (no teacher target): cross-entropy on the gold label. Averaged over the batch."""
+
+    def loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        labels, with_teacher = batch["labels"], batch["has_teacher"]
+        total = logits.new_zeros(())
+        if (~with_teacher).any():
+            total = total + F.cross_entropy(logits[~with_teacher], labels[~with_teacher], reduction="sum")
+        if with_teacher.any():
+            part = kd_loss_masked(logits[with_teacher], batch["teacher_logits"][:, with_teacher],
+                                  labels[with_teacher], trial.temperature, trial.alpha,
+                                  batch["has_gold"][with_teacher])
+            total = total + part * with_teacher.sum()
+        return total / len(logits)
+
+    return loss
+
+
+def query(model, trial: TrialConfig, prepared: Prepared, state: LoopState) -> np.ndarray:
+    """The pool rows the strategy picks this round (at most what is left in the pool)."""
+    pool = np.array(state.pool, dtype=np.int64)
+    n = min(trial.query_size, len(pool))
+    probs = torch.softmax(torch.from_numpy(
+        predict_logits(model, prepared.encoded["train"], pool, bf16=trial.bf16)), dim=1).numpy()
+    teacher_probs = torch.softmax(torch.from_numpy(prepared.teachers.logits["train"][:, pool]), dim=2).numpy()
+    chosen = select(probs, n, trial.strategy, seed=trial.seed * 1000 + state.round,
+                    teacher_probs=teacher_probs, skip_fraction=trial.skip_fraction)
+    return pool[chosen]
+
+
+def expert_accuracy(prepared: Prepared, rows: list[int]) -> float:
+    """How often the ensemble's label is the (hidden) gold label on these rows: for the record only."""
+    if not rows:
+        return float("nan")
+    ensemble = prepared.teachers.ensemble_probs("train")[rows].argmax(axis=1)
+    return float((ensemble == prepared.encoded["train"].labels[rows]).mean())
+
+
+def run_active_loop(trial: TrialConfig, prepared: Prepared, report: Reporter,
+                    resume: dict | None = None, model=None) -> None:
+    state = LoopState(**resume) if resume else initial_state(trial, prepared)
+    started = time.perf_counter() - state.train_seconds
+    first_round = state.round + 1 if resume else 0
+    for round_number in range(first_round, trial.max_iterations + 1):
+        new = []
+        if round_number > 0:
+            if not state.pool:
+                break  # the pool ran out: the last report already said so (pool_left == 0)
+            new = query(model, trial, prepared, state).tolist()
+            state.queried += new
+            state.pool = sorted(set(state.pool) - set(new))
+        state.round = round_number
+        if model is None or not trial.warm_start:
+            model = build_model(prepared.student, trial.seed + round_number)
+        train(model, training_set(trial, prepared, state), expert_loop_loss(trial),
+              loop_settings(trial, prepared))
+        state.train_seconds = time.perf_counter() - started
+        report(round_metrics(trial, prepared, model, state, new), model, dataclasses.asdict(state))
+
+
+def round_metrics(trial, prepared, model, state: LoopState, new: list[int]) -> dict:
+    oracle = trial.expert == "oracle"
+    return {
+        **evaluation_metrics(model, prepared, trial.bf16),
+        m.ROUND: state.round,
+        m.LABELS_USED: len(state.labelled) + (len(state.queried) if oracle else 0),
+        m.EXPERT_QUERIES: 0 if oracle else len(state.queried),
+        m.TEACHER_LABELS: prepared.teachers.teacher_labels,
+        m.EXPERT_LABEL_ACCURACY: expert_accuracy(prepared, state.queried),
+        "expert_label_accuracy_round": expert_accuracy(prepared, new),
+        "pool_left": len(state.pool),
+        m.TRAIN_SECONDS: state.train_seconds,
+        **teacher_metrics(prepared),
+    }

@@ -1,0 +1,48 @@
+"""The thin Ray Tune trainable: the only module under trainables/ that imports ray.
+
+Every method runs through `student_trial`; the trial's config names the method. Each report carries
+a checkpoint (safetensors weights, tokenizer, run_config.json, trial state), and a trial restored
+from a checkpoint continues where it stopped."""
+
+from __future__ import annotations
+
+import tempfile
+
+from ray import tune
+
+from trainables.checkpoint import read_trial_state, save_checkpoint
+from trainables.config import TrialConfig
+from trainables.expert_loop import run_active_loop
+from trainables.methods import run_supervised_or_kd
+from trainables.models import build_model
+from trainables.prepared import Prepared
+
+
+def run_method(trial: TrialConfig, prepared: Prepared, report, resume=None, model=None) -> None:
+    runner = run_active_loop if trial.method == "active_loop" else run_supervised_or_kd
+    runner(trial, prepared, report, resume=resume, model=model)
+
+
+def student_trial(config: dict, prepared: Prepared) -> None:
+    trial = TrialConfig.from_dict(config)
+
+    def report(metrics: dict, model, state: dict) -> None:
+        with tempfile.TemporaryDirectory(prefix="checkpoint-") as folder:
+            save_checkpoint(folder, model, prepared, trial, metrics, state)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    resume, model = None, None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            resume = read_trial_state(folder)
+            model = _restored_model(prepared, trial, folder)
+    run_method(trial, prepared, report, resume=resume, model=model)
+
+
+def _restored_model(prepared: Prepared, trial: TrialConfig, folder: str):
+    from safetensors.torch import load_file  # noqa: PLC0415
+
+    model = build_model(prepared.student, trial.seed)
+    model.load_state_dict(load_file(f"{folder}/model.safetensors"), strict=False)
+    return model

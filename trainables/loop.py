@@ -1,0 +1,162 @@
+"""The one training loop every method shares. A method decides only the loss (and, for the
+Expert-Loop, which examples the loop sees with which targets). No Ray in here."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import get_linear_schedule_with_warmup
+
+from trainables.encode import EncodedSplit
+from trainables.errors import TrainingDiverged
+from trainables.metrics import classification_metrics
+
+# loss(student_logits, batch) -> scalar; batch holds "labels", "teacher_logits", "has_gold".
+LossFn = Callable[[torch.Tensor, dict], torch.Tensor]
+EpochCallback = Callable[[int, dict], None]
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    learning_rate: float
+    batch_size: int
+    epochs: int
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1  # fraction of all steps spent warming the learning rate up from 0
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    num_threads: int = 1  # the trial's CPUs: more threads than CPUs only adds contention
+    bf16: bool = False  # bfloat16 autocast on CPU
+    eval_batch_size: int = 64
+    length_grouping: bool = True  # batches of similar lengths waste fewer padded tokens
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """The rows of an encoded split a student trains on, with the targets it may see.
+    labels[i] == -1 where the student must not see a gold label (has_gold False)."""
+
+    encoded: EncodedSplit
+    rows: np.ndarray  # indices into `encoded`
+    labels: np.ndarray  # per row
+    has_gold: np.ndarray  # bool per row
+    teacher_logits: np.ndarray | None = None  # (n_teachers, len(rows), classes) or None
+    has_teacher: np.ndarray | None = None  # bool per row: teacher soft labels usable (None: all rows)
+
+    @classmethod
+    def fully_labelled(cls, encoded: EncodedSplit, teacher_logits: np.ndarray | None = None):
+        rows = np.arange(len(encoded))
+        return cls(encoded, rows, encoded.labels.copy(), np.ones(len(rows), bool), teacher_logits)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def batch(self, positions: np.ndarray) -> dict:
+        inputs = self.encoded.batch(self.rows[positions])
+        extra = {
+            "labels": torch.from_numpy(self.labels[positions]),
+            "has_gold": torch.from_numpy(self.has_gold[positions]),
+            "has_teacher": None if self.has_teacher is None else torch.from_numpy(self.has_teacher[positions]),
+            "teacher_logits": None if self.teacher_logits is None
+            else torch.from_numpy(np.ascontiguousarray(self.teacher_logits[:, positions], dtype=np.float32)),
+        }
+        return inputs, extra
+
+
+def batch_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, group: bool) -> list:
+    """Shuffled batches; with `group`, examples are sorted by length inside windows of 50 batches so
+    a batch holds similar lengths, then the batch order is shuffled again (randomness is kept)."""
+    order = rng.permutation(len(lengths))
+    if group:
+        window = batch_size * 50
+        order = np.concatenate([
+            chunk[np.argsort(lengths[chunk], kind="stable")]
+            for chunk in np.array_split(order, max(1, math.ceil(len(order) / window)))
+        ])
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def autocast(enabled: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+
+
+def train(model, data: TrainingSet, loss_fn: LossFn, settings: LoopSettings,
+          on_epoch: EpochCallback | None = None, first_epoch: int = 0) -> None:
+    """Fine-tune `model` in place for settings.epochs epochs (from first_epoch, when resuming).
+    After every epoch `on_epoch(epoch_number, {"train_loss": ..., "epoch_seconds": ...})` is called;
+    the caller evaluates and reports there."""
+    torch.set_num_threads(settings.num_threads)
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    lengths = data.encoded.lengths()[data.rows]
+    steps_per_epoch = math.ceil(len(data) / settings.batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
+                                  weight_decay=settings.weight_decay)
+    total = steps_per_epoch * settings.epochs
+    schedule = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total), total)
+    for _ in range(first_epoch * steps_per_epoch):  # resume: put the schedule where it was
+        schedule.step()
+    for epoch in range(settings.epochs):
+        batches = batch_order(lengths, settings.batch_size, rng, settings.length_grouping)
+        if epoch < first_epoch:
+            continue  # the rng still advances, so a resumed run sees the same batches
+        started, losses = time.perf_counter(), []
+        model.train()
+        for positions in batches:
+            losses.append(_step(model, data, positions, loss_fn, optimizer, schedule, settings))
+        if on_epoch is not None:
+            on_epoch(epoch + 1, {"train_loss": float(np.mean(losses)),
+                                 "epoch_seconds": time.perf_counter() - started})
+
+
+def _step(model, data, positions, loss_fn, optimizer, schedule, settings) -> float:
+    inputs, extra = data.batch(positions)
+    with autocast(settings.bf16):
+        logits = model(**inputs).logits
+    loss = loss_fn(logits.float(), extra)
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"loss became {loss.item()} (learning rate {settings.learning_rate}); "
+                               "stopping this trial instead of training on garbage")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+    optimizer.step()
+    schedule.step()
+    return loss.item()
+
+
+@torch.inference_mode()
+def predict_logits(model, encoded: EncodedSplit, rows: np.ndarray | None = None, batch_size: int = 64,
+                   bf16: bool = False) -> np.ndarray:
+    """Logits (len(rows), classes) in the order of `rows` (default: every example)."""
+    model.eval()
+    rows = np.arange(len(encoded)) if rows is None else np.asarray(rows)
+    # Sorting by length keeps padding small; the results are put back in the caller's order.
+    order = np.argsort(encoded.lengths()[rows], kind="stable")
+    out = np.empty((len(rows), 0), dtype=np.float32)
+    chunks = []
+    for start in range(0, len(rows), batch_size):
+        with autocast(bf16):
+            chunks.append(model(**encoded.batch(rows[order[start : start + batch_size]])).logits.float())
+    if chunks:
+        sorted_logits = torch.cat(chunks).numpy()
+        out = np.empty_like(sorted_logits)
+        out[order] = sorted_logits
+    return out
+
+
+def evaluate(model, encoded: EncodedSplit, num_labels: int, batch_size: int = 64,
+             bf16: bool = False) -> dict[str, float]:
+    """accuracy, macro_f1 and mean cross-entropy loss on every example of the split."""
+    logits = predict_logits(model, encoded, batch_size=batch_size, bf16=bf16)
+    metrics = classification_metrics(logits, encoded.labels, num_labels)
+    metrics["loss"] = float(F.cross_entropy(torch.from_numpy(logits), torch.tensor(encoded.labels)))
+    return metrics

@@ -1,0 +1,42 @@
+"""Metric names reported to Ray Tune, defined once, and the functions that compute them.
+
+The searcher and the scheduler look only at VAL_ACCURACY. Test metrics are computed for the record
+and never used to choose anything.
+"""
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score
+
+VAL_ACCURACY = "val_accuracy"  # the one metric used to choose (mode max)
+VAL_MACRO_F1 = "val_macro_f1"
+VAL_LOSS = "val_loss"
+TEST_ACCURACY = "test_accuracy"
+TEST_MACRO_F1 = "test_macro_f1"
+LABELS_USED = "labels_used"  # gold labels the student has seen
+TEACHER_LABELS = "teacher_labels"  # gold labels the teachers were fine-tuned on
+EXPERT_QUERIES = "expert_queries"  # examples the teacher ensemble labelled
+TRAIN_SECONDS = "train_seconds"  # wall time inside the trial, excluding data preparation
+EPOCH = "epoch"
+ROUND = "round"
+EXPERT_LABEL_ACCURACY = "expert_label_accuracy"  # accuracy of the experts' labels on queried examples
+
+METRIC = VAL_ACCURACY
+MODE = "max"
+
+
+def classification_metrics(logits: np.ndarray, labels: np.ndarray, num_labels: int) -> dict[str, float]:
+    """Accuracy and macro-F1 of argmax predictions. Macro-F1 averages over every class of the task,
+    also classes never predicted, so a model that ignores a class is penalised."""
+    predictions = np.asarray(logits).argmax(axis=1)
+    return {
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "macro_f1": float(
+            f1_score(labels, predictions, labels=list(range(num_labels)), average="macro", zero_division=0)
+        ),
+    }
+
+
+def prefixed(metrics: dict[str, float], split: str) -> dict[str, float]:
+    """{'accuracy': x} -> {'val_accuracy': x} for split 'validation' (or 'test_...' for 'test')."""
+    prefix = {"validation": "val", "test": "test", "train": "train"}[split]
+    return {f"{prefix}_{name}": value for name, value in metrics.items()}

@@ -1,0 +1,159 @@
+"""One sweep from start to finish: folders, preparation, Ray, the Tuner, the printed summary, resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import ray
+from ray import tune
+
+from trainables import metrics as m
+from trainables.errors import UsageError
+from trainables.expert_loop import candidate_rows
+from trainables.prepared import Prepared
+from tuning.prepare import DataSettings, load_data, prepare
+from tuning.spaces import largest
+from tuning.sweep import SweepSettings, make_tuner, start_ray, trainable
+
+SWEEP_FILE = "sweep.json"  # how the sweep was made: read back by --resume and by the analysis
+
+
+def default_name(method: str) -> str:
+    return f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def is_uri(path: str) -> bool:
+    return "://" in str(path)
+
+
+def experiment_dirs(storage_path: str, name: str, methods: list[str]) -> dict[str, tuple[str, str]]:
+    """method -> (storage path for Ray, experiment name). `--method all` nests one experiment per
+    method under NAME. An existing experiment is never overwritten: resume it or pick another name."""
+    root = storage_path if is_uri(storage_path) else str(Path(storage_path).expanduser().resolve())
+    if len(methods) == 1:
+        dirs = {methods[0]: (root, name)}
+    else:
+        dirs = {method: (f"{root}/{name}", method) for method in methods}
+    if not is_uri(root) and (Path(root) / name).exists():
+        raise UsageError(f"experiment {Path(root) / name} already exists: use --resume or another --name")
+    return dirs
+
+
+def prepare_once(settings: DataSettings, methods: list[str], spaces: dict):
+    data = load_data(settings)
+    need_teachers = any(method != "supervised" for method in methods)
+    return data, prepare(settings, need_teachers, data)
+
+
+def check_sizes(spaces: dict, prepared: Prepared) -> None:
+    """Expert-Loop sizes that cannot fit the training split are bad input, found before Ray starts."""
+    space = spaces.get("active_loop")
+    if space is None:
+        return
+    available = len(candidate_rows(prepared))
+    initial, query = int(largest(space, "initial_pool_size")), int(largest(space, "query_size"))
+    if initial >= available:
+        raise UsageError(f"initial_pool_size up to {initial} leaves no pool: the training split offers "
+                         f"{available} examples to the student")
+    if query > available - initial:
+        raise UsageError(f"query_size up to {query} is larger than the pool left after an initial pool of "
+                         f"{initial} ({available - initial} examples)")
+
+
+def write_sweep_file(folder: Path, sweep: SweepSettings, space: dict, settings: DataSettings) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"sweep": asdict(sweep), "space": space, "data": settings.to_dict()}
+    temporary = folder / f".{SWEEP_FILE}.tmp"
+    temporary.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    os.replace(temporary, folder / SWEEP_FILE)
+
+
+def run_sweeps(sweeps: list[SweepSettings], spaces: dict, prepared: Prepared, dirs: dict, args,
+               settings: DataSettings) -> dict:
+    started_here = not ray.is_initialized()
+    start_ray(args.address, args.dashboard)
+    results = {}
+    try:
+        for sweep in sweeps:
+            storage, name = dirs[sweep.method]
+            sweep = replace(sweep, storage_path=storage, name=name)
+            local = None if is_uri(storage) else Path(storage) / name
+            if local is not None:
+                write_sweep_file(local, sweep, spaces[sweep.method], settings)
+            print(f"sweeping {sweep.method}: {sweep.num_samples} trials, {sweep.max_concurrent} at a time, "
+                  f"results in {storage}/{name}", flush=True)
+            results[sweep.method] = make_tuner(sweep, spaces[sweep.method], prepared, local).fit()
+    finally:
+        if started_here:
+            ray.shutdown()
+    return results
+
+
+def resume_sweep(args) -> int:
+    root = Path(args.storage_path).expanduser().resolve() / args.name
+    folders = [root] if (root / SWEEP_FILE).is_file() else sorted(p.parent for p in root.glob(f"*/{SWEEP_FILE}"))
+    if not folders:
+        raise UsageError(f"no sweep to resume at {root} (no {SWEEP_FILE})")
+    records = [json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8")) for folder in folders]
+    data = records[0]["data"]
+    settings = DataSettings(**{**data, "teachers": tuple(data["teachers"])})
+    methods = [record["sweep"]["method"] for record in records]
+    _, prepared = prepare_once(settings, methods, {})
+    started_here = not ray.is_initialized()
+    start_ray(args.address, args.dashboard)
+    results = {}
+    try:
+        for folder, record in zip(folders, records, strict=True):
+            cpus = record["sweep"]["cpus_per_trial"]
+            print(f"resuming {folder}", flush=True)
+            tuner = tune.Tuner.restore(str(folder), trainable=trainable(prepared, cpus),
+                                       resume_unfinished=True, resume_errored=True)
+            results[record["sweep"]["method"]] = tuner.fit()
+    finally:
+        if started_here:
+            ray.shutdown()
+    print_best(results, prepared)
+    return 0
+
+
+SHOWN_SETTINGS = ("learning_rate", "batch_size", "epochs", "temperature", "alpha", "initial_pool_size",
+                  "query_size", "max_iterations", "strategy")
+
+
+def print_best(results: dict, prepared: Prepared) -> None:
+    """The best trial per method on val_accuracy (its last report), with its label counts."""
+    if prepared.teachers is not None:
+        shown = ", ".join(f"{key} {value:.3f}" for key, value in prepared.teachers.accuracy.items())
+        print(f"\nteacher accuracy: {shown}")
+    print(f"\n{'method':<12} {'val_acc':>7} {'test_acc':>8} {'labels':>6} {'queries':>7} {'teach_lb':>8}  settings")
+    for method, grid in results.items():
+        errors = f" ({grid.num_errors} errored)" if grid.num_errors else ""
+        try:
+            best = grid.get_best_result(metric=m.METRIC, mode=m.MODE, scope="last")
+        except RuntimeError:
+            print(f"{method:<12} no finished trial{errors}")
+            continue
+        r, config = best.metrics, best.config
+        settings = ", ".join(f"{k}={_short(config[k])}" for k in SHOWN_SETTINGS
+                             if k in config and _searched(method, k))
+        print(f"{method:<12} {r[m.VAL_ACCURACY]:>7.3f} {r[m.TEST_ACCURACY]:>8.3f} {r[m.LABELS_USED]:>6} "
+              f"{r[m.EXPERT_QUERIES]:>7} {r[m.TEACHER_LABELS]:>8}  {settings}{errors}")
+    print("\n(chosen on val_accuracy; test_accuracy is for the record. "
+          "Run `python tuning/analyze.py` for the full comparison.)")
+
+
+def _searched(method: str, key: str) -> bool:
+    kd_only = ("temperature", "alpha")
+    loop_only = ("initial_pool_size", "query_size", "max_iterations", "strategy")
+    return not ((key in kd_only and method == "supervised") or (key in loop_only and method != "active_loop"))
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if not math.isnan(value) else "nan"
+    return str(value)

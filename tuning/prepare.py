@@ -1,0 +1,132 @@
+"""Everything a sweep does once, in the driver, before any trial: fetch assets, load and split the
+data, tokenize it for the student, and (for kd / active_loop) prepare the teacher ensemble."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from trainables.data import TaskData, load_task_data, smoke_task_data
+from trainables.encode import encode_task
+from trainables.errors import UsageError
+from trainables.models import TINY_MODELS, make_blueprint, make_tiny_model_folder
+from trainables.prepared import Prepared, TeacherOutputs
+from trainables.sampling import stratified_subset
+from trainables.teachers import TeacherSettings, prepare_teachers
+from tuning import assets
+
+DEFAULT_TEACHERS = ("minilm-l6", "minilm-l6-sre")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Sweep-level settings: the same for every trial of a sweep (they decide what is cached)."""
+
+    dataset: str = "multiemo-medicine"
+    student: str = "minilm-l3"  # 3 of minilm-l6's 6 layers: smaller than its teachers, as DistilBERT is
+    teachers: tuple[str, ...] = DEFAULT_TEACHERS
+    split_seed: int = 0  # the train/validation/test split; trials vary their own seed
+    validation_size: int = 500
+    test_size: int = 500
+    max_length: int = 128  # tokens; the default data's median review is about 129 words
+    max_train_examples: int | None = None  # a stratified subset of train, for quick runs
+    cpus_per_trial: int = 1
+    teacher_epochs: int = 2
+    teacher_learning_rate: float = 5e-5
+    teacher_batch_size: int = 16
+    teacher_split: float = 0.0  # > 0: teachers learn only from this stratified share of train
+    bf16: bool = False  # bfloat16 autocast for teacher fine-tuning and inference
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.cpus_per_trial < 1:
+            raise UsageError(f"--cpus-per-trial must be >= 1, got {self.cpus_per_trial}")
+        if self.max_length < 8:
+            raise UsageError(f"--max-length must be >= 8, got {self.max_length}")
+        if not 0 <= self.teacher_split < 1:
+            raise UsageError(f"--teacher-split must be in [0, 1), got {self.teacher_split}")
+
+    def to_dict(self) -> dict:
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+
+SMOKE_SETTINGS = dict(dataset="smoke", student="tiny-bert", teachers=("tiny-bert", "tiny-bert-2"),
+                      validation_size=24, test_size=24, max_length=32, teacher_epochs=6,
+                      teacher_learning_rate=3e-3, teacher_batch_size=8)
+
+
+def load_data(settings: DataSettings, progress=print) -> TaskData:
+    if settings.dataset == "smoke":
+        return smoke_task_data(settings.split_seed)
+    return load_task_data(
+        settings.dataset, seed=settings.split_seed, validation_size=settings.validation_size,
+        test_size=settings.test_size, max_train_examples=settings.max_train_examples,
+        preset_files=lambda name: assets.fetch_dataset(name, progress=progress),
+    )
+
+
+def resolve_model(name: str, progress=print) -> str:
+    """A folder (or hub name) for a model argument; tiny models are made locally for smoke tests."""
+    if name in TINY_MODELS:
+        return str(_tiny_model(name))
+    return assets.resolve_model(name, progress=progress)
+
+
+def _tiny_model(name: str) -> Path:
+    words = sorted({w for text in smoke_task_data(0).train.text for w in re.findall(r"[a-z]+", text.lower())})
+    seed = TINY_MODELS.index(name)
+    folder = assets.cache_dir() / "tiny" / f"{name}-{len(words)}-{seed}"
+    if not (folder / "config.json").is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".building-"))
+        make_tiny_model_folder(staging / "model", words, seed)
+        try:
+            os.replace(staging / "model", folder)  # atomic: a killed build leaves only the staging folder
+        except OSError:
+            pass  # another process finished it first
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def teacher_rows(settings: DataSettings, data: TaskData) -> np.ndarray:
+    """The training examples the teachers learn from: all of them, or a stratified share when the
+    user studies experts built on data the student never gets (the pool then excludes it)."""
+    n = len(data.train)
+    if settings.teacher_split == 0:
+        return np.arange(n)
+    return stratified_subset(data.train.labels, max(1, round(settings.teacher_split * n)), settings.split_seed)
+
+
+def prepare_teacher_ensemble(settings: DataSettings, data: TaskData, progress=print) -> TeacherOutputs:
+    started = time.perf_counter()
+    teacher_settings = TeacherSettings(
+        epochs=settings.teacher_epochs, learning_rate=settings.teacher_learning_rate,
+        batch_size=settings.teacher_batch_size, max_length=settings.max_length, seed=settings.split_seed,
+        num_threads=os.cpu_count() or 1, bf16=settings.bf16,
+    )
+    located = [(name, resolve_model(name, progress)) for name in settings.teachers]
+    outputs = prepare_teachers(located, data, teacher_settings, teacher_rows(settings, data),
+                               assets.cache_dir(), progress)
+    progress(f"teacher ensemble ready in {time.perf_counter() - started:.1f} s")
+    return outputs
+
+
+def prepare(settings: DataSettings, need_teachers: bool, data: TaskData | None = None,
+            progress=print) -> Prepared:
+    data = data or load_data(settings, progress)
+    progress(f"data: {data.summary()}")
+    student_location = resolve_model(settings.student, progress)
+    student = make_blueprint(settings.student, student_location, data.task, data.num_labels)
+    encoded = encode_task(student.tokenizer, data, settings.max_length, assets.cache_dir() / "tokens")
+    teachers = prepare_teacher_ensemble(settings, data, progress) if need_teachers else None
+    provenance = {"data": settings.to_dict(), "data_fingerprint": data.fingerprint(),
+                  "student_location": student_location}
+    return Prepared(data.name, data.task, data.label_names, encoded, student, teachers,
+                    settings.cpus_per_trial, provenance)

@@ -1,0 +1,95 @@
+"""Sweep one method (or all three) with Ray Tune and print the best settings found.
+
+    python tuning/run.py --method active_loop            # the embedded default data and models
+    python tuning/run.py --method all --smoke-test       # seconds: a tiny model on generated data
+    python tuning/run.py --resume --name NAME             # continue an interrupted sweep
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
+
+from trainables.config import METHODS  # noqa: E402
+from trainables.errors import UsageError  # noqa: E402
+from tuning.cli import Parser, add_data_arguments, check_name, data_settings, main_guard, parse_assignments  # noqa: E402
+from tuning.experiment import (  # noqa: E402
+    check_sizes,
+    default_name,
+    experiment_dirs,
+    prepare_once,
+    print_best,
+    resume_sweep,
+    run_sweeps,
+)
+from tuning.spaces import build_space, read_space_file  # noqa: E402
+from tuning.sweep import SweepSettings  # noqa: E402
+
+SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")
+
+
+def parse_args(argv=None):
+    parser = Parser(prog="tuning/run.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--method", default="active_loop", choices=(*METHODS, "all"))
+    parser.add_argument("--num-samples", type=int, default=None,
+                        help="trials per method (default: 8, or 2 with --smoke-test)")
+    parser.add_argument("--max-concurrent", type=int, default=None,
+                        help="trials at once (default: CPUs / cpus-per-trial)")
+    parser.add_argument("--storage-path", default="ray_results",
+                        help="where results go: a folder or a URI such as s3://bucket/path")
+    parser.add_argument("--name", default=None, help="experiment name (default: METHOD-DATE-TIME)")
+    parser.add_argument("--address", default=None, help="an existing Ray cluster, e.g. ray://host:10001 or auto")
+    parser.add_argument("--resume", action="store_true", help="continue the experiment --name")
+    parser.add_argument("--space", default=None, help="YAML/JSON file overriding search-space entries")
+    parser.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
+                        help="fix one setting for every trial (repeatable)")
+    parser.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="Optuna sampler")
+    parser.add_argument("--scheduler", default="asha", choices=("asha", "none"))
+    parser.add_argument("--grace-period", type=int, default=1, help="epochs/rounds before ASHA may stop a trial")
+    parser.add_argument("--max-failures", type=int, default=0, help="retries of a failed trial from its checkpoint")
+    parser.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
+    add_data_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.resume:
+        if not args.name:
+            raise UsageError("--resume needs --name (the experiment to continue)")
+        return resume_sweep(args)
+    methods = list(METHODS) if args.method == "all" else [args.method]
+    num_samples = args.num_samples if args.num_samples is not None else (2 if args.smoke_test else 8)
+    if num_samples < 1:
+        raise UsageError(f"--num-samples must be >= 1, got {num_samples}")
+    settings = data_settings(args)
+    name = check_name(args.name or default_name(args.method))
+    overrides = read_space_file(args.space) if args.space else {}
+    fixed = parse_assignments(args.fix, "--fix")
+    spaces = {method: build_space(method, args.smoke_test, overrides, fixed) for method in methods}
+    max_concurrent = args.max_concurrent or max(1, _local_cpus() // settings.cpus_per_trial)
+    if max_concurrent < 1:
+        raise UsageError(f"--max-concurrent must be >= 1, got {max_concurrent}")
+    sweeps = [SweepSettings(method=method, name=method if len(methods) > 1 else name,
+                            storage_path="", num_samples=num_samples, max_concurrent=max_concurrent,
+                            cpus_per_trial=settings.cpus_per_trial, seed=args.seed, scheduler=args.scheduler,
+                            sampler=args.sampler, grace_period=args.grace_period, max_failures=args.max_failures)
+              for method in methods]
+    dirs = experiment_dirs(args.storage_path, name, methods)
+    data, prepared = prepare_once(settings, methods, spaces)
+    check_sizes(spaces, prepared)
+    results = run_sweeps(sweeps, spaces, prepared, dirs, args, settings)
+    print_best(results, prepared)
+    return 0
+
+
+def _local_cpus() -> int:
+    import os  # noqa: PLC0415
+
+    return os.cpu_count() or 1
+
+
+if __name__ == "__main__":
+    main_guard(main)

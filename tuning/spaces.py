@@ -1,0 +1,129 @@
+"""Search spaces: the data in search_spaces/, with the user's overrides, turned into Ray Tune domains.
+
+Overrides: `--space FILE` (YAML or JSON, the same format as search_spaces/*.py: a name maps to a
+distribution or a fixed value) and `--fix name=value`. Every range is checked before Ray starts:
+unknown names, empty ranges and values the trial config would refuse are errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import yaml
+from ray import tune
+
+from search_spaces import MODULES
+from trainables.config import TrialConfig
+from trainables.errors import UsageError
+
+# A smoke sweep trains a tiny model on ~100 examples: higher learning rates, small sizes.
+SMOKE_OVERRIDES = {
+    "learning_rate": {"type": "loguniform", "low": 2e-3, "high": 1e-2},
+    "batch_size": 8,
+    "epochs": 4,
+    "initial_pool_size": {"type": "int", "low": 16, "high": 32},
+    "query_size": {"type": "int", "low": 8, "high": 16},
+    "max_iterations": {"type": "int", "low": 1, "high": 2},
+}
+
+
+def base_space(method: str, smoke: bool) -> dict:
+    space = dict(MODULES[method].SPACE)
+    if smoke:
+        space.update({key: value for key, value in SMOKE_OVERRIDES.items() if key in space})
+    return space
+
+
+def read_space_file(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"search-space file {path} does not exist")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))  # YAML is a superset of JSON
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise UsageError(f"search-space file {path} is not valid YAML/JSON: {str(error).splitlines()[0]}") from None
+    if not isinstance(loaded, dict):
+        raise UsageError(f"search-space file {path} must map parameter names to ranges or values")
+    return loaded
+
+
+def build_space(method: str, smoke: bool, overrides: dict | None = None, fixed: dict | None = None) -> dict:
+    """The checked space as data: {name: distribution dict or fixed value}, including `method`."""
+    space = base_space(method, smoke)
+    space.update(overrides or {})
+    space.update(fixed or {})
+    known = {field.name for field in dataclasses.fields(TrialConfig)} - {"method"}
+    unknown = sorted(set(space) - known)
+    if unknown:
+        raise UsageError(f"unknown search-space parameter(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    for name, entry in space.items():
+        _check_entry(method, name, entry)
+    return {"method": method, **space}
+
+
+def _check_entry(method: str, name: str, entry) -> None:
+    for value in _endpoints(name, entry):
+        TrialConfig.from_dict({"method": method, name: value})  # raises UsageError with the reason
+
+
+def _endpoints(name: str, entry) -> list:
+    if not isinstance(entry, dict):
+        return [entry]
+    kind = entry.get("type")
+    if kind == "choice":
+        values = entry.get("values") or []
+        if not values:
+            raise UsageError(f"search-space parameter {name}: choice has no values")
+        return list(values)
+    if kind in ("uniform", "loguniform", "int"):
+        low, high = entry.get("low"), entry.get("high")
+        if low is None or high is None or not low <= high or (kind != "int" and low == high):
+            raise UsageError(f"search-space parameter {name}: empty range {low}..{high}")
+        if kind == "loguniform" and low <= 0:
+            raise UsageError(f"search-space parameter {name}: loguniform needs low > 0, got {low}")
+        return [low, high]
+    raise UsageError(f"search-space parameter {name}: unknown type {kind!r} (choice, uniform, loguniform, int)")
+
+
+def to_tune(space: dict) -> dict:
+    """Ray Tune domains (OptunaSearch converts them to Optuna distributions)."""
+    converted = {}
+    for name, entry in space.items():
+        if not isinstance(entry, dict):
+            converted[name] = entry
+        elif entry["type"] == "choice":
+            converted[name] = tune.choice(list(entry["values"]))
+        elif entry["type"] == "uniform":
+            converted[name] = tune.uniform(entry["low"], entry["high"])
+        elif entry["type"] == "loguniform":
+            converted[name] = tune.loguniform(entry["low"], entry["high"])
+        else:  # int, both ends included (tune.randint excludes the upper end)
+            converted[name] = tune.randint(int(entry["low"]), int(entry["high"]) + 1)
+    return converted
+
+
+def starting_points(method: str, space: dict) -> list[dict]:
+    """The original research's settings, when they lie inside the space, as the first trial."""
+    point = {}
+    for name, value in MODULES[method].ORIGINAL.items():
+        entry = space.get(name)
+        if not isinstance(entry, dict):
+            continue  # fixed by the user or not searched: the fixed value wins
+        if entry["type"] == "choice" and value not in entry["values"]:
+            return []
+        if entry["type"] != "choice" and not entry["low"] <= value <= entry["high"]:
+            return []
+        point[name] = value
+    return [point] if point else []
+
+
+def largest(space: dict, name: str):
+    entry = space.get(name)
+    if isinstance(entry, dict):
+        return max(entry["values"]) if entry["type"] == "choice" else entry["high"]
+    return entry
+
+
+def describe(space: dict) -> str:
+    return json.dumps(space, default=str)
