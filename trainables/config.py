@@ -32,6 +32,9 @@ class TrialConfig:
     expert: str = "teachers"  # active_loop: who labels the queried examples
     warm_start: bool = False  # active_loop: continue the previous round's student instead of a fresh one
     skip_fraction: float = 0.2  # active_loop, robust_least_confidence: share of the pool skipped
+    # active_loop: score a seeded random sample of this many pool examples per round (0: the whole
+    # pool). Scoring is a forward pass per example; on CPU a 2,000-example pool costs more than training.
+    pool_sample_size: int = 0
 
     def __post_init__(self) -> None:
         _check(self.method in METHODS, f"unknown method '{self.method}' (choose from {', '.join(METHODS)})")
@@ -49,6 +52,9 @@ class TrialConfig:
                f"unknown strategy '{self.strategy}' (choose from {', '.join(STRATEGIES)})")
         _check(self.expert in EXPERTS, f"unknown expert '{self.expert}' (choose from {', '.join(EXPERTS)})")
         _check(0 <= self.skip_fraction < 1, f"skip_fraction must be in [0, 1), got {self.skip_fraction}")
+        _check(self.pool_sample_size >= 0, f"pool_sample_size must be >= 0, got {self.pool_sample_size}")
+        _check(not self.pool_sample_size or self.query_size <= self.pool_sample_size,
+               f"query_size {self.query_size} is larger than pool_sample_size {self.pool_sample_size}")
 
     @classmethod
     def from_dict(cls, values: dict) -> TrialConfig:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def encode_task(tokenizer, data: TaskData, max_length: int, cache: Path | None) 
     if path is not None and path.is_file():
         try:
             return _read_npz(path)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # np.load's ways to fail
             path.unlink(missing_ok=True)  # a damaged entry is rebuilt, never trusted
     encoded = {split: encode_examples(tokenizer, getattr(data, split), max_length) for split in SPLITS}
     if path is not None:

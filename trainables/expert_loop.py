@@ -91,8 +91,12 @@ def expert_loop_loss(trial: TrialConfig):
 
 
 def query(model, trial: TrialConfig, prepared: Prepared, state: LoopState) -> np.ndarray:
-    """The pool rows the strategy picks this round (at most what is left in the pool)."""
+    """The pool rows the strategy picks this round (at most what is left in the pool), chosen among
+    a seeded random sample of the pool when pool_sample_size is set."""
     pool = np.array(state.pool, dtype=np.int64)
+    if 0 < trial.pool_sample_size < len(pool):
+        rng = np.random.default_rng(trial.seed * 1000 + state.round)
+        pool = np.sort(rng.choice(pool, trial.pool_sample_size, replace=False))
     n = min(trial.query_size, len(pool))
     probs = torch.softmax(torch.from_numpy(
         predict_logits(model, prepared.encoded["train"], pool, bf16=trial.bf16)), dim=1).numpy()

@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,8 @@ class TeacherSettings:
 def prepare_teachers(teachers: list[tuple[str, str]], data: TaskData, settings: TeacherSettings,
                      train_rows: np.ndarray, cache: Path, progress: Callable = print) -> TeacherOutputs:
     """teachers: (name, location) pairs. train_rows: which training examples the teachers learn from."""
+    for name, location in teachers:  # all checks before any teacher is fine-tuned
+        check_teacher_checkpoint(name, location, data.num_labels)
     logits, labels_seen = {split: [] for split in SPLITS}, 0
     for name, location in teachers:
         started = time.perf_counter()
@@ -60,6 +63,19 @@ def prepare_teachers(teachers: list[tuple[str, str]], data: TaskData, settings: 
     for key, value in outputs.accuracy.items():
         progress(f"  teacher accuracy {key}: {value:.3f}")
     return outputs
+
+
+def check_teacher_checkpoint(name: str, location: str, num_labels: int) -> None:
+    """A teacher given as a fine-tuned checkpoint must predict exactly the data's classes."""
+    folder = Path(location)
+    if not (folder / RUN_CONFIG).is_file():
+        return  # a pretrained model: it gets a new head with the data's number of classes
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+    classes = len(config.get("id2label") or {}) or config.get("num_labels")
+    if classes != num_labels:
+        raise UsageError(f"teacher '{name}' is a fine-tuned checkpoint with {classes} classes "
+                         f"but the data has {num_labels}")
 
 
 def accuracy_table(names: tuple[str, ...], logits: dict, data: TaskData) -> dict[str, float]:
@@ -90,7 +106,7 @@ def _one_teacher(name, location, data, settings, train_rows, cache, progress):
         try:
             progress(f"teacher {name}: cache hit ({folder.name})")
             return _read_logits(folder), True
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # np.load's ways to fail
             progress(f"teacher {name}: cache entry damaged, rebuilding")
     shutil.rmtree(folder, ignore_errors=True)  # no marker (killed mid-write) or damaged: never trusted
     progress(f"teacher {name}: fine-tuning on {len(train_rows)} examples for {settings.epochs} epoch(s)")

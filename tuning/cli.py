@@ -77,9 +77,22 @@ def data_settings(args: argparse.Namespace) -> DataSettings:
         cpus_per_trial=args.cpus_per_trial, teacher_epochs=args.teacher_epochs,
         teacher_split=args.teacher_split, bf16=args.bf16,
     )
-    if args.smoke_test:
-        values.update(SMOKE_SETTINGS)
+    if args.smoke_test:  # flags given explicitly still win (smoke values are only defaults)
+        explicit = getattr(args, "explicit", set())
+        values.update({key: value for key, value in SMOKE_SETTINGS.items() if key not in explicit})
     return DataSettings(**values)
+
+
+def parse_with_explicit(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    """Parse, and record in args.explicit which data settings the user gave on the command line
+    (so --smoke-test's small defaults never override a flag the user typed)."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(words)
+    given = {action.dest for action in parser._actions
+             if any(word == option or word.startswith(option + "=")
+                    for option in action.option_strings for word in words)}
+    args.explicit = {"split_seed" if dest == "seed" else dest for dest in given}
+    return args
 
 
 def split_names(text: str) -> tuple[str, ...]:

@@ -14,7 +14,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without
 
 from trainables.config import METHODS  # noqa: E402
 from trainables.errors import UsageError  # noqa: E402
-from tuning.cli import Parser, add_data_arguments, check_name, data_settings, main_guard, parse_assignments  # noqa: E402
+from tuning.cli import (  # noqa: E402
+    Parser,
+    add_data_arguments,
+    check_name,
+    data_settings,
+    main_guard,
+    parse_assignments,
+    parse_with_explicit,
+)
 from tuning.experiment import (  # noqa: E402
     check_sizes,
     default_name,
@@ -51,7 +59,7 @@ def parse_args(argv=None):
     parser.add_argument("--max-failures", type=int, default=0, help="retries of a failed trial from its checkpoint")
     parser.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
     add_data_arguments(parser)
-    return parser.parse_args(argv)
+    return parse_with_explicit(parser, argv)
 
 
 def main(argv=None) -> int:

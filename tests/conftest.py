@@ -1,0 +1,34 @@
+"""Shared fixtures. Ray starts once per test session (about 4 s) and is always shut down."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory) -> Path:
+    """One asset/token/teacher cache for the whole session: tests never touch the user's cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ["EXPERT_LOOP_CACHE"] = str(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def ray_session(session_cache):
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="error", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def run_cli(script: str, *args: str, cache: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run tuning/<script> as a user would, in a fresh process."""
+    env = {**os.environ, "EXPERT_LOOP_CACHE": str(cache), "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, str(ROOT / "tuning" / script), *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=ROOT)

@@ -1,0 +1,124 @@
+"""Bad input ends with exit status 2 and one clear line on stderr, before Ray starts and before
+anything is written. Most cases run in-process with Ray's start replaced by a tripwire; a few run
+as real subprocesses to prove the exit status a shell sees."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.conftest import run_cli
+from tuning import cli, evaluate, run, train
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    def tripwire(*args, **kwargs):
+        raise AssertionError("Ray was started for bad input")
+
+    monkeypatch.setattr("tuning.experiment.start_ray", tripwire)
+
+
+def exit_and_message(main, argv, capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as stopped:
+        cli.main_guard(lambda: main(argv))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err  # one line, no traceback
+    return stopped.value.code, err[0]
+
+
+@pytest.fixture
+def csv_factory(tmp_path):
+    def write(rows: dict, name="data.csv"):
+        path = tmp_path / name
+        pd.DataFrame(rows).to_csv(path, index=False)
+        return str(path)
+
+    return write
+
+
+def good_rows(n=80):
+    words = ["bad", "good", "meh", "mixed"]
+    return {"text": [f"{words[i % 4]} visit number {i}" for i in range(n)], "label": [i % 4 for i in range(n)]}
+
+
+CASES = {
+    "unknown method": (["--method", "boosting"], "invalid choice"),
+    "num samples zero": (["--smoke-test", "--num-samples", "0"], "--num-samples must be >= 1"),
+    "alpha above one": (["--smoke-test", "--method", "kd", "--fix", "alpha=1.5"], "alpha must be in [0, 1]"),
+    "temperature zero": (["--smoke-test", "--method", "kd", "--fix", "temperature=0"], "temperature must be > 0"),
+    "unknown strategy": (["--smoke-test", "--fix", "strategy=psychic"], "unknown strategy 'psychic'"),
+    "zero initial pool": (["--smoke-test", "--fix", "initial_pool_size=0"], "initial_pool_size must be >= 1"),
+    "negative query size": (["--smoke-test", "--fix", "query_size=-5"], "query_size must be >= 1"),
+    "query larger than pool": (["--smoke-test", "--fix", "query_size=90"], "query_size up to 90 is larger"),
+    "initial pool larger than split": (["--smoke-test", "--fix", "initial_pool_size=500"], "leaves no pool"),
+    "unknown parameter": (["--smoke-test", "--fix", "learning_rat=0.1"], "unknown search-space parameter"),
+    "unparsable fix": (["--smoke-test", "--fix", "alpha"], "cannot parse --fix 'alpha'"),
+    "name with slash": (["--smoke-test", "--name", "a/b"], "invalid experiment name"),
+    "missing student folder": (["--smoke-test", "--student", "./no/such/model"], "does not exist"),
+    "missing teacher folder": (["--smoke-test", "--method", "kd", "--teachers", "tiny-bert,/no/such/teacher"],
+                               "does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_run_refuses_bad_input(case, tmp_path, capsys, no_ray, session_cache):
+    argv, expected = CASES[case]
+    storage = tmp_path / "results"
+    code, line = exit_and_message(run.main, [*argv, "--storage-path", str(storage)], capsys)
+    assert code == 2 and expected in line, line
+    assert not storage.exists()
+
+
+def test_missing_data_file(tmp_path, capsys, no_ray, session_cache):
+    code, line = exit_and_message(run.main, ["--dataset", str(tmp_path / "nope.csv"),
+                                             "--storage-path", str(tmp_path / "r")], capsys)
+    assert code == 2 and "does not exist" in line
+
+
+def test_file_without_needed_columns(csv_factory, tmp_path, capsys, no_ray, session_cache):
+    path = csv_factory({"sentence_text": ["a", "b"], "y": [0, 1]})
+    code, line = exit_and_message(run.main, ["--dataset", path, "--storage-path", str(tmp_path / "r")], capsys)
+    assert code == 2 and "label" in line and "text" in line
+
+
+def test_labels_out_of_range(csv_factory, tmp_path, capsys, no_ray, session_cache):
+    rows = good_rows()
+    rows["label"][5] = -3
+    code, line = exit_and_message(run.main, ["--dataset", csv_factory(rows), "--storage-path", str(tmp_path / "r")],
+                                  capsys)
+    assert code == 2 and "-3" in line
+
+
+def test_teacher_checkpoint_with_other_classes(tmp_path, capsys, no_ray, session_cache):
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "run_config.json").write_text(json.dumps({"task": "classification"}))
+    (teacher / "config.json").write_text(json.dumps({"model_type": "bert", "id2label": {"0": "no", "1": "yes"}}))
+    code, line = exit_and_message(run.main, ["--smoke-test", "--method", "kd", "--teachers", str(teacher),
+                                             "--storage-path", str(tmp_path / "r")], capsys)
+    assert code == 2 and "2 classes but the data has 4" in line
+
+
+@pytest.mark.parametrize("pairs, expected", [(["epochs"], "cannot parse --set 'epochs'"),
+                                             (["epochs=many"], "epochs='many' is not a valid int")])
+def test_train_refuses_unparsable_set(pairs, expected, tmp_path, capsys, session_cache):
+    argv = ["--method", "supervised", "--smoke-test", "--out", str(tmp_path / "ck")]
+    for pair in pairs:
+        argv += ["--set", pair]
+    code, line = exit_and_message(train.main, argv, capsys)
+    assert code == 2 and expected in line
+    assert not (tmp_path / "ck").exists()
+
+
+def test_evaluate_missing_checkpoint(tmp_path, capsys):
+    code, line = exit_and_message(evaluate.main, ["--checkpoint", str(tmp_path / "gone")], capsys)
+    assert code == 2 and "does not exist" in line
+
+
+def test_subprocess_exit_status_and_single_line(tmp_path, session_cache):
+    result = run_cli("run.py", "--method", "kd", "--smoke-test", "--fix", "alpha=2",
+                     "--storage-path", str(tmp_path / "r"), cache=session_cache)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: alpha must be in [0, 1], got 2.0"]
+    assert "Ray" not in result.stdout and not (tmp_path / "r").exists()

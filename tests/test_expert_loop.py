@@ -1,0 +1,244 @@
+"""trainables/expert_loop.py on the smoke data with tiny teachers: the pool, the student's view of the
+labels, the loop's bookkeeping, the loss, and the experts' accuracy."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+import trainables.expert_loop as el
+import tuning.prepare
+from trainables import metrics as m
+from trainables.config import TrialConfig
+from trainables.encode import EncodedSplit
+from trainables.expert_loop import (
+    HIDDEN,
+    LoopState,
+    expert_accuracy,
+    expert_loop_loss,
+    initial_state,
+    run_active_loop,
+    training_set,
+)
+from trainables.losses import kd_loss_masked
+from trainables.prepared import TeacherOutputs
+from trainables.teachers import TeacherSettings
+from tuning.prepare import SMOKE_SETTINGS, DataSettings, prepare
+
+TRAIN = 96  # the smoke data's training split: 24 per class
+
+
+def one_thread_teachers(**values):
+    # The driver fine-tunes teachers with every core; on a shared 2-core machine that thrashes.
+    return TeacherSettings(**{**values, "num_threads": 1})
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EXPERT_LOOP_CACHE", str(tmp_path_factory.mktemp("cache")))
+        patch.setattr(tuning.prepare, "TeacherSettings", one_thread_teachers)
+        return prepare(DataSettings(**SMOKE_SETTINGS), need_teachers=True, progress=lambda *a: None)
+
+
+def trial(**values) -> TrialConfig:
+    base = dict(method="active_loop", learning_rate=5e-3, batch_size=8, epochs=1, initial_pool_size=16,
+                query_size=8, max_iterations=2)
+    return TrialConfig(**{**base, **values})
+
+
+# ---------------------------------------------------------------- the initial pool and the student's view
+
+
+def test_initial_state_is_stratified_seeded_and_disjoint_from_the_pool(prepared):
+    gold = prepared.encoded["train"].labels
+    state = initial_state(trial(initial_pool_size=20, seed=3), prepared)
+    assert state.round == 0 and state.queried == []
+    assert len(state.labelled) == 20 and state.labelled == sorted(state.labelled)
+    assert np.bincount(gold[state.labelled], minlength=4).tolist() == [5, 5, 5, 5]
+    assert not set(state.labelled) & set(state.pool)
+    assert sorted(state.labelled + state.pool) == list(range(TRAIN))
+    assert initial_state(trial(initial_pool_size=20, seed=3), prepared) == state
+    assert initial_state(trial(initial_pool_size=20, seed=4), prepared).labelled != state.labelled
+
+
+def test_rows_the_teachers_learned_from_are_never_in_the_pool(prepared):
+    teachers = dataclasses.replace(prepared.teachers, train_rows=np.arange(48))
+    state = initial_state(trial(), dataclasses.replace(prepared, teachers=teachers))
+    assert min(state.labelled + state.pool) == 48 and len(state.labelled + state.pool) == TRAIN - 48
+
+
+@pytest.mark.parametrize("expert", ["teachers", "oracle"])
+def test_training_set_shows_gold_labels_only_where_allowed(prepared, expert):
+    gold = prepared.encoded["train"].labels
+    state = LoopState(1, labelled=[1, 5, 9], queried=[40, 2], pool=[])
+    view = training_set(trial(expert=expert), prepared, state)
+    assert (view.encoded.labels == HIDDEN).all()  # the gold labels are not in the student's copy at all
+    assert view.rows.tolist() == [1, 5, 9, 40, 2]
+    assert view.labels[:3].tolist() == gold[[1, 5, 9]].tolist()
+    oracle = expert == "oracle"
+    assert view.labels[3:].tolist() == (gold[[40, 2]].tolist() if oracle else [HIDDEN, HIDDEN])
+    assert view.has_gold.tolist() == [True, True, True, oracle, oracle]
+    assert view.has_teacher.tolist() == [True, True, True, not oracle, not oracle]
+    assert np.array_equal(view.teacher_logits, prepared.teachers.logits["train"][:, [1, 5, 9, 40, 2]])
+    assert np.array_equal(view.encoded.features["input_ids"], prepared.encoded["train"].features["input_ids"])
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def run(prepared, config: TrialConfig, monkeypatch=None):
+    """Run the loop; returns [(metrics, state)] per report and, with monkeypatch, every loss call's batch."""
+    reports, batches = [], []
+    if monkeypatch is not None:
+        def spy_factory(config):
+            loss = expert_loop_loss(config)  # the real one, imported before the patch
+
+            def spy(logits, batch):  # while round r trains, r reports have been made
+                batches.append((len(reports), {k: None if v is None else v.clone() for k, v in batch.items()}))
+                return loss(logits, batch)
+            return spy
+        monkeypatch.setattr(el, "expert_loop_loss", spy_factory)
+    run_active_loop(config, prepared, lambda metrics, model, state: reports.append((metrics, copy.deepcopy(state))))
+    return reports, batches
+
+
+@pytest.fixture(scope="module")
+def teacher_run(prepared):
+    with pytest.MonkeyPatch.context() as patch:
+        return run(prepared, trial(seed=1), patch)
+
+
+def test_queried_examples_leave_the_pool_and_never_repeat(teacher_run):
+    reports, _ = teacher_run
+    states = [state for _, state in reports]
+    assert [s["round"] for s in states] == [0, 1, 2]
+    for before, after in zip(states, states[1:], strict=False):
+        new = after["queried"][len(before["queried"]):]
+        assert after["queried"][: len(before["queried"])] == before["queried"]
+        assert len(new) == 8 and set(new) <= set(before["pool"]) and not set(new) & set(after["pool"])
+    for state in states:
+        assert len(set(state["queried"])) == len(state["queried"])
+        assert sorted(state["pool"] + state["labelled"] + state["queried"]) == list(range(TRAIN))
+        assert state["labelled"] == states[0]["labelled"]
+
+
+def test_label_accounting_with_teachers_as_experts(teacher_run):
+    for metrics, state in teacher_run[0]:
+        assert metrics[m.ROUND] == state["round"]
+        assert metrics[m.LABELS_USED] == 16  # the initial pool only: the experts label the rest
+        assert metrics[m.EXPERT_QUERIES] == 8 * state["round"]
+        assert metrics[m.TEACHER_LABELS] == TRAIN
+        assert metrics["pool_left"] == TRAIN - 16 - 8 * state["round"]
+        assert 0 <= metrics[m.VAL_ACCURACY] <= 1
+
+
+def test_the_loss_never_sees_a_gold_label_of_a_teacher_queried_row(prepared, teacher_run):
+    reports, batches = teacher_run
+    gold = prepared.encoded["train"].labels
+    for round_number, (_, state) in enumerate(reports):
+        seen = [batch for r, batch in batches if r == round_number]  # one epoch per round
+        labels = torch.cat([b["labels"] for b in seen])
+        has_gold = torch.cat([b["has_gold"] for b in seen])
+        assert int(has_gold.sum()) == len(state["labelled"]) and int((~has_gold).sum()) == len(state["queried"])
+        assert (labels[~has_gold] == HIDDEN).all()
+        assert sorted(labels[has_gold].tolist()) == sorted(gold[state["labelled"]].tolist())
+        assert all(b["has_teacher"].all() for b in seen)
+
+
+def test_label_accounting_with_an_oracle(prepared):
+    reports, _ = run(prepared, trial(expert="oracle", max_iterations=1, seed=2))
+    assert [metrics[m.LABELS_USED] for metrics, _ in reports] == [16, 24]  # initial + queried gold labels
+    assert [metrics[m.EXPERT_QUERIES] for metrics, _ in reports] == [0, 0]
+
+
+def test_a_pool_that_runs_out_ends_the_loop_cleanly(prepared):
+    # 96 - 80 = 16 in the pool: round 1 takes 10, round 2 the last 6, round 3 has nothing to query.
+    reports, _ = run(prepared, trial(initial_pool_size=80, query_size=10, max_iterations=3))
+    assert [metrics[m.ROUND] for metrics, _ in reports] == [0, 1, 2]
+    assert [metrics["pool_left"] for metrics, _ in reports] == [16, 6, 0]
+    assert [metrics[m.EXPERT_QUERIES] for metrics, _ in reports] == [0, 10, 16]
+
+
+# ---------------------------------------------------------------- the loss, by hand
+
+
+def ref_softmax(z, t=1.0):
+    e = [math.exp(v / t) for v in z]
+    return [v / sum(e) for v in e]
+
+
+def ref_kd(student, teachers, t):
+    target = [sum(col) / len(teachers) for col in zip(*(ref_softmax(z, t) for z in teachers), strict=True)]
+    q = ref_softmax(student, t)
+    return t**2 * sum(p * math.log(p / qi) for p, qi in zip(target, q, strict=True))
+
+
+def ref_ce(z, label):
+    return -math.log(ref_softmax(z)[label])
+
+
+def test_expert_loop_loss_by_hand():
+    t, alpha = 2.0, 0.3
+    student = [[1.0, -0.5, 0.2], [0.3, 0.3, -1.0], [-0.2, 1.5, 0.0], [2.0, 0.1, -0.4]]
+    teachers = [[[0.5, 0.0, 1.0], [1.0, 2.0, 0.0], [0.0, 3.0, 0.5], [1.0, 0.0, 0.0]],
+                [[0.0, 0.2, 2.0], [0.0, 1.0, 1.0], [2.0, 0.0, 0.0], [3.0, 0.5, 0.0]]]
+    # rows: gold-labelled (2), oracle-queried (0), teacher-queried (hidden), gold-labelled (1)
+    batch = {"labels": torch.tensor([2, 0, HIDDEN, 1]), "has_gold": torch.tensor([True, True, False, True]),
+             "has_teacher": torch.tensor([True, False, True, True]), "teacher_logits": torch.tensor(teachers)}
+
+    def kd_row(i):
+        return ref_kd(student[i], [teachers[0][i], teachers[1][i]], t)
+
+    expected = (alpha * kd_row(0) + (1 - alpha) * ref_ce(student[0], 2)
+                + ref_ce(student[1], 0)
+                + kd_row(2)
+                + alpha * kd_row(3) + (1 - alpha) * ref_ce(student[3], 1)) / 4
+    config = TrialConfig(method="active_loop", temperature=t, alpha=alpha)
+    loss = expert_loop_loss(config)(torch.tensor(student), batch)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+    teacher_rows = torch.tensor([0, 2, 3])  # and it is the documented mix of CE and kd_loss_masked
+    mix = (torch.nn.functional.cross_entropy(torch.tensor(student[1:2]), torch.tensor([0]))
+           + 3 * kd_loss_masked(torch.tensor(student)[teacher_rows], batch["teacher_logits"][:, teacher_rows],
+                                batch["labels"][teacher_rows], t, alpha, batch["has_gold"][teacher_rows])) / 4
+    assert loss.item() == pytest.approx(mix.item(), rel=1e-6)
+
+
+def test_expert_loop_loss_with_one_kind_of_row_only():
+    config = TrialConfig(method="active_loop", temperature=1.0, alpha=0.5)
+    student = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    oracle_only = {"labels": torch.tensor([1, 0]), "has_gold": torch.tensor([True, True]),
+                   "has_teacher": torch.tensor([False, False]), "teacher_logits": torch.zeros(1, 2, 2)}
+    expected = (ref_ce([1.0, 0.0], 1) + ref_ce([0.0, 2.0], 0)) / 2
+    assert expert_loop_loss(config)(student, oracle_only).item() == pytest.approx(expected, rel=1e-6)
+    teachers_only = {**oracle_only, "labels": torch.tensor([HIDDEN, HIDDEN]),
+                     "has_gold": torch.tensor([False, False]), "has_teacher": torch.tensor([True, True])}
+    expected = (ref_kd([1.0, 0.0], [[0.0, 0.0]], 1.0) + ref_kd([0.0, 2.0], [[0.0, 0.0]], 1.0)) / 2
+    assert expert_loop_loss(config)(student, teachers_only).item() == pytest.approx(expected, rel=1e-6)
+
+
+# ---------------------------------------------------------------- the experts' accuracy
+
+
+def test_expert_accuracy_by_hand():
+    # Three teachers: one very sure of class 0, two fairly sure of class 1. Averaging probabilities
+    # gives class 1 on row 0 (averaged logits would give class 0): (0.99966 + 2 * 0.1192) / 3 = 0.4127.
+    logits = np.array([[[8.0, 0.0], [0.0, 1.0], [3.0, 0.0]],
+                       [[0.0, 2.0], [0.0, 1.0], [0.0, 3.0]],
+                       [[0.0, 2.0], [2.0, 0.0], [0.0, 3.0]]], dtype=np.float32)
+    gold = np.array([1, 1, 0])  # ensemble says: row 0 -> 1, row 1 -> 1 (0.73, 0.73, 0.12 on class 1), row 2 -> 1
+    split = EncodedSplit({}, np.zeros(4, dtype=np.int64), gold, 1, 0)
+    prepared = SimpleNamespace(teachers=TeacherOutputs(("a", "b", "c"), {"train": logits}, 0),
+                               encoded={"train": split})
+    assert expert_accuracy(prepared, [0, 1, 2]) == pytest.approx(2 / 3)
+    assert expert_accuracy(prepared, [2]) == 0.0
+    assert expert_accuracy(prepared, [0]) == 1.0
+    assert math.isnan(expert_accuracy(prepared, []))

@@ -1,0 +1,112 @@
+"""One training run without a search: the method's defaults, a best_configs.json entry, or --set.
+
+    python tuning/train.py --method kd --config ray_results/analysis/best_configs.json --out runs/kd
+    python tuning/train.py --method supervised --set learning_rate=3e-5 --set epochs=2
+
+Writes a checkpoint folder (model.safetensors, config.json, tokenizer, run_config.json) after every
+epoch or round, replacing the previous one atomically, and prints the metrics as it goes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
+
+from trainables.checkpoint import save_checkpoint  # noqa: E402
+from trainables.config import METHODS, TrialConfig  # noqa: E402
+from trainables.errors import UsageError  # noqa: E402
+from trainables.functions import run_method  # noqa: E402
+from tuning.cli import (  # noqa: E402
+    Parser, add_data_arguments, data_settings, main_guard, parse_assignments, parse_with_explicit,
+)
+from tuning.prepare import prepare  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = Parser(prog="tuning/train.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--method", required=True, choices=METHODS)
+    parser.add_argument("--config", default=None, help="best_configs.json (from analyze.py) or a JSON settings file")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override one setting")
+    parser.add_argument("--out", default=None, help="checkpoint folder (default: checkpoints/METHOD-DATE-TIME)")
+    add_data_arguments(parser)
+    args = parse_with_explicit(parser, argv)
+    if args.config:  # the sweep's data settings become the defaults; flags given here still win
+        stored = read_config_file(args.config, args.method).get("data", {})
+        known = {action.dest for action in parser._actions}
+        parser.set_defaults(**_data_defaults(stored, known))
+        args = parse_with_explicit(parser, argv)
+    return args
+
+
+def read_config_file(path: str, method: str) -> dict:
+    """{'config': {...}, 'data': {...}} for `method`: from best_configs.json or a plain settings file."""
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"config file {file} does not exist")
+    try:
+        loaded = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"config file {file} is not valid JSON: {error}") from None
+    if not isinstance(loaded, dict):
+        raise UsageError(f"config file {file} must hold a JSON object")
+    if "methods" in loaded:  # best_configs.json
+        if method not in loaded["methods"]:
+            raise UsageError(f"{file} has no best configuration for method '{method}'")
+        return loaded["methods"][method]
+    return {"config": loaded}
+
+
+def _data_defaults(stored: dict, known: set) -> dict:
+    renamed = {"split_seed": "seed"}
+    values = {renamed.get(key, key): value for key, value in stored.items()}
+    if isinstance(values.get("teachers"), list):
+        values["teachers"] = ",".join(values["teachers"])
+    return {key: value for key, value in values.items() if key in known}
+
+
+def trial_config(args) -> TrialConfig:
+    values = read_config_file(args.config, args.method).get("config", {}) if args.config else {}
+    values = {**values, **parse_assignments(args.set, "--set"), "method": args.method}
+    return TrialConfig.from_dict(values)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    trial = trial_config(args)
+    settings = data_settings(args)
+    out = Path(args.out or f"checkpoints/{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if out.exists() and not (out / "run_config.json").is_file():
+        raise UsageError(f"--out {out} exists and is not a checkpoint of this tool: refusing to overwrite it")
+    prepared = prepare(settings, need_teachers=trial.method != "supervised")
+
+    def report(metrics: dict, model, state: dict) -> None:
+        shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
+                          if not k.startswith("teacher_accuracy/"))
+        print(shown, flush=True)
+        replace_checkpoint(out, lambda folder: save_checkpoint(folder, model, prepared, trial, metrics, state))
+
+    run_method(trial, prepared, report)
+    print(f"checkpoint: {out}")
+    return 0
+
+
+def replace_checkpoint(out: Path, write) -> None:
+    """Write into a fresh sibling folder, then swap it in: a kill never leaves a half-written checkpoint."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    write(staging)
+    old = out.with_name(f".{out.name}-old")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(staging, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main_guard(main)
