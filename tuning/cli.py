@@ -19,6 +19,20 @@ from tuning.prepare import SMOKE_SETTINGS, DataSettings
 USAGE_ERROR = 2
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """safe_load, but 1e-4 is a float: YAML 1.1 wants a dot (1.0e-4) and reads '1e-4' as a string."""
+
+
+_YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                  re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"),
+                                  list("-+0123456789."))
+
+
+def load_yaml(text: str):
+    """Values of --set/--fix and search-space files: plain data only (a SafeLoader)."""
+    return yaml.load(text, Loader=_YamlLoader)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but an error is one line (no usage block) and exit status 2."""
 
@@ -110,7 +124,7 @@ def parse_assignments(pairs: list[str], flag: str) -> dict:
         if not equals or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name.strip()) or not text.strip():
             raise UsageError(f"cannot parse {flag} {pair!r}: expected name=value")
         try:
-            values[name.strip()] = yaml.safe_load(text)
+            values[name.strip()] = load_yaml(text)
         except yaml.YAMLError:
             raise UsageError(f"cannot parse {flag} {pair!r}: the value is not a number, word or list") from None
     return values

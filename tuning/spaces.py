@@ -16,6 +16,7 @@ from ray import tune
 from search_spaces import MODULES
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
+from tuning.cli import load_yaml
 
 # A smoke sweep trains a tiny model on ~100 examples: higher learning rates, small sizes.
 SMOKE_OVERRIDES = {
@@ -40,7 +41,7 @@ def read_space_file(path: str | Path) -> dict:
     if not path.is_file():
         raise UsageError(f"search-space file {path} does not exist")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))  # YAML is a superset of JSON
+        loaded = load_yaml(path.read_text(encoding="utf-8"))  # YAML is a superset of JSON
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise UsageError(f"search-space file {path} is not valid YAML/JSON: {str(error).splitlines()[0]}") from None
     if not isinstance(loaded, dict):

@@ -23,7 +23,12 @@ from trainables.config import METHODS, TrialConfig  # noqa: E402
 from trainables.errors import UsageError  # noqa: E402
 from trainables.functions import run_method  # noqa: E402
 from tuning.cli import (  # noqa: E402
-    Parser, add_data_arguments, data_settings, main_guard, parse_assignments, parse_with_explicit,
+    Parser,
+    add_data_arguments,
+    data_settings,
+    main_guard,
+    parse_assignments,
+    parse_with_explicit,
 )
 from tuning.prepare import prepare  # noqa: E402
 

@@ -1,0 +1,95 @@
+"""tuning/spaces.py: search spaces with overrides, their checks, Tune domains and starting points."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from search_spaces import MODULES
+from trainables.errors import UsageError
+from tuning.spaces import build_space, read_space_file, starting_points, to_tune
+
+SPACE_FILE = """
+learning_rate: {type: loguniform, low: 1e-4, high: 5e-3}   # 1e-4 without a dot: YAML 1.1 reads a string
+epochs: 2
+strategy: {type: choice, values: [margin, entropy]}
+"""
+
+
+def test_overrides_from_a_yaml_file_and_fixed_values(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(SPACE_FILE)
+    overrides = read_space_file(path)
+    assert overrides["learning_rate"] == {"type": "loguniform", "low": 1e-4, "high": 5e-3}
+    space = build_space("active_loop", False, overrides, fixed={"batch_size": 8, "strategy": "random"})
+    assert space["method"] == "active_loop"
+    assert space["learning_rate"] == {"type": "loguniform", "low": 1e-4, "high": 5e-3}
+    assert space["epochs"] == 2 and space["batch_size"] == 8
+    assert space["strategy"] == "random"  # --fix wins over the file
+    assert space["alpha"] == MODULES["active_loop"].SPACE["alpha"]  # untouched entries stay
+
+
+def test_a_json_file_is_yaml_too(tmp_path):
+    path = tmp_path / "space.json"
+    path.write_text('{"epochs": {"type": "int", "low": 1, "high": 2}}')
+    assert build_space("supervised", False, read_space_file(path))["epochs"] == {"type": "int", "low": 1, "high": 2}
+
+
+def test_smoke_spaces_are_small():
+    space = build_space("active_loop", True)
+    assert space["batch_size"] == 8 and space["epochs"] == 4
+    assert space["initial_pool_size"]["high"] <= 32
+    assert "initial_pool_size" not in build_space("supervised", True)
+
+
+@pytest.mark.parametrize(("method", "overrides", "message"), [
+    ("supervised", {"learnig_rate": 1e-3}, "unknown search-space parameter.*learnig_rate"),
+    ("supervised", {"epochs": {"type": "int", "low": 5, "high": 2}}, "epochs: empty range 5..2"),
+    ("supervised", {"learning_rate": {"type": "uniform", "low": 1e-3, "high": 1e-3}}, "learning_rate: empty range"),
+    ("supervised", {"learning_rate": {"type": "loguniform", "low": 0, "high": 1e-3}}, "loguniform needs low > 0"),
+    ("kd", {"alpha": {"type": "uniform", "low": 0.5, "high": 1.5}}, "alpha must be in"),
+    ("kd", {"temperature": {"type": "uniform", "low": 0, "high": 2}}, "temperature must be > 0"),
+    ("active_loop", {"strategy": {"type": "choice", "values": ["margin", "greedy"]}}, "unknown strategy 'greedy'"),
+    ("active_loop", {"strategy": {"type": "choice", "values": []}}, "choice has no values"),
+    ("supervised", {"epochs": {"type": "normal", "low": 1, "high": 2}}, "unknown type 'normal'"),
+    ("supervised", {"batch_size": 0}, "batch_size must be >= 1"),
+])
+def test_bad_spaces_are_refused(method, overrides, message):
+    with pytest.raises(UsageError, match=message):
+        build_space(method, False, overrides)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("learning_rate: {type: loguniform, low: 1e-4", "not valid YAML"),
+    ("- learning_rate\n- epochs\n", "must map parameter names"),
+])
+def test_bad_space_files_are_refused(tmp_path, text, message):
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=message):
+        read_space_file(path)
+    with pytest.raises(UsageError, match="does not exist"):
+        read_space_file(tmp_path / "missing.yaml")
+
+
+def test_to_tune_int_ranges_include_both_ends():
+    space = to_tune({"epochs": {"type": "int", "low": 2, "high": 4}, "batch_size": 8,
+                     "learning_rate": {"type": "loguniform", "low": 1e-4, "high": 1e-2},
+                     "strategy": {"type": "choice", "values": ["margin", "entropy"]}})
+    assert space["batch_size"] == 8
+    epochs = np.asarray(space["epochs"].sample(size=2000, random_state=np.random.default_rng(0)))
+    assert set(epochs.tolist()) == {2, 3, 4}
+    rates = np.asarray(space["learning_rate"].sample(size=500, random_state=np.random.default_rng(0)))
+    assert rates.min() >= 1e-4 and rates.max() <= 1e-2
+    assert (rates < 1e-3).mean() == pytest.approx(0.5, abs=0.1)  # log-uniform: half below the log-midpoint
+    assert set(space["strategy"].sample(size=200, random_state=np.random.default_rng(0))) == {"margin", "entropy"}
+
+
+def test_starting_points_hold_the_original_setting_only_inside_the_space():
+    original = MODULES["active_loop"].ORIGINAL
+    assert starting_points("active_loop", build_space("active_loop", False)) == [original]
+    assert starting_points("active_loop", build_space("active_loop", True)) == []  # smoke: lr 2e-3..1e-2
+    narrower = {"strategy": {"type": "choice", "values": ["margin"]}}
+    assert starting_points("active_loop", build_space("active_loop", False, narrower)) == []
+    fixed = starting_points("kd", build_space("kd", False, fixed={"learning_rate": 1e-4}))
+    assert fixed == [{k: v for k, v in MODULES["kd"].ORIGINAL.items() if k != "learning_rate"}]
