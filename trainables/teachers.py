@@ -117,11 +117,18 @@ def _one_teacher(name, location, data, settings, train_rows, cache, progress):
 
 def _cache_key(blueprint, data, settings, train_rows) -> str:
     digest = hashlib.sha256()
-    for part in (blueprint.weights, json.dumps(blueprint.config, sort_keys=True, default=str).encode(),
+    for part in (blueprint.weights, _portable_config(blueprint.config),
                  tokenizer_fingerprint(blueprint.tokenizer).encode(), data.fingerprint().encode(),
                  json.dumps(settings.__dict__, sort_keys=True).encode(), np.asarray(train_rows).tobytes()):
         digest.update(hashlib.sha256(part).digest())
     return f"{blueprint.name.replace('/', '_')}-{digest.hexdigest()[:24]}"
+
+
+def _portable_config(config: dict) -> bytes:
+    """The model config without where it was loaded from: moving a cache or model folder must not
+    invalidate fine-tuned teachers."""
+    kept = {key: value for key, value in config.items() if key != "_name_or_path"}
+    return json.dumps(kept, sort_keys=True, default=str).encode()
 
 
 def _fine_tune_and_predict(blueprint, data, settings, train_rows, cache, progress):
