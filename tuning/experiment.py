@@ -14,9 +14,8 @@ from ray import tune
 
 from trainables import metrics as m
 from trainables.errors import UsageError
-from trainables.expert_loop import candidate_rows
 from trainables.prepared import Prepared
-from tuning.prepare import DataSettings, load_data, prepare
+from tuning.prepare import DataSettings, load_data, prepare, teacher_rows
 from tuning.spaces import largest
 from tuning.sweep import SweepSettings, make_tuner, start_ray, trainable
 
@@ -44,18 +43,23 @@ def experiment_dirs(storage_path: str, name: str, methods: list[str]) -> dict[st
     return dirs
 
 
-def prepare_once(settings: DataSettings, methods: list[str], spaces: dict):
+def prepare_once(settings: DataSettings, methods: list[str], spaces: dict) -> Prepared:
+    """Load and check the data, check the Expert-Loop's sizes against it, then do the expensive part
+    (tokenizing, teachers) once for every method of the sweep."""
     data = load_data(settings)
+    check_sizes(spaces, settings, data)
     need_teachers = any(method != "supervised" for method in methods)
-    return data, prepare(settings, need_teachers, data)
+    return prepare(settings, need_teachers, data)
 
 
-def check_sizes(spaces: dict, prepared: Prepared) -> None:
-    """Expert-Loop sizes that cannot fit the training split are bad input, found before Ray starts."""
+def check_sizes(spaces: dict, settings: DataSettings, data) -> None:
+    """Expert-Loop sizes that cannot fit the training split are bad input, found before Ray starts
+    and before any teacher is fine-tuned."""
     space = spaces.get("active_loop")
     if space is None:
         return
-    available = len(candidate_rows(prepared))
+    teachers_only = len(teacher_rows(settings, data)) if settings.teacher_split > 0 else 0
+    available = len(data.train) - teachers_only
     initial, query = int(largest(space, "initial_pool_size")), int(largest(space, "query_size"))
     if initial >= available:
         raise UsageError(f"initial_pool_size up to {initial} leaves no pool: the training split offers "
@@ -103,7 +107,7 @@ def resume_sweep(args) -> int:
     data = records[0]["data"]
     settings = DataSettings(**{**data, "teachers": tuple(data["teachers"])})
     methods = [record["sweep"]["method"] for record in records]
-    _, prepared = prepare_once(settings, methods, {})
+    prepared = prepare_once(settings, methods, {})
     started_here = not ray.is_initialized()
     start_ray(args.address, args.dashboard)
     results = {}

@@ -24,7 +24,6 @@ from tuning.cli import (  # noqa: E402
     parse_with_explicit,
 )
 from tuning.experiment import (  # noqa: E402
-    check_sizes,
     default_name,
     experiment_dirs,
     prepare_once,
@@ -86,8 +85,7 @@ def main(argv=None) -> int:
                             sampler=args.sampler, grace_period=args.grace_period, max_failures=args.max_failures)
               for method in methods]
     dirs = experiment_dirs(args.storage_path, name, methods)
-    data, prepared = prepare_once(settings, methods, spaces)
-    check_sizes(spaces, prepared)
+    prepared = prepare_once(settings, methods, spaces)
     results = run_sweeps(sweeps, spaces, prepared, dirs, args, settings)
     print_best(results, prepared)
     return 0

@@ -1,0 +1,263 @@
+"""tuning/analyze.py: smoke sweeps read back, the best trial chosen on validation data, best_configs.json
+fed to train.py, confirmation statistics, and the report files."""
+
+import csv
+import json
+import math
+from datetime import datetime
+
+import pandas as pd
+import pytest
+from ray import tune
+
+from tests.conftest import run_cli
+from trainables import metrics as m
+from trainables.config import METHODS, TrialConfig
+from trainables.errors import UsageError
+from tuning import analysis as a
+from tuning import analyze, cli, run, train
+from tuning.confirm import mean_interval, paired_difference, summarise, verdict
+
+
+def read_grid(path) -> tune.ResultGrid:
+    return tune.ResultGrid(tune.ExperimentAnalysis(str(path)))
+
+
+@pytest.fixture(scope="module")
+def storage(ray_session, tmp_path_factory):
+    """Two sweeps: all three methods, and a supervised one where learning rate 1e6 makes some trials
+    diverge (TrainingDiverged: errored trials) while 5e-3 trains (the seeded random sampler picks both)."""
+    root = tmp_path_factory.mktemp("ray_results")
+    assert run.main(["--method", "all", "--smoke-test", "--num-samples", "2", "--storage-path", str(root),
+                     "--name", "smoke"]) == 0
+    space = tmp_path_factory.mktemp("space") / "space.yaml"
+    space.write_text("learning_rate: {type: choice, values: [5.0e-3, 1.0e+6]}\n")
+    assert run.main(["--method", "supervised", "--smoke-test", "--num-samples", "3", "--storage-path", str(root),
+                     "--name", "bad", "--space", str(space), "--sampler", "random", "--max-concurrent", "2"]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def confirmed(storage, tmp_path_factory):
+    """The `--method all` sweep analysed with two confirmation seeds."""
+    out = tmp_path_factory.mktemp("analysis")
+    assert analyze.main([str(storage / "smoke"), "--out", str(out), "--confirm", "2"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def discovered(storage):
+    """Every experiment under the storage path, found without naming any, written to the default --out."""
+    assert analyze.main(["--storage-path", str(storage)]) == 0
+    return storage / "analysis"
+
+
+def best_file(out) -> dict:
+    return json.loads((out / analyze.BEST_FILE).read_text())
+
+
+# ---------------------------------------------------------------- choosing
+
+@pytest.mark.parametrize("method", METHODS)
+def test_best_is_the_highest_last_val_accuracy(confirmed, storage, method):
+    folder = storage / "smoke" / method
+    grid = read_grid(folder)
+    expected = max(r.metrics[m.VAL_ACCURACY] for r in grid if r.error is None and m.VAL_ACCURACY in r.metrics)
+    entry = best_file(confirmed)["methods"][method]
+    assert entry["val_accuracy"] == expected
+    ray_best = grid.get_best_result(metric=m.METRIC, mode=m.MODE, scope="last")  # what print_best shows
+    assert entry["trial_id"] == ray_best.metrics["trial_id"]
+    assert entry["config"] == ray_best.config
+    assert entry["test_accuracy"] == ray_best.metrics[m.TEST_ACCURACY]
+    assert entry["data"] == json.loads((folder / "sweep.json").read_text())["data"]
+    assert entry["experiment"] == str(folder.resolve())
+
+
+def test_best_configs_shape(confirmed):
+    stored = best_file(confirmed)
+    datetime.fromisoformat(stored["created"])
+    assert set(stored["methods"]) == set(METHODS)
+    for entry in stored["methods"].values():
+        assert set(entry) == {"config", "data", "val_accuracy", "test_accuracy", "labels_used", "teacher_labels",
+                              "expert_queries", "experiment", "trial_id"}
+    assert not any(p.name.endswith(".tmp") for p in confirmed.iterdir())  # written atomically
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_best_configs_round_trip_through_train(confirmed, tmp_path, method):
+    entry = best_file(confirmed)["methods"][method]
+    out = tmp_path / method
+    assert train.main(["--method", method, "--config", str(confirmed / analyze.BEST_FILE), "--smoke-test",
+                       "--out", str(out)]) == 0
+    stored = json.loads((out / "run_config.json").read_text())
+    assert stored["trial"] == TrialConfig.from_dict(entry["config"]).to_dict()
+    assert stored["provenance"]["data"] == entry["data"]
+
+
+# ---------------------------------------------------------------- trial states
+
+def test_classify_each_state():
+    epochs = {"epochs": 4}
+    assert a.classify("TERMINATED", "kd", epochs, {m.EPOCH: 4}, errored=False) == a.COMPLETED
+    assert a.classify("TERMINATED", "kd", epochs, {m.EPOCH: 1}, errored=False) == a.STOPPED
+    assert a.classify("ERROR", "kd", epochs, {m.EPOCH: 2}, errored=True) == a.ERRORED
+    assert a.classify("RUNNING", "kd", epochs, {m.EPOCH: 2}, errored=False) == a.UNFINISHED
+    assert a.classify("PENDING", "kd", epochs, {}, errored=False) == a.UNFINISHED
+    loop = {"max_iterations": 3}
+    assert a.classify("TERMINATED", "active_loop", loop, {m.ROUND: 3, "pool_left": 9}, False) == a.COMPLETED
+    assert a.classify("TERMINATED", "active_loop", loop, {m.ROUND: 1, "pool_left": 9}, False) == a.STOPPED
+    assert a.classify("TERMINATED", "active_loop", loop, {m.ROUND: 1, "pool_left": 0}, False) == a.COMPLETED
+
+
+def test_counts_match_ray(storage):
+    """Independently of classify: errored = Ray's errors; stopped = fewer reports than planned, no error."""
+    for folder in [storage / "bad", *(storage / "smoke" / method for method in METHODS)]:
+        experiment = a.read_experiment(folder)
+        grid = read_grid(folder)
+        stopped = 0
+        for result in grid:
+            if result.error is None:
+                config = result.config
+                planned = config["max_iterations"] + 1 if config["method"] == "active_loop" else config["epochs"]
+                stopped += result.metrics["training_iteration"] < planned
+        counts = a.status_counts(experiment.trials)
+        assert counts[a.ERRORED] == grid.num_errors
+        assert counts[a.STOPPED] == stopped
+        assert counts[a.COMPLETED] == len(grid) - grid.num_errors - stopped
+    assert read_grid(storage / "bad").num_errors >= 1  # the fixture really made errored trials
+
+
+def test_error_line_keeps_the_exception_and_its_message():
+    remote = ("\x1b[36mray::ImplicitFunc.train()\x1b[39m\n  File \"x.py\", line 1\n"
+              "trainables.errors.TrainingDiverged: loss became nan (learning rate 1000000.0); stop")
+    assert a.error_line(remote) == "TrainingDiverged: loss became nan (learning rate 1000000.0); stop"
+
+
+# ---------------------------------------------------------------- statistics
+
+def test_mean_interval_on_known_values():
+    interval = mean_interval([0.5, 0.6, 0.7])
+    assert interval.mean == pytest.approx(0.6)
+    assert interval.sd == pytest.approx(0.1)
+    assert interval.half_width == pytest.approx(4.302653 * 0.1 / math.sqrt(3), abs=1e-5)  # 0.2484
+    assert (interval.low, interval.high) == pytest.approx((0.6 - 0.24841, 0.6 + 0.24841), abs=1e-4)
+
+
+def test_one_value_has_no_interval():
+    interval = mean_interval([0.7])
+    assert interval.mean == 0.7 and math.isnan(interval.half_width)
+    assert verdict(paired_difference([0.7], [0.6])).startswith("n/a")
+
+
+def test_paired_difference_and_verdict():
+    noisy = paired_difference([0.52, 0.61, 0.70], [0.5, 0.6, 0.7])  # differences 0.02, 0.01, 0.00
+    assert noisy.mean == pytest.approx(0.01)
+    assert noisy.half_width == pytest.approx(4.302653 * 0.01 / math.sqrt(3), abs=1e-6)
+    assert verdict(noisy) == "within noise"
+    assert verdict(paired_difference([0.62, 0.71, 0.80], [0.5, 0.6, 0.7])) == "better"
+    assert verdict(paired_difference([0.4, 0.5, 0.6], [0.5, 0.6, 0.71])) == "worse"
+    with pytest.raises(ValueError):
+        paired_difference([0.5], [0.5, 0.6])
+
+
+def test_summarise_pairs_every_method_with_supervised():
+    report = {m.LABELS_USED: 96, m.TEACHER_LABELS: 0, m.EXPERT_QUERIES: 0}
+    runs = {"supervised": [{**report, m.TEST_ACCURACY: x} for x in (0.5, 0.6, 0.7)],
+            "kd": [{**report, m.TEST_ACCURACY: x} for x in (0.52, 0.61, 0.70)]}
+    rows = {row["method"]: row for row in summarise(runs)}
+    assert "difference" not in rows["supervised"]
+    assert rows["kd"]["difference"].mean == pytest.approx(0.01) and rows["kd"]["verdict"] == "within noise"
+
+
+def test_confirmation_table(confirmed):
+    report = (confirmed / "report.md").read_text()
+    assert "## Confirmation: best settings retrained with 2 fresh seeds (1000..1001)" in report
+    section = report.split("## Confirmation")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "method" not in line]
+    assert [row.split("|")[1].strip() for row in rows] == list(METHODS)
+    for row in rows[1:]:  # kd and active_loop against supervised
+        cells = [cell.strip() for cell in row.split("|")[1:-1]]
+        assert cells[-3] != "-" and cells[-2].startswith("[")
+        assert cells[-1] in ("within noise", "better", "worse")
+
+
+# ---------------------------------------------------------------- importance
+
+def synthetic_trials(values: list[tuple[float, int, float]], status=a.COMPLETED) -> list[a.TrialRecord]:
+    return [a.TrialRecord("kd", f"t{i}", status, {"method": "kd", "learning_rate": lr, "batch_size": bs},
+                          {m.VAL_ACCURACY: acc}, pd.DataFrame()) for i, (lr, bs, acc) in enumerate(values)]
+
+
+SPACE = {"method": "kd", "learning_rate": {"type": "loguniform", "low": 1e-4, "high": 1e-2},
+         "batch_size": {"type": "choice", "values": [8, 16]}, "epochs": 3}
+
+
+def test_importance_over_the_searched_settings():
+    trials = synthetic_trials([(1e-3, 8, 0.5), (5e-3, 16, 0.8), (2e-4, 8, 0.4), (8e-3, 16, 0.9)])
+    importances = a.param_importances(SPACE, trials)
+    assert set(importances) == {"learning_rate", "batch_size"}  # epochs was fixed: not searched
+    assert sum(importances.values()) == pytest.approx(1.0)
+
+
+def test_importance_needs_two_completed_trials():
+    assert a.param_importances(SPACE, synthetic_trials([(1e-3, 8, 0.5)])).startswith(a.NOT_ENOUGH)
+    stopped = synthetic_trials([(1e-3, 8, 0.5), (5e-3, 16, 0.8)], status=a.STOPPED)
+    assert a.param_importances(SPACE, stopped).startswith(a.NOT_ENOUGH)
+    same = synthetic_trials([(1e-3, 8, 0.5), (5e-3, 16, 0.5)])
+    assert a.param_importances(SPACE, same).startswith(a.NOT_ENOUGH)
+
+
+# ---------------------------------------------------------------- files written
+
+def test_files_written_and_one_csv_row_per_trial(discovered, storage):
+    names = {p.name for p in discovered.iterdir()}
+    assert {"best_configs.json", "report.md", "results.csv", "comparison.png", "learning_curves.png"} <= names
+    assert {"hyperparameters_kd.png", "hyperparameters_active_loop.png"} <= names
+    assert sum(name.startswith("hyperparameters_supervised_") for name in names) == 2  # smoke and bad
+    with open(discovered / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    folders = [storage / "bad", *(storage / "smoke" / method for method in METHODS)]
+    assert len(rows) == sum(len(read_grid(folder)) for folder in folders)
+    assert len({(row["experiment_path"], row["trial_id"]) for row in rows}) == len(rows)
+    report = (discovered / "report.md").read_text()
+    for name in names - {"best_configs.json", "report.md", "results.csv"}:
+        assert f"({name})" in report  # every plot is linked
+
+
+def test_errored_trials_counted_and_explained(discovered, storage):
+    errors = read_grid(storage / "bad").num_errors
+    report = (discovered / "report.md").read_text()
+    trials_table = report.split("## Trials")[1].split("\n## ")[0]
+    supervised = next(line for line in trials_table.splitlines() if line.startswith("| supervised |"))
+    headers = [cell.strip() for cell in trials_table.split("| method |")[1].split("\n")[0].split("|")]
+    cells = [cell.strip() for cell in supervised.split("|")[2:]]
+    assert cells[headers.index("errored")] == str(errors)
+    assert "TrainingDiverged: loss became nan" in report
+    with open(discovered / "results.csv", newline="") as handle:
+        errored = [row for row in csv.DictReader(handle) if row["status"] == "errored"]
+    assert len(errored) == errors and all("TrainingDiverged" in row["error"] for row in errored)
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_a_folder_that_is_not_an_experiment(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main_guard(lambda: analyze.main([str(tmp_path)]))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stopped.value.code == 2 and len(err) == 1 and "not an experiment" in err[0]
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_no_experiments_found(tmp_path):
+    with pytest.raises(UsageError, match="no experiments"):
+        analyze.main(["--storage-path", str(tmp_path)])
+    with pytest.raises(UsageError, match="does not exist"):
+        analyze.main(["--storage-path", str(tmp_path / "missing")])
+
+
+def test_cli_reads_without_a_ray_cluster(storage, session_cache, tmp_path):
+    """A fresh process, as a user runs it: reading the experiment starts no Ray."""
+    done = run_cli("analyze.py", str(storage / "bad"), "--out", str(tmp_path / "out"), cache=session_cache)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Started a local Ray instance" not in done.stdout + done.stderr
+    assert "TrainingDiverged" in (tmp_path / "out" / "report.md").read_text()

@@ -1,0 +1,329 @@
+"""Reading finished (or interrupted) sweeps back with Ray's own readers, and choosing from them.
+
+Every choice here looks at `val_accuracy` of a trial's LAST report, as the searcher and the
+scheduler did (and as `print_best` in tuning/experiment.py does). Test metrics are carried along
+for the record only. Reading needs no running Ray: ExperimentAnalysis only parses the files."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from trainables import metrics as m
+from trainables.config import METHODS
+from trainables.errors import UsageError
+from tuning.experiment import SWEEP_FILE
+
+COMPLETED, STOPPED, ERRORED, UNFINISHED = "completed", "stopped", "errored", "unfinished"
+STATUSES = (COMPLETED, STOPPED, ERRORED, UNFINISHED)
+LAST_METRICS = (m.VAL_ACCURACY, m.VAL_MACRO_F1, m.VAL_LOSS, m.TEST_ACCURACY, m.TEST_MACRO_F1, m.LABELS_USED,
+                m.TEACHER_LABELS, m.EXPERT_QUERIES, m.TRAIN_SECONDS, m.EPOCH, m.ROUND, m.EXPERT_LABEL_ACCURACY,
+                "expert_label_accuracy_round", "pool_left", "training_iteration")
+TEACHER_PREFIX = "teacher_accuracy/"
+
+
+@dataclass
+class TrialRecord:
+    method: str
+    trial_id: str
+    status: str  # one of STATUSES
+    config: dict
+    last: dict  # the trial's last report ({} when it never reported)
+    history: pd.DataFrame  # one row per report (empty when it never reported)
+    error: str | None = None  # the exception's last line, for errored trials
+    experiment: str = ""
+
+    @property
+    def val_accuracy(self) -> float:
+        value = self.last.get(m.VAL_ACCURACY)
+        return float(value) if isinstance(value, int | float) and math.isfinite(value) else math.nan
+
+
+@dataclass
+class Experiment:
+    path: Path
+    method: str
+    record: dict  # sweep.json: {"sweep": ..., "space": ..., "data": ...}
+    trials: list[TrialRecord] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """'NAME' for a single-method sweep, 'NAME/METHOD' for a part of a `--method all` sweep."""
+        return f"{self.path.parent.name}/{self.path.name}" if self.path.name in METHODS else self.path.name
+
+    @property
+    def space(self) -> dict:
+        return self.record.get("space", {})
+
+    @property
+    def data(self) -> dict:
+        return self.record.get("data", {})
+
+
+# ---------------------------------------------------------------- finding and reading experiments
+
+def find_experiments(paths: list[str], storage_path: str) -> list[Path]:
+    """The given folders (a `--method all` folder stands for its per-method experiments), or every
+    experiment under storage_path. sweep.json sits one or two levels down, so no deep walk is needed."""
+    if paths:
+        found = [folder for path in paths for folder in _experiments_in(Path(path).expanduser(), given=True)]
+    else:
+        root = Path(storage_path).expanduser()
+        if not root.is_dir():
+            raise UsageError(f"storage path {root} does not exist (run tuning/run.py first, or name experiments)")
+        found = sorted(p.parent for pattern in (f"*/{SWEEP_FILE}", f"*/*/{SWEEP_FILE}") for p in root.glob(pattern))
+        if not found:
+            raise UsageError(f"no experiments under {root} (no folder holds a {SWEEP_FILE})")
+    return list(dict.fromkeys(p.resolve() for p in found))  # once each, in order
+
+
+def _experiments_in(path: Path, given: bool) -> list[Path]:
+    if (path / SWEEP_FILE).is_file():
+        return [path]
+    nested = sorted(p.parent for p in path.glob(f"*/{SWEEP_FILE}")) if path.is_dir() else []
+    if not nested:
+        raise UsageError(f"{path} is not an experiment of tuning/run.py (no {SWEEP_FILE} in it or its sub-folders)")
+    return nested
+
+
+def read_sweep_file(folder: Path) -> dict:
+    try:
+        record = json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read {folder / SWEEP_FILE}: {error}") from None
+    method = record.get("sweep", {}).get("method") if isinstance(record, dict) else None
+    if method not in METHODS:
+        raise UsageError(f"{folder / SWEEP_FILE} names no known method (got {method!r})")
+    return record
+
+
+def read_experiment(folder: Path) -> Experiment:
+    """One experiment with every trial, whatever its state. A sweep killed before Tune wrote its
+    state holds no trials: it is returned empty rather than refused."""
+    from ray import tune  # noqa: PLC0415 (ray is slow to import; the pure helpers here do not need it)
+
+    record = read_sweep_file(folder)
+    experiment = Experiment(folder, record["sweep"]["method"], record)
+    if not any(folder.glob("experiment_state-*.json")):
+        return experiment
+    analysis = tune.ExperimentAnalysis(str(folder))
+    grid = tune.ResultGrid(analysis)
+    # ResultGrid keeps the order of analysis.trials; the Trial objects carry the status and full config.
+    for trial, result in zip(analysis.trials, grid, strict=True):
+        experiment.trials.append(_trial_record(experiment, trial, result))
+    return experiment
+
+
+def _trial_record(experiment: Experiment, trial, result) -> TrialRecord:
+    config = dict(result.config or trial.config or {})
+    last = {k: v for k, v in (result.metrics or {}).items() if k != "config"}
+    history = result.metrics_dataframe if result.metrics_dataframe is not None else pd.DataFrame()
+    if not any(k in last for k in (m.VAL_ACCURACY, "training_iteration")):
+        last = {}  # an errored trial that never reported holds only its trial_id
+    error = error_line(result.error) if result.error is not None else None
+    status = classify(trial.status, experiment.method, config, last, error is not None)
+    return TrialRecord(experiment.method, trial.trial_id, status, config, last, history, error, str(experiment.path))
+
+
+def error_line(error) -> str:
+    """'TrainingDiverged: loss became nan ...' out of a remote traceback (colour codes removed)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    named = re.match(r"^([A-Za-z_][\w.]*):\s*(.*)$", lines[-1])  # 'package.module.Name: message'
+    return f"{named.group(1).rsplit('.', 1)[-1]}: {named.group(2)}" if named else lines[-1]
+
+
+def classify(ray_status: str, method: str, config: dict, last: dict, errored: bool) -> str:
+    """completed / stopped (ASHA ended it early) / errored / unfinished (the sweep was interrupted)."""
+    if errored or ray_status == "ERROR":
+        return ERRORED
+    if ray_status != "TERMINATED" or not last:
+        return UNFINISHED
+    return COMPLETED if reached_the_end(method, config, last) else STOPPED
+
+
+def reached_the_end(method: str, config: dict, last: dict) -> bool:
+    if method == "active_loop":
+        done_round = last.get(m.ROUND, last.get("training_iteration", 0) - 1)
+        # The loop also ends when the pool runs out, before max_iterations.
+        return done_round >= int(config.get("max_iterations", 0)) or last.get("pool_left") == 0
+    done_epoch = last.get(m.EPOCH, last.get("training_iteration", 0))
+    return done_epoch >= int(config.get("epochs", 1))
+
+
+def read_all(folders: list[Path]) -> list[Experiment]:
+    return [read_experiment(folder) for folder in folders]
+
+
+# ---------------------------------------------------------------- counting and choosing
+
+def status_counts(trials: list[TrialRecord]) -> dict[str, int]:
+    counts = dict.fromkeys(STATUSES, 0)
+    for trial in trials:
+        counts[trial.status] += 1
+    return counts
+
+
+def by_method(experiments: list[Experiment]) -> dict[str, list[TrialRecord]]:
+    """method -> every trial of every experiment of that method, in the project's method order."""
+    grouped = {method: [] for method in METHODS}
+    for experiment in experiments:
+        grouped[experiment.method].extend(experiment.trials)
+    return {method: trials for method, trials in grouped.items()
+            if trials or any(e.method == method for e in experiments)}
+
+
+def best_trial(trials: list[TrialRecord]) -> TrialRecord | None:
+    """The highest val_accuracy of a last report; the first such trial on ties (as Ray picks).
+    Errored trials are left out: their configuration is one that crashes when trained again."""
+    candidates = [t for t in trials if t.status != ERRORED and not math.isnan(t.val_accuracy)]
+    return max(candidates, key=lambda t: t.val_accuracy) if candidates else None
+
+
+def experiment_of(trial: TrialRecord, experiments: list[Experiment]) -> Experiment:
+    return next(e for e in experiments if str(e.path) == trial.experiment)
+
+
+def best_entry(trial: TrialRecord, experiment: Experiment) -> dict:
+    """One method's entry of best_configs.json: what tuning/train.py --config reads, plus provenance."""
+    return {
+        "config": trial.config,
+        "data": experiment.data,
+        "val_accuracy": trial.last.get(m.VAL_ACCURACY),
+        "test_accuracy": trial.last.get(m.TEST_ACCURACY),
+        "labels_used": trial.last.get(m.LABELS_USED),
+        "teacher_labels": trial.last.get(m.TEACHER_LABELS),
+        "expert_queries": trial.last.get(m.EXPERT_QUERIES),
+        "experiment": str(experiment.path),
+        "trial_id": trial.trial_id,
+    }
+
+
+def best_configs(experiments: list[Experiment]) -> dict:
+    methods = {}
+    for method, trials in by_method(experiments).items():
+        best = best_trial(trials)
+        if best is not None:
+            methods[method] = best_entry(best, experiment_of(best, experiments))
+    return {"created": datetime.now(UTC).isoformat(timespec="seconds"), "methods": methods}
+
+
+def teacher_accuracies(last: dict) -> dict[str, dict[str, float]]:
+    """{'ensemble': {'val': x, 'test': y}, 'tiny-bert': {...}} from 'teacher_accuracy/<name>/<split>'."""
+    found: dict[str, dict[str, float]] = {}
+    for key, value in last.items():
+        if key.startswith(TEACHER_PREFIX):
+            name, _, split = key[len(TEACHER_PREFIX):].rpartition("/")  # hub names may hold a '/'
+            found.setdefault(name, {})[split] = value
+    return found
+
+
+# ---------------------------------------------------------------- tables and files
+
+def results_frame(experiments: list[Experiment]) -> pd.DataFrame:
+    """One row per trial: where it came from, its status, its last metrics, its configuration."""
+    rows = []
+    for experiment in experiments:
+        for trial in experiment.trials:
+            row = {"method": trial.method, "trial_id": trial.trial_id, "status": trial.status,
+                   "experiment": experiment.label, "experiment_path": str(experiment.path)}
+            row.update({name: trial.last.get(name) for name in LAST_METRICS})
+            row.update({k: v for k, v in trial.last.items() if k.startswith(TEACHER_PREFIX)})
+            row.update({f"config/{k}": v for k, v in trial.config.items()})
+            row["error"] = trial.error or ""
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    # Fixed columns first, then teacher accuracies and settings grouped (each experiment adds its own).
+    grouped = sorted(c for c in frame.columns if c.startswith(TEACHER_PREFIX)) + \
+        [c for c in frame.columns if c.startswith("config/")]
+    fixed = [c for c in frame.columns if c not in grouped and c != "error"]
+    return frame[fixed + grouped + ["error"]] if rows else frame
+
+
+def write_atomic(path: Path, write) -> None:
+    """write(temporary_path), then rename into place: a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(str(temporary))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    write_atomic(path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
+
+
+def write_json(path: Path, value) -> None:
+    write_text(path, json.dumps(value, indent=2, default=_plain) + "\n")
+
+
+def _plain(value):
+    """numpy scalars (as Ray's metrics come back) become plain numbers."""
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+# ---------------------------------------------------------------- hyperparameter importance
+
+NOT_ENOUGH = "not enough trials"
+
+
+def distribution(entry):
+    """The Optuna distribution of one sweep.json space entry; None for a fixed value (not searched)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution  # noqa: PLC0415
+
+    if not isinstance(entry, dict):
+        return None
+    kind = entry.get("type")
+    if kind == "choice":
+        return CategoricalDistribution(list(entry["values"]))
+    if kind == "int":
+        return IntDistribution(int(entry["low"]), int(entry["high"]))
+    return FloatDistribution(float(entry["low"]), float(entry["high"]), log=kind == "loguniform")
+
+
+def searched(space: dict) -> dict:
+    return {name: dist for name, entry in space.items() if name != "method" and (dist := distribution(entry))}
+
+
+def param_importances(space: dict, trials: list[TrialRecord]) -> dict[str, float] | str:
+    """fANOVA importance of each searched setting for the last val_accuracy, from the completed
+    trials (trials ASHA stopped are left out, as Optuna leaves out pruned ones: their score is
+    from a shorter run). A string saying why when there is too little to learn from."""
+    import optuna  # noqa: PLC0415
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    distributions = searched(space)
+    study = optuna.create_study(direction="maximize")
+    for trial in trials:
+        if trial.status != COMPLETED or math.isnan(trial.val_accuracy) or not set(distributions) <= set(trial.config):
+            continue  # stopped/errored/unfinished trials, or trials from before a setting was searched
+        params = {name: trial.config[name] for name in distributions}
+        try:
+            study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions,
+                                                      value=trial.val_accuracy))
+        except ValueError:
+            continue  # a value outside the recorded space: the trial came from an edited sweep
+    used = study.trials
+    varying = any(len({str(t.params[name]) for t in used}) > 1 for name in distributions)
+    if len(used) < 2 or not varying:
+        return (f"{NOT_ENOUGH}: {len(used)} completed trial(s) with searched settings; "
+                "at least 2, with settings that vary, are needed")
+    try:
+        importances = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+    except RuntimeError:  # fANOVA finds zero variance: every trial scored the same
+        return f"{NOT_ENOUGH}: all {len(used)} completed trials have the same val_accuracy"
+    return {name: float(value) for name, value in importances.items()}

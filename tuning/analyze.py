@@ -1,0 +1,239 @@
+"""Read finished sweeps, pick the best settings per method on validation data, compare on test data.
+
+    python tuning/analyze.py                                  # every experiment under ray_results/
+    python tuning/analyze.py ray_results/NAME --confirm 5     # retrain each winner with 5 fresh seeds
+    python tuning/train.py --method kd --config ray_results/analysis/best_configs.json
+
+Writes best_configs.json, report.md, results.csv and PNG plots into --out (ray_results/analysis/)."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
+
+from trainables import metrics as m  # noqa: E402
+from trainables.errors import UsageError  # noqa: E402
+from tuning import analysis as a  # noqa: E402
+from tuning.cli import Parser, main_guard  # noqa: E402
+
+BEST_FILE = "best_configs.json"
+
+
+def parse_args(argv=None):
+    parser = Parser(prog="tuning/analyze.py", description=__doc__.splitlines()[0])
+    parser.add_argument("experiments", nargs="*", metavar="EXPERIMENT_DIR",
+                        help="experiment folders (default: every experiment under --storage-path)")
+    parser.add_argument("--storage-path", default="ray_results", help="where run.py stored the experiments")
+    parser.add_argument("--out", default=None, help="output folder (default: STORAGE_PATH/analysis)")
+    parser.add_argument("--confirm", type=int, default=0, metavar="N",
+                        help="retrain each method's best settings with N fresh seeds (paired across methods)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.confirm < 0:
+        raise UsageError(f"--confirm must be >= 0, got {args.confirm}")
+    experiments = a.read_all(a.find_experiments(args.experiments, args.storage_path))
+    out = Path(args.out) if args.out else Path(args.storage_path) / "analysis"
+    best = a.best_configs(experiments)
+    a.write_json(out / BEST_FILE, best)
+    a.write_text(out / "results.csv", a.results_frame(experiments).to_csv(index=False))
+    confirmation = confirm(best["methods"], args.confirm) if args.confirm else None
+    plots = make_plots(experiments, best["methods"], confirmation, out)
+    sections = report_sections(experiments, best["methods"], confirmation, plots)
+    a.write_text(out / "report.md", "\n\n".join(sections) + "\n")
+    print("\n" + "\n\n".join(sections[1:3] + ([sections[3]] if confirmation else [])))
+    print(f"\nwritten to {out}: {BEST_FILE}, report.md, results.csv, {len(plots)} plot(s)")
+    return 0
+
+
+def confirm(best: dict, n: int) -> list[dict]:
+    from tuning.confirm import retrain, summarise  # noqa: PLC0415 (torch is needed only here)
+
+    if not best:
+        raise UsageError("--confirm: no method has a trial with a val_accuracy to retrain")
+    return summarise(retrain(best, n))
+
+
+# ---------------------------------------------------------------- plots
+
+def make_plots(experiments: list[a.Experiment], best: dict, confirmation: list[dict] | None,
+               out: Path) -> dict[str, Path]:
+    from tuning import analysis_plots as p  # noqa: PLC0415 (matplotlib: only when writing)
+
+    plots: dict[str, Path | None] = {}
+    for method, group in _experiments_by_method(experiments).items():
+        for experiment in group:
+            suffix = "" if len(group) == 1 else "_" + experiment.label.replace("/", "-")
+            plots[f"{experiment.label} settings"] = p.plot_hyperparameters(
+                experiment, out / f"hyperparameters_{method}{suffix}.png")
+    loop = [t for e in experiments if e.method == "active_loop" for t in e.trials]
+    plots["Expert-Loop learning curves"] = p.plot_learning_curves(loop, out / "learning_curves.png")
+    if confirmation:
+        bars = [(r["method"], r["test"].mean, r["test"].half_width) for r in confirmation]
+        title = f"test accuracy, mean and 95% CI over {confirmation[0]['n']} seeds"
+    else:
+        bars = [(method, e["test_accuracy"], None) for method, e in best.items()]
+        title = "test accuracy of each method's best trial (one seed: no error bars)"
+    plots["method comparison"] = p.plot_comparison(bars, title, out / "comparison.png")
+    return {name: path for name, path in plots.items() if path is not None}
+
+
+def _experiments_by_method(experiments: list[a.Experiment]) -> dict[str, list[a.Experiment]]:
+    grouped: dict[str, list[a.Experiment]] = {}
+    for experiment in experiments:
+        grouped.setdefault(experiment.method, []).append(experiment)
+    return grouped
+
+
+# ---------------------------------------------------------------- the report
+
+def report_sections(experiments, best: dict, confirmation, plots: dict) -> list[str]:
+    head = ["# Sweep analysis", "Chosen on `val_accuracy` of each trial's last report; test metrics are for "
+            "the record only. Label counts: `labels_used` = gold labels the student saw, `teacher_labels` = "
+            "gold labels the teachers were fine-tuned on, `expert_queries` = examples the teachers labelled.",
+            "Experiments:", *[f"- `{e.path}` ({e.method}, {len(e.trials)} trials)" for e in experiments]]
+    if len({json.dumps(e["data"], sort_keys=True) for e in best.values()}) > 1:
+        head.append("\n**Warning:** the methods' best trials come from sweeps with different data settings; "
+                    "their accuracies are not directly comparable.")
+    sections = ["\n".join(head), best_section(experiments, best), trials_section(experiments)]
+    if confirmation:
+        sections.append(confirmation_section(confirmation))
+    sections += [expert_loop_section(experiments), importance_section(experiments), plots_section(plots)]
+    return [s for s in sections if s]
+
+
+def best_section(experiments, best: dict) -> str:
+    headers = ["method", "val_acc", "test_acc", "labels_used", "teacher_labels", "expert_queries",
+               "ensemble val/test", "teachers test", "trial", "settings"]
+    rows = []
+    for method, entry in best.items():
+        trial = _find_trial(experiments, entry)
+        teachers = a.teacher_accuracies(trial.last)
+        ensemble = teachers.pop("ensemble", {})
+        rows.append([method, acc(entry["val_accuracy"]), acc(entry["test_accuracy"]), fmt(entry["labels_used"]),
+                     fmt(entry["teacher_labels"]), fmt(entry["expert_queries"]),
+                     f"{acc(ensemble.get('val'))} / {acc(ensemble.get('test'))}" if ensemble else "-",
+                     ", ".join(f"{name} {acc(split.get('test'))}" for name, split in teachers.items()) or "-",
+                     entry["trial_id"], settings_text(trial, experiments)])
+    return "## Best trial per method\n\n" + (table(headers, rows) if rows else "No trial reported a val_accuracy.")
+
+
+def _find_trial(experiments, entry: dict) -> a.TrialRecord:
+    return next(t for e in experiments for t in e.trials
+                if t.trial_id == entry["trial_id"] and t.experiment == entry["experiment"])
+
+
+def settings_text(trial: a.TrialRecord, experiments) -> str:
+    space = a.experiment_of(trial, experiments).space
+    return ", ".join(f"{name}={fmt(trial.config.get(name), 3)}" for name in a.searched(space))
+
+
+def trials_section(experiments) -> str:
+    headers = ["method", "trials", *a.STATUSES]
+    rows = []
+    for method, trials in a.by_method(experiments).items():
+        counts = a.status_counts(trials)
+        rows.append([method, str(len(trials)), *[str(counts[s]) for s in a.STATUSES]])
+    text = ("## Trials\n\n`stopped`: ended by the ASHA scheduler before its planned epochs/rounds; "
+            "`unfinished`: the sweep was interrupted (resume it with `tuning/run.py --resume`).\n\n"
+            + table(headers, rows))
+    errors = [t for e in experiments for t in e.trials if t.error]
+    if errors:
+        text += "\n\n### Errors\n\n" + "\n".join(f"- {t.method} `{t.trial_id}`: {t.error}" for t in errors)
+    return text
+
+
+def confirmation_section(rows: list[dict]) -> str:
+    n = rows[0]["n"]
+    headers = ["method", "n", "test_acc mean", "sd", "95% CI", "labels_used", "teacher_labels",
+               "expert_queries", "difference vs supervised", "95% CI of difference", "verdict"]
+    lines = []
+    for r in rows:
+        test, diff = r["test"], r.get("difference")
+        lines.append([r["method"], str(r["n"]), acc(test.mean), acc(test.sd), interval_text(test),
+                      fmt(r[m.LABELS_USED]), fmt(r[m.TEACHER_LABELS]), fmt(r[m.EXPERT_QUERIES]),
+                      acc(diff.mean, signed=True) if diff else "-", interval_text(diff) if diff else "-",
+                      r.get("verdict", "baseline" if r["method"] == "supervised" else "-")])
+    return (f"## Confirmation: best settings retrained with {n} fresh seeds (1000..{1000 + n - 1})\n\n"
+            "Same seeds for every method, so differences are paired; a difference whose 95% CI contains 0 "
+            "is within noise.\n\n" + table(headers, lines))
+
+
+def interval_text(interval) -> str:
+    if interval.n < 2 or math.isnan(interval.half_width):
+        return "n/a"
+    signed = interval.low < 0  # differences straddle 0: show both signs
+    return f"[{acc(interval.low, signed)}, {acc(interval.high, signed)}]"
+
+
+def expert_loop_section(experiments) -> str:
+    trials = [t for e in experiments if e.method == "active_loop" for t in e.trials
+              if t.status != a.ERRORED and not math.isnan(t.val_accuracy)]
+    if not trials:
+        return ""
+    by_strategy: dict[str, list[a.TrialRecord]] = {}
+    for trial in trials:
+        by_strategy.setdefault(str(trial.config.get("strategy", "?")), []).append(trial)
+    headers = ["strategy", "trials", "best val_acc", "mean test_acc", "mean labels_used", "mean expert_queries",
+               "mean expert_label_accuracy"]
+    rows = [[f"{s} (baseline)" if s == "random" else s, str(len(ts)), acc(max(t.val_accuracy for t in ts)),
+             acc(_mean(ts, m.TEST_ACCURACY)), fmt(_mean(ts, m.LABELS_USED), 4), fmt(_mean(ts, m.EXPERT_QUERIES), 4),
+             acc(_mean(ts, m.EXPERT_LABEL_ACCURACY))]
+            for s, ts in sorted(by_strategy.items())]
+    return ("## Expert-Loop by query strategy\n\nLast report of each trial; see learning_curves.png for the "
+            "per-round history.\n\n" + table(headers, rows))
+
+
+def _mean(trials: list[a.TrialRecord], key: str) -> float:
+    values = [float(t.last[key]) for t in trials if isinstance(t.last.get(key), int | float)]
+    values = [v for v in values if not math.isnan(v)]
+    return statistics.fmean(values) if values else math.nan
+
+
+def importance_section(experiments) -> str:
+    parts = ["## Hyperparameter importance (fANOVA on completed trials, Optuna)"]
+    for experiment in experiments:
+        result = a.param_importances(experiment.space, experiment.trials)
+        parts.append(f"### {experiment.method} (`{experiment.label}`)")
+        if isinstance(result, str):
+            parts.append(result)
+        else:
+            parts.append(table(["setting", "importance"], [[k, acc(v)] for k, v in result.items()]))
+    return "\n\n".join(parts)
+
+
+def plots_section(plots: dict) -> str:
+    return "## Plots\n\n" + "\n".join(f"- [{name}]({path.name})" for name, path in plots.items())
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def fmt(value, digits: int = 4) -> str:
+    """Settings and counts: significant digits (a learning rate of 0.00481 stays readable)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, int | float) or isinstance(value, int):
+        return str(value)
+    return f"{value:.{digits}g}"
+
+
+def acc(value, signed: bool = False) -> str:
+    """Accuracies and their differences: three decimals, so columns line up."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    value = 0.0 if abs(value) < 5e-4 else value  # no "-0.000" from rounding error
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+if __name__ == "__main__":
+    main_guard(main)
