@@ -32,3 +32,15 @@ def run_cli(script: str, *args: str, cache: Path, timeout: float = 300) -> subpr
     env = {**os.environ, "EXPERT_LOOP_CACHE": str(cache), "PYTHONWARNINGS": "ignore"}
     return subprocess.run([sys.executable, str(ROOT / "tuning" / script), *args], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def smoke_sweeps_root(ray_session, tmp_path_factory) -> Path:
+    """One `--method all` smoke sweep for the whole session (about a minute), under <root>/smoke;
+    tests that only read it share it instead of sweeping again."""
+    from tuning import run
+
+    root = tmp_path_factory.mktemp("ray_results")
+    assert run.main(["--method", "all", "--smoke-test", "--num-samples", "2", "--storage-path", str(root),
+                     "--name", "smoke"]) == 0
+    return root

@@ -4,6 +4,7 @@ fed to train.py, confirmation statistics, and the report files."""
 import csv
 import json
 import math
+import shutil
 from datetime import datetime
 
 import pandas as pd
@@ -24,12 +25,11 @@ def read_grid(path) -> tune.ResultGrid:
 
 
 @pytest.fixture(scope="module")
-def storage(ray_session, tmp_path_factory):
-    """Two sweeps: all three methods, and a supervised one where learning rate 1e6 makes some trials
-    diverge (TrainingDiverged: errored trials) while 5e-3 trains (the seeded random sampler picks both)."""
-    root = tmp_path_factory.mktemp("ray_results")
-    assert run.main(["--method", "all", "--smoke-test", "--num-samples", "2", "--storage-path", str(root),
-                     "--name", "smoke"]) == 0
+def storage(smoke_sweeps_root, tmp_path_factory):
+    """Two sweeps: all three methods (the session's shared one), and a supervised one where learning
+    rate 1e6 makes some trials diverge (TrainingDiverged: errored trials) while 5e-3 trains (the seeded
+    random sampler picks both)."""
+    root = smoke_sweeps_root
     space = tmp_path_factory.mktemp("space") / "space.yaml"
     space.write_text("learning_rate: {type: choice, values: [5.0e-3, 1.0e+6]}\n")
     assert run.main(["--method", "supervised", "--smoke-test", "--num-samples", "3", "--storage-path", str(root),
@@ -127,6 +127,22 @@ def test_counts_match_ray(storage):
     assert read_grid(storage / "bad").num_errors >= 1  # the fixture really made errored trials
 
 
+def test_an_interrupted_sweep_has_unfinished_trials(storage, tmp_path):
+    """A sweep killed mid-way leaves RUNNING trials in Tune's state file: counted, not refused."""
+    folder = tmp_path / "interrupted"
+    shutil.copytree(storage / "bad", folder)
+    state_file = next(folder.glob("experiment_state-*.json"))
+    state = json.loads(state_file.read_text())
+    for entry in state["trial_data"]:
+        trial = json.loads(entry[0])
+        if trial["status"] == "TERMINATED":
+            entry[0] = json.dumps({**trial, "status": "RUNNING"})
+    state_file.write_text(json.dumps(state))
+    counts = a.status_counts(a.read_experiment(folder).trials)
+    assert counts[a.UNFINISHED] >= 1 and counts[a.COMPLETED] == 0
+    assert analyze.main([str(folder), "--out", str(tmp_path / "out")]) == 0
+
+
 def test_error_line_keeps_the_exception_and_its_message():
     remote = ("\x1b[36mray::ImplicitFunc.train()\x1b[39m\n  File \"x.py\", line 1\n"
               "trainables.errors.TrainingDiverged: loss became nan (learning rate 1000000.0); stop")
@@ -171,7 +187,7 @@ def test_summarise_pairs_every_method_with_supervised():
 
 def test_confirmation_table(confirmed):
     report = (confirmed / "report.md").read_text()
-    assert "## Confirmation: best settings retrained with 2 fresh seeds (1000..1001)" in report
+    assert "## Confirmation: best settings retrained with 2 fresh seed(s) (1000..1001)" in report
     section = report.split("## Confirmation")[1].split("\n## ")[0]
     rows = [line for line in section.splitlines() if line.startswith("| ") and "method" not in line]
     assert [row.split("|")[1].strip() for row in rows] == list(METHODS)
@@ -246,6 +262,8 @@ def test_a_folder_that_is_not_an_experiment(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert stopped.value.code == 2 and len(err) == 1 and "not an experiment" in err[0]
     assert not any(tmp_path.iterdir())  # nothing written
+    with pytest.raises(UsageError, match="does not exist"):
+        analyze.main([str(tmp_path / "missing")])
 
 
 def test_no_experiments_found(tmp_path):

@@ -87,9 +87,19 @@ def test_to_tune_int_ranges_include_both_ends():
 
 def test_starting_points_hold_the_original_setting_only_inside_the_space():
     original = MODULES["active_loop"].ORIGINAL
-    assert starting_points("active_loop", build_space("active_loop", False)) == [original]
+    open_settings = {"weight_decay": 0.01, "warmup_ratio": 0.1}  # TrialConfig's defaults, inside the space
+    assert starting_points("active_loop", build_space("active_loop", False)) == [{**original, **open_settings}]
     assert starting_points("active_loop", build_space("active_loop", True)) == []  # smoke: lr 2e-3..1e-2
     narrower = {"strategy": {"type": "choice", "values": ["margin"]}}
     assert starting_points("active_loop", build_space("active_loop", False, narrower)) == []
     fixed = starting_points("kd", build_space("kd", False, fixed={"learning_rate": 1e-4}))
-    assert fixed == [{k: v for k, v in MODULES["kd"].ORIGINAL.items() if k != "learning_rate"}]
+    assert fixed == [{**{k: v for k, v in MODULES["kd"].ORIGINAL.items() if k != "learning_rate"}, **open_settings}]
+
+
+@pytest.mark.parametrize("method", ["supervised", "kd", "active_loop"])
+def test_a_starting_point_names_every_searched_setting(method):
+    """Optuna refuses a point that leaves a searched setting out (the default sweeps crashed so)."""
+    space = build_space(method, False)
+    searched = {name for name, entry in space.items() if isinstance(entry, dict)}
+    (point,) = starting_points(method, space)
+    assert set(point) == searched

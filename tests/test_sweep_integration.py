@@ -17,12 +17,8 @@ def read_grid(path) -> tune.ResultGrid:
 
 
 @pytest.fixture(scope="module")
-def all_methods_sweep(ray_session, tmp_path_factory):
-    storage = tmp_path_factory.mktemp("ray_results")
-    status = run.main(["--method", "all", "--smoke-test", "--num-samples", "2", "--storage-path", str(storage),
-                       "--name", "smoke"])
-    assert status == 0
-    return storage / "smoke"
+def all_methods_sweep(smoke_sweeps_root):
+    return smoke_sweeps_root / "smoke"
 
 
 @pytest.mark.parametrize("method", ["supervised", "kd", "active_loop"])

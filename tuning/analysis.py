@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+from ray import tune
 
 from trainables import metrics as m
 from trainables.config import METHODS
@@ -73,18 +74,20 @@ def find_experiments(paths: list[str], storage_path: str) -> list[Path]:
     """The given folders (a `--method all` folder stands for its per-method experiments), or every
     experiment under storage_path. sweep.json sits one or two levels down, so no deep walk is needed."""
     if paths:
-        found = [folder for path in paths for folder in _experiments_in(Path(path).expanduser(), given=True)]
+        found = [folder for path in paths for folder in _experiments_in(Path(path).expanduser())]
     else:
         root = Path(storage_path).expanduser()
         if not root.is_dir():
             raise UsageError(f"storage path {root} does not exist (run tuning/run.py first, or name experiments)")
-        found = sorted(p.parent for pattern in (f"*/{SWEEP_FILE}", f"*/*/{SWEEP_FILE}") for p in root.glob(pattern))
+        found = sorted({p.parent for pattern in (f"*/{SWEEP_FILE}", f"*/*/{SWEEP_FILE}") for p in root.glob(pattern)})
         if not found:
             raise UsageError(f"no experiments under {root} (no folder holds a {SWEEP_FILE})")
     return list(dict.fromkeys(p.resolve() for p in found))  # once each, in order
 
 
-def _experiments_in(path: Path, given: bool) -> list[Path]:
+def _experiments_in(path: Path) -> list[Path]:
+    if not path.exists():
+        raise UsageError(f"experiment folder {path} does not exist")
     if (path / SWEEP_FILE).is_file():
         return [path]
     nested = sorted(p.parent for p in path.glob(f"*/{SWEEP_FILE}")) if path.is_dir() else []
@@ -107,8 +110,6 @@ def read_sweep_file(folder: Path) -> dict:
 def read_experiment(folder: Path) -> Experiment:
     """One experiment with every trial, whatever its state. A sweep killed before Tune wrote its
     state holds no trials: it is returned empty rather than refused."""
-    from ray import tune  # noqa: PLC0415 (ray is slow to import; the pure helpers here do not need it)
-
     record = read_sweep_file(folder)
     experiment = Experiment(folder, record["sweep"]["method"], record)
     if not any(folder.glob("experiment_state-*.json")):

@@ -105,15 +105,18 @@ def to_tune(space: dict) -> dict:
 
 
 def starting_points(method: str, space: dict) -> list[dict]:
-    """The original research's settings, when they lie inside the space, as the first trial."""
+    """The original research's settings as the first trial, when they lie inside the space. Optuna
+    needs a value for every searched setting: those the original left open take TrialConfig's default
+    (or the point is dropped when that default lies outside the space)."""
+    defaults = TrialConfig(method=method).to_dict()
+    original = {**defaults, **MODULES[method].ORIGINAL}
     point = {}
-    for name, value in MODULES[method].ORIGINAL.items():
-        entry = space.get(name)
+    for name, entry in space.items():
         if not isinstance(entry, dict):
             continue  # fixed by the user or not searched: the fixed value wins
-        if entry["type"] == "choice" and value not in entry["values"]:
-            return []
-        if entry["type"] != "choice" and not entry["low"] <= value <= entry["high"]:
+        value = original[name]
+        inside = value in entry["values"] if entry["type"] == "choice" else entry["low"] <= value <= entry["high"]
+        if not inside:
             return []
         point[name] = value
     return [point] if point else []

@@ -8,6 +8,7 @@ epoch or round, replacing the previous one atomically, and prints the metrics as
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ from tuning.cli import (  # noqa: E402
     parse_assignments,
     parse_with_explicit,
 )
-from tuning.prepare import prepare  # noqa: E402
+from tuning.prepare import SMOKE_SETTINGS, DataSettings, prepare  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -40,13 +41,7 @@ def parse_args(argv=None):
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override one setting")
     parser.add_argument("--out", default=None, help="checkpoint folder (default: checkpoints/METHOD-DATE-TIME)")
     add_data_arguments(parser)
-    args = parse_with_explicit(parser, argv)
-    if args.config:  # the sweep's data settings become the defaults; flags given here still win
-        stored = read_config_file(args.config, args.method).get("data", {})
-        known = {action.dest for action in parser._actions}
-        parser.set_defaults(**_data_defaults(stored, known))
-        args = parse_with_explicit(parser, argv)
-    return args
+    return parse_with_explicit(parser, argv)
 
 
 def read_config_file(path: str, method: str) -> dict:
@@ -67,12 +62,20 @@ def read_config_file(path: str, method: str) -> dict:
     return {"config": loaded}
 
 
-def _data_defaults(stored: dict, known: set) -> dict:
-    renamed = {"split_seed": "seed"}
-    values = {renamed.get(key, key): value for key, value in stored.items()}
-    if isinstance(values.get("teachers"), list):
-        values["teachers"] = ",".join(values["teachers"])
-    return {key: value for key, value in values.items() if key in known}
+def sweep_data_settings(args) -> DataSettings:
+    """The data settings of the sweep the config came from (every field, also those without a flag,
+    such as the teachers' learning rate), with the flags typed here on top."""
+    typed = data_settings(args)
+    stored = read_config_file(args.config, args.method).get("data") if args.config else None
+    if not stored:
+        return typed
+    fields = {f.name for f in dataclasses.fields(DataSettings)}
+    values = {key: value for key, value in stored.items() if key in fields}
+    values["teachers"] = tuple(values.get("teachers", typed.teachers))
+    overrides = {key: getattr(typed, key) for key in getattr(args, "explicit", set()) if key in fields}
+    if args.smoke_test:
+        overrides.update({key: getattr(typed, key) for key in SMOKE_SETTINGS if key not in args.explicit})
+    return DataSettings(**{**values, **overrides})
 
 
 def trial_config(args) -> TrialConfig:
@@ -84,7 +87,7 @@ def trial_config(args) -> TrialConfig:
 def main(argv=None) -> int:
     args = parse_args(argv)
     trial = trial_config(args)
-    settings = data_settings(args)
+    settings = sweep_data_settings(args)
     out = Path(args.out or f"checkpoints/{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
     if out.exists() and not (out / "run_config.json").is_file():
         raise UsageError(f"--out {out} exists and is not a checkpoint of this tool: refusing to overwrite it")

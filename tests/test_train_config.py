@@ -1,0 +1,27 @@
+"""tuning/train.py --config restores every data setting of the sweep, also those without a flag."""
+
+import json
+
+from tuning import train
+from tuning.prepare import DataSettings
+
+
+def write_best(tmp_path, data: dict):
+    path = tmp_path / "best_configs.json"
+    path.write_text(json.dumps({"methods": {"kd": {"config": {"method": "kd", "alpha": 0.3}, "data": data}}}))
+    return str(path)
+
+
+def test_stored_settings_without_flags_are_kept(tmp_path):
+    stored = {**DataSettings().to_dict(), "teacher_learning_rate": 7e-5, "teacher_batch_size": 8, "max_length": 64}
+    args = train.parse_args(["--method", "kd", "--config", write_best(tmp_path, stored)])
+    settings = train.sweep_data_settings(args)
+    assert (settings.teacher_learning_rate, settings.teacher_batch_size, settings.max_length) == (7e-5, 8, 64)
+    assert train.trial_config(args).alpha == 0.3
+
+
+def test_flags_typed_on_the_command_line_win(tmp_path):
+    stored = {**DataSettings().to_dict(), "max_length": 64, "teachers": ["a", "b"]}
+    args = train.parse_args(["--method", "kd", "--config", write_best(tmp_path, stored), "--max-length", "32"])
+    settings = train.sweep_data_settings(args)
+    assert settings.max_length == 32 and settings.teachers == ("a", "b")
