@@ -1,5 +1,10 @@
-"""A sweep killed with SIGKILL mid-way resumes with Tuner.restore: every trial exactly once, no
-finished trial re-run."""
+"""An interrupted sweep resumes with `run.py --resume`: every trial exactly once, no report repeated, no
+finished trial re-run, the same Optuna study continued, and no Ray process of the interrupted driver left.
+
+Each sweep runs in a subprocess with its own short RAY_TMPDIR, so the test can find (and must stop) the
+Ray processes that driver started, and only those: other Ray instances may share this machine."""
+
+from __future__ import annotations
 
 import json
 import os
@@ -9,54 +14,177 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT
+from tests.ray_processes import processes_of, remove_temp_dir, short_temp_dir, stop_processes, wait_until_gone
 
-NUM_SAMPLES = 4
+NAME = "interrupted"
+
+
+@pytest.fixture
+def ray_tmpdir():
+    """A unique RAY_TMPDIR for the sweeps of one test; whatever Ray left running there is stopped."""
+    folder = short_temp_dir("rk-")
+    yield folder
+    stop_processes(folder)
+    remove_temp_dir(folder)
+
+
+def sweep_command(storage: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(ROOT / "tuning" / "run.py"), "--storage-path", str(storage), "--name", NAME, *extra]
+
+
+def start_sweep(storage: Path, env: dict, log: Path, method: str, num_samples: int) -> subprocess.Popen:
+    command = sweep_command(storage, "--method", method, "--smoke-test", "--num-samples", str(num_samples),
+                            "--max-concurrent", "1", "--scheduler", "none")
+    with log.open("w") as out:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # its own process group, like a shell job
+
+
+def complete_lines(path: Path) -> str:
+    """The file's text up to its last newline: Ray may be half-way through writing the next report."""
+    text = path.read_text()
+    return text[: text.rfind("\n") + 1]
+
+
+def reports(path: Path) -> list[dict]:
+    return [json.loads(line) for line in complete_lines(path).splitlines() if line.strip()]
+
+
+def steps(experiment: Path) -> dict[str, list[int]]:
+    """trial folder (relative to the experiment) -> the epochs or rounds it reported, in order."""
+    return {str(path.parent.relative_to(experiment)): [r.get("round", r.get("epoch")) for r in reports(path)]
+            for path in experiment.rglob("result.json")}
 
 
 def finished_trials(experiment: Path) -> dict[str, str]:
-    """trial folder -> result.json text, for trials whose last report ended them."""
+    """trial folder -> result.json text, for trials that reported their last epoch or round. (Ray's
+    `done` flag is never written for a function trainable that simply returns.)"""
     done = {}
-    for result in experiment.glob("*/result.json"):
-        lines = result.read_text().strip().splitlines()
-        if lines and json.loads(lines[-1]).get("done"):
-            done[result.parent.name] = result.read_text()
+    for path in experiment.rglob("result.json"):
+        last = (reports(path) or [None])[-1]
+        if last is None:
+            continue
+        config = last["config"]
+        if ("round" in last and (last["round"] == config["max_iterations"] or last["pool_left"] == 0)) or \
+                ("round" not in last and last["epoch"] == config["epochs"]):
+            done[str(path.parent.relative_to(experiment))] = complete_lines(path)
     return done
 
 
-def reports(experiment: Path) -> int:
-    return sum(len(p.read_text().strip().splitlines()) for p in experiment.glob("*/result.json"))
+def last_change(experiment: Path) -> float:
+    return max((p.stat().st_mtime for p in experiment.rglob("result.json")), default=0.0)
+
+
+def wait_for_a_quiet_moment_after_a_finished_trial(experiment: Path, process: subprocess.Popen) -> None:
+    """At least one trial finished, none reported for a second (so Ray's experiment snapshot, forced
+    after every checkpoint, has caught up), and the sweep not over yet."""
+    deadline = time.monotonic() + 300  # a cold cache fine-tunes the two tiny teachers first
+    while time.monotonic() < deadline and process.poll() is None:
+        if finished_trials(experiment) and time.time() - last_change(experiment) > 1.0:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no quiet moment after a finished trial (exit status {process.poll()})")
+
+
+def resume(storage: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(sweep_command(storage, "--resume"), cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def check_resumed(experiment: Path, before: dict[str, str], result: subprocess.CompletedProcess,
+                  trials_per_sweep: dict[str, int]) -> None:
+    """trials_per_sweep: sweep folder relative to `experiment` ('.' for one method) -> its trial count."""
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    history = steps(experiment)
+    total = sum(trials_per_sweep.values())
+    assert len(history) == total, sorted(history)  # no trial lost, none added
+    after = finished_trials(experiment)
+    assert len(after) == total
+    for folder, reported in history.items():  # each epoch or round reported exactly once: nothing re-run
+        assert reported == list(range(reported[0], reported[0] + len(reported))), (folder, reported)
+        assert reported[0] in (0, 1), (folder, reported)  # round 0 or epoch 1: every trial started once
+    for folder, text in before.items():
+        assert after[folder] == text  # finished before the interruption: not re-run, not touched
+    for sweep, count in trials_per_sweep.items():
+        folder = experiment / sweep
+        ids = {reports(path)[-1]["trial_id"] for path in folder.glob("*/result.json")}
+        assert len(ids) == count, (sweep, ids)
+        check_one_study(folder, [reports(path)[-1]["val_accuracy"] for path in folder.glob("*/result.json")])
+
+
+def check_one_study(folder: Path, values: list[float]) -> None:
+    """The resumed sweep continued the Optuna study of its folder (the journal beside the trials) rather
+    than starting another: one study, every Ray trial told to it exactly once, with its own value."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(folder / "optuna_journal.log")))
+    record = json.loads((folder / "sweep.json").read_text())
+    studies = optuna.get_all_study_summaries(storage)
+    assert [study.study_name for study in studies] == [record["sweep"]["name"]]
+    complete = optuna.load_study(study_name=studies[0].study_name, storage=storage).get_trials(
+        states=(optuna.trial.TrialState.COMPLETE,))
+    assert sorted(trial.value for trial in complete) == pytest.approx(sorted(values))
+
+
+def check_no_ray_left(marker: str, what: str) -> None:
+    left = [f"{p.pid} {p.name()}" for p in processes_of(marker)]
+    assert not left, f"Ray processes of the {what} are still running: {left}"
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_keeps_every_trial_once(tmp_path, session_cache):
-    storage, name = tmp_path / "results", "killed"
-    command = [sys.executable, str(ROOT / "tuning" / "run.py"), "--method", "active_loop", "--smoke-test",
-               "--num-samples", str(NUM_SAMPLES), "--max-concurrent", "1", "--scheduler", "none",
-               "--storage-path", str(storage), "--name", name]
-    env = {**os.environ, "EXPERT_LOOP_CACHE": str(session_cache)}
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    experiment = storage / name
+def test_sigkill_then_resume_keeps_every_trial_once(tmp_path, session_cache, ray_tmpdir):
+    storage, experiment = tmp_path / "results", tmp_path / "results" / NAME
+    env = {**os.environ, "EXPERT_LOOP_CACHE": str(session_cache), "RAY_TMPDIR": ray_tmpdir,
+           "PYTHONWARNINGS": "ignore"}
+    process = start_sweep(storage, env, tmp_path / "killed.log", "active_loop", 4)
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and not finished_trials(experiment):
-            time.sleep(0.5)
-        assert finished_trials(experiment), "no trial finished before the deadline"
+        wait_for_a_quiet_moment_after_a_finished_trial(experiment, process)
     finally:
-        os.killpg(process.pid, signal.SIGKILL)  # the driver and everything it started
+        os.killpg(process.pid, signal.SIGKILL)  # the driver and everything in its process group
         process.wait()
     before = finished_trials(experiment)
-    assert len(before) < NUM_SAMPLES, "the sweep finished before it could be killed"
+    assert len(before) < 4, "the sweep finished before it could be killed"
+    # Not every Ray worker is in the driver's process group. Those that outlive it exit on their own once
+    # they notice the raylet is gone, which can take a minute; after a few seconds the test stops them.
+    wait_until_gone(ray_tmpdir, timeout=5)
+    stragglers = stop_processes(ray_tmpdir)
+    check_no_ray_left(ray_tmpdir, "killed sweep")
+    print(f"stopped {len(stragglers)} Ray processes that outlived the killed driver")
 
-    resumed = run_cli("run.py", "--resume", "--name", name, "--storage-path", str(storage), cache=session_cache)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    check_resumed(experiment, before, resume(storage, env), {".": 4})
+    assert not wait_until_gone(ray_tmpdir, timeout=20), "the resumed sweep left Ray processes behind"
 
-    after = finished_trials(experiment)
-    assert len(after) == NUM_SAMPLES  # every trial, exactly once
-    trial_ids = [json.loads(p.read_text().splitlines()[-1])["trial_id"] for p in experiment.glob("*/result.json")]
-    assert len(set(trial_ids)) == len(trial_ids) == NUM_SAMPLES
-    for folder, text in before.items():
-        assert after[folder] == text  # finished before the kill: not re-run, not touched
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_resumes(tmp_path, session_cache, ray_tmpdir):
+    """SIGINT to the sweep's process group, as Ctrl-C in a terminal sends it, during the first method of
+    `--method all`: Ray Tune stops the trials and saves the experiment; the tool starts no further method,
+    says how to resume and exits with status 130; no Ray process stays. --resume then finishes that
+    method and runs the two never started."""
+    storage, experiment = tmp_path / "results", tmp_path / "results" / NAME
+    env = {**os.environ, "EXPERT_LOOP_CACHE": str(session_cache), "RAY_TMPDIR": ray_tmpdir,
+           "PYTHONWARNINGS": "ignore"}
+    log = tmp_path / "interrupted.log"
+    process = start_sweep(storage, env, log, "all", 2)
+    try:
+        wait_for_a_quiet_moment_after_a_finished_trial(experiment, process)
+        os.killpg(process.pid, signal.SIGINT)
+        status = process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    output = log.read_text()
+    assert status == 130, output[-3000:]
+    assert "--resume" in output.strip().splitlines()[-1], output[-3000:]
+    assert not wait_until_gone(ray_tmpdir, timeout=20), "Ray processes outlived the interrupted sweep"
+    before = finished_trials(experiment)
+    assert len(before) < 6
+
+    check_resumed(experiment, before, resume(storage, env), {"supervised": 2, "kd": 2, "active_loop": 2})
+    assert not wait_until_gone(ray_tmpdir, timeout=20), "the resumed sweep left Ray processes behind"

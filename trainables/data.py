@@ -40,6 +40,7 @@ DATA_PRESETS = ("multiemo-medicine", "wikihow-mcq", "smoke")
 _PRESET_TASKS = {"multiemo-medicine": TASK_CLASSIFICATION, "wikihow-mcq": TASK_MULTIPLE_CHOICE}
 MC_LABEL_NAMES = ("A", "B", "C", "D")
 TEXT_COLUMNS = ("text", "sentence", "review")  # classification text column and its accepted aliases
+ID_COLUMN = "id"  # optional; when present, unique over all splits (see _check_ids)
 # Bump when the fingerprint's encoding changes, so caches keyed by the old encoding are not reused.
 _FINGERPRINT_VERSION = "expert-loop-data-v1"
 
@@ -163,6 +164,7 @@ def _read_source(source: str, preset_files: Callable[[str], list[Path]] | None) 
 def _build(name: str, tables: Tables, seed: int, validation_size: int | float,
            test_size: int | float) -> TaskData:
     tables = _drop_unlabelled(tables)
+    _check_ids(tables)
     cop_offset = _cop_offset(tables)
     frame, train_where = tables["train"]
     train, task, label_names = examples_from_frame(frame, train_where, cop_offset=cop_offset)
@@ -179,6 +181,29 @@ def _build(name: str, tables: Tables, seed: int, validation_size: int | float,
         if split not in own:
             train, own[split] = _carve(train, _count(size, total), split, seed, label_names, train_where)
     return TaskData(name, task, label_names, train, own["validation"], own["test"])
+
+
+def _check_ids(tables: Tables) -> None:
+    """An `id` column, when there is one, must name each example once over all splits: a repeated id is
+    an example counted twice, or one in both the training and the test split (a leak). Missing ids are
+    not compared."""
+    seen: dict[str, tuple[str, int]] = {}
+    for frame, where in tables.values():
+        if ID_COLUMN not in frame.columns:
+            continue
+        ids = frame[ID_COLUMN]
+        if pd.api.types.is_float_dtype(ids) and (ids.dropna() % 1 == 0).all():
+            ids = ids.astype("Int64")  # 7.0 (a float column because of a missing cell) is the id 7
+        for row, value in zip(range(1, len(ids) + 1), ids, strict=True):
+            if pd.isna(value):
+                continue
+            key = str(value)
+            if key in seen:
+                first_where, first_row = seen[key]
+                place = f"row {first_row}" if first_where == where else f"{first_where} row {first_row}"
+                raise DataError(f"{where}: id {key!r} in row {row} repeats the id of {place}; "
+                                "each example needs its own id")
+            seen[key] = (where, row)
 
 
 def _drop_unlabelled(tables: Tables) -> Tables:

@@ -6,8 +6,10 @@ from a checkpoint continues where it stopped."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 
+import ray
 from ray import tune
 
 from trainables.checkpoint import read_trial_state, save_checkpoint
@@ -17,6 +19,11 @@ from trainables.methods import run_supervised_or_kd
 from trainables.models import build_model
 from trainables.prepared import Prepared
 
+# Set in every trial process: the driver's cache (tuning/assets.cache_dir) refuses to open when it is set,
+# because data and teacher outputs must reach a trial through Ray's object store, never a local disk.
+IN_TRIAL_ENV = "EXPERT_LOOP_IN_TRIAL"
+NODE_ID = "node_id"  # the Ray node a report came from: shows where a sweep's trials ran
+
 
 def run_method(trial: TrialConfig, prepared: Prepared, report, resume=None, model=None) -> None:
     runner = run_active_loop if trial.method == "active_loop" else run_supervised_or_kd
@@ -24,9 +31,12 @@ def run_method(trial: TrialConfig, prepared: Prepared, report, resume=None, mode
 
 
 def student_trial(config: dict, prepared: Prepared) -> None:
+    os.environ[IN_TRIAL_ENV] = "1"
     trial = TrialConfig.from_dict(config)
+    node_id = ray.get_runtime_context().get_node_id()
 
     def report(metrics: dict, model, state: dict) -> None:
+        metrics = {**metrics, NODE_ID: node_id}
         with tempfile.TemporaryDirectory(prefix="checkpoint-") as folder:
             save_checkpoint(folder, model, prepared, trial, metrics, state)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))

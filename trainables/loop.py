@@ -88,6 +88,15 @@ def autocast(enabled: bool):
     return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
+def make_optimizer(model, settings: LoopSettings) -> torch.optim.AdamW:
+    """AdamW with the fused CPU kernel: one pass over each parameter instead of foreach's several
+    whole-tensor passes. On minilm-l3 (17 M parameters, 12 M of them the word embeddings, whose dense
+    gradient is updated every step) the optimizer step drops from about 250 ms to about 30 ms
+    (2 threads; benchmarks/README.md). Same update rule; Hugging Face's Trainer uses it by default too."""
+    return torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
+                             weight_decay=settings.weight_decay, fused=True)
+
+
 def train(model, data: TrainingSet, loss_fn: LossFn, settings: LoopSettings,
           on_epoch: EpochCallback | None = None, first_epoch: int = 0) -> None:
     """Fine-tune `model` in place for settings.epochs epochs (from first_epoch, when resuming).
@@ -98,8 +107,7 @@ def train(model, data: TrainingSet, loss_fn: LossFn, settings: LoopSettings,
     rng = np.random.default_rng(settings.seed)
     lengths = data.encoded.lengths()[data.rows]
     steps_per_epoch = math.ceil(len(data) / settings.batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
-                                  weight_decay=settings.weight_decay)
+    optimizer = make_optimizer(model, settings)
     total = steps_per_epoch * settings.epochs
     schedule = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total), total)
     for _ in range(first_epoch * steps_per_epoch):  # resume: put the schedule where it was

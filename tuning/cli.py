@@ -47,8 +47,8 @@ def main_guard(main: Callable[[], int | None]) -> None:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         status = USAGE_ERROR
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:  # its message, when there is one, says how to continue
+        print(f"interrupted: {interrupt}" if str(interrupt) else "interrupted", file=sys.stderr)
         status = 130
     sys.exit(status or 0)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -77,21 +79,58 @@ def write_sweep_file(folder: Path, sweep: SweepSettings, space: dict, settings: 
     os.replace(temporary, folder / SWEEP_FILE)
 
 
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during a sweep: Ray Tune catches it, saves the experiment and returns early; the
+    entry point then exits with status 130 and says how to resume, instead of reporting a partial sweep."""
+
+
+def check_complete(grid: tune.ResultGrid, method: str, num_samples: int, resume_hint: str) -> None:
+    """A sweep whose trials did not all end (finished or errored) was interrupted: stop here, so that
+    `--method all` does not go on to the next method after Ctrl-C. Neither of Tune's two views suffices
+    alone: after Ctrl-C it marks the trials it stopped TERMINATED in memory, while the state it saved just
+    before (the one --resume continues) still says PENDING or RUNNING; but a trial whose worker process
+    died is ERROR in memory only (Ray 2.60 does not save that status)."""
+    saved = tune.ExperimentAnalysis(grid.experiment_path, storage_filesystem=grid.filesystem)
+    ended_trials = {trial.path for trial in saved.trials if trial.status in ("TERMINATED", "ERROR")}
+    ended_trials |= {result.path for result in grid if result.error is not None}
+    ended = len(ended_trials)
+    if ended < num_samples:
+        raise SweepInterrupted(f"{ended} of {num_samples} {method} trials ended; continue with: {resume_hint}")
+
+
+def fit(tuner: tune.Tuner) -> tune.ResultGrid:
+    """Tuner.fit, then the Ctrl-C handler as it was before: Tune leaves its own installed after a run that
+    was not interrupted, and that one would swallow the next Ctrl-C (between two methods of `--method all`,
+    or while the summary prints)."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        return tuner.fit()
+    finally:
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
+
+
+def resume_command(storage_path: str, name: str) -> str:
+    return f"python tuning/run.py --resume --name {name} --storage-path {storage_path}"
+
+
 def run_sweeps(sweeps: list[SweepSettings], spaces: dict, prepared: Prepared, dirs: dict, args,
-               settings: DataSettings) -> dict:
+               settings: DataSettings, name: str) -> dict:
+    sweeps = [replace(sweep, storage_path=dirs[sweep.method][0], name=dirs[sweep.method][1]) for sweep in sweeps]
+    for sweep in sweeps:  # every method's record first: --resume then also starts those not begun yet
+        if not is_uri(sweep.storage_path):
+            write_sweep_file(Path(sweep.storage_path) / sweep.name, sweep, spaces[sweep.method], settings)
     started_here = not ray.is_initialized()
     start_ray(args.address, args.dashboard)
     results = {}
     try:
         for sweep in sweeps:
-            storage, name = dirs[sweep.method]
-            sweep = replace(sweep, storage_path=storage, name=name)
-            local = None if is_uri(storage) else Path(storage) / name
-            if local is not None:
-                write_sweep_file(local, sweep, spaces[sweep.method], settings)
+            local = None if is_uri(sweep.storage_path) else Path(sweep.storage_path) / sweep.name
             print(f"sweeping {sweep.method}: {sweep.num_samples} trials, {sweep.max_concurrent} at a time, "
-                  f"results in {storage}/{name}", flush=True)
-            results[sweep.method] = make_tuner(sweep, spaces[sweep.method], prepared, local).fit()
+                  f"results in {sweep.storage_path}/{sweep.name}", flush=True)
+            results[sweep.method] = fit(make_tuner(sweep, spaces[sweep.method], prepared, local))
+            check_complete(results[sweep.method], sweep.method, sweep.num_samples,
+                           resume_command(args.storage_path, name))
     finally:
         if started_here:
             ray.shutdown()
@@ -113,11 +152,17 @@ def resume_sweep(args) -> int:
     results = {}
     try:
         for folder, record in zip(folders, records, strict=True):
-            cpus = record["sweep"]["cpus_per_trial"]
-            print(f"resuming {folder}", flush=True)
-            tuner = tune.Tuner.restore(str(folder), trainable=trainable(prepared, cpus),
-                                       resume_unfinished=True, resume_errored=True)
-            results[record["sweep"]["method"]] = tuner.fit()
+            sweep = replace(SweepSettings(**record["sweep"]), storage_path=str(folder.parent), name=folder.name)
+            if tune.Tuner.can_restore(str(folder)):
+                print(f"resuming {folder}", flush=True)
+                tuner = tune.Tuner.restore(str(folder), trainable=trainable(prepared, sweep.cpus_per_trial),
+                                           resume_unfinished=True, resume_errored=True)
+            else:  # interrupted before this method's sweep began (`--method all`)
+                print(f"starting {folder}", flush=True)
+                tuner = make_tuner(sweep, record["space"], prepared, folder)
+            results[sweep.method] = fit(tuner)
+            check_complete(results[sweep.method], sweep.method, sweep.num_samples,
+                           resume_command(args.storage_path, args.name))
     finally:
         if started_here:
             ray.shutdown()

@@ -66,6 +66,7 @@ def main(argv=None) -> int:
     if args.resume:
         if not args.name:
             raise UsageError("--resume needs --name (the experiment to continue)")
+        check_name(args.name)  # the same names as on creation: nothing outside --storage-path
         return resume_sweep(args)
     methods = list(METHODS) if args.method == "all" else [args.method]
     num_samples = args.num_samples if args.num_samples is not None else (2 if args.smoke_test else 8)
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
               for method in methods]
     dirs = experiment_dirs(args.storage_path, name, methods)
     prepared = prepare_once(settings, methods, spaces)
-    results = run_sweeps(sweeps, spaces, prepared, dirs, args, settings)
+    results = run_sweeps(sweeps, spaces, prepared, dirs, args, settings, name)
     print_best(results, prepared)
     return 0
 
