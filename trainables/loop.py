@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -110,8 +111,10 @@ def train(model, data: TrainingSet, loss_fn: LossFn, settings: LoopSettings,
     optimizer = make_optimizer(model, settings)
     total = steps_per_epoch * settings.epochs
     schedule = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total), total)
-    for _ in range(first_epoch * steps_per_epoch):  # resume: put the schedule where it was
-        schedule.step()
+    with warnings.catch_warnings():  # stepping the schedule without optimizer steps is the point here
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+        for _ in range(first_epoch * steps_per_epoch):  # resume: put the schedule where it was
+            schedule.step()
     for epoch in range(settings.epochs):
         batches = batch_order(lengths, settings.batch_size, rng, settings.length_grouping)
         if epoch < first_epoch:
