@@ -47,7 +47,7 @@ def parse_args(argv=None):
     parser.add_argument("--storage-path", default="ray_results",
                         help="where results go: a folder or a URI such as s3://bucket/path")
     parser.add_argument("--name", default=None, help="experiment name (default: METHOD-DATE-TIME)")
-    parser.add_argument("--address", default=None, 
+    parser.add_argument("--address", default=None,
                         help="an existing Ray cluster: auto, or HOST:6379 (the head's address)")
     parser.add_argument("--resume", action="store_true", help="continue the experiment --name")
     parser.add_argument("--space", default=None, help="YAML/JSON file overriding search-space entries")
