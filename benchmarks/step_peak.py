@@ -1,0 +1,125 @@
+"""Section 1: one training step of the student against this CPU's matrix-product peak, in float32
+and under bfloat16 autocast, measured in turns in the same process with the same threads.
+
+Also the before/after of loop.py's optimizer change: the same step with AdamW's foreach
+implementation (the loop's optimizer before) against the fused one (the loop's optimizer now)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from transformers import get_linear_schedule_with_warmup
+
+from benchmarks import common
+from benchmarks.flops import matmul_flops, model_step_flops
+from benchmarks.timing import interleave, median, ratio
+from trainables.loop import LoopSettings, TrainingSet, _step, make_optimizer
+from trainables.losses import cross_entropy_loss
+from trainables.models import build_model
+
+MATMUL_N = 2048  # large enough that the product runs at the kernel's full speed (about 0.1 s here)
+MATMULS_PER_TURN = 3
+
+
+def _supervised_loss(logits, batch):
+    return cross_entropy_loss(logits, None, batch["labels"], 1.0, 0.0)
+
+
+def _step_runner(blueprint, data: TrainingSet, positions: np.ndarray, bf16: bool, foreach: bool):
+    """A fresh student with its optimizer; each call times one `_step` of the project's loop."""
+    settings = LoopSettings(learning_rate=common.LEARNING_RATE, batch_size=common.BATCH_SIZE, epochs=1,
+                            num_threads=common.THREADS, bf16=bf16)
+    model = build_model(blueprint, seed=0)
+    if foreach:  # the loop's optimizer before this change, kept here only to measure the change
+        optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
+                                      weight_decay=settings.weight_decay, foreach=True)
+    else:
+        optimizer = make_optimizer(model, settings)
+    schedule = get_linear_schedule_with_warmup(optimizer, 0, 1_000_000)  # a constant rate; the cost is the same
+
+    def run(_round: int) -> float:
+        started = time.perf_counter()
+        _step(model, data, positions, _supervised_loss, optimizer, schedule, settings)
+        return time.perf_counter() - started
+
+    run(0)  # the first step allocates the optimizer state and warms oneDNN's kernel caches: not timed
+    return model, run
+
+
+def _one_thread(run):
+    """The same step with one thread: how much the second thread buys bounds what two 1-CPU trials
+    side by side can gain over one 2-CPU trial (section 4)."""
+    def one_thread_run(round_number: int) -> float:
+        torch.set_num_threads(1)
+        try:
+            return run(round_number)
+        finally:
+            torch.set_num_threads(common.THREADS)
+    return one_thread_run
+
+
+def _matmul_runner(dtype: torch.dtype):
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(MATMUL_N, MATMUL_N, generator=generator).to(dtype)
+    b = torch.randn(MATMUL_N, MATMUL_N, generator=generator).to(dtype)
+    torch.matmul(a, b)  # warm-up
+
+    def run(_round: int) -> float:
+        # The mean of a few back-to-back products, about as long as a step: a best-of would compare the
+        # step's typical moment with the matmul's luckiest one on a machine shared with other work.
+        started = time.perf_counter()
+        for _ in range(MATMULS_PER_TURN):
+            torch.matmul(a, b)
+        return (time.perf_counter() - started) / MATMULS_PER_TURN
+
+    return run
+
+
+def measure(repeat: int, with_foreach: bool) -> tuple[dict, dict]:
+    """(figures, raw timings)."""
+    torch.set_num_threads(common.THREADS)
+    data_splits = common.load(train=None)
+    blueprint = common.blueprint(common.STUDENT, data_splits)
+    encoded = common.encode(blueprint, data_splits)["train"]
+    data = TrainingSet.fully_labelled(encoded)
+    positions = common.full_length_rows(encoded, common.BATCH_SIZE)  # fully_labelled: positions == rows
+    model, step_fp32 = _step_runner(blueprint, data, positions, bf16=False, foreach=False)
+    runs = {"step_fp32": step_fp32,
+            "step_bf16": _step_runner(blueprint, data, positions, bf16=True, foreach=False)[1],
+            "matmul_fp32": _matmul_runner(torch.float32), "matmul_bf16": _matmul_runner(torch.bfloat16)}
+    if with_foreach:
+        runs["step_fp32_foreach_adamw"] = _step_runner(blueprint, data, positions, bf16=False, foreach=True)[1]
+    runs["step_fp32_1thread"] = _one_thread(_step_runner(blueprint, data, positions, bf16=False, foreach=False)[1])
+    seconds = interleave(runs, repeat)
+    flops, params = model_step_flops(model, common.BATCH_SIZE, common.MAX_LENGTH)
+    return _figures(seconds, flops), {"seconds": seconds, "step_flops": flops, "parameters": params,
+                                      "batch": common.BATCH_SIZE, "tokens": common.MAX_LENGTH,
+                                      "threads": common.THREADS, "matmul_n": MATMUL_N}
+
+
+def _figures(seconds: dict, step_flops: int) -> dict:
+    med = {name: median(values) for name, values in seconds.items()}
+    peak = {dtype: matmul_flops(MATMUL_N) / med[f"matmul_{dtype}"] for dtype in ("fp32", "bf16")}
+    achieved = {dtype: step_flops / med[f"step_{dtype}"] for dtype in ("fp32", "bf16")}
+    figures = {
+        "step_peak_fraction_fp32": achieved["fp32"] / peak["fp32"],
+        "step_peak_fraction_bf16": achieved["bf16"] / peak["bf16"],
+        "step_examples_per_second_fp32": common.BATCH_SIZE / med["step_fp32"],
+        "step_examples_per_second_bf16": common.BATCH_SIZE / med["step_bf16"],
+        "step_gflops_fp32": achieved["fp32"] / 1e9, "step_gflops_bf16": achieved["bf16"] / 1e9,
+        "matmul_peak_gflops_fp32": peak["fp32"] / 1e9, "matmul_peak_gflops_bf16": peak["bf16"] / 1e9,
+        "step_bf16_speedup": ratio(med["step_fp32"], med["step_bf16"]),
+        # Two 1-CPU trials side by side can at best beat one 2-CPU trial by 2 / this (for the training part).
+        "step_two_thread_speedup": ratio(med["step_fp32_1thread"], med["step_fp32"]),
+    }
+    # The same fractions from each side's fastest turn: on a machine shared with other work the medians
+    # carry the contention (a 2-thread step suffers more from it than one large matmul does).
+    for dtype in ("fp32", "bf16"):
+        best_step, best_matmul = min(seconds[f"step_{dtype}"]), min(seconds[f"matmul_{dtype}"])
+        best_peak = matmul_flops(MATMUL_N) / best_matmul
+        figures[f"step_peak_fraction_{dtype}_best_turn"] = (step_flops / best_step) / best_peak
+    if "step_fp32_foreach_adamw" in med:
+        figures["fused_adamw_step_speedup"] = ratio(med["step_fp32_foreach_adamw"], med["step_fp32"])
+    return figures

@@ -1,0 +1,111 @@
+"""The benchmark's helpers on hand-worked inputs (no timing assertions: timings belong to
+benchmarks/results/, not to tests)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks.flops import matmul_flops, model_step_flops, split_parameters, training_step_flops
+from benchmarks.memory import descendants, parse_ppid, parse_status
+from benchmarks.results import REQUIRED_KEYS, check_targets, cpu_model, markdown, write_results
+from benchmarks.timing import interleave, interleaved_order, median, ratio
+from tests.conftest import ROOT
+
+
+def test_help_runs_without_measuring():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--help"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "--quick" in done.stdout and "--with-default-sweep" in done.stdout
+
+
+def test_training_step_flops_by_hand():
+    # 6 * 1000 params * (2 * 4) tokens + 6 * 10 params * 2 sequences + 12 * 1 layer * 4^2 * 8 hidden * 2
+    assert training_step_flops(1000, 10, layers=1, hidden=8, batch=2, seq=4) == 48_000 + 120 + 3_072
+
+
+def test_matmul_flops_by_hand():
+    assert matmul_flops(3) == 54  # 9 outputs, 3 multiplies and 3 adds each
+    assert matmul_flops(2048) == 17_179_869_184
+
+
+def test_split_parameters_by_name():
+    sizes = {"bert.embeddings.word_embeddings.weight": 100, "bert.embeddings.LayerNorm.weight": 4,
+             "bert.encoder.layer.0.attention.self.query.weight": 16, "bert.encoder.layer.0.output.dense.bias": 4,
+             "bert.pooler.dense.weight": 16, "classifier.weight": 8, "classifier.bias": 2}
+    assert split_parameters(sizes) == {"embedding": 104, "per_token": 20, "per_sequence": 26}
+
+
+def test_model_step_flops_on_a_tiny_bert():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(vocab_size=10, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=16, max_position_embeddings=16, num_labels=3)
+    flops, counts = model_step_flops(BertForSequenceClassification(config), batch=2, seq=4)
+    # Per layer: 4h^2 + 4h (Q, K, V, output) + 2hi + i + h (feed-forward) + 4h (two LayerNorms) = 600 for h=8, i=16.
+    # Pooler h^2 + h = 72, classifier 3h + 3 = 27. Embeddings (10 + 16 + 2) * 8 + 2 * 8 = 240.
+    assert counts == {"embedding": 240, "per_token": 1200, "per_sequence": 99}
+    assert flops == 6 * 1200 * 8 + 6 * 99 * 2 + 12 * 2 * 4**2 * 8 * 2
+
+
+def test_targets_at_and_beside_their_bounds():
+    status = check_targets({"step_peak_fraction_fp32": 0.60, "step_peak_fraction_bf16": 0.59,
+                            "accuracy_delta_vs_trainer": -0.01, "epoch_time_ratio_vs_trainer": 0.61,
+                            "ray_overhead_seconds_per_trial": 3.0, "kd_cache_time_ratio": None,
+                            "concurrency_throughput_ratio": float("nan")})
+    assert status["step_peak_fraction_fp32"] == "met"
+    assert status["step_peak_fraction_bf16"] == "missed"
+    assert status["accuracy_delta_vs_trainer"] == "met"
+    assert status["epoch_time_ratio_vs_trainer"] == "missed"
+    assert status["ray_overhead_seconds_per_trial"] == "missed"  # the bound is strict: < 3 s
+    assert status["kd_cache_time_ratio"] == "not measured"
+    assert status["concurrency_throughput_ratio"] == "not measured"
+
+
+def test_write_results_round_trip(tmp_path):
+    results = {"date": "2026-01-01", "mode": "quick", "machine": {"cpu_model": "Test CPU", "cores": 2},
+               **dict.fromkeys(REQUIRED_KEYS), "kd_cache_time_ratio": 0.25, "bf16_meets_default_rule": False,
+               "raw": {"kd": {"seconds": {"cached": [1.0], "per_batch": [4.0]}}}, "notes": ["a note"]}
+    json_path, md_path = write_results(results, tmp_path / "out")
+    stored = json.loads(json_path.read_text())
+    assert stored["kd_cache_time_ratio"] == 0.25
+    assert stored["targets"]["kd_cache_time_ratio"] == "met"
+    assert stored["raw"]["kd"]["seconds"]["per_batch"] == [4.0]
+    text = md_path.read_text()
+    assert "| `kd_cache_time_ratio` | 0.25 | KD with cached logits <= 0.5 x without | met |" in text
+    assert "| `bf16_meets_default_rule` | false |" in text
+    assert all(f"`{key}`" in text for key in REQUIRED_KEYS)
+    assert "- a note" in text and "Test CPU" in text
+    assert markdown(stored) == text
+
+
+def test_cpu_model_from_cpuinfo():
+    assert cpu_model("processor\t: 0\nmodel name\t: AMD EPYC 9B14\nflags\t: fpu\n") == "AMD EPYC 9B14"
+    assert cpu_model("processor\t: 0\n") == "unknown"
+
+
+def test_interleaving_and_ratios():
+    assert interleaved_order(["a", "b"], 3) == ["a", "b", "b", "a", "a", "b"]
+    calls = []
+    seconds = interleave({"a": lambda r: calls.append(("a", r)) or 1.0 + r,
+                          "b": lambda r: calls.append(("b", r)) or 10.0}, repeat=2)
+    assert calls == [("a", 0), ("b", 0), ("b", 1), ("a", 1)]
+    assert seconds == {"a": [1.0, 2.0], "b": [10.0, 10.0]}
+    assert median([3.0, 1.0, 2.0]) == 2.0 and median([]) is None
+    assert ratio(1.0, 4.0) == 0.25 and ratio(None, 1.0) is None and ratio(1.0, 0.0) is None
+
+
+def test_proc_parsing():
+    status = "Name:\tpython\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n"
+    assert parse_status(status) == {"VmRSS": 1024, "VmHWM": 2048}
+    assert parse_status("Name:\tkthreadd\n") == {"VmRSS": 0, "VmHWM": 0}
+    assert parse_ppid("4242 (ray::Implicit) Func)) S 17 4242 1 0") == 17
+    assert descendants(1, {2: 1, 3: 2, 4: 9, 5: 3}) == {1, 2, 3, 5}
+
+
+@pytest.mark.parametrize("value", [0.0, 1])
+def test_zero_and_integer_figures_are_written(tmp_path, value):
+    json_path, _ = write_results({"peak_rss_mb_sweep": value}, tmp_path)
+    assert json.loads(json_path.read_text())["peak_rss_mb_sweep"] == value
