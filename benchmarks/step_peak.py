@@ -92,6 +92,7 @@ def measure(repeat: int, with_foreach: bool) -> tuple[dict, dict]:
     if with_foreach:
         runs["step_fp32_foreach_adamw"] = _step_runner(blueprint, data, positions, bf16=False, foreach=True)[1]
     runs["step_fp32_1thread"] = _one_thread(_step_runner(blueprint, data, positions, bf16=False, foreach=False)[1])
+    runs["matmul_fp32_1thread"] = _one_thread(_matmul_runner(torch.float32))
     seconds = interleave(runs, repeat)
     flops, params = model_step_flops(model, common.BATCH_SIZE, common.MAX_LENGTH)
     return _figures(seconds, flops), {"seconds": seconds, "step_flops": flops, "parameters": params,
@@ -113,6 +114,9 @@ def _figures(seconds: dict, step_flops: int) -> dict:
         "step_bf16_speedup": ratio(med["step_fp32"], med["step_bf16"]),
         # Two 1-CPU trials side by side can at best beat one 2-CPU trial by 2 / this (for the training part).
         "step_two_thread_speedup": ratio(med["step_fp32_1thread"], med["step_fp32"]),
+        # One thread cannot be stalled waiting for a partner thread that other work has descheduled.
+        "step_peak_fraction_fp32_1thread": ratio(step_flops / med["step_fp32_1thread"],
+                                                 matmul_flops(MATMUL_N) / med["matmul_fp32_1thread"]),
     }
     # The same fractions from each side's fastest turn: on a machine shared with other work the medians
     # carry the contention (a 2-thread step suffers more from it than one large matmul does).
