@@ -92,7 +92,7 @@ def prepare_groups(best: dict, progress: Callable = print) -> dict[str, object]:
     prepared = {}
     for key, methods in groups.items():
         data = json.loads(key)
-        settings = DataSettings(**{**data, "teachers": tuple(data["teachers"])})
+        settings = DataSettings.from_dict(data)
         prepared[key] = prepare(settings, need_teachers=any(method != BASELINE for method in methods),
                                 progress=progress)
     return prepared

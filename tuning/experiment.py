@@ -144,7 +144,7 @@ def resume_sweep(args) -> int:
         raise UsageError(f"no sweep to resume at {root} (no {SWEEP_FILE})")
     records = [json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8")) for folder in folders]
     data = records[0]["data"]
-    settings = DataSettings(**{**data, "teachers": tuple(data["teachers"])})
+    settings = DataSettings.from_dict(data)
     methods = [record["sweep"]["method"] for record in records]
     prepared = prepare_once(settings, methods, {})
     started_here = not ray.is_initialized()

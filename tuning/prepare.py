@@ -8,7 +8,7 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,16 @@ class DataSettings:
 
     def to_dict(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> DataSettings:
+        """The inverse of to_dict, for settings read back from sweep.json, run_config.json or
+        best_configs.json (keys this version does not know are left out)."""
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in stored.items() if key in known}
+        if "teachers" in values:
+            values["teachers"] = tuple(values["teachers"])
+        return cls(**values)
 
 
 SMOKE_SETTINGS = dict(dataset="smoke", student="tiny-bert", teachers=("tiny-bert", "tiny-bert-2"),

@@ -70,12 +70,10 @@ def sweep_data_settings(args) -> DataSettings:
     if not stored:
         return typed
     fields = {f.name for f in dataclasses.fields(DataSettings)}
-    values = {key: value for key, value in stored.items() if key in fields}
-    values["teachers"] = tuple(values.get("teachers", typed.teachers))
     overrides = {key: getattr(typed, key) for key in getattr(args, "explicit", set()) if key in fields}
     if args.smoke_test:
         overrides.update({key: getattr(typed, key) for key in SMOKE_SETTINGS if key not in args.explicit})
-    return DataSettings(**{**values, **overrides})
+    return dataclasses.replace(DataSettings.from_dict(stored), **overrides)
 
 
 def trial_config(args) -> TrialConfig:
