@@ -4,6 +4,7 @@ fed to train.py, confirmation statistics, and the report files."""
 import csv
 import json
 import math
+import os
 import shutil
 from datetime import datetime
 
@@ -17,7 +18,7 @@ from trainables.config import METHODS, TrialConfig
 from trainables.errors import UsageError
 from tuning import analysis as a
 from tuning import analyze, cli, run, train
-from tuning.confirm import mean_interval, paired_difference, summarise, verdict
+from tuning.confirm import mean_interval, paired_difference, prepare_groups, summarise, verdict
 
 
 def read_grid(path) -> tune.ResultGrid:
@@ -92,6 +93,14 @@ def test_best_configs_round_trip_through_train(confirmed, tmp_path, method):
     stored = json.loads((out / "run_config.json").read_text())
     assert stored["trial"] == TrialConfig.from_dict(entry["config"]).to_dict()
     assert stored["provenance"]["data"] == entry["data"]
+
+
+def test_confirmation_trains_on_every_core(confirmed):
+    """The sweep's trials ran on one CPU each; a confirmation run is alone and gets them all."""
+    entry = best_file(confirmed)["methods"]["supervised"]
+    assert entry["data"]["cpus_per_trial"] == 1
+    (prepared,) = prepare_groups({"supervised": entry}, progress=lambda line: None).values()
+    assert prepared.num_threads == os.cpu_count()
 
 
 # ---------------------------------------------------------------- trial states

@@ -2,7 +2,9 @@
 
 import json
 
-from tuning import train
+import pytest
+
+from tuning import evaluate, train
 from tuning.prepare import DataSettings
 
 
@@ -25,3 +27,17 @@ def test_flags_typed_on_the_command_line_win(tmp_path):
     args = train.parse_args(["--method", "kd", "--config", write_best(tmp_path, stored), "--max-length", "32"])
     settings = train.sweep_data_settings(args)
     assert settings.max_length == 32 and settings.teachers == ("a", "b")
+
+
+@pytest.mark.parametrize("bf16", ["true", "false"])
+def test_evaluate_reproduces_what_train_reported(tmp_path, capsys, bf16):
+    """evaluate.py reads the checkpoint back in the precision the run used: same loss, same accuracy."""
+    out = tmp_path / "run"
+    assert train.main(["--method", "supervised", "--smoke-test", "--out", str(out), "--set", "epochs=1",
+                       "--set", f"bf16={bf16}"]) == 0
+    reported = json.loads((out / "run_config.json").read_text())["metrics"]
+    capsys.readouterr()
+    assert evaluate.main(["--checkpoint", str(out), "--split", "validation"]) == 0
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["accuracy"] == reported["val_accuracy"]
+    assert measured["loss"] == pytest.approx(reported["val_loss"], abs=1e-5)

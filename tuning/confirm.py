@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
@@ -91,8 +92,8 @@ def prepare_groups(best: dict, progress: Callable = print) -> dict[str, object]:
         groups.setdefault(_data_key(entry["data"]), []).append(method)
     prepared = {}
     for key, methods in groups.items():
-        data = json.loads(key)
-        settings = DataSettings.from_dict(data)
+        # A confirmation run has the machine to itself: all of its cores, not one trial's share.
+        settings = replace(DataSettings.from_dict(json.loads(key)), cpus_per_trial=os.cpu_count() or 1)
         prepared[key] = prepare(settings, need_teachers=any(method != BASELINE for method in methods),
                                 progress=progress)
     return prepared

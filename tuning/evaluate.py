@@ -41,7 +41,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     encoded = encode_task(tokenizer, data, settings.max_length, assets.cache_dir() / "tokens")[args.split]
-    metrics = evaluate(model, encoded, data.num_labels)
+    # The precision the run evaluated in, so the figures match those it reported.
+    metrics = evaluate(model, encoded, data.num_labels, bf16=run_config["trial"].get("bf16", False))
     print(json.dumps({"checkpoint": str(folder), "split": args.split, "examples": len(encoded),
                       "method": run_config["trial"]["method"], **metrics}, indent=2))
     return 0
