@@ -109,3 +109,25 @@ def test_proc_parsing():
 def test_zero_and_integer_figures_are_written(tmp_path, value):
     json_path, _ = write_results({"peak_rss_mb_sweep": value}, tmp_path)
     assert json.loads(json_path.read_text())["peak_rss_mb_sweep"] == value
+
+
+def test_epoch_figures_pair_the_defaults_and_each_precision():
+    from benchmarks.epoch_vs_trainer import _figures
+
+    def runs(seconds, accuracies):
+        return [{"seed": seed, "seconds": seconds, "accuracy": a} for seed, a in enumerate(accuracies)]
+
+    records = {"ours_fp32": runs(30.0, [0.57, 0.58]), "trainer_fp32": runs(32.0, [0.55, 0.59]),
+               "ours_bf16": runs(20.0, [0.56, 0.59]), "trainer_bf16": runs(25.0, [0.56, 0.57])}
+    figures = _figures(records, ours_default="ours_bf16")
+    assert figures["epoch_time_ratio_vs_trainer"] == pytest.approx(20 / 32)  # our bf16 against Trainer's fp32
+    assert figures["accuracy_delta_vs_trainer"] == pytest.approx(0.005)  # (0.01 + 0.0) / 2
+    assert figures["epoch_time_ratio_vs_trainer_fp32"] == pytest.approx(30 / 32)
+    assert figures["epoch_time_ratio_vs_trainer_bf16"] == pytest.approx(20 / 25)
+    assert figures["accuracy_delta_vs_trainer_fp32"] == pytest.approx(0.005)
+    assert figures["accuracy_delta_vs_trainer_bf16"] == pytest.approx(0.01)  # (0.0 + 0.02) / 2
+    assert figures["bf16_accuracy_delta"] == pytest.approx(0.0) and figures["bf16_meets_default_rule"]
+    assert figures["bf16_epoch_speedup"] == pytest.approx(1.5)
+    assert _figures(records, ours_default="ours_fp32")["epoch_time_ratio_vs_trainer"] == pytest.approx(30 / 32)
+    without_trainer = _figures({**records, "trainer_fp32": [], "trainer_bf16": []})
+    assert without_trainer["epoch_time_ratio_vs_trainer"] is None
