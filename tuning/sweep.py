@@ -114,19 +114,20 @@ def make_tuner(sweep: SweepSettings, space: dict, prepared: Prepared, experiment
         param_space=to_tune(space),
         tune_config=tune.TuneConfig(search_alg=make_searcher(sweep, space, experiment_dir),
                                     scheduler=make_scheduler(sweep, space), num_samples=sweep.num_samples),
-        run_config=run_config(sweep, [ProgressLines()]),
+        run_config=run_config(sweep, [ProgressLines(sweep.num_samples)]),
     )
 
 
 class ProgressLines(tune.Callback):
     """One short line per report, so a long sweep shows where it is without Ray's full tables."""
 
-    def __init__(self):
+    def __init__(self, total: int):
         self.started = time.perf_counter()
+        self.total = total  # the sweep's trials: Tune's list holds only those created so far
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         step = f"round {result[m.ROUND]}" if m.ROUND in result else f"epoch {result.get(m.EPOCH)}"
         done = sum(t.status == "TERMINATED" for t in trials)
         print(f"[{time.perf_counter() - self.started:6.0f} s] {trial.trial_id} {step}: "
               f"val_accuracy {result[m.VAL_ACCURACY]:.3f}, labels_used {result[m.LABELS_USED]}, "
-              f"expert_queries {result[m.EXPERT_QUERIES]} ({done}/{len(trials)} trials finished)", flush=True)
+              f"expert_queries {result[m.EXPERT_QUERIES]} ({done}/{self.total} trials finished)", flush=True)
