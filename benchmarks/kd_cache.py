@@ -20,7 +20,7 @@ import torch
 from benchmarks import common
 from benchmarks.timing import interleave, median, ratio, timed
 from trainables.encode import EncodedSplit
-from trainables.loop import LoopSettings, TrainingSet, evaluate, predict_logits, train
+from trainables.loop import LoopSettings, TrainingSet, autocast, evaluate, predict_logits, train
 from trainables.losses import kd_loss
 from trainables.models import build_model
 
@@ -43,7 +43,9 @@ class TeachersPerBatch(TrainingSet):
 def per_batch_teacher_loss(teachers: list):
     """kd_loss with the teachers' logits computed here, for this batch, every time."""
     def loss(logits, batch):
-        with torch.no_grad():  # not inference_mode: the targets are saved for the student's backward pass
+        # not inference_mode: the targets are saved for the student's backward pass. The loss runs outside
+        # the step's autocast, so the teachers get the trial's precision here.
+        with torch.no_grad(), autocast(common.TRIAL_BF16):
             teacher_logits = torch.stack([teacher(**inputs).logits.float()
                                           for teacher, inputs in zip(teachers, batch["teacher_inputs"], strict=True)])
         return kd_loss(logits, teacher_logits, batch["labels"], TEMPERATURE, ALPHA)
@@ -58,12 +60,13 @@ def kd_trial(student, data: TrainingSet, loss, encoded: dict, num_labels: int, s
     """Seconds for one trial: build the student, train one epoch, evaluate validation and test."""
     started = time.perf_counter()
     model = build_model(student, seed)
+    # In the trial's default precision (the per-batch teachers too: see per_batch_teacher_loss).
     settings = LoopSettings(learning_rate=common.LEARNING_RATE, batch_size=common.BATCH_SIZE, epochs=1,
-                            seed=seed, num_threads=common.THREADS)
+                            seed=seed, num_threads=common.THREADS, bf16=common.TRIAL_BF16)
 
     def on_epoch(_epoch: int, _stats: dict) -> None:
         for split in ("validation", "test"):
-            evaluate(model, encoded[split], num_labels)
+            evaluate(model, encoded[split], num_labels, bf16=common.TRIAL_BF16)
 
     train(model, data, loss, settings, on_epoch)
     return time.perf_counter() - started
@@ -104,5 +107,5 @@ def measure(train_examples: int, repeat: int) -> tuple[dict, dict]:
     }
     raw = {"seconds": seconds, "cache_build_seconds": build_seconds, "train_examples": len(train_split),
            "validation_examples": len(encoded["validation"]), "test_examples": len(encoded["test"]),
-           "teachers": list(common.TEACHERS), "epochs": 1}
+           "teachers": list(common.TEACHERS), "epochs": 1, "bf16": common.TRIAL_BF16}
     return figures, raw
