@@ -27,6 +27,23 @@ def ray_session(session_cache):
     ray.shutdown()
 
 
+@pytest.fixture(scope="session")
+def tiny_bert_task(tmp_path_factory):
+    """The smoke task encoded for the tiny BERT (blueprint, encoded splits, number of labels), built once;
+    the blueprint is read-only, so tests that train build their own model from it."""
+    from trainables.data import smoke_task_data
+    from trainables.encode import encode_task
+    from trainables.models import make_blueprint
+    from tuning.prepare import resolve_model
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EXPERT_LOOP_CACHE", str(tmp_path_factory.mktemp("cache")))
+        data = smoke_task_data(0)
+        blueprint = make_blueprint("tiny-bert", resolve_model("tiny-bert", progress=lambda *a: None),
+                                   data.task, data.num_labels)
+    return blueprint, encode_task(blueprint.tokenizer, data, 32, None), data.num_labels
+
+
 def run_cli(script: str, *args: str, cache: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run tuning/<script> as a user would, in a fresh process."""
     env = {**os.environ, "EXPERT_LOOP_CACHE": str(cache), "PYTHONWARNINGS": "ignore"}

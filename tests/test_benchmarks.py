@@ -133,25 +133,10 @@ def test_epoch_figures_pair_the_defaults_and_each_precision():
     assert without_trainer["epoch_time_ratio_vs_trainer"] is None
 
 
-@pytest.fixture(scope="module")
-def tiny_task(tmp_path_factory):
-    from trainables.data import smoke_task_data
-    from trainables.encode import encode_task
-    from trainables.models import make_blueprint
-    from tuning.prepare import resolve_model
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("EXPERT_LOOP_CACHE", str(tmp_path_factory.mktemp("cache")))
-        data = smoke_task_data(0)
-        blueprint = make_blueprint("tiny-bert", resolve_model("tiny-bert", progress=lambda *a: None),
-                                   data.task, data.num_labels)
-    return blueprint, encode_task(blueprint.tokenizer, data, 32, None), data.num_labels
-
-
-def test_trainer_sees_exactly_the_token_ids_our_loop_trains_on(tiny_task):
+def test_trainer_sees_exactly_the_token_ids_our_loop_trains_on(tiny_bert_task):
     from benchmarks.epoch_vs_trainer import trainer_examples
 
-    _, encoded, _ = tiny_task
+    _, encoded, _ = tiny_bert_task
     split = encoded["train"]
     examples = trainer_examples(split)
     assert len(examples) == len(split)
@@ -163,12 +148,12 @@ def test_trainer_sees_exactly_the_token_ids_our_loop_trains_on(tiny_task):
 
 
 @pytest.mark.parametrize("bf16", [False, True])
-def test_the_trainer_side_runs_with_the_installed_transformers(tiny_task, bf16):
+def test_the_trainer_side_runs_with_the_installed_transformers(tiny_bert_task, bf16):
     # Guards section 2 against API drift (TrainingArguments, accelerate): `make test`'s set-up installs
     # accelerate, so a fresh clone runs the whole benchmark.
     from benchmarks.epoch_vs_trainer import hf_trainer
 
-    blueprint, encoded, num_labels = tiny_task
+    blueprint, encoded, num_labels = tiny_bert_task
     record = hf_trainer(blueprint, encoded, num_labels, seed=0, bf16=bf16)
     assert record["seconds"] > 0 and 0.0 <= record["accuracy"] <= 1.0
     assert record["optimizer"] == "OptimizerNames.ADAMW_TORCH_FUSED"  # the same fused AdamW as our loop

@@ -9,12 +9,11 @@ import pytest
 import torch
 
 from trainables.data import Examples, smoke_task_data
-from trainables.encode import encode_examples, encode_task
+from trainables.encode import encode_examples
 from trainables.errors import TrainingDiverged
 from trainables.loop import LoopSettings, TrainingSet, batch_order, evaluate, predict_logits, train
 from trainables.losses import cross_entropy_loss
-from trainables.models import build_model, make_blueprint
-from tuning.prepare import resolve_model
+from trainables.models import build_model
 
 
 def ce(logits, batch):
@@ -63,14 +62,10 @@ def test_grouped_batches_are_still_shuffled():
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tiny_bert_task):
     torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("EXPERT_LOOP_CACHE", str(tmp_path_factory.mktemp("cache")))
-        data = smoke_task_data(0)
-        blueprint = make_blueprint("tiny-bert", resolve_model("tiny-bert", progress=lambda *a: None),
-                                   data.task, data.num_labels)
-    return blueprint, encode_task(blueprint.tokenizer, data, 32, None)
+    blueprint, encoded, _ = tiny_bert_task
+    return blueprint, encoded
 
 
 @pytest.fixture(scope="module")
