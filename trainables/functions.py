@@ -18,6 +18,7 @@ from trainables.expert_loop import run_active_loop
 from trainables.methods import run_supervised_or_kd
 from trainables.models import build_model
 from trainables.prepared import Prepared
+from trainables.study_arms import StudySettings, run_study_arm
 
 # Set in every trial process: the driver's cache (tuning/assets.cache_dir) refuses to open when it is set,
 # because data and teacher outputs must reach a trial through Ray's object store, never a local disk.
@@ -50,9 +51,42 @@ def student_trial(config: dict, prepared: Prepared) -> None:
     run_method(trial, prepared, report, resume=resume, model=model)
 
 
+STUDY_STATE = "study_state.json"
+
+
+def study_trial(config: dict, prepared: Prepared) -> None:
+    """One (arm, seed) of the budget study: one report per budget. Its checkpoint is small: the loop's
+    state, plus the student's weights only where the next point needs them (to query, or a warm start)."""
+    import json  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from safetensors.torch import save_file  # noqa: PLC0415
+
+    os.environ[IN_TRIAL_ENV] = "1"
+    study = StudySettings.from_dict(config)
+    node_id = ray.get_runtime_context().get_node_id()
+
+    def report(metrics: dict, model, state: dict) -> None:
+        with tempfile.TemporaryDirectory(prefix="checkpoint-") as folder:
+            (Path(folder) / STUDY_STATE).write_text(json.dumps(state), encoding="utf-8")
+            if model is not None:
+                save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+                          f"{folder}/model.safetensors")
+            tune.report({**metrics, NODE_ID: node_id}, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    resume, model = None, None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            resume = json.loads((Path(folder) / STUDY_STATE).read_text(encoding="utf-8"))
+            if (Path(folder) / "model.safetensors").is_file():
+                model = _restored_model(prepared, study.recipe, folder)
+    run_study_arm(study, prepared, report, resume=resume, model=model)
+
+
 def _restored_model(prepared: Prepared, trial: TrialConfig, folder: str):
     from safetensors.torch import load_file  # noqa: PLC0415
 
     model = build_model(prepared.student, trial.seed)
-    model.load_state_dict(load_file(f"{folder}/model.safetensors"), strict=False)
+    model.load_state_dict(load_file(f"{folder}/model.safetensors"), strict=True)
     return model

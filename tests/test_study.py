@@ -1,0 +1,279 @@
+"""The budget study: each arm's label accounting, pairing by seed, AULC and the bootstrap interval on
+hand-worked cases, and the command end to end on the smoke task (with resume and bad input)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import tuning.prepare
+from tests.conftest import run_cli
+from trainables import metrics as m
+from trainables.config import TrialConfig
+from trainables.errors import UsageError
+from trainables.study_arms import (
+    StudySettings,
+    decode_predictions,
+    encode_predictions,
+    epochs_for,
+    initial_and_order,
+    parse_arm,
+    run_study_arm,
+)
+from trainables.teachers import TeacherSettings
+from tuning.bootstrap import replicate_accuracies, statistic_interval
+from tuning.prepare import SMOKE_SETTINGS, DataSettings, prepare
+from tuning.study_report import aulc, baseline_of, common_seeds, leakage_warnings
+
+POOL = 48  # the smoke data's 96 training rows minus the teachers' half
+
+
+def one_thread_teachers(**values):
+    return TeacherSettings(**{**values, "num_threads": 1})
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EXPERT_LOOP_CACHE", str(tmp_path_factory.mktemp("cache")))
+        patch.setattr(tuning.prepare, "TeacherSettings", one_thread_teachers)
+        return prepare(DataSettings(**{**SMOKE_SETTINGS, "teacher_split": 0.5}), need_teachers=True,
+                       progress=lambda *a: None)
+
+
+def study(arm: str, **values) -> StudySettings:
+    recipe = TrialConfig(method="active_loop", learning_rate=5e-3, batch_size=8, epochs=1)
+    base = dict(arm=arm, seed=3, budgets=(8, 16, 24), initial=8, recipe=recipe, min_steps=4)
+    return StudySettings(**{**base, **values})
+
+
+def run(arm: str, prepared, **values) -> list[dict]:
+    reports = []
+    run_study_arm(study(arm, **values), prepared, lambda metrics, model, state: reports.append(metrics))
+    return reports
+
+
+# ---------------------------------------------------------------- accounting (the contract of study.csv)
+
+def test_supervised_and_oracle_count_every_label_as_gold(prepared):
+    for arm in ("supervised", "oracle:margin", "oracle:random"):
+        reports = run(arm, prepared)
+        assert [r["budget"] for r in reports] == [8, 16, 24]
+        assert [r["gold_labels"] for r in reports] == [8, 16, 24], arm
+        assert [r[m.EXPERT_QUERIES] for r in reports] == [0, 0, 0], arm
+        assert all(r[m.TEACHER_LABELS] == 0 for r in reports), arm
+
+
+def test_expert_arm_keeps_the_initial_gold_and_the_teachers_label_the_rest(prepared):
+    reports = run("expert:least_confidence", prepared)
+    assert [r["gold_labels"] for r in reports] == [8, 8, 8]
+    assert [r["gold_labels"] + r[m.EXPERT_QUERIES] for r in reports] == [8, 16, 24]
+    assert all(r[m.TEACHER_LABELS] == 48 for r in reports)  # the teachers' half of the 96 rows
+    assert math.isnan(reports[0][m.EXPERT_LABEL_ACCURACY]) and 0 <= reports[2][m.EXPERT_LABEL_ACCURACY] <= 1
+
+
+def test_kd_all_adds_teacher_labels_for_the_whole_rest_of_the_pool(prepared):
+    reports = run("kd_all", prepared)
+    assert [r["gold_labels"] for r in reports] == [8, 16, 24]
+    assert [r[m.EXPERT_QUERIES] for r in reports] == [POOL - 8, POOL - 16, POOL - 24]
+
+
+def test_full_arms_are_one_point_on_the_whole_pool(prepared):
+    (supervised,) = run("full:supervised", prepared)
+    (kd,) = run("full:kd", prepared)
+    assert supervised["budget"] == supervised["gold_labels"] == POOL and supervised[m.EXPERT_QUERIES] == 0
+    assert kd["gold_labels"] == POOL and kd[m.EXPERT_QUERIES] == POOL  # every row also got a teacher label
+
+
+def test_validation_gold_labels_are_counted(prepared):
+    assert run("supervised", prepared, budgets=(8,))[0]["validation_labels"] == 24
+
+
+# ---------------------------------------------------------------- pairing by seed
+
+def test_the_seed_alone_fixes_the_initial_pool_and_it_never_overlaps_the_teachers_rows(prepared):
+    first, order = initial_and_order(study("supervised"), prepared)
+    again, _ = initial_and_order(study("expert:margin"), prepared)
+    other, _ = initial_and_order(study("supervised", seed=4), prepared)
+    assert first == again != other and len(first) == 8
+    teacher_rows = set(prepared.teachers.train_rows.tolist())
+    assert not set(first) & teacher_rows and not set(order) & teacher_rows
+    assert sorted(first + order) == sorted(set(range(96)) - teacher_rows)
+
+
+def test_at_the_initial_budget_every_gold_only_arm_trains_the_same_student(prepared):
+    """Same rows, same initialisation, same batch order: the predictions must be identical."""
+    points = [run(arm, prepared, budgets=(8, 16))[0] for arm in ("supervised", "oracle:margin", "oracle:random")]
+    assert len({p["test_predictions"] for p in points}) == 1
+    assert len({p[m.VAL_ACCURACY] for p in points}) == 1
+
+
+def test_supervised_budgets_are_nested(prepared):
+    labelled, order = initial_and_order(study("supervised"), prepared)
+    # budget 16 = the initial pool + the first 8 rows of the seed's order, and budget 24 extends it
+    from trainables.expert_loop import LoopState
+    from trainables.study_arms import point_rows
+
+    state = LoopState(0, labelled, [], order)
+    gold16, _ = point_rows(parse_arm("supervised"), state, order, 16)
+    gold24, _ = point_rows(parse_arm("supervised"), state, order, 24)
+    assert set(gold16) < set(gold24) and gold16 == labelled + order[:8]
+
+
+def test_small_budgets_get_at_least_min_steps():
+    assert epochs_for(3, 150, 8, 50) == 24  # ceil(150 * 8 / 50)
+    assert epochs_for(3, 150, 8, 800) == 3  # the recipe's epochs already give 300 steps
+    assert epochs_for(3, 0, 8, 50) == 3
+
+
+# ---------------------------------------------------------------- settings and arms
+
+@pytest.mark.parametrize("name", ["expert:nope", "oracle", "kd_all:margin", "full:other", ""])
+def test_unknown_arms_are_refused(name):
+    with pytest.raises(UsageError, match="unknown study arm"):
+        parse_arm(name)
+
+
+@pytest.mark.parametrize("values, message", [
+    (dict(budgets=(16, 8)), "increasing"), (dict(budgets=(8, 8)), "increasing"),
+    (dict(initial=9), "smallest budget"), (dict(min_steps=-1), "min-steps"),
+])
+def test_bad_settings_are_refused(values, message):
+    with pytest.raises(UsageError, match=message):
+        study("supervised", **values)
+
+
+def test_settings_survive_the_trip_through_a_dict():
+    settings = study("expert:margin")
+    assert StudySettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
+
+
+def test_predictions_round_trip():
+    assert decode_predictions(encode_predictions(np.array([0, 3, 1]))).tolist() == [0, 3, 1]
+    assert decode_predictions(encode_predictions(np.array([12, 3]))).tolist() == [12, 3]
+
+
+# ---------------------------------------------------------------- statistics on hand-worked cases
+
+def test_aulc_by_hand():
+    # trapezoid: (0.5 + 0.6) / 2 * 100 + (0.6 + 0.8) / 2 * 200 = 55 + 140 = 195; / (400 - 100) = 0.65
+    assert aulc(np.array([0.5, 0.6, 0.8]), [100, 200, 400]) == pytest.approx(0.65)
+    assert aulc(np.array([[0.5, 0.5], [1.0, 0.0]]), [10, 20]).tolist() == [0.5, 0.5]
+
+
+def test_bootstrap_interval_matches_the_binomial_interval_for_one_seed():
+    """One seed, 4000 test examples, 80% right: the test-sampling 95% interval is about
+    0.8 +- 1.96 * sqrt(0.8 * 0.2 / 4000) = 0.8 +- 0.0124."""
+    correct = np.zeros((1, 4000), bool)
+    correct[0, :3200] = True
+    result = statistic_interval(correct, lambda acc: acc, replicates=4000)
+    low, high = result["ci"]
+    assert result["mean"] == pytest.approx(0.8)
+    assert (high - low) / 2 == pytest.approx(1.96 * math.sqrt(0.16 / 4000), rel=0.1)
+
+
+def test_bootstrap_covers_seed_variation_too():
+    """Two seeds, one right on 60% of 1,000 examples and one on all of them: a quarter of the replicates
+    draw the weak seed twice (about 0.6), a quarter the strong one twice (1.0), half one of each (0.8)."""
+    correct = np.zeros((2, 1000), bool)
+    correct[0, :600] = True
+    correct[1, :] = True
+    values = replicate_accuracies(correct, replicates=4000)
+    assert values[0] == pytest.approx(0.8)
+    assert np.mean(values[1:] < 0.7) == pytest.approx(0.25, abs=0.03)
+    assert np.mean(values[1:] > 1 - 1e-9) == pytest.approx(0.25, abs=0.03)
+
+
+def test_a_paired_difference_of_identical_arms_is_exactly_zero():
+    rng = np.random.default_rng(0)
+    correct = rng.random((3, 500)) < 0.7
+    both = np.stack([correct, correct])
+    result = statistic_interval(both, lambda acc: acc[:, 0] - acc[:, 1])
+    assert result == {"mean": 0.0, "ci": [0.0, 0.0]}
+
+
+def test_baselines_and_common_seeds():
+    assert baseline_of("expert:margin") == "expert:random" and baseline_of("oracle:entropy") == "oracle:random"
+    assert baseline_of("expert:random") is None and baseline_of("supervised") is None
+    frame = pd.DataFrame({"arm": ["a", "a", "a", "b", "b"], "budget": [1, 2, 1, 1, 2], "seed": [0, 0, 1, 0, 0]})
+    assert common_seeds(frame) == [0]  # seed 1 of arm a lacks budget 2, and arm b never ran seed 1
+
+
+def test_leakage_warning_only_beyond_noise():
+    def summary(queried):
+        return {"teacher_accuracy": {"ensemble/test": 0.80}, "test_examples": 500,
+                "arms": {"expert:margin": {"per_budget": {"400": {m.EXPERT_LABEL_ACCURACY: queried,
+                                                                  m.EXPERT_QUERIES: 350}}}}}
+    # noise = 2 * sqrt(0.16 / 500 + q(1-q) / 350): 0.95 is 0.15 above (noise ~0.044), 0.82 is within it
+    assert len(leakage_warnings(summary(0.95))) == 1
+    assert leakage_warnings(summary(0.82)) == []
+
+
+# ---------------------------------------------------------------- the command
+
+@pytest.mark.slow
+def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, session_cache):
+    result = run_cli("study.py", "--smoke-test", "--storage-path", str(tmp_path), "--name", "s", cache=session_cache)
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = tmp_path / "s"
+    frame = pd.read_csv(folder / "study.csv", dtype={"test_predictions": str})
+    assert list(frame.columns[:8]) == ["arm", "budget", "seed", "gold_labels", "expert_queries", "val_accuracy",
+                                       "test_accuracy", "test_macro_f1"]
+    curve_arms = {"supervised", "kd_all", "oracle:random", "oracle:margin", "expert:least_confidence",
+                  "expert:margin", "expert:entropy", "expert:random", "expert:robust_least_confidence"}
+    assert set(frame["arm"]) == curve_arms | {"full:supervised", "full:kd"}
+    assert len(frame) == len(curve_arms) * 3 * 2 + 2 * 2  # 3 budgets x 2 seeds, full arms one point per seed
+    expert = frame[frame["arm"].str.startswith("expert:")]
+    assert (expert["gold_labels"] == 8).all() and ((expert["gold_labels"] + expert["expert_queries"])
+                                                   == expert["budget"]).all()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["teacher_split"] == 0.5 and summary["seeds"] == [0, 1] and summary["budgets"] == [8, 16, 32]
+    for arm in curve_arms:
+        assert 0 <= summary["arms"][arm]["aulc"] <= 1
+        if arm.startswith(("expert:", "oracle:")) and not arm.endswith(":random"):
+            diff = summary["arms"][arm]["aulc_diff_vs_random"]
+            assert diff["ci"][0] <= diff["mean"] <= diff["ci"][1]
+    report = (folder / "report.md").read_text()
+    assert report.startswith("# Budget study\n\n## Answer") and "Goal:" in report
+    for plot in ("accuracy_vs_gold.png", "accuracy_vs_all_labels.png", "aulc.png", "class_f1.png"):
+        assert (folder / plot).stat().st_size > 1000
+    (folder / "report.md").unlink()
+    again = run_cli("study.py", "--resume", "--name", "s", "--storage-path", str(tmp_path), cache=session_cache)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (folder / "report.md").is_file()
+    assert pd.read_csv(folder / "study.csv", dtype={"test_predictions": str}).equals(frame)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--budgets", "16,8"], "increasing"),
+    (["--budgets", "8,x"], "whole numbers"),
+    (["--initial", "20"], "smallest budget"),
+    (["--budgets", "8,16,64"], "larger than the student's pool of 48"),
+    (["--arms", "supervised,expert:nope"], "unknown study arm"),
+    (["--seeds", "0"], "--seeds"),
+    (["--max-concurrent", "0"], "--max-concurrent"),
+    (["--set", "learning_rate=-1"], "learning_rate"),
+    (["--budg", "8"], "unrecognized arguments"),  # no abbreviations
+])
+def test_bad_input_exits_2_before_anything_is_written(tmp_path, session_cache, args, message):
+    result = run_cli("study.py", "--smoke-test", "--storage-path", str(tmp_path), "--name", "bad", *args,
+                     cache=session_cache, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
+
+
+def test_an_existing_study_is_never_overwritten(tmp_path, session_cache):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("x")
+    result = run_cli("study.py", "--smoke-test", "--storage-path", str(tmp_path), "--name", "taken",
+                     cache=session_cache, timeout=120)
+    assert result.returncode == 2 and "already exists" in result.stderr
+    assert (tmp_path / "taken" / "keep.txt").read_text() == "x"
+

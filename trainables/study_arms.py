@@ -1,0 +1,257 @@
+"""The budget study's arms: one student per (arm, seed), trained afresh at every label budget.
+
+The budget is an experimental factor here, never a searched setting. Every arm of one seed starts from
+the same initial pool (a seeded draw from the rows the teachers did not learn from), builds its students
+from the same initialisation and sees batches in the same order, so arms are paired by seed. Arms:
+
+- `supervised`:        B gold labels, drawn uniformly (nested: budget B extends budget B' < B);
+- `oracle:<strategy>`: classic active learning; the queried rows get their gold label;
+- `expert:<strategy>`: the Expert-Loop; the queried rows get the teacher ensemble's soft labels;
+- `kd_all`:            the supervised arm's B gold labels plus teacher labels for the rest of the pool;
+- `full:supervised`, `full:kd`: reference lines, every pool row gold-labelled (kd: teachers mixed in
+  with alpha, as the kd method does).
+
+Each row carries one target: gold rows train with cross-entropy, expert-labelled rows with the
+distillation term T**2 KL(teachers || student) (kd_loss_masked without gold). So `expert_queries` counts
+exactly the rows the teachers labelled, and alpha matters only for `full:kd`.
+No Ray in here: trainables/functions.py wraps `run_study_arm` as a Ray Tune trainable."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from trainables import metrics as m
+from trainables.config import TrialConfig
+from trainables.errors import UsageError
+from trainables.expert_loop import HIDDEN, LoopState, candidate_rows, expert_accuracy, expert_loop_loss, query
+from trainables.loop import TrainingSet, predict_logits, train
+from trainables.losses import cross_entropy_loss, kd_loss
+from trainables.methods import loop_settings
+from trainables.metrics import classification_metrics
+from trainables.models import build_model
+from trainables.prepared import Prepared
+from trainables.sampling import stratified_subset
+
+KINDS = ("supervised", "kd_all", "oracle", "expert", "full")
+FULL_ARMS = ("full:supervised", "full:kd")
+BUDGET = "budget"
+GOLD_LABELS = "gold_labels"
+VALIDATION_LABELS = "validation_labels"  # gold labels of the validation split: they choose every setting
+TEST_PREDICTIONS = "test_predictions"  # the predicted class of every test example, as digits/commas
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    name: str
+    kind: str  # one of KINDS
+    strategy: str | None = None  # oracle / expert: the query strategy; full: "supervised" or "kd"
+
+    @property
+    def queries(self) -> bool:
+        return self.kind in ("oracle", "expert")
+
+    @property
+    def needs_teachers(self) -> bool:
+        return self.kind in ("expert", "kd_all") or self.name == "full:kd"
+
+
+def parse_arm(name: str) -> Arm:
+    from trainables.query import STRATEGIES  # noqa: PLC0415
+
+    kind, _, strategy = name.partition(":")
+    if kind in ("supervised", "kd_all") and not strategy:
+        return Arm(name, kind)
+    if kind in ("oracle", "expert") and strategy in STRATEGIES:
+        return Arm(name, kind, strategy)
+    if name in FULL_ARMS:
+        return Arm(name, "full", strategy)
+    raise UsageError(f"unknown study arm '{name}' (supervised, kd_all, oracle:<strategy>, expert:<strategy>, "
+                     f"{', '.join(FULL_ARMS)}; strategies: {', '.join(STRATEGIES)})")
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySettings:
+    """One trial of the study: an arm, a seed, the budgets, and the training recipe."""
+
+    arm: str
+    seed: int
+    budgets: tuple[int, ...]  # labelled rows the student trains on, increasing
+    initial: int  # gold labels the query arms start from
+    recipe: TrialConfig  # learning rate, batch, epochs, T, alpha, pool_sample_size, skip_fraction, bf16
+    min_steps: int = 150  # optimiser steps every point gets at least (small budgets get more epochs)
+    stratified_initial: bool = False  # label-informed: reads the pool's hidden labels to stratify
+    warm_start: bool = False  # continue the previous budget's student instead of a fresh one
+
+    def __post_init__(self) -> None:
+        parse_arm(self.arm)
+        if not self.budgets or list(self.budgets) != sorted(set(self.budgets)) or self.budgets[0] < 1:
+            raise UsageError(f"budgets must be distinct, increasing and >= 1, got {list(self.budgets)}")
+        if not 1 <= self.initial <= self.budgets[0]:
+            raise UsageError(f"--initial must be between 1 and the smallest budget {self.budgets[0]}, "
+                             f"got {self.initial}")
+        if self.min_steps < 0:
+            raise UsageError(f"--min-steps must be >= 0, got {self.min_steps}")
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "budgets": list(self.budgets), "recipe": self.recipe.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> StudySettings:
+        return cls(**{**values, "budgets": tuple(int(b) for b in values["budgets"]),
+                      "recipe": TrialConfig.from_dict(values["recipe"])})
+
+
+def epochs_for(recipe_epochs: int, min_steps: int, batch_size: int, n: int) -> int:
+    """max(recipe epochs, ceil(min_steps * batch / n)): a 50-example point gets as many optimiser steps
+    as the recipe gives a few thousand examples, so small budgets are not judged undertrained."""
+    return max(recipe_epochs, math.ceil(min_steps * batch_size / max(n, 1)))
+
+
+def initial_and_order(study: StudySettings, prepared: Prepared) -> tuple[list[int], list[int]]:
+    """(initial pool, the other candidate rows in the seed's random order). The seed alone decides
+    both, so every arm of a seed starts from the same rows, and `supervised` at budget B takes the
+    initial pool plus the first B - initial rows of the order (nested across budgets)."""
+    rows = candidate_rows(prepared)
+    order = np.random.default_rng(study.seed).permutation(rows)
+    if study.stratified_initial:
+        chosen = rows[stratified_subset(prepared.encoded["train"].labels[rows], study.initial, study.seed)]
+    else:
+        chosen = order[: study.initial]
+    chosen_set = set(chosen.tolist())
+    return sorted(int(i) for i in chosen), [int(i) for i in order if int(i) not in chosen_set]
+
+
+def check_budgets(study: StudySettings, pool_size: int) -> None:
+    if study.budgets[-1] > pool_size:
+        raise UsageError(f"the largest budget {study.budgets[-1]} is larger than the student's pool of "
+                         f"{pool_size} examples (the training split minus the teachers' share)")
+
+
+def point_rows(arm: Arm, state: LoopState, order: list[int], budget: int) -> tuple[list[int], list[int]]:
+    """(gold rows, expert-labelled rows) the student trains on at this budget."""
+    if arm.kind in ("supervised", "kd_all"):
+        gold = state.labelled + order[: budget - len(state.labelled)]
+        rest = sorted(set(state.labelled) | set(order)) if arm.kind == "kd_all" else []
+        return gold, sorted(set(rest) - set(gold))
+    if arm.kind == "full":
+        return sorted(set(state.labelled) | set(order)), []
+    if arm.kind == "oracle":
+        return state.labelled + state.queried, []
+    return list(state.labelled), list(state.queried)
+
+
+def training_set(arm: Arm, prepared: Prepared, gold: list[int], expert: list[int]) -> TrainingSet:
+    """Gold rows with their labels (and, for full:kd, the teachers' too); expert rows with the
+    teachers' logits and a hidden label."""
+    train_split = prepared.encoded["train"]
+    rows = np.array(gold + expert, dtype=np.int64)
+    has_gold = np.array([True] * len(gold) + [False] * len(expert))
+    labels = np.where(has_gold, train_split.labels[rows], HIDDEN)
+    student_view = dataclasses.replace(train_split, labels=np.full(len(train_split), HIDDEN))
+    if not arm.needs_teachers:
+        return TrainingSet(student_view, rows, labels, has_gold)
+    teacher_on_gold = arm.name == "full:kd"
+    has_teacher = np.array([teacher_on_gold] * len(gold) + [True] * len(expert))
+    return TrainingSet(student_view, rows, labels, has_gold, prepared.teachers.logits["train"][:, rows],
+                       has_teacher)
+
+
+def loss_for(arm: Arm, recipe: TrialConfig):
+    if not arm.needs_teachers:
+        return lambda logits, batch: cross_entropy_loss(logits, None, batch["labels"], 1.0, 0.0)
+    if arm.name == "full:kd":
+        return lambda logits, batch: kd_loss(logits, batch["teacher_logits"], batch["labels"],
+                                             recipe.temperature, recipe.alpha)
+    # expert_loop_loss: cross-entropy where a row has no teacher target, KD where it has one (and no gold).
+    return expert_loop_loss(recipe)
+
+
+def point_budgets(arm: Arm, study: StudySettings, pool_size: int) -> tuple[int, ...]:
+    return (pool_size,) if arm.kind == "full" else study.budgets
+
+
+Reporter = Callable[[dict, torch.nn.Module | None, dict], None]
+
+
+def run_study_arm(study: StudySettings, prepared: Prepared, report: Reporter,
+                  resume: dict | None = None, model=None) -> None:
+    """Train one fresh student per budget and report one point per budget. `resume` (the state of the
+    last report) with `model` (its student, for query arms) continues an interrupted trial."""
+    arm = parse_arm(study.arm)
+    labelled, order = initial_and_order(study, prepared)
+    budgets = point_budgets(arm, study, len(labelled) + len(order))
+    state = LoopState(**resume["loop"]) if resume else LoopState(0, labelled, [], sorted(order))
+    done = resume["points_done"] if resume else 0
+    recipe = dataclasses.replace(study.recipe, seed=study.seed, expert="teachers" if arm.kind != "oracle"
+                                 else "oracle", strategy=arm.strategy if arm.queries else study.recipe.strategy)
+    for index in range(done, len(budgets)):
+        budget = budgets[index]
+        new = _grow(arm, recipe, prepared, state, model, budget)
+        gold, expert = point_rows(arm, state, order, budget)
+        started = time.perf_counter()
+        if model is None or not study.warm_start:
+            model = build_model(prepared.student, study.seed)
+        data = training_set(arm, prepared, gold, expert)
+        epochs = epochs_for(recipe.epochs, study.min_steps, recipe.batch_size, len(data))
+        train(model, data, loss_for(arm, recipe), loop_settings(recipe, prepared, epochs))
+        seconds = time.perf_counter() - started
+        state.round = index
+        metrics = point_metrics(arm, recipe, prepared, model, budget, gold, expert, new)
+        metrics.update({m.TRAIN_SECONDS: seconds, m.EPOCH: epochs,
+                        "steps": epochs * math.ceil(len(data) / recipe.batch_size)})
+        report(metrics, model if arm.queries or study.warm_start else None,
+               {"loop": dataclasses.asdict(state), "points_done": index + 1})
+
+
+def _grow(arm: Arm, recipe: TrialConfig, prepared: Prepared, state: LoopState, model, budget: int) -> list[int]:
+    """Query arms: the rows the strategy adds to reach `budget` (scored by the previous point's student)."""
+    have = len(state.labelled) + len(state.queried)
+    if not arm.queries or budget <= have:
+        return []
+    new = query(model, dataclasses.replace(recipe, query_size=budget - have), prepared, state).tolist()
+    state.queried += new
+    state.pool = sorted(set(state.pool) - set(new))
+    return new
+
+
+def point_metrics(arm: Arm, recipe: TrialConfig, prepared: Prepared, model, budget: int,
+                  gold: list[int], expert: list[int], new: list[int]) -> dict:
+    val = _split_metrics(model, prepared, "validation", recipe.bf16)
+    test_logits = predict_logits(model, prepared.encoded["test"], bf16=recipe.bf16)
+    test = classification_metrics(test_logits, prepared.encoded["test"].labels, prepared.num_labels)
+    return {
+        "arm": arm.name, BUDGET: budget, GOLD_LABELS: len(gold),
+        m.EXPERT_QUERIES: len(expert) + (len(gold) if arm.name == "full:kd" else 0),
+        m.VAL_ACCURACY: val["accuracy"], m.VAL_MACRO_F1: val["macro_f1"],
+        m.TEST_ACCURACY: test["accuracy"], m.TEST_MACRO_F1: test["macro_f1"],
+        m.LABELS_USED: len(gold),
+        m.TEACHER_LABELS: prepared.teachers.teacher_labels if arm.needs_teachers else 0,  # the arm needs them
+        VALIDATION_LABELS: len(prepared.encoded["validation"]),
+        m.EXPERT_LABEL_ACCURACY: expert_accuracy(prepared, expert) if expert else math.nan,
+        "expert_label_accuracy_new": expert_accuracy(prepared, new) if arm.kind == "expert" else math.nan,
+        TEST_PREDICTIONS: encode_predictions(test_logits.argmax(axis=1)),
+    }
+
+
+def _split_metrics(model, prepared: Prepared, split: str, bf16: bool) -> dict:
+    logits = predict_logits(model, prepared.encoded[split], bf16=bf16)
+    return classification_metrics(logits, prepared.encoded[split].labels, prepared.num_labels)
+
+
+def encode_predictions(predictions: np.ndarray) -> str:
+    """Predicted classes as text that fits a CSV cell: one digit each below 10 classes, else commas."""
+    values = [int(p) for p in predictions]
+    if all(v < 10 for v in values):
+        return "".join(str(v) for v in values)
+    return ",".join(str(v) for v in values)
+
+
+def decode_predictions(text: str) -> np.ndarray:
+    text = str(text)
+    return np.array([int(v) for v in (text.split(",") if "," in text else text)], dtype=np.int64)

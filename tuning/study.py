@@ -1,0 +1,183 @@
+"""The budget study: which method wins at each label budget, against equal-budget baselines.
+
+    python tuning/study.py                      # all arms, 5 seeds, budgets 50..800 (hours on 2 cores)
+    python tuning/study.py --quick              # 3 seeds, budgets 100,200,400, five arms
+    python tuning/study.py --smoke-test         # a minute: tiny models on generated data
+    python tuning/study.py --resume --name NAME # continue an interrupted study (or rewrite its report)
+
+The budget is an experimental factor, never searched. Every arm runs every seed, and a seed fixes the
+initial pool, the initialisation and the batch order, so arms are compared in pairs. Trials are Ray Tune
+trials (a grid over arm x seed): they run in parallel, resume after a kill and run on a cluster.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
+
+from trainables.errors import UsageError  # noqa: E402
+from tuning.cli import (  # noqa: E402
+    Parser,
+    add_data_arguments,
+    check_name,
+    data_settings,
+    main_guard,
+    parse_assignments,
+    parse_with_explicit,
+)
+
+STRATEGIES_ALL = ("least_confidence", "margin", "entropy", "random", "robust_least_confidence")
+DEFAULTS = {"budgets": "50,100,200,400,800", "initial": 50, "seeds": 5, "oracle_strategies": "random,margin",
+            "strategies": ",".join(STRATEGIES_ALL)}
+QUICK = {"budgets": "100,200,400", "initial": 50, "seeds": 3,
+         "arms": "supervised,kd_all,expert:random,expert:margin,expert:robust_least_confidence,full:supervised"}
+SMOKE = {"budgets": "8,16,32", "initial": 8, "seeds": 2, "min_steps": 24}
+SMOKE_RECIPE = {"learning_rate": 5e-3, "batch_size": 8}  # a tiny random model learns only at a high rate
+MIN_STEPS = 150  # see benchmarks/results/study-*/README.md for the measurement behind it
+STUDY_FILE = "study.json"
+RECIPE_KEYS = ("learning_rate", "batch_size", "epochs", "weight_decay", "warmup_ratio")
+
+
+def parse_args(argv=None):
+    parser = Parser(prog="tuning/study.py", description=__doc__.splitlines()[0], allow_abbrev=False)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--from", dest="from_dir", default=None,
+                        help="take the training recipe from a sweep's best trials (an experiment folder)")
+    source.add_argument("--config", default=None, help="take the recipe from best_configs.json (analyze.py)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override one recipe setting (learning_rate, epochs, temperature, bf16, ...)")
+    parser.add_argument("--budgets", default=None, help=f"labelled examples per point (default {DEFAULTS['budgets']})")
+    parser.add_argument("--initial", type=int, default=None, help="gold labels the query arms start from (default 50)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 5)")
+    parser.add_argument("--strategies", default=None, help="expert:<strategy> arms (default: all strategies)")
+    parser.add_argument("--oracle-strategies", default=None, help="oracle:<strategy> arms (default random,margin)")
+    parser.add_argument("--arms", default=None, help="the exact arms, comma-separated (overrides the two above)")
+    parser.add_argument("--min-steps", type=int, default=None,
+                        help=f"optimiser steps every point gets at least (default {MIN_STEPS})")
+    parser.add_argument("--stratified-initial", action="store_true",
+                        help="draw the initial pool stratified by the (hidden) labels: label-informed, and marked so")
+    parser.add_argument("--warm-start", action="store_true", help="continue the previous budget's student")
+    parser.add_argument("--quick", action="store_true", help="3 seeds, budgets 100,200,400, five arms (< 45 min)")
+    parser.add_argument("--name", default=None, help="study name (default: study-DATE-TIME)")
+    parser.add_argument("--storage-path", default="ray_results", help="where the study's folder goes")
+    parser.add_argument("--address", default=None, help="an existing Ray cluster: auto, or HOST:6379")
+    parser.add_argument("--resume", action="store_true", help="continue the study --name and rewrite its report")
+    parser.add_argument("--max-concurrent", type=int, default=None,
+                        help="trials at once (default CPUs / cpus-per-trial)")
+    parser.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
+    add_data_arguments(parser)
+    parser.set_defaults(teacher_split=0.5)  # the experts learn from rows the student never gets
+    return parse_with_explicit(parser, argv)
+
+
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in str(text).split(",") if part.strip())
+    except ValueError:
+        raise UsageError(f"{flag} takes whole numbers separated by commas, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in str(text).split(",") if part.strip()]
+
+
+def choose(args, key: str):
+    """A flag's value: what the user typed, else the --smoke-test / --quick default, else the default."""
+    value = getattr(args, key, None)
+    if value is not None:
+        return value
+    for active, table in ((args.smoke_test, SMOKE), (args.quick, QUICK)):
+        if active and key in table:
+            return table[key]
+    return DEFAULTS.get(key, MIN_STEPS if key == "min_steps" else None)
+
+
+def arm_names(args) -> list[str]:
+    from trainables.study_arms import parse_arm  # noqa: PLC0415
+
+    explicit = choose(args, "arms")
+    if explicit:
+        names = _names(explicit)
+    else:
+        names = ["supervised", "kd_all", *[f"oracle:{s}" for s in _names(choose(args, "oracle_strategies"))],
+                 *[f"expert:{s}" for s in _names(choose(args, "strategies"))], "full:supervised", "full:kd"]
+    for name in names:
+        parse_arm(name)
+    if len(set(names)) != len(names):
+        raise UsageError(f"an arm is named twice in {', '.join(names)}")
+    return names
+
+
+def recipe(args):
+    """One student recipe for every arm (so arms differ only in which rows carry which labels): the
+    supervised entry's optimiser settings, the kd (else active_loop) entry's temperature and alpha."""
+    from search_spaces import MODULES  # noqa: PLC0415
+    from trainables.config import TrialConfig  # noqa: PLC0415
+
+    entries = _recipe_source(args)
+    student = entries.get("supervised", {}).get("config") or MODULES["supervised"].ORIGINAL
+    teacher = (entries.get("kd") or entries.get("active_loop") or {}).get("config") or MODULES["kd"].ORIGINAL
+    values = {key: student[key] for key in RECIPE_KEYS if key in student}
+    values.update({key: teacher[key] for key in ("temperature", "alpha") if key in teacher})
+    if args.smoke_test and not (args.config or args.from_dir):
+        values.update(SMOKE_RECIPE)
+    values.update(parse_assignments(args.set, "--set"))
+    values.pop("method", None)
+    return TrialConfig.from_dict({**values, "method": "active_loop"})
+
+
+def _recipe_source(args) -> dict:
+    if args.config:
+        from tuning.train import read_config_file  # noqa: PLC0415
+
+        return {method: read_config_file(args.config, method) for method in ("supervised", "kd", "active_loop")
+                if _has_method(args.config, method)}
+    if args.from_dir:
+        from tuning import analysis  # noqa: PLC0415
+
+        experiments = analysis.read_all(analysis.find_experiments([args.from_dir], args.storage_path))
+        return analysis.best_configs(experiments)["methods"]
+    return {}
+
+
+def _has_method(path: str, method: str) -> bool:
+    import json  # noqa: PLC0415
+
+    try:
+        return method in json.loads(Path(path).read_text(encoding="utf-8")).get("methods", {})
+    except (OSError, ValueError, AttributeError):
+        raise UsageError(f"config file {path} is not a readable best_configs.json") from None
+
+
+def study_settings(args) -> dict:
+    """Everything one trial needs except the arm and the seed, checked before anything runs."""
+    from trainables.study_arms import StudySettings  # noqa: PLC0415
+
+    seeds = choose(args, "seeds")
+    if seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {seeds}")
+    template = StudySettings(arm="supervised", seed=0, budgets=_ints(choose(args, "budgets"), "--budgets"),
+                             initial=choose(args, "initial"), recipe=recipe(args),
+                             min_steps=choose(args, "min_steps"), stratified_initial=args.stratified_initial,
+                             warm_start=args.warm_start)
+    return {"template": template.to_dict(), "arms": arm_names(args), "seeds": list(range(seeds))}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise UsageError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+    from tuning import study_run  # noqa: PLC0415 (Ray, torch: after the arguments are checked)
+
+    if args.resume:
+        if not args.name:
+            raise UsageError("--resume needs --name (the study to continue)")
+        return study_run.resume(args, check_name(args.name))
+    name = check_name(args.name or study_run.default_name())
+    return study_run.start(args, name, study_settings(args), data_settings(args))
+
+
+if __name__ == "__main__":
+    main_guard(main)

@@ -1,0 +1,225 @@
+"""Running a budget study with Ray Tune: folders, preparation, the grid, resume, and its outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from ray import tune
+
+from trainables import metrics as m
+from trainables.errors import UsageError
+from trainables.expert_loop import candidate_rows
+from trainables.functions import study_trial
+from trainables.study_arms import BUDGET, StudySettings, check_budgets, parse_arm
+from tuning import study_plots
+from tuning.analysis import write_json
+from tuning.experiment import SweepInterrupted, fit
+from tuning.prepare import DataSettings, load_data, prepare, teacher_rows
+from tuning.study_report import STUDY_CSV, SUMMARY_JSON, per_class_f1, summarise, write_report, write_study_csv
+from tuning.sweep import start_ray
+
+STUDY_FILE = "study.json"  # how the study was made: read back by --resume
+
+
+def default_name() -> str:
+    return f"study-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def study_folder(storage_path: str, name: str) -> Path:
+    return Path(storage_path).expanduser().resolve() / name
+
+
+def start(args, name: str, plan: dict, settings: DataSettings) -> int:
+    folder = study_folder(args.storage_path, name)
+    if folder.exists():
+        raise UsageError(f"study {folder} already exists: use --resume --name {name} or another --name")
+    data = load_data(settings)
+    pool = len(data.train) - (len(teacher_rows(settings, data)) if settings.teacher_split > 0 else 0)
+    check_budgets(StudySettings.from_dict(plan["template"]), pool)
+    prepared = prepare(settings, need_teachers=True, data=data)
+    record = {"plan": plan, "data": settings.to_dict(), "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+    folder.mkdir(parents=True)
+    write_json(folder / STUDY_FILE, record)
+    _announce(plan, prepared, folder)
+    return _run(args, folder, plan, prepared, tuner=None)
+
+
+def resume(args, name: str) -> int:
+    folder = study_folder(args.storage_path, name)
+    if not (folder / STUDY_FILE).is_file():
+        raise UsageError(f"no study to resume at {folder} (no {STUDY_FILE})")
+    record = json.loads((folder / STUDY_FILE).read_text(encoding="utf-8"))
+    prepared = prepare(DataSettings.from_dict(record["data"]), need_teachers=True)
+    tuner = None
+    if tune.Tuner.can_restore(str(folder)):
+        print(f"resuming {folder}", flush=True)
+        tuner = "restore"
+    return _run(args, folder, record["plan"], prepared, tuner)
+
+
+def _announce(plan: dict, prepared, folder: Path) -> None:
+    template = plan["template"]
+    print(f"budget study: {len(plan['arms'])} arms x {len(plan['seeds'])} seeds = "
+          f"{len(plan['arms']) * len(plan['seeds'])} trials, budgets {template['budgets']}, initial "
+          f"{template['initial']}, min_steps {template['min_steps']}, student pool {len(candidate_rows(prepared))}",
+          flush=True)
+    print(f"arms: {', '.join(plan['arms'])}", flush=True)
+    print(f"results in {folder}", flush=True)
+
+
+def grid(plan: dict) -> list[dict]:
+    """(arm, seed) pairs, seed by seed, the slowest arms of a seed first: an interrupted study then holds
+    whole seeds, and the two CPUs do not end the study waiting on one long trial."""
+    slow_first = sorted(plan["arms"], key=lambda arm: parse_arm(arm).kind not in ("full", "kd_all"))
+    return [{"arm": arm, "seed": seed} for seed in plan["seeds"] for arm in slow_first]
+
+
+def _trainable(prepared, cpus: int):
+    return tune.with_resources(tune.with_parameters(_flat_trial, prepared=prepared), {"cpu": cpus})
+
+
+def _flat_trial(config: dict, prepared) -> None:
+    point = config["point"]
+    study_trial({**config["template"], "arm": point["arm"], "seed": point["seed"]}, prepared)
+
+
+def _run(args, folder: Path, plan: dict, prepared, tuner) -> int:
+    cpus = prepared.num_threads
+    trials = grid(plan)
+    started_here = not _ray_running()
+    start_ray(args.address, args.dashboard)
+    try:
+        if tuner == "restore":
+            tuner = tune.Tuner.restore(str(folder), trainable=_trainable(prepared, cpus), resume_unfinished=True,
+                                       resume_errored=False)
+        elif tuner is None:
+            concurrent = args.max_concurrent or max(1, (os.cpu_count() or 1) // cpus)
+            tuner = tune.Tuner(
+                _trainable(prepared, cpus),
+                param_space={"template": plan["template"], "point": tune.grid_search(trials)},
+                tune_config=tune.TuneConfig(max_concurrent_trials=concurrent),
+                run_config=tune.RunConfig(name=folder.name, storage_path=str(folder.parent), verbose=0,
+                                          checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                          callbacks=[StudyProgress(len(trials), plan)]))
+        grid_result = fit(tuner)
+    finally:
+        if started_here:
+            import ray  # noqa: PLC0415
+
+            ray.shutdown()
+    rows = collect_rows(grid_result)
+    ended = {(r["arm"], r["seed"]) for r in rows if r.get("done")}
+    errors = [result.error for result in grid_result if result.error is not None]
+    write_outputs(folder, plan, prepared, rows)
+    if len(ended) + len(errors) < len(trials):
+        raise SweepInterrupted(f"{len(ended)} of {len(trials)} study trials ended; continue with: python "
+                               f"tuning/study.py --resume --name {folder.name} --storage-path {args.storage_path}")
+    if errors:
+        print(f"{len(errors)} trial(s) failed; the report compares the seeds every arm finished", flush=True)
+    return 0
+
+
+def _ray_running() -> bool:
+    import ray  # noqa: PLC0415
+
+    return ray.is_initialized()
+
+
+class StudyProgress(tune.Callback):
+    """One line per point, with the count of (arm, seed) trials that have reported every budget."""
+
+    def __init__(self, total: int, plan: dict):
+        self.started, self.total, self.done = time.perf_counter(), total, set()
+        self.points = len(plan["template"]["budgets"])
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        arm, seed = result["arm"], trial.config["point"]["seed"]
+        if is_last_point(arm, result["training_iteration"], self.points):
+            self.done.add((arm, seed))
+        print(f"[{time.perf_counter() - self.started:6.0f} s] {arm} seed {seed} budget {result[BUDGET]}: "
+              f"val {result[m.VAL_ACCURACY]:.3f} test {result[m.TEST_ACCURACY]:.3f} "
+              f"({result[m.TRAIN_SECONDS]:.0f} s; {len(self.done)}/{self.total} trials done)", flush=True)
+
+
+def collect_rows(grid_result) -> list[dict]:
+    """Every report of every trial, read from its result.json (a CSV would turn the predictions'
+    digit strings into numbers), with the seed, and `done` on a trial's last expected report."""
+    rows = []
+    for result in grid_result:
+        seed = result.config["point"]["seed"]
+        budgets = len(result.config["template"]["budgets"])
+        reports = _reports(result)
+        for report in reports:
+            rows.append({**report, "seed": seed,
+                         "done": is_last_point(report["arm"], report.get("training_iteration"), budgets)})
+    return rows
+
+
+def is_last_point(arm: str, iteration: int | None, budgets: int) -> bool:
+    """A reference arm (full:*) has one point, every other arm one per budget."""
+    return iteration == (1 if parse_arm(arm).kind == "full" else budgets)
+
+
+def _reports(result) -> list[dict]:
+    path = f"{result.path}/result.json"
+    try:
+        with result.filesystem.open_input_stream(path) as stream:
+            text = stream.read().decode("utf-8")
+    except (FileNotFoundError, OSError):
+        return []
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+KEEP = ("arm", BUDGET, "seed")
+
+
+def write_outputs(folder: Path, plan: dict, prepared, rows: list[dict]) -> None:
+    """study.csv, summary.json, report.md and the plots, from whatever has been measured so far."""
+    if not rows:
+        print("no point has been measured yet: no report written", flush=True)
+        return
+    columns_out = {"done", "trial_id", "date", "timestamp", "time_this_iter_s", "time_total_s", "pid",
+                   "hostname", "node_ip", "time_since_restore", "iterations_since_restore", "checkpoint_dir_name",
+                   "should_checkpoint", "config", "training_iteration", "node_id"}
+    latest = {}
+    for row in rows:  # a resumed trial may repeat a report: the last one counts
+        latest[(row["arm"], row[BUDGET], row["seed"])] = {k: v for k, v in row.items() if k not in columns_out}
+    frame = write_study_csv(list(latest.values()), folder / STUDY_CSV)
+    template = plan["template"]
+    test_labels = prepared.encoded["test"].labels
+    pool = candidate_rows(prepared)
+    teachers = prepared.teachers
+    ensemble_pool = float((teachers.ensemble_probs("train")[pool].argmax(1)
+                           == prepared.encoded["train"].labels[pool]).mean())
+    meta = {"teacher_split": prepared.provenance["data"]["teacher_split"], "initial": template["initial"],
+            "min_steps": template["min_steps"], "stratified_initial": template["stratified_initial"],
+            "warm_start": template["warm_start"], "recipe": template["recipe"], "pool_size": int(len(pool)),
+            "teacher_gold_labels": teachers.teacher_labels, "validation_labels": len(prepared.encoded["validation"]),
+            "teacher_accuracy": teachers.accuracy, "ensemble_pool_accuracy": round(ensemble_pool, 4),
+            "data": prepared.data_name, "student": prepared.provenance["data"]["student"],
+            "teachers": prepared.provenance["data"]["teachers"]}
+    try:
+        summary = summarise(frame, test_labels, list(template["budgets"]), meta)
+    except ValueError as error:
+        print(f"no summary yet: {error}", flush=True)
+        return
+    write_json(folder / SUMMARY_JSON, summary)
+    write_report(summary, folder, make_plots(folder, summary, frame, prepared))
+    print(f"\nstudy written to {folder}: {STUDY_CSV}, {SUMMARY_JSON}, report.md", flush=True)
+
+
+def make_plots(folder: Path, summary: dict, frame, prepared) -> list[str]:
+    names = ["accuracy_vs_gold.png", "accuracy_vs_all_labels.png", "aulc.png", "class_f1.png"]
+    study_plots.plot_curves(summary, folder / names[0], "gold")
+    study_plots.plot_curves(summary, folder / names[1], "all")
+    study_plots.plot_aulc(summary, folder / names[2])
+    largest = summary["budgets"][-1]
+    curves = [a for a, e in summary["arms"].items() if "aulc" in e]
+    scores = {arm: per_class_f1(frame, arm, largest, summary["seeds"], prepared.encoded["test"].labels,
+                                prepared.num_labels) for arm in curves}
+    study_plots.plot_class_f1(scores, list(prepared.label_names), largest, folder / names[3])
+    return names
+
