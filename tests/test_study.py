@@ -199,8 +199,11 @@ def test_a_paired_difference_of_identical_arms_is_exactly_zero():
 
 
 def test_baselines_and_common_seeds():
-    assert baseline_of("expert:margin") == "expert:random" and baseline_of("oracle:entropy") == "oracle:random"
-    assert baseline_of("expert:random") is None and baseline_of("supervised") is None
+    arms = ["supervised", "expert:random", "expert:margin", "oracle:random", "oracle:entropy"]
+    assert baseline_of("expert:margin", arms) == "expert:random"
+    assert baseline_of("oracle:entropy", arms) == "oracle:random"
+    assert baseline_of("oracle:entropy", ["supervised", "oracle:entropy"]) == "supervised"
+    assert baseline_of("expert:random", arms) is None and baseline_of("supervised", arms) is None
     frame = pd.DataFrame({"arm": ["a", "a", "a", "b", "b"], "budget": [1, 2, 1, 1, 2], "seed": [0, 0, 1, 0, 0]})
     assert common_seeds(frame) == [0]  # seed 1 of arm a lacks budget 2, and arm b never ran seed 1
 

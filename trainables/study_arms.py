@@ -84,7 +84,7 @@ class StudySettings:
     budgets: tuple[int, ...]  # labelled rows the student trains on, increasing
     initial: int  # gold labels the query arms start from
     recipe: TrialConfig  # learning rate, batch, epochs, T, alpha, pool_sample_size, skip_fraction, bf16
-    min_steps: int = 150  # optimiser steps every point gets at least (small budgets get more epochs)
+    min_steps: int = 250  # optimiser steps every point gets at least (small budgets get more epochs)
     stratified_initial: bool = False  # label-informed: reads the pool's hidden labels to stratify
     warm_start: bool = False  # continue the previous budget's student instead of a fresh one
 

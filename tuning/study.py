@@ -35,7 +35,7 @@ QUICK = {"budgets": "100,200,400", "initial": 50, "seeds": 3,
          "arms": "supervised,kd_all,expert:random,expert:margin,expert:robust_least_confidence,full:supervised"}
 SMOKE = {"budgets": "8,16,32", "initial": 8, "seeds": 2, "min_steps": 24}
 SMOKE_RECIPE = {"learning_rate": 5e-3, "batch_size": 8}  # a tiny random model learns only at a high rate
-MIN_STEPS = 150  # see benchmarks/results/study-*/README.md for the measurement behind it
+MIN_STEPS = 250  # measured: see benchmarks/results/study-2026-11-29/README.md
 STUDY_FILE = "study.json"
 RECIPE_KEYS = ("learning_rate", "batch_size", "epochs", "weight_decay", "warmup_ratio")
 

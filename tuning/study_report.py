@@ -67,9 +67,14 @@ def aulc(accuracy: np.ndarray, budgets: list[int]) -> np.ndarray:
     return ((accuracy[..., 1:] + accuracy[..., :-1]) / 2 * widths).sum(axis=-1) / (budgets[-1] - budgets[0])
 
 
-def baseline_of(arm: str) -> str | None:
+def baseline_of(arm: str, arms: list[str]) -> str | None:
+    """The random-query arm of the same expert. Gold-answered random queries with a fresh student per
+    budget are uniform gold draws, which is what `supervised` is: it stands in when oracle:random is absent."""
     kind, _, strategy = arm.partition(":")
-    return f"{kind}:random" if kind in ("oracle", "expert") and strategy != "random" else None
+    if kind not in ("oracle", "expert") or strategy == "random":
+        return None
+    random_arm = f"{kind}:random"
+    return "supervised" if kind == "oracle" and random_arm not in arms and "supervised" in arms else random_arm
 
 
 def summarise(frame: pd.DataFrame, test_labels: np.ndarray, budgets: list[int], meta: dict,
@@ -89,7 +94,7 @@ def summarise(frame: pd.DataFrame, test_labels: np.ndarray, budgets: list[int], 
     areas = aulc(acc, budgets)  # (R, arms)
     for i, arm in enumerate(curve_arms):
         arms[arm] = _arm_summary(frame[frame["arm"] == arm], acc[:, i], areas[:, i], budgets, full)
-        base = baseline_of(arm)
+        base = baseline_of(arm, curve_arms)
         if base in curve_arms:
             diff = areas[:, i] - areas[:, curve_arms.index(base)]
             arms[arm]["aulc_diff_vs_random"] = {"mean": float(diff[0]), "ci": list(interval(diff[1:])),
