@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from trainables import precision
 from trainables.errors import UsageError
 from trainables.query import STRATEGIES
 
@@ -22,9 +23,10 @@ class TrialConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     seed: int = 0  # model initialisation and batch order (the data split has its own seed)
-    # bfloat16 autocast on CPU: 1.5x faster epochs at the same accuracy on the default data
-    # (benchmarks/README.md). `--fix bf16=false` (run.py) or `--set bf16=false` (train.py) turns it off.
-    bf16: bool = True
+    # bfloat16 autocast on CPU: "auto" uses it only where the CPU computes bfloat16 natively and a short
+    # measurement finds it faster (trainables/precision.py), decided in the process that trains; true or
+    # false force it. After construction the field holds the decision (a bool), so reports record it.
+    bf16: bool | str = "auto"
     temperature: float = 4.0  # kd, active_loop: softens the teachers' distributions
     alpha: float = 0.7  # kd, active_loop: weight of the distillation term against gold cross-entropy
     initial_pool_size: int = 100  # active_loop: gold-labelled examples to start from
@@ -39,6 +41,10 @@ class TrialConfig:
     pool_sample_size: int = 0
 
     def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "bf16", precision.resolve(self.bf16))
+        except ValueError:
+            raise UsageError(f"bf16 must be auto, true or false, got {self.bf16!r}") from None
         _check(self.method in METHODS, f"unknown method '{self.method}' (choose from {', '.join(METHODS)})")
         _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
@@ -71,13 +77,14 @@ class TrialConfig:
 
 
 def _convert(name: str, value, type_name: str):
-    kind = {"int": int, "float": float, "bool": _to_bool, "str": str}[type_name]
+    kind = {"int": int, "float": float, "bool": _to_bool, "str": str, "bool | str": precision.parse}[type_name]
     try:
         if kind is int and isinstance(value, float) and not value.is_integer():
             raise ValueError("not a whole number")
         return kind(value)
     except (TypeError, ValueError) as error:
-        raise UsageError(f"setting {name}={value!r} is not a valid {type_name} ({error})") from None
+        expected = "auto, true or false" if type_name == "bool | str" else f"a valid {type_name}"
+        raise UsageError(f"setting {name}={value!r} is not {expected} ({error})") from None
 
 
 def _to_bool(value) -> bool:

@@ -24,6 +24,11 @@ from trainables.study_arms import StudySettings, run_study_arm
 # because data and teacher outputs must reach a trial through Ray's object store, never a local disk.
 IN_TRIAL_ENV = "EXPERT_LOOP_IN_TRIAL"
 NODE_ID = "node_id"  # the Ray node a report came from: shows where a sweep's trials ran
+PRECISION = "precision"  # "bf16" or "fp32": what the trial's node decided (trainables/precision.py)
+
+
+def precision_name(bf16: bool) -> str:
+    return "bf16" if bf16 else "fp32"
 
 
 def run_method(trial: TrialConfig, prepared: Prepared, report, resume=None, model=None) -> None:
@@ -37,7 +42,7 @@ def student_trial(config: dict, prepared: Prepared) -> None:
     node_id = ray.get_runtime_context().get_node_id()
 
     def report(metrics: dict, model, state: dict) -> None:
-        metrics = {**metrics, NODE_ID: node_id}
+        metrics = {**metrics, NODE_ID: node_id, PRECISION: precision_name(trial.bf16)}
         with tempfile.TemporaryDirectory(prefix="checkpoint-") as folder:
             save_checkpoint(folder, model, prepared, trial, metrics, state)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
@@ -72,7 +77,7 @@ def study_trial(config: dict, prepared: Prepared) -> None:
             if model is not None:
                 save_file({k: v.contiguous() for k, v in model.state_dict().items()},
                           f"{folder}/model.safetensors")
-            tune.report({**metrics, NODE_ID: node_id}, checkpoint=tune.Checkpoint.from_directory(folder))
+            tune.report({**metrics, NODE_ID: node_id, PRECISION: precision_name(study.recipe.bf16)}, checkpoint=tune.Checkpoint.from_directory(folder))
 
     resume, model = None, None
     checkpoint = tune.get_checkpoint()

@@ -12,7 +12,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -102,13 +102,18 @@ def _one_teacher(name, location, data, settings, train_rows, cache, progress):
         return _logits_of_checkpoint(Path(location), data, settings), False
     blueprint = make_blueprint(name, location, data.task, data.num_labels)
     folder = Path(cache) / "teachers" / _cache_key(blueprint, data, settings, train_rows)
-    if (folder / COMPLETE).is_file():
-        try:
-            progress(f"teacher {name}: cache hit ({folder.name})")
-            return _read_logits(folder), True
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # np.load's ways to fail
-            progress(f"teacher {name}: cache entry damaged, rebuilding")
-    shutil.rmtree(folder, ignore_errors=True)  # no marker (killed mid-write) or damaged: never trusted
+    # The same teacher fine-tuned in the other precision stays valid: precision decides speed, not the task.
+    other = Path(cache) / "teachers" / _cache_key(blueprint, data, replace(settings, bf16=not settings.bf16),
+                                                  train_rows)
+    for entry, how in ((folder, ""), (other, f" (fine-tuned in {'fp32' if settings.bf16 else 'bf16'})")):
+        if (entry / COMPLETE).is_file():
+            try:
+                progress(f"teacher {name}: cache hit ({entry.name}){how}")
+                return _read_logits(entry), True
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # np.load's ways to fail
+                progress(f"teacher {name}: cache entry damaged, rebuilding")
+                shutil.rmtree(entry, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)  # no marker (killed mid-write): never trusted
     progress(f"teacher {name}: fine-tuning on {len(train_rows)} examples for {settings.epochs} epoch(s)")
     model, outputs = _fine_tune_and_predict(blueprint, data, settings, train_rows, cache, progress)
     _write_atomically(folder, model, blueprint, outputs)

@@ -73,7 +73,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--teacher-split", type=float, default=DataSettings.teacher_split,
                        help="> 0: fine-tune the teachers only on this stratified share of the training split, "
                             "which the Expert-Loop's pool then excludes")
-    group.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CPU for teachers")
+    group.add_argument("--bf16", nargs="?", const="true", default="auto", metavar="{auto,true,false}",
+                       help="teachers' bfloat16 autocast: auto (default: where this CPU computes bfloat16 natively "
+                            "and is measured faster), true or false; a teacher cached in either precision is reused")
     group.add_argument("--smoke-test", action="store_true",
                        help="seconds, not minutes: a tiny random model on a few dozen generated examples")
 

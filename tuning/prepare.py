@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainables import precision
 from trainables.data import TaskData, load_task_data, smoke_task_data
 from trainables.encode import encode_task
 from trainables.errors import UsageError
@@ -42,7 +43,8 @@ class DataSettings:
     teacher_learning_rate: float = 5e-5
     teacher_batch_size: int = 16
     teacher_split: float = 0.0  # > 0: teachers learn only from this stratified share of train
-    bf16: bool = False  # bfloat16 autocast for teacher fine-tuning and inference
+    # Teachers' precision: "auto" (bfloat16 where this CPU computes it natively and faster), true, false.
+    bf16: bool | str = "auto"
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -52,6 +54,10 @@ class DataSettings:
             raise UsageError(f"--max-length must be >= 8, got {self.max_length}")
         if not 0 <= self.teacher_split < 1:
             raise UsageError(f"--teacher-split must be in [0, 1), got {self.teacher_split}")
+        try:
+            object.__setattr__(self, "bf16", precision.parse(self.bf16))  # still "auto": decided where teachers train
+        except ValueError:
+            raise UsageError(f"--bf16 must be auto, true or false, got {self.bf16!r}") from None
 
     def to_dict(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
@@ -119,8 +125,10 @@ def prepare_teacher_ensemble(settings: DataSettings, data: TaskData, progress=pr
     teacher_settings = TeacherSettings(
         epochs=settings.teacher_epochs, learning_rate=settings.teacher_learning_rate,
         batch_size=settings.teacher_batch_size, max_length=settings.max_length, seed=settings.split_seed,
-        num_threads=os.cpu_count() or 1, bf16=settings.bf16,
+        num_threads=os.cpu_count() or 1, bf16=precision.resolve(settings.bf16),
     )
+    progress(f"teachers' precision: {'bf16' if teacher_settings.bf16 else 'fp32'}"
+             + (f" ({precision.choice().reason})" if settings.bf16 == precision.AUTO else " (forced)"))
     located = [(name, resolve_model(name, progress)) for name in settings.teachers]
     outputs = prepare_teachers(located, data, teacher_settings, teacher_rows(settings, data),
                                assets.cache_dir(), progress)

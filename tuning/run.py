@@ -87,10 +87,19 @@ def main(argv=None) -> int:
                             sampler=args.sampler, grace_period=args.grace_period, max_failures=args.max_failures)
               for method in methods]
     dirs = experiment_dirs(args.storage_path, name, methods)
+    print(f"students' precision here: {describe_precision(spaces)}; each trial decides again where it runs",
+          flush=True)
     prepared = prepare_once(settings, methods, spaces)
     results = run_sweeps(sweeps, spaces, prepared, dirs, args, settings, name)
     print_best(results, prepared)
     return 0
+
+
+def describe_precision(spaces: dict) -> str:
+    from trainables import precision  # noqa: PLC0415
+
+    fixed = {str(space.get("bf16")) for space in spaces.values() if "bf16" in space}
+    return f"forced by --fix bf16={fixed.pop()}" if len(fixed) == 1 else precision.choice().describe()
 
 
 def _local_cpus() -> int:

@@ -162,7 +162,10 @@ def study_settings(args) -> dict:
                              initial=choose(args, "initial"), recipe=recipe(args),
                              min_steps=choose(args, "min_steps"), stratified_initial=args.stratified_initial,
                              warm_start=args.warm_start)
-    return {"template": template.to_dict(), "arms": arm_names(args), "seeds": list(range(seeds))}
+    values = template.to_dict()
+    # The recipe was checked here, but its precision is decided in each trial's process ("auto" stays).
+    values["recipe"]["bf16"] = parse_assignments(args.set, "--set").get("bf16", "auto")
+    return {"template": values, "arms": arm_names(args), "seeds": list(range(seeds))}
 
 
 def main(argv=None) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 from ray import tune
 
 from trainables import metrics as m
+from trainables import precision
 from trainables.errors import UsageError
 from trainables.expert_loop import candidate_rows
 from trainables.functions import study_trial
@@ -67,6 +68,9 @@ def _announce(plan: dict, prepared, folder: Path) -> None:
           f"{template['initial']}, min_steps {template['min_steps']}, student pool {len(candidate_rows(prepared))}",
           flush=True)
     print(f"arms: {', '.join(plan['arms'])}", flush=True)
+    chosen = template["recipe"]["bf16"]
+    shown = precision.choice().describe() if chosen == precision.AUTO else f"forced bf16={chosen}"
+    print(f"students' precision here: {shown}; each trial decides again where it runs", flush=True)
     print(f"results in {folder}", flush=True)
 
 

@@ -1,0 +1,71 @@
+"""The precision rule (trainables/precision.py) on faked capabilities, and where its answer lands."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainables import precision
+from trainables.config import TrialConfig
+from trainables.errors import UsageError
+from tuning.prepare import DataSettings
+
+
+@pytest.fixture
+def fake_cpu(monkeypatch):
+    """fake_cpu(native, speedup): what the CPU can do; counts how often the measurement runs."""
+    calls = []
+
+    def configure(native: bool, speedup: float):
+        monkeypatch.setattr(precision, "native_bf16", lambda: native)
+        monkeypatch.setattr(precision, "measured_speedup", lambda: calls.append(1) or speedup)
+        precision.choice.cache_clear()
+        return calls
+
+    yield configure
+    precision.choice.cache_clear()
+
+
+def test_no_native_bf16_means_float32_without_measuring(fake_cpu):
+    calls = fake_cpu(native=False, speedup=3.0)
+    assert precision.resolve("auto") is False and calls == []
+    assert "no native bfloat16" in precision.choice().reason
+
+
+def test_native_and_measured_faster_means_bf16_measured_once(fake_cpu):
+    calls = fake_cpu(native=True, speedup=1.6)
+    assert precision.resolve("auto") is True and precision.resolve("auto") is True
+    assert calls == [1]  # cached for the process
+    assert "1.60x" in precision.choice().describe()
+
+
+def test_native_but_not_faster_means_float32(fake_cpu):
+    fake_cpu(native=True, speedup=1.05)  # below REQUIRED_SPEEDUP (1.1)
+    assert precision.resolve("auto") is False
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_true_and_false_still_force_it(fake_cpu, native):
+    calls = fake_cpu(native=native, speedup=0.01)
+    assert precision.resolve("true") is True and precision.resolve(False) is False and calls == []
+
+
+def test_a_trial_config_holds_the_decision_not_auto(fake_cpu):
+    fake_cpu(native=False, speedup=3.0)
+    assert TrialConfig(method="kd").bf16 is False
+    assert TrialConfig.from_dict({"method": "kd", "bf16": "true"}).bf16 is True
+    assert TrialConfig(method="kd").to_dict()["bf16"] is False  # reports and checkpoints record it
+
+
+def test_bad_precision_values_are_usage_errors():
+    with pytest.raises(UsageError, match="auto, true or false"):
+        TrialConfig.from_dict({"method": "kd", "bf16": "fast"})
+    with pytest.raises(UsageError, match="--bf16 must be auto, true or false"):
+        DataSettings(bf16="fast")
+
+
+def test_teachers_keep_auto_until_they_train():
+    assert DataSettings().bf16 == "auto" and DataSettings(bf16="false").bf16 is False
+
+
+def test_the_real_measurement_is_a_positive_ratio():
+    assert precision.measured_speedup(repeats=1) > 0

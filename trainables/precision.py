@@ -1,0 +1,87 @@
+"""Precision chosen by the hardware where the work runs: bfloat16 autocast only on a CPU that computes
+bfloat16 natively AND is measured faster with it; float32 everywhere else.
+
+Why measure and not only ask: a CPU without native bfloat16 (AVX2 only) emulates it, and a bf16 matmul
+there ran 78x slower than float32; a CPU with native support (AVX512-BF16, AMX) was 1.5x faster. A
+cluster's nodes may differ, so every process decides for itself (once: the answer is cached)."""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+
+import torch
+
+AUTO = "auto"
+# The bf16 path must beat float32 by this factor to be chosen: a near tie is not worth the rounding.
+REQUIRED_SPEEDUP = 1.1
+
+
+def parse(value) -> bool | str:
+    """'auto' stays 'auto'; true/false (bools, 1/0, yes/no, on/off) become bools."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text == AUTO:
+        return AUTO
+    if text in ("1", "true", "yes", "on", "bf16", "bfloat16"):
+        return True
+    if text in ("0", "false", "no", "off", "fp32", "float32"):
+        return False
+    raise ValueError("expected auto, true or false")
+
+
+def resolve(value) -> bool:
+    """The precision a run uses: value forced (True/False), or the auto rule on this machine."""
+    value = parse(value)
+    return choice().bf16 if value == AUTO else value
+
+
+def native_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+@dataclass(frozen=True)
+class Choice:
+    bf16: bool
+    native: bool  # the CPU computes bfloat16 natively
+    speedup: float | None  # measured float32 time / bf16 time (None: not measured)
+    reason: str
+
+    def describe(self) -> str:
+        return f"{'bf16' if self.bf16 else 'fp32'} ({self.reason})"
+
+
+@functools.cache
+def choice() -> Choice:
+    """The auto rule, measured once per process."""
+    if not native_bf16():
+        return Choice(False, False, None, "auto: this CPU has no native bfloat16")
+    speedup = measured_speedup()
+    if speedup >= REQUIRED_SPEEDUP:
+        return Choice(True, True, speedup, f"auto: native bfloat16, measured {speedup:.2f}x faster")
+    return Choice(False, True, speedup, f"auto: native bfloat16 but measured only {speedup:.2f}x faster")
+
+
+def measured_speedup(repeats: int = 5) -> float:
+    """float32 time / bf16-autocast time of a matmul shaped like a small BERT's feed-forward layer
+    (512 tokens x 384 -> 1536), best of `repeats`, on this process's threads. About 0.1 s."""
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(512, 384, generator=generator)
+    weights = torch.randn(384, 1536, generator=generator)
+
+    def best(bf16: bool) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                (inputs @ weights).float().sum().item()
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    best(True)  # warm-up: the first call selects and loads kernels
+    return best(False) / best(True)
