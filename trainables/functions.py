@@ -77,7 +77,8 @@ def study_trial(config: dict, prepared: Prepared) -> None:
             if model is not None:
                 save_file({k: v.contiguous() for k, v in model.state_dict().items()},
                           f"{folder}/model.safetensors")
-            tune.report({**metrics, NODE_ID: node_id, PRECISION: precision_name(study.recipe.bf16)}, checkpoint=tune.Checkpoint.from_directory(folder))
+            tune.report({**metrics, NODE_ID: node_id, PRECISION: precision_name(study.recipe.bf16)},
+                        checkpoint=tune.Checkpoint.from_directory(folder))
 
     resume, model = None, None
     checkpoint = tune.get_checkpoint()
