@@ -204,8 +204,11 @@ def test_baselines_and_common_seeds():
     assert baseline_of("oracle:entropy", arms) == "oracle:random"
     assert baseline_of("oracle:entropy", ["supervised", "oracle:entropy"]) == "supervised"
     assert baseline_of("expert:random", arms) is None and baseline_of("supervised", arms) is None
-    frame = pd.DataFrame({"arm": ["a", "a", "a", "b", "b"], "budget": [1, 2, 1, 1, 2], "seed": [0, 0, 1, 0, 0]})
-    assert common_seeds(frame) == [0]  # seed 1 of arm a lacks budget 2, and arm b never ran seed 1
+    frame = pd.DataFrame({"arm": ["a", "a", "a", "b", "b", "b", "full:kd", "full:kd"],
+                          "budget": [1, 2, 1, 1, 2, 1, 9, 9], "seed": [0, 0, 1, 0, 0, 1, 0, 1]})
+    assert common_seeds(frame, [1, 2]) == [0]  # seed 1 of arms a and b lacks budget 2
+    assert common_seeds(frame, [1]) == [0, 1]
+    assert common_seeds(frame.iloc[:-1], [1]) == [0]  # full:kd has not finished seed 1
 
 
 def test_leakage_warning_only_beyond_noise():

@@ -38,15 +38,16 @@ def write_study_csv(rows: list[dict], path: Path) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- the statistics
 
-def common_seeds(frame: pd.DataFrame) -> list[int]:
-    """Seeds for which every arm has every one of its points: only those are compared (pairing)."""
-    expected = frame.groupby("arm")[BUDGET].nunique()
-    complete = frame.groupby(["arm", "seed"])[BUDGET].nunique()
+def common_seeds(frame: pd.DataFrame, budgets: list[int]) -> list[int]:
+    """Seeds for which every arm has every one of its points (each budget; a full:* reference its one
+    point): only those are compared, so that every comparison stays paired by seed."""
     seeds = None
-    for arm, wanted in expected.items():
-        have = {seed for (a, seed), n in complete.items() if a == arm and n == wanted}
+    for arm, rows in frame.groupby("arm"):
+        wanted = 1 if str(arm).startswith("full:") else len(budgets)
+        counts = rows[rows[BUDGET].isin(budgets) | str(arm).startswith("full:")].groupby("seed")[BUDGET].nunique()
+        have = set(counts[counts == wanted].index)
         seeds = have if seeds is None else seeds & have
-    return sorted(seeds or [])
+    return sorted(int(seed) for seed in seeds or [])
 
 
 def correctness(frame: pd.DataFrame, arm: str, budgets: list[int], seeds: list[int],
@@ -79,7 +80,7 @@ def baseline_of(arm: str, arms: list[str]) -> str | None:
 
 def summarise(frame: pd.DataFrame, test_labels: np.ndarray, budgets: list[int], meta: dict,
               replicates: int = REPLICATES) -> dict:
-    seeds = common_seeds(frame)
+    seeds = common_seeds(frame, budgets)
     if not seeds:
         raise ValueError("no seed has every arm's points: nothing can be compared")
     curve_arms = [a for a in sorted(frame["arm"].unique()) if not a.startswith("full:")]
