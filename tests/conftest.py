@@ -22,7 +22,9 @@ def session_cache(tmp_path_factory) -> Path:
 def ray_session(session_cache):
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="error", log_to_driver=False)
+    # address="local": always a fresh instance of its own, never a Ray cluster already running here
+    # (a user's sweep, or a study in the background).
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="error", log_to_driver=False)
     yield ray
     ray.shutdown()
 
