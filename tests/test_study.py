@@ -78,6 +78,15 @@ def test_expert_arm_keeps_the_initial_gold_and_the_teachers_label_the_rest(prepa
     assert math.isnan(reports[0][m.EXPERT_LABEL_ACCURACY]) and 0 <= reports[2][m.EXPERT_LABEL_ACCURACY] <= 1
 
 
+def test_query_arms_can_start_below_the_first_budget(prepared):
+    """--quick starts from 50 gold labels and measures 100, 200, 400: a student of the initial pool
+    must pick the first queries."""
+    for arm in ("expert:margin", "oracle:random"):
+        reports = run(arm, prepared, budgets=(16, 24))
+        assert [r["budget"] for r in reports] == [16, 24]
+        assert [r["gold_labels"] + r[m.EXPERT_QUERIES] for r in reports] == [16, 24]
+
+
 def test_kd_all_adds_teacher_labels_for_the_whole_rest_of_the_pool(prepared):
     reports = run("kd_all", prepared)
     assert [r["gold_labels"] for r in reports] == [8, 16, 24]

@@ -190,23 +190,38 @@ def run_study_arm(study: StudySettings, prepared: Prepared, report: Reporter,
     done = resume["points_done"] if resume else 0
     recipe = dataclasses.replace(study.recipe, seed=study.seed, expert="teachers" if arm.kind != "oracle"
                                  else "oracle", strategy=arm.strategy if arm.queries else study.recipe.strategy)
+    extra_seconds = 0.0
+    if arm.queries and model is None and len(state.labelled) + len(state.queried) < budgets[done]:
+        # The first budget lies above the initial pool: a student of the initial pool (not a point of the
+        # curve) picks the first queries. Its time is counted in the first point's seconds.
+        started = time.perf_counter()
+        model, _, _ = _train_point(arm, study, recipe, prepared, list(state.labelled), [], None)
+        extra_seconds = time.perf_counter() - started
     for index in range(done, len(budgets)):
         budget = budgets[index]
+        started = time.perf_counter() - extra_seconds
         new = _grow(arm, recipe, prepared, state, model, budget)
         gold, expert = point_rows(arm, state, order, budget)
-        started = time.perf_counter()
-        if model is None or not study.warm_start:
-            model = build_model(prepared.student, study.seed)
-        data = training_set(arm, prepared, gold, expert)
-        epochs = epochs_for(recipe.epochs, study.min_steps, recipe.batch_size, len(data))
-        train(model, data, loss_for(arm, recipe), loop_settings(recipe, prepared, epochs))
-        seconds = time.perf_counter() - started
+        model, data, epochs = _train_point(arm, study, recipe, prepared, gold, expert, model)
+        seconds, extra_seconds = time.perf_counter() - started, 0.0
         state.round = index
         metrics = point_metrics(arm, recipe, prepared, model, budget, gold, expert, new)
         metrics.update({m.TRAIN_SECONDS: seconds, m.EPOCH: epochs,
                         "steps": epochs * math.ceil(len(data) / recipe.batch_size)})
         report(metrics, model if arm.queries or study.warm_start else None,
                {"loop": dataclasses.asdict(state), "points_done": index + 1})
+
+
+def _train_point(arm: Arm, study: StudySettings, recipe: TrialConfig, prepared: Prepared, gold: list[int],
+                 expert: list[int], model):
+    """A student trained on these rows: fresh from the seed's initialisation, or the given one continued
+    (warm start). Returns (model, training set, epochs)."""
+    if model is None or not study.warm_start:
+        model = build_model(prepared.student, study.seed)
+    data = training_set(arm, prepared, gold, expert)
+    epochs = epochs_for(recipe.epochs, study.min_steps, recipe.batch_size, len(data))
+    train(model, data, loss_for(arm, recipe), loop_settings(recipe, prepared, epochs))
+    return model, data, epochs
 
 
 def _grow(arm: Arm, recipe: TrialConfig, prepared: Prepared, state: LoopState, model, budget: int) -> list[int]:
