@@ -52,3 +52,27 @@ def model_step_flops(model, batch: int, seq: int) -> tuple[int, dict[str, int]]:
     flops = training_step_flops(counts["per_token"], counts["per_sequence"], config.num_hidden_layers,
                                 config.hidden_size, batch, seq)
     return flops, counts
+
+
+def sequence_flops(per_token_params: int, per_sequence_params: int, layers: int, hidden: int,
+                   lengths, passes: int) -> int:
+    """FLOPs of `passes` x (2 per parameter and token) over sequences of the given real lengths:
+    passes=3 is a training step (forward 2 + backward 4 = 6), passes=1 a forward pass (2).
+
+    sum over sequences of  2*passes * per_token_params * n  +  2*passes * per_sequence_params
+                          + 4*passes * layers * n**2 * hidden   (attention's two products)
+    Padding is not counted: it is work a better batching would not do, so it shows up as waste."""
+    lengths = [int(n) for n in lengths]
+    tokens, squares = sum(lengths), sum(n * n for n in lengths)
+    return 2 * passes * (per_token_params * tokens + per_sequence_params * len(lengths)
+                         + 2 * layers * squares * hidden)
+
+
+def teacher_prep_flops(model, train_lengths, epochs: int, logit_lengths) -> int:
+    """The arithmetic of preparing one teacher: fine-tuning (6 x parameters x tokens per epoch, plus
+    attention) on its training rows, then logits (2 x parameters x tokens, plus attention) on every split.
+    `train_lengths`, `logit_lengths`: real token counts per example. Embeddings count nothing; the
+    optimizer's element-wise update is not a matrix product and is not counted either."""
+    counts = split_parameters({name: p.numel() for name, p in model.named_parameters()}, model.base_model_prefix)
+    shape = (counts["per_token"], counts["per_sequence"], model.config.num_hidden_layers, model.config.hidden_size)
+    return epochs * sequence_flops(*shape, train_lengths, passes=3) + sequence_flops(*shape, logit_lengths, passes=1)

@@ -19,6 +19,9 @@ REQUIRED_KEYS = (
     "concurrency_throughput_ratio", "ray_overhead_seconds_per_trial",
     "peak_rss_mb_per_trial", "peak_rss_mb_sweep",
     "default_sweep_seconds_warm",
+    "cpu_native_bf16", "precision_auto_choice", "precision_auto_regret",
+    "teacher_prep_seconds", "teacher_prep_peak_fraction", "teacher_parallel_speedup",
+    "study_quick_seconds", "study_overhead_fraction",
 )
 
 
@@ -45,11 +48,18 @@ TARGETS = (
     Target("kd_cache_time_ratio", "<=", 0.50, "KD with cached logits <= 0.5 x without"),
     Target("concurrency_throughput_ratio", ">=", 1.60, "2 x 1-CPU trials >= 1.6 x throughput of 1 x 2-CPU"),
     Target("ray_overhead_seconds_per_trial", "<", 3.0, "Ray overhead per trial < 3 s"),
+    Target("precision_auto_regret", "<=", 0.05, "auto precision's epoch <= 1.05 x the faster forced one"),
+    Target("teacher_prep_peak_fraction", ">=", 0.50, "teacher preparation >= 50% of matmul peak"),
+    Target("study_overhead_fraction", "<=", 0.15, "study --quick: <= 15% of wall time outside training"),
 )
 
 
 def check_targets(results: dict) -> dict[str, str]:
-    return {target.key: target.status(results.get(target.key)) for target in TARGETS}
+    """A figure null for a stated reason (e.g. no native bfloat16) is "not applicable", never missed."""
+    reasons = results.get("null_reasons") or {}
+    return {target.key: f"not applicable: {reasons[target.key]}"
+            if results.get(target.key) is None and target.key in reasons else target.status(results.get(target.key))
+            for target in TARGETS}
 
 
 def cpu_model(cpuinfo: str) -> str:
@@ -99,7 +109,7 @@ def _format(value) -> str:
     return str(value)
 
 
-NOT_FIGURES = ("date", "mode", "machine", "raw", "notes", "errors", "targets", "section_seconds")
+NOT_FIGURES = ("date", "mode", "machine", "raw", "notes", "errors", "targets", "section_seconds", "null_reasons")
 
 
 def _is_figure(value) -> bool:
@@ -111,10 +121,13 @@ def markdown(results: dict) -> str:
     targets = {target.key: target for target in TARGETS}
     status = check_targets(results)
     machine = results.get("machine", {})
+    flags = ", ".join(machine.get("bf16_instructions") or []) or "none"
     lines = [
         f"# Benchmark results ({results.get('mode', '?')} mode, {results.get('date', '?')})",
         "",
-        f"{machine.get('cpu_model', '?')}, {machine.get('cores', '?')} cores, torch {machine.get('torch')}, "
+        f"{machine.get('cpu_model', '?')}, {machine.get('cores', '?')} cores, native bfloat16 "
+        f"{_format(results.get('cpu_native_bf16'))} (flags: {flags}), "
+        f"torch {machine.get('torch')}, "
         f"ray {machine.get('ray')}, transformers {machine.get('transformers')}; load average at start "
         f"{machine.get('load_average_at_start')}, at end {machine.get('load_average_at_end')}.",
         "",

@@ -77,8 +77,8 @@ def _matmul_runner(dtype: torch.dtype):
     return run
 
 
-def measure(repeat: int, with_foreach: bool) -> tuple[dict, dict]:
-    """(figures, raw timings)."""
+def measure(repeat: int, with_foreach: bool, with_bf16: bool = True) -> tuple[dict, dict]:
+    """(figures, raw timings). with_bf16=False (no native bfloat16): the bf16 runs are left out."""
     torch.set_num_threads(common.THREADS)
     data_splits = common.load(train=None)
     blueprint = common.blueprint(common.STUDENT, data_splits)
@@ -86,9 +86,10 @@ def measure(repeat: int, with_foreach: bool) -> tuple[dict, dict]:
     data = TrainingSet.fully_labelled(encoded)
     positions = common.full_length_rows(encoded, common.BATCH_SIZE)  # fully_labelled: positions == rows
     model, step_fp32 = _step_runner(blueprint, data, positions, bf16=False, foreach=False)
-    runs = {"step_fp32": step_fp32,
-            "step_bf16": _step_runner(blueprint, data, positions, bf16=True, foreach=False)[1],
-            "matmul_fp32": _matmul_runner(torch.float32), "matmul_bf16": _matmul_runner(torch.bfloat16)}
+    runs = {"step_fp32": step_fp32, "matmul_fp32": _matmul_runner(torch.float32)}
+    if with_bf16:
+        runs.update(step_bf16=_step_runner(blueprint, data, positions, bf16=True, foreach=False)[1],
+                    matmul_bf16=_matmul_runner(torch.bfloat16))
     if with_foreach:
         runs["step_fp32_foreach_adamw"] = _step_runner(blueprint, data, positions, bf16=False, foreach=True)[1]
     runs["step_fp32_1thread"] = _one_thread(_step_runner(blueprint, data, positions, bf16=False, foreach=False)[1])
@@ -101,29 +102,29 @@ def measure(repeat: int, with_foreach: bool) -> tuple[dict, dict]:
 
 
 def _figures(seconds: dict, step_flops: int) -> dict:
+    """A precision that was not run (bf16 on a CPU without native support) gives None figures."""
     med = {name: median(values) for name, values in seconds.items()}
-    peak = {dtype: matmul_flops(MATMUL_N) / med[f"matmul_{dtype}"] for dtype in ("fp32", "bf16")}
-    achieved = {dtype: step_flops / med[f"step_{dtype}"] for dtype in ("fp32", "bf16")}
     figures = {
-        "step_peak_fraction_fp32": achieved["fp32"] / peak["fp32"],
-        "step_peak_fraction_bf16": achieved["bf16"] / peak["bf16"],
-        "step_examples_per_second_fp32": common.BATCH_SIZE / med["step_fp32"],
-        "step_examples_per_second_bf16": common.BATCH_SIZE / med["step_bf16"],
-        "step_gflops_fp32": achieved["fp32"] / 1e9, "step_gflops_bf16": achieved["bf16"] / 1e9,
-        "matmul_peak_gflops_fp32": peak["fp32"] / 1e9, "matmul_peak_gflops_bf16": peak["bf16"] / 1e9,
-        "step_bf16_speedup": ratio(med["step_fp32"], med["step_bf16"]),
         # Two 1-CPU trials side by side can at best beat one 2-CPU trial by 2 / this (for the training part).
         "step_two_thread_speedup": ratio(med["step_fp32_1thread"], med["step_fp32"]),
         # One thread cannot be stalled waiting for a partner thread that other work has descheduled.
         "step_peak_fraction_fp32_1thread": ratio(step_flops / med["step_fp32_1thread"],
                                                  matmul_flops(MATMUL_N) / med["matmul_fp32_1thread"]),
+        "step_bf16_speedup": ratio(med["step_fp32"], med.get("step_bf16")),
     }
-    # The same fractions from each side's fastest turn: on a machine shared with other work the medians
-    # carry the contention (a 2-thread step suffers more from it than one large matmul does).
     for dtype in ("fp32", "bf16"):
-        best_step, best_matmul = min(seconds[f"step_{dtype}"]), min(seconds[f"matmul_{dtype}"])
-        best_peak = matmul_flops(MATMUL_N) / best_matmul
-        figures[f"step_peak_fraction_{dtype}_best_turn"] = (step_flops / best_step) / best_peak
+        step, matmul = med.get(f"step_{dtype}"), med.get(f"matmul_{dtype}")
+        peak = ratio(matmul_flops(MATMUL_N), matmul)
+        achieved = ratio(step_flops, step)
+        figures[f"step_peak_fraction_{dtype}"] = ratio(achieved, peak)
+        figures[f"step_examples_per_second_{dtype}"] = ratio(common.BATCH_SIZE, step)
+        figures[f"step_gflops_{dtype}"] = None if achieved is None else achieved / 1e9
+        figures[f"matmul_peak_gflops_{dtype}"] = None if peak is None else peak / 1e9
+        # The same fraction from each side's fastest turn: on a machine shared with other work the medians
+        # carry the contention (a 2-thread step suffers more from it than one large matmul does).
+        figures[f"step_peak_fraction_{dtype}_best_turn"] = (
+            None if step is None else (step_flops / min(seconds[f"step_{dtype}"]))
+            / (matmul_flops(MATMUL_N) / min(seconds[f"matmul_{dtype}"])))
     if "step_fp32_foreach_adamw" in med:
         figures["fused_adamw_step_speedup"] = ratio(med["step_fp32_foreach_adamw"], med["step_fp32"])
     return figures

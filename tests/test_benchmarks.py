@@ -157,3 +157,99 @@ def test_the_trainer_side_runs_with_the_installed_transformers(tiny_bert_task, b
     record = hf_trainer(blueprint, encoded, num_labels, seed=0, bf16=bf16)
     assert record["seconds"] > 0 and 0.0 <= record["accuracy"] <= 1.0
     assert record["optimizer"] == "OptimizerNames.ADAMW_TORCH_FUSED"  # the same fused AdamW as our loop
+
+
+# ---------------------------------------------------------------- teacher preparation, precision, study
+
+
+def test_sequence_flops_by_hand():
+    from benchmarks.flops import sequence_flops
+
+    # training (passes 3): 6 * (10 * (2 + 3) + 1 * 2) + 12 * 1 layer * (4 + 9) * 4 hidden = 312 + 624
+    assert sequence_flops(10, 1, layers=1, hidden=4, lengths=[2, 3], passes=3) == 312 + 624
+    # forward only (passes 1): a third of it
+    assert sequence_flops(10, 1, layers=1, hidden=4, lengths=[2, 3], passes=1) == (312 + 624) // 3
+    # the same count as a training step of equal-length sequences (section 1's formula)
+    assert sequence_flops(1000, 10, 1, 8, [4, 4], 3) == training_step_flops(1000, 10, 1, 8, batch=2, seq=4)
+
+
+def test_teacher_prep_flops_on_a_tiny_bert():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from benchmarks.flops import teacher_prep_flops
+
+    config = BertConfig(vocab_size=10, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=16, max_position_embeddings=16, num_labels=3)
+    # per-token 1200, per-sequence 99 (test_model_step_flops_on_a_tiny_bert); 2 epochs on lengths 4 and 2,
+    # logits on lengths 4, 2 and 3.
+    train = 2 * (6 * 1200 * 6 + 6 * 99 * 2 + 12 * 2 * (16 + 4) * 8)
+    logits = 2 * 1200 * 9 + 2 * 99 * 3 + 4 * 2 * (16 + 4 + 9) * 8
+    assert teacher_prep_flops(BertForSequenceClassification(config), [4, 2], 2, [4, 2, 3]) == train + logits
+
+
+def test_teacher_prep_figures_by_hand():
+    from benchmarks.step_peak import MATMUL_N
+    from benchmarks.teacher_prep import figures
+
+    # peak = 2 * 2048^3 / 0.1 s; 40 s on Ray, 60 s in process
+    peak = matmul_flops(MATMUL_N) / 0.1
+    result = figures({"ray_tasks": [40.0, 50.0, 30.0], "in_process": [60.0], "matmul": [0.1, 0.1]}, int(peak * 10))
+    assert result["teacher_prep_seconds"] == 40.0
+    assert result["teacher_prep_peak_fraction"] == pytest.approx(10 / 40)
+    assert result["teacher_prep_peak_fraction_in_process"] == pytest.approx(10 / 60)
+    assert result["teacher_parallel_speedup"] == pytest.approx(1.5)
+
+
+def test_precision_auto_regret_by_hand():
+    from benchmarks.epoch_vs_trainer import auto_regret
+
+    assert auto_regret({"ours_fp32": 30.0, "ours_bf16": 20.0}, "ours_bf16") == 0.0
+    assert auto_regret({"ours_fp32": 30.0, "ours_bf16": 20.0}, "ours_fp32") == pytest.approx(0.5)
+    assert auto_regret({"ours_fp32": 30.0}, "ours_fp32") is None  # bf16 not run
+
+
+def test_epoch_figures_without_bf16_runs_are_null():
+    from benchmarks.epoch_vs_trainer import _figures
+
+    runs = [{"seed": 0, "seconds": 30.0, "accuracy": 0.5}]
+    figures = _figures({"ours_fp32": runs, "trainer_fp32": runs, "ours_bf16": [], "trainer_bf16": []},
+                       ours_default="ours_fp32")
+    assert figures["epoch_time_ratio_vs_trainer"] == 1.0
+    assert figures["bf16_epoch_speedup"] is None and figures["precision_auto_regret"] is None
+
+
+def test_step_figures_without_bf16_runs_are_null():
+    from benchmarks.step_peak import MATMUL_N, _figures
+
+    seconds = {"step_fp32": [2.0], "matmul_fp32": [0.5], "step_fp32_1thread": [3.0], "matmul_fp32_1thread": [1.0]}
+    figures = _figures(seconds, step_flops=matmul_flops(MATMUL_N))
+    assert figures["step_peak_fraction_fp32"] == pytest.approx(0.25)  # same FLOPs, 4 x the time
+    assert figures["step_peak_fraction_bf16"] is None and figures["step_bf16_speedup"] is None
+    assert figures["step_two_thread_speedup"] == pytest.approx(1.5)
+
+
+def test_a_null_with_a_reason_is_not_applicable_never_missed(tmp_path):
+    results = {**dict.fromkeys(REQUIRED_KEYS), "cpu_native_bf16": False, "precision_auto_choice": "fp32",
+               "null_reasons": {"precision_auto_regret": "no native bfloat16"}, "teacher_prep_peak_fraction": 0.4}
+    status = check_targets(results)
+    assert status["precision_auto_regret"] == "not applicable: no native bfloat16"
+    assert status["step_peak_fraction_bf16"] == "not measured"
+    assert status["teacher_prep_peak_fraction"] == "missed"
+    json_path, md_path = write_results(results, tmp_path)
+    assert json.loads(json_path.read_text())["precision_auto_choice"] == "fp32"
+    assert "native bfloat16 false" in md_path.read_text()
+
+
+def test_study_overhead_from_reports(tmp_path):
+    from benchmarks.study_overhead import overhead, point_reports
+
+    for trial, lines in (("t1", [{"train_seconds": 30.0, "time_this_iter_s": 40.0}]),
+                         ("t2", [{"train_seconds": 20.0, "time_this_iter_s": 25.0},
+                                 {"train_seconds": 25.0, "time_this_iter_s": 30.0}])):
+        (tmp_path / trial).mkdir()
+        (tmp_path / trial / "result.json").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    reports = point_reports(tmp_path)
+    assert len(reports) == 3
+    # 2 slots x 50 s = 100 s of capacity; 75 s training, 95 s inside trials
+    assert overhead(reports, 50.0, 2) == pytest.approx({"study_quick_seconds": 50.0, "study_overhead_fraction": 0.25,
+                                                        "study_in_trial_fraction": 0.95})

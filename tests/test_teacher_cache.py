@@ -31,15 +31,15 @@ def one_thread_teachers(**values):
 def prepare_in(cache, patch, fine_tune=None, settings=SETTINGS):
     """prepare_teacher_ensemble with its cache in `cache`; returns (outputs, names of teachers trained)."""
     trained = []
-    real = teachers._fine_tune_and_predict
+    real = teachers.fine_tune_and_predict
 
-    def spy(blueprint, *args, **kwargs):
-        trained.append(blueprint.name)
-        return (fine_tune or real)(blueprint, *args, **kwargs)
+    def spy(job, *args, **kwargs):
+        trained.append(job.name)
+        return (fine_tune or real)(job, *args, **kwargs)
 
     patch.setenv("EXPERT_LOOP_CACHE", str(cache))
     patch.setattr(tuning.prepare, "TeacherSettings", one_thread_teachers)
-    patch.setattr(teachers, "_fine_tune_and_predict", spy)
+    patch.setattr(teachers, "fine_tune_and_predict", spy)
     return prepare_teacher_ensemble(settings, load_data(settings), progress=lambda *a: None), trained
 
 

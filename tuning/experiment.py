@@ -20,6 +20,7 @@ from trainables.prepared import Prepared
 from tuning.prepare import DataSettings, load_data, prepare, teacher_rows
 from tuning.spaces import largest
 from tuning.sweep import SweepSettings, make_tuner, start_ray, trainable
+from tuning.teacher_tasks import ray_starter, started_for_teachers
 
 SWEEP_FILE = "sweep.json"  # how the sweep was made: read back by --resume and by the analysis
 
@@ -45,13 +46,14 @@ def experiment_dirs(storage_path: str, name: str, methods: list[str]) -> dict[st
     return dirs
 
 
-def prepare_once(settings: DataSettings, methods: list[str], spaces: dict) -> Prepared:
+def prepare_once(settings: DataSettings, methods: list[str], spaces: dict, ray_args=None) -> Prepared:
     """Load and check the data, check the Expert-Loop's sizes against it, then do the expensive part
-    (tokenizing, teachers) once for every method of the sweep."""
+    (tokenizing, teachers) once for every method of the sweep. With `ray_args` (the CLI's --address,
+    --dashboard), teachers to fine-tune start Ray and run as Ray tasks."""
     data = load_data(settings)
     check_sizes(spaces, settings, data)
     need_teachers = any(method != "supervised" for method in methods)
-    return prepare(settings, need_teachers, data)
+    return prepare(settings, need_teachers, data, start_ray=ray_starter(ray_args) if ray_args else None)
 
 
 def check_sizes(spaces: dict, settings: DataSettings, data) -> None:
@@ -120,7 +122,7 @@ def run_sweeps(sweeps: list[SweepSettings], spaces: dict, prepared: Prepared, di
     for sweep in sweeps:  # every method's record first: --resume then also starts those not begun yet
         if not is_uri(sweep.storage_path):
             write_sweep_file(Path(sweep.storage_path) / sweep.name, sweep, spaces[sweep.method], settings)
-    started_here = not ray.is_initialized()
+    started_here = not ray.is_initialized() or started_for_teachers(args)
     start_ray(args.address, args.dashboard)
     results = {}
     try:
@@ -146,8 +148,8 @@ def resume_sweep(args) -> int:
     data = records[0]["data"]
     settings = DataSettings.from_dict(data)
     methods = [record["sweep"]["method"] for record in records]
-    prepared = prepare_once(settings, methods, {})
-    started_here = not ray.is_initialized()
+    prepared = prepare_once(settings, methods, {}, ray_args=args)
+    started_here = not ray.is_initialized() or started_for_teachers(args)
     start_ray(args.address, args.dashboard)
     results = {}
     try:

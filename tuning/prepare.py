@@ -8,6 +8,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -20,8 +21,9 @@ from trainables.errors import UsageError
 from trainables.models import TINY_MODELS, make_blueprint, make_tiny_model_folder
 from trainables.prepared import Prepared, TeacherOutputs
 from trainables.sampling import stratified_subset
-from trainables.teachers import TeacherSettings, prepare_teachers
+from trainables.teachers import TeacherSettings, prepare_teachers, run_in_process
 from tuning import assets
+from tuning.teacher_tasks import ray_runner
 
 DEFAULT_TEACHERS = ("minilm-l6", "minilm-l6-sre")
 
@@ -120,7 +122,11 @@ def teacher_rows(settings: DataSettings, data: TaskData) -> np.ndarray:
     return stratified_subset(data.train.labels, max(1, round(settings.teacher_split * n)), settings.split_seed)
 
 
-def prepare_teacher_ensemble(settings: DataSettings, data: TaskData, progress=print) -> TeacherOutputs:
+def prepare_teacher_ensemble(settings: DataSettings, data: TaskData, progress=print,
+                             start_ray: Callable[[], None] | None = None) -> TeacherOutputs:
+    """The ensemble's logits, from the cache or fine-tuned now. With `start_ray` (a function that starts
+    or joins Ray), teachers to fine-tune run as Ray tasks of `cpus_per_trial` CPUs each, side by side;
+    without it, one after the other in this process with every core."""
     started = time.perf_counter()
     teacher_settings = TeacherSettings(
         epochs=settings.teacher_epochs, learning_rate=settings.teacher_learning_rate,
@@ -130,20 +136,22 @@ def prepare_teacher_ensemble(settings: DataSettings, data: TaskData, progress=pr
     progress(f"teachers' precision: {'bf16' if teacher_settings.bf16 else 'fp32'}"
              + (f" ({precision.choice().reason})" if settings.bf16 == precision.AUTO else " (forced)"))
     located = [(name, resolve_model(name, progress)) for name in settings.teachers]
+    runner = run_in_process if start_ray is None else ray_runner(settings.cpus_per_trial, start_ray)
     outputs = prepare_teachers(located, data, teacher_settings, teacher_rows(settings, data),
-                               assets.cache_dir(), progress)
+                               assets.cache_dir(), progress, runner)
     progress(f"teacher ensemble ready in {time.perf_counter() - started:.1f} s")
     return outputs
 
 
 def prepare(settings: DataSettings, need_teachers: bool, data: TaskData | None = None,
-            progress=print) -> Prepared:
+            progress=print, start_ray: Callable[[], None] | None = None) -> Prepared:
+    """start_ray: see prepare_teacher_ensemble (teachers as Ray tasks)."""
     data = data or load_data(settings, progress)
     progress(f"data: {data.summary()}")
     student_location = resolve_model(settings.student, progress)
     student = make_blueprint(settings.student, student_location, data.task, data.num_labels)
     encoded = encode_task(student.tokenizer, data, settings.max_length, assets.cache_dir() / "tokens")
-    teachers = prepare_teacher_ensemble(settings, data, progress) if need_teachers else None
+    teachers = prepare_teacher_ensemble(settings, data, progress, start_ray) if need_teachers else None
     provenance = {"data": settings.to_dict(), "data_fingerprint": data.fingerprint(),
                   "student_location": student_location}
     return Prepared(data.name, data.task, data.label_names, encoded, student, teachers,

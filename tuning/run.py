@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     dirs = experiment_dirs(args.storage_path, name, methods)
     print(f"students' precision here: {describe_precision(spaces)}; each trial decides again where it runs",
           flush=True)
-    prepared = prepare_once(settings, methods, spaces)
+    prepared = prepare_once(settings, methods, spaces, ray_args=args)
     results = run_sweeps(sweeps, spaces, prepared, dirs, args, settings, name)
     print_best(results, prepared)
     return 0

@@ -21,6 +21,7 @@ from tuning.experiment import SweepInterrupted, fit
 from tuning.prepare import DataSettings, load_data, prepare, teacher_rows
 from tuning.study_report import STUDY_CSV, SUMMARY_JSON, per_class_f1, summarise, write_report, write_study_csv
 from tuning.sweep import start_ray
+from tuning.teacher_tasks import ray_starter, started_for_teachers
 
 STUDY_FILE = "study.json"  # how the study was made: read back by --resume
 
@@ -40,7 +41,7 @@ def start(args, name: str, plan: dict, settings: DataSettings) -> int:
     data = load_data(settings)
     pool = len(data.train) - (len(teacher_rows(settings, data)) if settings.teacher_split > 0 else 0)
     check_budgets(StudySettings.from_dict(plan["template"]), pool)
-    prepared = prepare(settings, need_teachers=True, data=data)
+    prepared = prepare(settings, need_teachers=True, data=data, start_ray=ray_starter(args))
     record = {"plan": plan, "data": settings.to_dict(), "created": time.strftime("%Y-%m-%d %H:%M:%S")}
     folder.mkdir(parents=True)
     write_json(folder / STUDY_FILE, record)
@@ -53,7 +54,7 @@ def resume(args, name: str) -> int:
     if not (folder / STUDY_FILE).is_file():
         raise UsageError(f"no study to resume at {folder} (no {STUDY_FILE})")
     record = json.loads((folder / STUDY_FILE).read_text(encoding="utf-8"))
-    prepared = prepare(DataSettings.from_dict(record["data"]), need_teachers=True)
+    prepared = prepare(DataSettings.from_dict(record["data"]), need_teachers=True, start_ray=ray_starter(args))
     tuner = None
     if tune.Tuner.can_restore(str(folder)):
         print(f"resuming {folder}", flush=True)
@@ -93,7 +94,7 @@ def _flat_trial(config: dict, prepared) -> None:
 def _run(args, folder: Path, plan: dict, prepared, tuner) -> int:
     cpus = prepared.num_threads
     trials = grid(plan)
-    started_here = not _ray_running()
+    started_here = not _ray_running() or started_for_teachers(args)
     start_ray(args.address, args.dashboard)
     try:
         if tuner == "restore":

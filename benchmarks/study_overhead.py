@@ -1,0 +1,61 @@
+"""Section 6 (only with --with-study, about 45 minutes): the budget study's `--quick` run end to end,
+and the share of its wall time not spent training students.
+
+    study_overhead_fraction = 1 - sum over points of train_seconds / (wall seconds x trial slots)
+
+train_seconds is what each point reports (building the student and its training steps). Everything
+else counts as overhead: Ray and worker start, the teachers and data (warm caches: read, not built),
+fetching the prepared data from the object store, evaluation and query scoring (the study does not
+report their time apart), checkpoints and reports. `study_in_trial_fraction` (sum of Tune's
+time_this_iter_s over the same denominator) tells what happens inside trials from what happens
+between them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import common
+
+ROOT = Path(__file__).resolve().parents[1]
+NAME = "bench-study"
+
+
+def point_reports(folder: Path) -> list[dict]:
+    """Every report of every trial of a Tune experiment folder (each trial's result.json, a line each)."""
+    reports = []
+    for path in sorted(folder.glob("*/result.json")):
+        reports += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return reports
+
+
+def overhead(reports: list[dict], wall_seconds: float, slots: int) -> dict:
+    capacity = wall_seconds * slots
+    trained = sum(report.get("train_seconds", 0.0) for report in reports)
+    in_trial = sum(report.get("time_this_iter_s", 0.0) for report in reports)
+    return {"study_quick_seconds": wall_seconds,
+            "study_overhead_fraction": 1 - trained / capacity if capacity else None,
+            "study_in_trial_fraction": in_trial / capacity if capacity else None}
+
+
+def measure() -> tuple[dict, dict]:
+    slots = common.THREADS  # 1-CPU trials, as many at once as there are cores (the study's default)
+    with tempfile.TemporaryDirectory(prefix="bench-study-") as storage:
+        command = [sys.executable, str(ROOT / "tuning" / "study.py"), "--quick", "--storage-path", storage,
+                   "--name", NAME, "--max-concurrent", str(slots)]
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        wall = time.perf_counter() - started
+        reports = point_reports(Path(storage) / NAME)
+    raw = {"command": command[1:], "returncode": done.returncode, "points": len(reports), "slots": slots,
+           "output_tail": done.stdout.splitlines()[-20:]}
+    if done.returncode != 0:
+        raw["error"] = done.stderr[-2000:] or "study.py failed"
+        return {}, raw
+    return overhead(reports, wall, slots), raw
