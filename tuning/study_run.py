@@ -137,14 +137,16 @@ class StudyProgress(tune.Callback):
     """One line per point, with the count of (arm, seed) trials that have reported every budget."""
 
     def __init__(self, total: int, plan: dict):
-        self.started, self.total, self.done = time.perf_counter(), total, set()
+        # Wall-clock time: Tuner.restore brings this callback back in a new process, where a
+        # perf_counter origin would mean nothing; the elapsed time then counts from the study's start.
+        self.started, self.total, self.done = time.time(), total, set()
         self.points = len(plan["template"]["budgets"])
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         arm, seed = result["arm"], trial.config["point"]["seed"]
         if is_last_point(arm, result["training_iteration"], self.points):
             self.done.add((arm, seed))
-        print(f"[{time.perf_counter() - self.started:6.0f} s] {arm} seed {seed} budget {result[BUDGET]}: "
+        print(f"[{time.time() - self.started:6.0f} s] {arm} seed {seed} budget {result[BUDGET]}: "
               f"val {result[m.VAL_ACCURACY]:.3f} test {result[m.TEST_ACCURACY]:.3f} "
               f"({result[m.TRAIN_SECONDS]:.0f} s; {len(self.done)}/{self.total} trials done)", flush=True)
 
