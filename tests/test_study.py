@@ -28,7 +28,7 @@ from trainables.study_arms import (
 from trainables.teachers import TeacherSettings
 from tuning.bootstrap import replicate_accuracies, statistic_interval
 from tuning.prepare import SMOKE_SETTINGS, DataSettings, prepare
-from tuning.study_report import aulc, baseline_of, common_seeds, leakage_warnings
+from tuning.study_report import aulc, baseline_of, common_seeds, leakage_warnings, summarise
 
 POOL = 48  # the smoke data's 96 training rows minus the teachers' half
 
@@ -218,6 +218,34 @@ def test_baselines_and_common_seeds():
     assert common_seeds(frame, [1, 2]) == [0]  # seed 1 of arms a and b lacks budget 2
     assert common_seeds(frame, [1]) == [0, 1]
     assert common_seeds(frame.iloc[:-1], [1]) == [0]  # full:kd has not finished seed 1
+
+
+def test_summary_by_hand_on_a_made_up_study():
+    """Four test examples with labels 0, 1, 2, 3; a prediction string right on its first k examples."""
+    def prediction(k):
+        return "0123"[:k] + "9" * (4 - k)
+
+    def row(arm, budget, seed, k, f1=0.4, gold=None, queries=0):
+        return {"arm": arm, "budget": budget, "seed": seed, "gold_labels": gold or budget, "expert_queries": queries,
+                "val_accuracy": 0.5, "test_accuracy": k / 4, "test_macro_f1": f1, "expert_label_accuracy": None,
+                "train_seconds": 1.0, "test_predictions": prediction(k)}
+    frame = pd.DataFrame([
+        row("supervised", 10, 0, 2), row("supervised", 20, 0, 4),
+        row("expert:random", 10, 0, 1, gold=10), row("expert:random", 20, 0, 3, gold=10, queries=10),
+        row("expert:margin", 10, 0, 2, gold=10), row("expert:margin", 20, 0, 2, gold=10, queries=10),
+        row("full:supervised", 30, 0, 4),
+        row("supervised", 10, 1, 0, f1=0.0),  # seed 1 never finished: it must not enter any figure
+    ])
+    summary = summarise(frame, np.array([0, 1, 2, 3]), [10, 20], {}, replicates=50)
+    arms = summary["arms"]
+    assert summary["seeds"] == [0]
+    assert arms["supervised"]["aulc"] == pytest.approx(0.75)  # (0.5 + 1.0) / 2
+    assert arms["expert:random"]["aulc"] == pytest.approx(0.5)  # (0.25 + 0.75) / 2
+    assert arms["expert:margin"]["aulc_diff_vs_random"]["mean"] == pytest.approx(0.0)  # 0.5 - 0.5
+    assert arms["supervised"]["per_budget"]["10"]["test_macro_f1"] == pytest.approx(0.4)
+    assert arms["supervised"]["gold_labels_to_95pct"] == {"budget": 20, "gold_labels": 20, "expert_queries": 0}
+    assert arms["expert:random"]["gold_labels_to_90pct"] is None  # 0.75 < 0.9 x 1.0
+    assert arms["full:supervised"]["test_accuracy"]["mean"] == pytest.approx(1.0)
 
 
 def test_leakage_warning_only_beyond_noise():

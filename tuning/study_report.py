@@ -83,6 +83,7 @@ def summarise(frame: pd.DataFrame, test_labels: np.ndarray, budgets: list[int], 
     seeds = common_seeds(frame, budgets)
     if not seeds:
         raise ValueError("no seed has every arm's points: nothing can be compared")
+    frame = frame[frame["seed"].isin(seeds)]  # means, seconds and label counts over the compared seeds only
     curve_arms = [a for a in sorted(frame["arm"].unique()) if not a.startswith("full:")]
     full_arms = [a for a in sorted(frame["arm"].unique()) if a.startswith("full:")]
     stack = np.stack([correctness(frame, a, budgets, seeds, test_labels) for a in curve_arms])
