@@ -55,6 +55,13 @@ CASES = {
     "unknown parameter": (["--smoke-test", "--fix", "learning_rat=0.1"], "unknown search-space parameter"),
     "unparsable fix": (["--smoke-test", "--fix", "alpha"], "cannot parse --fix 'alpha'"),
     "name with slash": (["--smoke-test", "--name", "a/b"], "invalid experiment name"),
+    "max concurrent zero": (["--smoke-test", "--max-concurrent", "0"], "--max-concurrent must be >= 1, got 0"),
+    "max concurrent negative": (["--smoke-test", "--max-concurrent", "-2"], "--max-concurrent must be >= 1, got -2"),
+    "retry errored without resume": (["--smoke-test", "--retry-errored"], "--retry-errored goes with --resume"),
+    "every setting and the seed fixed": (
+        ["--smoke-test", "--method", "supervised", "--num-samples", "2", *[
+            f"--fix={pair}" for pair in ("learning_rate=0.005", "weight_decay=0", "warmup_ratio=0", "seed=3")]],
+        "every setting is fixed, the seed too: --num-samples 2 would repeat one identical run"),
     "missing student folder": (["--smoke-test", "--student", "./no/such/model"], "does not exist"),
     "missing teacher folder": (["--smoke-test", "--method", "kd", "--teachers", "tiny-bert,/no/such/teacher"],
                                "does not exist"),
@@ -80,6 +87,16 @@ def test_file_without_needed_columns(csv_factory, tmp_path, capsys, no_ray, sess
     path = csv_factory({"sentence_text": ["a", "b"], "y": [0, 1]})
     code, line = exit_and_message(run.main, ["--dataset", path, "--storage-path", str(tmp_path / "r")], capsys)
     assert code == 2 and "label" in line and "text" in line
+
+
+def test_smoke_test_uses_the_data_file_given(csv_factory, tmp_path, capsys, no_ray, session_cache):
+    """--smoke-test sets only what was not typed: a --dataset given beside it is the data read (here a
+    file with one class, refused), not the generated smoke data (which would have started a sweep)."""
+    rows = good_rows()
+    rows["label"] = [0] * len(rows["label"])
+    code, line = exit_and_message(run.main, ["--dataset", csv_factory(rows), "--smoke-test",
+                                             "--storage-path", str(tmp_path / "r")], capsys)
+    assert code == 2 and "at least 2 classes" in line, line
 
 
 def test_labels_out_of_range(csv_factory, tmp_path, capsys, no_ray, session_cache):

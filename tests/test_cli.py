@@ -1,11 +1,22 @@
-"""tuning/cli.py: --set/--fix parsing, experiment names, and the one-line exit-2 error handling."""
+"""tuning/cli.py: --set/--fix parsing, experiment names, the one-line exit-2 error handling, refused
+abbreviations, and which data settings the command line decides."""
 
 from __future__ import annotations
 
 import pytest
 
 from trainables.errors import UsageError
-from tuning.cli import Parser, check_name, main_guard, parse_assignments, split_names
+from tuning.cli import (
+    Parser,
+    add_data_arguments,
+    check_name,
+    data_settings,
+    main_guard,
+    parse_assignments,
+    parse_with_explicit,
+    split_names,
+)
+from tuning.prepare import SMOKE_SETTINGS, DataSettings
 
 
 def test_parse_assignments_reads_values_as_numbers_words_and_lists():
@@ -60,3 +71,104 @@ def test_main_guard_turns_usage_errors_into_one_line_and_status_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main_guard(lambda: None)
     assert exit_info.value.code == 0
+
+
+# ---------------------------------------------------------------- abbreviations are refused
+
+
+def _main(module: str):
+    import importlib
+
+    return importlib.import_module(f"tuning.{module}").main
+
+
+# Each argv would have been read as its long form by argparse's default prefix matching.
+ABBREVIATIONS = {
+    "run --num-sam": ("run", ["--num-sam", "2"], "unrecognized arguments: --num-sam 2"),
+    "run --data": ("run", ["--data", "x.csv"], "unrecognized arguments: --data x.csv"),
+    "run --data=": ("run", ["--data=x.csv"], "unrecognized arguments: --data=x.csv"),
+    "train --data": ("train", ["--method", "supervised", "--data", "x.csv"], "unrecognized arguments: --data"),
+    "evaluate --spl": ("evaluate", ["--checkpoint", "somewhere", "--spl", "test"], "unrecognized arguments: --spl"),
+    "analyze --stor": ("analyze", ["--stor", "somewhere"], "unrecognized arguments: --stor"),
+    "study --bud": ("study", ["--bud", "8"], "unrecognized arguments: --bud 8"),
+    "fetch_assets --he": ("fetch_assets", ["--he"], "unrecognized arguments: --he"),
+}
+
+
+@pytest.fixture
+def no_work_past_parsing(monkeypatch):
+    """Should an abbreviation ever pass, fail at once instead of fetching models and sweeping."""
+    def tripwire(*args, **kwargs):
+        raise AssertionError("the command went past parsing")
+
+    for target in ("tuning.experiment.prepare_once", "tuning.train.prepare", "tuning.study_run.start",
+                   "tuning.assets.fetch_model", "tuning.assets.fetch_dataset"):
+        monkeypatch.setattr(target, tripwire)
+
+
+@pytest.mark.parametrize("case", ABBREVIATIONS)
+def test_every_entry_point_refuses_abbreviations(case, capsys, tmp_path, monkeypatch, no_work_past_parsing):
+    module, argv, expected = ABBREVIATIONS[case]
+    monkeypatch.chdir(tmp_path)  # should anything be written after all, it lands here, and is checked
+    with pytest.raises(SystemExit) as stopped:
+        main_guard(lambda: _main(module)(argv))
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.count("\n") == 1 and expected in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- data settings: typed flags win
+
+
+def run_settings(*argv: str) -> DataSettings:
+    from tuning import run
+
+    return data_settings(run.parse_args(list(argv)))
+
+
+def test_without_flags_the_data_settings_are_the_defaults():
+    assert run_settings() == DataSettings()
+
+
+def test_smoke_test_fills_only_what_was_not_typed():
+    settings = run_settings("--dataset", "x.csv", "--smoke-test", "--max-length", "64", "--seed", "3")
+    assert settings.dataset == "x.csv"  # the file, not the generated smoke data
+    assert (settings.max_length, settings.split_seed) == (64, 3)
+    # What was not typed takes the smoke values.
+    assert settings.student == SMOKE_SETTINGS["student"] and settings.teachers == SMOKE_SETTINGS["teachers"]
+    assert settings.validation_size == SMOKE_SETTINGS["validation_size"]
+
+
+def test_a_flag_typed_with_its_default_value_still_wins_over_smoke():
+    # Rescanning argv was what told these apart before; a None default tells them apart now.
+    assert run_settings("--smoke-test", "--max-length", str(DataSettings.max_length)).max_length == 128
+    assert run_settings("--smoke-test").max_length == SMOKE_SETTINGS["max_length"]
+
+
+def entry_point_parser() -> Parser:
+    """A parser like study.py's: set_defaults gives two data flags a default of the entry point's own."""
+    parser = Parser(prog="entry.py")
+    add_data_arguments(parser)
+    parser.set_defaults(teacher_split=0.5, max_length=100)
+    return parser
+
+
+def test_an_entry_points_default_counts_as_not_typed():
+    parser = entry_point_parser()
+    # Not typed: wins over DataSettings' default, but gives way to --smoke-test's.
+    assert data_settings(parse_with_explicit(parser, [])).max_length == 100
+    assert data_settings(parse_with_explicit(parser, ["--smoke-test"])).max_length == SMOKE_SETTINGS["max_length"]
+    assert data_settings(parse_with_explicit(parser, ["--smoke-test"])).teacher_split == 0.5
+    # Typed: wins over everything.
+    typed = data_settings(parse_with_explicit(parser, ["--smoke-test", "--max-length", "100"]))
+    assert typed.max_length == 100
+    # The parser keeps its defaults for the next parse.
+    assert parser.get_default("max_length") == 100
+
+
+def test_study_parser_keeps_its_teacher_split_default():
+    from tuning import study
+
+    assert data_settings(study.parse_args([])).teacher_split == 0.5
+    assert data_settings(study.parse_args(["--smoke-test"])).teacher_split == 0.5
+    assert data_settings(study.parse_args(["--teacher-split", "0.25"])).teacher_split == 0.25

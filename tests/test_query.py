@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from trainables.errors import UsageError
 from trainables.query import (
+    SCORING_STRATEGIES,
     STRATEGIES,
     STRATEGY_DESCRIPTIONS,
     select,
@@ -72,6 +74,24 @@ def test_ties_go_to_the_lower_index():
     assert select(probs, 4, "entropy").tolist() == [0, 2, 3, 1]
 
 
+@pytest.mark.parametrize("strategy", SCORING_STRATEGIES)
+def test_permutations_of_one_distribution_tie_and_go_lowest_index_first(strategy):
+    # The six orderings of [0.7, 0.2, 0.1] are equally uncertain by every rule, but their entropies, summed in
+    # another order, differ by ~1e-16: without rounding, rows 1, 3, 4, 5 came before rows 0 and 2.
+    permuted = np.array(list(itertools.permutations([0.7, 0.2, 0.1])))
+    uniform = np.full((1, 3), 1 / 3)  # less sure than all of them by every rule: first
+    probs = np.vstack([permuted, uniform])
+    assert select(probs, 7, strategy).tolist() == [6, 0, 1, 2, 3, 4, 5]
+    assert select(probs, 3, strategy).tolist() == [6, 0, 1]
+
+
+def test_the_permuted_rows_really_differ_in_floating_point():
+    # Guards the test above: it exercises rounding noise only while the raw entropies are not all equal.
+    entropies = uncertainty(np.array(list(itertools.permutations([0.7, 0.2, 0.1]))), "entropy")
+    assert len(set(entropies.tolist())) > 1
+    assert entropies.max() - entropies.min() < 1e-15
+
+
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_n_equal_to_pool_returns_every_index_distinct_int64(strategy):
     rng = np.random.default_rng(7)
@@ -93,10 +113,14 @@ def test_random_is_reproducible_by_seed_and_varies_with_it():
     assert first.tolist() == expected.tolist()
 
 
-@pytest.mark.parametrize("n", [0, -1, 4, 2.0, True])
-def test_bad_n_raises(n):
-    with pytest.raises(UsageError, match="n"):
+@pytest.mark.parametrize("n, message", [(0, "n must be > 0, got 0"), (-1, "n must be > 0, got -1"),
+                                        (4, "cannot select n=4 examples from a pool of 3"),
+                                        (2.0, "n must be an integer, got 2.0"),
+                                        (True, "n must be an integer, got True")])
+def test_bad_n_raises(n, message):
+    with pytest.raises(UsageError) as raised:
         select(P, n, "least_confidence")
+    assert str(raised.value) == message
 
 
 def test_unknown_strategy_raises():

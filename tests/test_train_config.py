@@ -1,11 +1,16 @@
-"""tuning/train.py --config restores every data setting of the sweep, also those without a flag."""
+"""tuning/train.py --config restores every data setting of the sweep, also those without a flag; flags
+typed beside --smoke-test win over its defaults."""
 
 import json
 
+import pandas as pd
 import pytest
 
 from tuning import evaluate, train
-from tuning.prepare import DataSettings
+from tuning.prepare import SMOKE_SETTINGS, DataSettings, load_data
+
+# Models, tokens and teachers go to the session's temporary cache, never the user's.
+pytestmark = pytest.mark.usefixtures("session_cache")
 
 
 def write_best(tmp_path, data: dict):
@@ -27,6 +32,35 @@ def test_flags_typed_on_the_command_line_win(tmp_path):
     args = train.parse_args(["--method", "kd", "--config", write_best(tmp_path, stored), "--max-length", "32"])
     settings = train.sweep_data_settings(args)
     assert settings.max_length == 32 and settings.teachers == ("a", "b")
+
+
+def test_smoke_defaults_fill_what_neither_the_config_nor_a_flag_gave(tmp_path):
+    stored = {**DataSettings().to_dict(), "max_length": 64}
+    args = train.parse_args(["--method", "kd", "--config", write_best(tmp_path, stored), "--smoke-test",
+                             "--dataset", "x.csv"])
+    settings = train.sweep_data_settings(args)
+    assert settings.dataset == "x.csv"  # typed
+    assert settings.max_length == SMOKE_SETTINGS["max_length"]  # --smoke-test's, over the sweep's 64
+    assert settings.student == SMOKE_SETTINGS["student"]
+
+
+def test_smoke_run_trains_on_the_data_file_given(tmp_path):
+    """`--dataset x.csv --smoke-test` really reads x.csv: its checkpoint records the file, and the data's
+    fingerprint is that of the file (the smoke data's would differ)."""
+    words = ["awful", "great", "fine", "odd"]
+    rows = pd.DataFrame({"text": [f"{words[i % 4]} visit number {i}" for i in range(80)],
+                         "label": [i % 4 for i in range(80)]})
+    path = tmp_path / "x.csv"
+    rows.to_csv(path, index=False)
+    out = tmp_path / "run"
+    assert train.main(["--method", "supervised", "--dataset", str(path), "--smoke-test", "--out", str(out),
+                       "--set", "epochs=1"]) == 0
+    provenance = json.loads((out / "run_config.json").read_text())["provenance"]
+    assert provenance["data"]["dataset"] == str(path)
+    assert provenance["data"]["student"] == SMOKE_SETTINGS["student"]  # not typed: the smoke model
+    settings = DataSettings.from_dict(provenance["data"])
+    assert provenance["data_fingerprint"] == load_data(settings).fingerprint()
+    assert load_data(settings).fingerprint() != load_data(DataSettings(dataset="smoke")).fingerprint()
 
 
 @pytest.mark.parametrize("bf16", ["true", "false"])

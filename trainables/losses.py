@@ -10,15 +10,11 @@ so its gradient keeps the same scale as the cross-entropy term when T changes.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from trainables.errors import UsageError
-
-# The shared signature: (student_logits, teacher_logits, labels, temperature, alpha) -> scalar.
-LossFn = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor | None, float, float], torch.Tensor]
 
 
 def _check_temperature(temperature: float) -> None:

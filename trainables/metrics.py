@@ -35,8 +35,3 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, num_labels: i
         ),
     }
 
-
-def prefixed(metrics: dict[str, float], split: str) -> dict[str, float]:
-    """{'accuracy': x} -> {'val_accuracy': x} for split 'validation' (or 'test_...' for 'test')."""
-    prefix = {"validation": "val", "test": "test", "train": "train"}[split]
-    return {f"{prefix}_{name}": value for name, value in metrics.items()}

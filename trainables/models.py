@@ -45,10 +45,6 @@ class ModelBlueprint:
     weights: bytes  # safetensors bytes of the pretrained weights (the new head excluded)
     tokenizer: object  # a transformers fast tokenizer; pickles through the object store
 
-    @property
-    def num_parameters(self) -> int:
-        return sum(t.numel() for t in load_safetensors_bytes(self.weights).values())
-
 
 def _auto_class(task: str):
     # Multiple choice scores each (question, option) pair and takes a softmax over the options, so the

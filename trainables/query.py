@@ -38,6 +38,9 @@ STRATEGY_DESCRIPTIONS: dict[str, str] = {
 
 # Disagreement below this (nats) is floating-point noise from teachers that agree, not disagreement.
 DISAGREEMENT_TOL = 1e-12
+# Scores are rounded to this many decimals before ranking: the same distribution with its classes in
+# another order sums in another order, and its entropy then differs by ~1e-16. Those are ties.
+SCORE_DECIMALS = 12
 
 
 def _check_probs(probs: np.ndarray, name: str = "probs", ndim: int = 2) -> np.ndarray:
@@ -94,9 +97,14 @@ def teacher_disagreement(teacher_probs: np.ndarray) -> np.ndarray:
     return np.maximum(jsd, 0.0)
 
 
+def _ranking(scores: np.ndarray) -> np.ndarray:
+    """Every index, highest score first; scores equal up to rounding noise keep index order (stable sort)."""
+    return np.argsort(-np.round(scores, SCORE_DECIMALS), kind="stable")
+
+
 def _top_n(scores: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the n highest scores, highest first; the stable sort breaks ties by the lower index."""
-    return np.argsort(-scores, kind="stable")[:n].astype(np.int64)
+    """Indices of the n highest scores, highest first; ties are broken by the lower index."""
+    return _ranking(scores)[:n].astype(np.int64)
 
 
 def _check_n(n: int, pool: int) -> None:
@@ -131,7 +139,7 @@ def _robust_least_confidence(
     # The small epsilon keeps e.g. 0.29 * 100 = 28.999999999999996 from rounding down to 28.
     n_skip = math.floor(skip_fraction * pool + 1e-9)
     # Most disputed first; only real disagreement counts, so agreeing teachers never cause a skip.
-    by_disagreement = np.argsort(-disagreement, kind="stable")[:n_skip]
+    by_disagreement = _ranking(disagreement)[:n_skip]
     skipped = by_disagreement[disagreement[by_disagreement] > DISAGREEMENT_TOL]
     keep = np.setdiff1d(np.arange(pool), skipped)  # sorted, so ties still go to the lower index
 
@@ -141,7 +149,7 @@ def _robust_least_confidence(
         return chosen.astype(np.int64)
     # Too few left: fill up with the skipped examples the teachers dispute least.
     skipped_sorted = np.sort(skipped)
-    fill = skipped_sorted[np.argsort(disagreement[skipped_sorted], kind="stable")[: n - chosen.size]]
+    fill = skipped_sorted[_ranking(-disagreement[skipped_sorted])[: n - chosen.size]]
     return np.concatenate([chosen, fill]).astype(np.int64)
 
 

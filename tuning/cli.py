@@ -34,7 +34,12 @@ def load_yaml(text: str):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but an error is one line (no usage block) and exit status 2."""
+    """argparse, but an error is one line (no usage block) and exit status 2, and no abbreviations: with
+    them `--data x.csv` meant --dataset, and a later flag sharing the prefix would silently change it."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         raise UsageError(f"{self.prog}: {message}")
@@ -53,27 +58,41 @@ def main_guard(main: Callable[[], int | None]) -> None:
     sys.exit(status or 0)
 
 
+# Data flags (argparse dest -> DataSettings field). They default to None, meaning "not given": the
+# value then comes from the entry point's own default (set_defaults), else --smoke-test's, else DataSettings'.
+DATA_FLAGS = {"dataset": "dataset", "student": "student", "teachers": "teachers", "seed": "split_seed",
+              "max_length": "max_length", "validation_size": "validation_size", "test_size": "test_size",
+              "max_train_examples": "max_train_examples", "cpus_per_trial": "cpus_per_trial",
+              "teacher_epochs": "teacher_epochs", "teacher_split": "teacher_split", "bf16": "bf16"}
+ENTRY_DEFAULTS = "data_defaults"  # attribute of the parsed args: the entry point's set_defaults of data flags
+
+
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("data and models (fixed for a whole sweep)")
-    group.add_argument("--dataset", default=DataSettings.dataset,
-                       help="preset (multiemo-medicine, wikihow-mcq), a CSV/JSON/JSONL/Parquet file or folder, "
-                            "or a Hugging Face data set name (needs a network)")
-    group.add_argument("--student", default=DataSettings.student,
-                       help="preset (minilm-l3, minilm-l6, ...), a local model folder, or a hub name")
-    group.add_argument("--teachers", default=",".join(DataSettings.teachers),
-                       help="comma-separated presets, folders, fine-tuned checkpoints or hub names")
-    group.add_argument("--seed", type=int, default=0, help="seeds the data split and the searcher")
-    group.add_argument("--max-length", type=int, default=DataSettings.max_length, help="tokens per sequence")
-    group.add_argument("--validation-size", type=_size, default=DataSettings.validation_size)
-    group.add_argument("--test-size", type=_size, default=DataSettings.test_size)
+    d = DataSettings
+    group = parser.add_argument_group("data and models (fixed for a whole sweep; --smoke-test changes the "
+                                      "defaults of those not given)")
+    group.add_argument("--dataset", default=None,
+                       help=f"preset (multiemo-medicine, wikihow-mcq), a CSV/JSON/JSONL/Parquet file or folder, "
+                            f"or a Hugging Face data set name (needs a network); default {d.dataset}")
+    group.add_argument("--student", default=None,
+                       help=f"preset (minilm-l3, minilm-l6, ...), a local model folder, or a hub name; "
+                            f"default {d.student}")
+    group.add_argument("--teachers", default=None,
+                       help=f"comma-separated presets, folders, fine-tuned checkpoints or hub names; "
+                            f"default {','.join(d.teachers)}")
+    group.add_argument("--seed", type=int, default=None, help=f"seeds the data split and the searcher; default "
+                                                              f"{d.split_seed}")
+    group.add_argument("--max-length", type=int, default=None, help=f"tokens per sequence; default {d.max_length}")
+    group.add_argument("--validation-size", type=_size, default=None, help=f"default {d.validation_size}")
+    group.add_argument("--test-size", type=_size, default=None, help=f"default {d.test_size}")
     group.add_argument("--max-train-examples", type=int, default=None,
                        help="a stratified subset of the training split, for quick looks")
-    group.add_argument("--cpus-per-trial", type=int, default=DataSettings.cpus_per_trial)
-    group.add_argument("--teacher-epochs", type=int, default=DataSettings.teacher_epochs)
-    group.add_argument("--teacher-split", type=float, default=DataSettings.teacher_split,
+    group.add_argument("--cpus-per-trial", type=int, default=None, help=f"default {d.cpus_per_trial}")
+    group.add_argument("--teacher-epochs", type=int, default=None, help=f"default {d.teacher_epochs}")
+    group.add_argument("--teacher-split", type=float, default=None,
                        help="> 0: fine-tune the teachers only on this stratified share of the training split, "
-                            "which the Expert-Loop's pool then excludes")
-    group.add_argument("--bf16", nargs="?", const="true", default="auto", metavar="{auto,true,false}",
+                            f"which the Expert-Loop's pool then excludes; default {d.teacher_split}")
+    group.add_argument("--bf16", nargs="?", const="true", default=None, metavar="{auto,true,false}",
                        help="teachers' bfloat16 autocast: auto (default: where this CPU computes bfloat16 natively "
                             "and is measured faster), true or false; a teacher cached in either precision is reused")
     group.add_argument("--smoke-test", action="store_true",
@@ -85,29 +104,44 @@ def _size(text: str) -> int | float:
     return int(value) if value >= 1 else value
 
 
+def typed_data_settings(args: argparse.Namespace) -> dict:
+    """DataSettings field -> value for every data flag the user gave (a flag left at None was not given)."""
+    return _as_fields({dest: getattr(args, dest, None) for dest in DATA_FLAGS})
+
+
+def _as_fields(flags: dict) -> dict:
+    values = {DATA_FLAGS[dest]: value for dest, value in flags.items() if value is not None}
+    if isinstance(values.get("teachers"), str):
+        values["teachers"] = split_names(values["teachers"])
+    return values
+
+
+def command_line_settings(args: argparse.Namespace) -> dict:
+    """The data settings the command line decides: the entry point's defaults, then --smoke-test's,
+    then what the user typed (which always wins). Fields absent here keep DataSettings' default (or,
+    for train.py --config, the sweep's)."""
+    values = _as_fields(getattr(args, ENTRY_DEFAULTS, {}))
+    if args.smoke_test:
+        values.update(SMOKE_SETTINGS)
+    values.update(typed_data_settings(args))
+    return values
+
+
 def data_settings(args: argparse.Namespace) -> DataSettings:
-    values = dict(
-        dataset=args.dataset, student=args.student, teachers=split_names(args.teachers),
-        split_seed=args.seed, max_length=args.max_length, validation_size=args.validation_size,
-        test_size=args.test_size, max_train_examples=args.max_train_examples,
-        cpus_per_trial=args.cpus_per_trial, teacher_epochs=args.teacher_epochs,
-        teacher_split=args.teacher_split, bf16=args.bf16,
-    )
-    if args.smoke_test:  # flags given explicitly still win (smoke values are only defaults)
-        explicit = getattr(args, "explicit", set())
-        values.update({key: value for key, value in SMOKE_SETTINGS.items() if key not in explicit})
-    return DataSettings(**values)
+    return DataSettings(**command_line_settings(args))
 
 
 def parse_with_explicit(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
-    """Parse, and record in args.explicit which data settings the user gave on the command line
-    (so --smoke-test's small defaults never override a flag the user typed)."""
-    words = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(words)
-    given = {action.dest for action in parser._actions
-             if any(word == option or word.startswith(option + "=")
-                    for option in action.option_strings for word in words)}
-    args.explicit = {"split_seed" if dest == "seed" else dest for dest in given}
+    """parse_args, for parsers with add_data_arguments. A data flag the entry point gave a default with
+    set_defaults (study.py: teacher_split=0.5) is parsed as None and kept in args.data_defaults, so it
+    counts as not given by the user (below --smoke-test's values) yet still wins over DataSettings'."""
+    entry_defaults = {dest: parser.get_default(dest) for dest in DATA_FLAGS if parser.get_default(dest) is not None}
+    parser.set_defaults(**dict.fromkeys(entry_defaults))
+    try:
+        args = parser.parse_args(argv)
+    finally:
+        parser.set_defaults(**entry_defaults)
+    setattr(args, ENTRY_DEFAULTS, entry_defaults)
     return args
 
 

@@ -18,8 +18,8 @@ from trainables import metrics as m
 from trainables.errors import UsageError
 from trainables.prepared import Prepared
 from tuning.prepare import DataSettings, load_data, prepare, teacher_rows
-from tuning.spaces import largest
-from tuning.sweep import SweepSettings, make_tuner, start_ray, trainable
+from tuning.spaces import largest, replicate_seeds, to_tune
+from tuning.sweep import ProgressLines, SweepSettings, make_tuner, run_config, start_ray, trainable
 from tuning.teacher_tasks import ray_starter, started_for_teachers
 
 SWEEP_FILE = "sweep.json"  # how the sweep was made: read back by --resume and by the analysis
@@ -112,6 +112,26 @@ def fit(tuner: tune.Tuner) -> tune.ResultGrid:
             signal.signal(signal.SIGINT, handler)
 
 
+def build_tuner(sweep: SweepSettings, space: dict, prepared: Prepared, experiment_dir: Path | None) -> tune.Tuner:
+    """Optuna's search and the scheduler when a setting is left to search; else the one configuration,
+    once per seed."""
+    seeds = replicate_seeds(space, sweep.num_samples)
+    if seeds is None:
+        return make_tuner(sweep, space, prepared, experiment_dir)
+    return replicate_tuner(sweep, space, seeds, prepared)
+
+
+def replicate_tuner(sweep: SweepSettings, space: dict, seeds: list[int], prepared: Prepared) -> tune.Tuner:
+    """Every setting fixed: Tune's own BasicVariantGenerator runs a grid over the trial seed. No scheduler
+    (FIFO): the trials differ only by seed, so stopping some early would choose on noise."""
+    return tune.Tuner(
+        trainable(prepared, sweep.cpus_per_trial),
+        param_space={**to_tune(space), "seed": tune.grid_search(seeds)},
+        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=sweep.max_concurrent),
+        run_config=run_config(sweep, [ProgressLines(len(seeds))]),
+    )
+
+
 def resume_command(storage_path: str, name: str) -> str:
     return f"python tuning/run.py --resume --name {name} --storage-path {storage_path}"
 
@@ -130,7 +150,7 @@ def run_sweeps(sweeps: list[SweepSettings], spaces: dict, prepared: Prepared, di
             local = None if is_uri(sweep.storage_path) else Path(sweep.storage_path) / sweep.name
             print(f"sweeping {sweep.method}: {sweep.num_samples} trials, {sweep.max_concurrent} at a time, "
                   f"results in {sweep.storage_path}/{sweep.name}", flush=True)
-            results[sweep.method] = fit(make_tuner(sweep, spaces[sweep.method], prepared, local))
+            results[sweep.method] = fit(build_tuner(sweep, spaces[sweep.method], prepared, local))
             check_complete(results[sweep.method], sweep.method, sweep.num_samples,
                            resume_command(args.storage_path, name))
     finally:
@@ -157,11 +177,12 @@ def resume_sweep(args) -> int:
             sweep = replace(SweepSettings(**record["sweep"]), storage_path=str(folder.parent), name=folder.name)
             if tune.Tuner.can_restore(str(folder)):
                 print(f"resuming {folder}", flush=True)
+                # Errored trials stay errored unless asked: re-running them silently changes what was measured.
                 tuner = tune.Tuner.restore(str(folder), trainable=trainable(prepared, sweep.cpus_per_trial),
-                                           resume_unfinished=True, resume_errored=True)
+                                           resume_unfinished=True, resume_errored=args.retry_errored)
             else:  # interrupted before this method's sweep began (`--method all`)
                 print(f"starting {folder}", flush=True)
-                tuner = make_tuner(sweep, record["space"], prepared, folder)
+                tuner = build_tuner(sweep, record["space"], prepared, folder)
             results[sweep.method] = fit(tuner)
             check_complete(results[sweep.method], sweep.method, sweep.num_samples,
                            resume_command(args.storage_path, args.name))

@@ -3,6 +3,7 @@
     python tuning/run.py --method active_loop            # the embedded default data and models
     python tuning/run.py --method all --smoke-test       # seconds: a tiny model on generated data
     python tuning/run.py --resume --name NAME             # continue an interrupted sweep
+    python tuning/run.py --resume --name NAME --retry-errored   # ... and run its errored trials again
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from tuning.experiment import (  # noqa: E402
     resume_sweep,
     run_sweeps,
 )
-from tuning.spaces import build_space, read_space_file  # noqa: E402
+from tuning.spaces import build_space, read_space_file, replicate_seeds  # noqa: E402
 from tuning.sweep import SweepSettings  # noqa: E402
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")
@@ -50,9 +51,13 @@ def parse_args(argv=None):
     parser.add_argument("--address", default=None,
                         help="an existing Ray cluster: auto, or HOST:6379 (the head's address)")
     parser.add_argument("--resume", action="store_true", help="continue the experiment --name")
+    parser.add_argument("--retry-errored", action="store_true",
+                        help="with --resume: run errored trials again from their last checkpoint (default: they "
+                             "stay errored, so a resumed sweep never silently re-runs them)")
     parser.add_argument("--space", default=None, help="YAML/JSON file overriding search-space entries")
     parser.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
-                        help="fix one setting for every trial (repeatable)")
+                        help="fix one setting for every trial (repeatable); with every setting fixed, the one "
+                             "configuration runs --num-samples times with seeds 0..N-1")
     parser.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="Optuna sampler")
     parser.add_argument("--scheduler", default="asha", choices=("asha", "none"))
     parser.add_argument("--grace-period", type=int, default=1, help="epochs/rounds before ASHA may stop a trial")
@@ -64,6 +69,10 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise UsageError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+    if args.retry_errored and not args.resume:
+        raise UsageError("--retry-errored goes with --resume (it re-runs the errored trials of a sweep)")
     if args.resume:
         if not args.name:
             raise UsageError("--resume needs --name (the experiment to continue)")
@@ -78,12 +87,13 @@ def main(argv=None) -> int:
     overrides = read_space_file(args.space) if args.space else {}
     fixed = parse_assignments(args.fix, "--fix")
     spaces = {method: build_space(method, args.smoke_test, overrides, fixed) for method in methods}
+    for space in spaces.values():
+        replicate_seeds(space, num_samples)  # every setting fixed, the seed too: refused here, not in Ray
     max_concurrent = args.max_concurrent or max(1, _local_cpus() // settings.cpus_per_trial)
-    if max_concurrent < 1:
-        raise UsageError(f"--max-concurrent must be >= 1, got {max_concurrent}")
     sweeps = [SweepSettings(method=method, name=method if len(methods) > 1 else name,
                             storage_path="", num_samples=num_samples, max_concurrent=max_concurrent,
-                            cpus_per_trial=settings.cpus_per_trial, seed=args.seed, scheduler=args.scheduler,
+                            cpus_per_trial=settings.cpus_per_trial, seed=settings.split_seed,
+                            scheduler=args.scheduler,
                             sampler=args.sampler, grace_period=args.grace_period, max_failures=args.max_failures)
               for method in methods]
     dirs = experiment_dirs(args.storage_path, name, methods)

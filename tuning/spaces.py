@@ -122,6 +122,25 @@ def starting_points(method: str, space: dict) -> list[dict]:
     return [point] if point else []
 
 
+def is_searched(space: dict) -> bool:
+    """Whether any setting is left to search (a distribution rather than a fixed value)."""
+    return any(isinstance(entry, dict) for entry in space.values())
+
+
+def replicate_seeds(space: dict, num_samples: int) -> list[int] | None:
+    """The trial seeds of a space with nothing left to search (None when something is searched): Optuna
+    refuses an empty space, and the one configuration is then worth running once per seed, 0..N-1.
+    A seed fixed too would make N identical runs: refused unless N is 1."""
+    if is_searched(space):
+        return None
+    if "seed" in space:
+        if num_samples > 1:
+            raise UsageError(f"every setting is fixed, the seed too: --num-samples {num_samples} would repeat one "
+                             "identical run; drop --fix seed (trials then take seeds 0..N-1) or use --num-samples 1")
+        return [int(space["seed"])]
+    return list(range(num_samples))
+
+
 def largest(space: dict, name: str):
     entry = space.get(name)
     if isinstance(entry, dict):

@@ -26,12 +26,13 @@ from trainables.functions import run_method  # noqa: E402
 from tuning.cli import (  # noqa: E402
     Parser,
     add_data_arguments,
+    command_line_settings,
     data_settings,
     main_guard,
     parse_assignments,
     parse_with_explicit,
 )
-from tuning.prepare import SMOKE_SETTINGS, DataSettings, prepare  # noqa: E402
+from tuning.prepare import DataSettings, prepare  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -64,16 +65,11 @@ def read_config_file(path: str, method: str) -> dict:
 
 def sweep_data_settings(args) -> DataSettings:
     """The data settings of the sweep the config came from (every field, also those without a flag,
-    such as the teachers' learning rate), with the flags typed here on top."""
-    typed = data_settings(args)
+    such as the teachers' learning rate), with the flags typed here (and --smoke-test's) on top."""
     stored = read_config_file(args.config, args.method).get("data") if args.config else None
     if not stored:
-        return typed
-    fields = {f.name for f in dataclasses.fields(DataSettings)}
-    overrides = {key: getattr(typed, key) for key in getattr(args, "explicit", set()) if key in fields}
-    if args.smoke_test:
-        overrides.update({key: getattr(typed, key) for key in SMOKE_SETTINGS if key not in args.explicit})
-    return dataclasses.replace(DataSettings.from_dict(stored), **overrides)
+        return data_settings(args)
+    return dataclasses.replace(DataSettings.from_dict(stored), **command_line_settings(args))
 
 
 def trial_config(args) -> TrialConfig:
