@@ -44,7 +44,7 @@ def student_trial(config: dict, prepared: Prepared) -> None:
     def report(metrics: dict, model, state: dict) -> None:
         metrics = {**metrics, NODE_ID: node_id, PRECISION: precision_name(trial.bf16)}
         with tempfile.TemporaryDirectory(prefix="checkpoint-") as folder:
-            save_checkpoint(folder, model, prepared, trial, metrics, state)
+            save_checkpoint(folder, model, prepared, trial, metrics, state, resumable=True)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
     resume, model = None, None
