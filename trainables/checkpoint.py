@@ -65,6 +65,24 @@ def read_trial_state(folder: Path) -> dict | None:
     return state if training is None else {**state, TRAINING_STATE: training}
 
 
+def load_weights(model, folder: Path) -> None:
+    """Put a checkpoint's weights into `model`, every one of them: a missing or unexpected name would
+    otherwise leave, say, a freshly initialised classifier head in a model that looks restored."""
+    saved = load_file(str(Path(folder) / "model.safetensors"))
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(saved)), sorted(set(saved) - expected)
+    if missing or unexpected:
+        raise UsageError(f"checkpoint {folder} does not fit the model: {len(missing)} weight(s) missing "
+                         f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}")
+    shapes = model.state_dict()
+    wrong = [f"{name} {tuple(saved[name].shape)} for {tuple(shapes[name].shape)}"
+             for name in sorted(saved) if saved[name].shape != shapes[name].shape]
+    if wrong:
+        raise UsageError(f"checkpoint {folder} does not fit the model: {len(wrong)} weight(s) of another shape "
+                         f"{wrong[:3]}")
+    model.load_state_dict(saved, strict=True)
+
+
 def save_training_state(folder: Path, training: TrainingState) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
