@@ -7,11 +7,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
-from trainables.checkpoint import RUN_CONFIG, read_run_config, read_trial_state, save_checkpoint
+from trainables.checkpoint import RUN_CONFIG, load_weights, read_run_config, read_trial_state, save_checkpoint
 from trainables.config import TrialConfig
 from trainables.data import TASK_CLASSIFICATION, smoke_task_data
 from trainables.errors import UsageError
+from trainables.loop import TRAINING_STATE, TrainingState
 from trainables.models import build_model, load_finetuned, make_blueprint
 from tuning.prepare import resolve_model
 
@@ -80,3 +82,52 @@ def test_load_finetuned_refuses_pickled_or_missing_weights(saved, tmp_path):
     torch.save(saved[1].state_dict(), tmp_path / "pytorch_model.bin")
     with pytest.raises(UsageError, match="pickle"):
         load_finetuned(tmp_path, TASK_CLASSIFICATION)
+
+
+# ---------------------------------------------------------------- strict loading of a trial's weights
+
+
+def test_a_saved_checkpoint_loads_strictly_into_a_fresh_student(saved):
+    folder, model, blueprint, _ = saved
+    fresh = build_model(blueprint, seed=7)  # another seed: another head until the weights are loaded
+    assert not torch.equal(fresh.classifier.weight, model.classifier.weight)
+    load_weights(fresh, folder)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[name], tensor), name
+
+
+def test_a_checkpoint_without_the_head_is_an_error_not_a_random_head(saved, tmp_path):
+    folder, model, blueprint, _ = saved
+    weights = load_file(str(folder / "model.safetensors"))
+    del weights["classifier.weight"]
+    save_file(weights, str(tmp_path / "model.safetensors"))
+    with pytest.raises(UsageError, match=r"1 weight\(s\) missing \['classifier.weight'\], 0 unexpected"):
+        load_weights(build_model(blueprint, seed=7), tmp_path)
+
+
+def test_a_checkpoint_with_extra_or_reshaped_weights_is_an_error(saved, tmp_path):
+    folder, _, blueprint, _ = saved
+    weights = load_file(str(folder / "model.safetensors"))
+    save_file({**weights, "lm_head.bias": torch.zeros(3)}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(UsageError, match=r"0 weight\(s\) missing \[\], 1 unexpected \['lm_head.bias'\]"):
+        load_weights(build_model(blueprint, seed=7), tmp_path)
+    save_file({**weights, "classifier.weight": torch.zeros(6, 32)}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(UsageError, match=r"another shape \['classifier.weight \(6, 32\) for \(4, 32\)'\]"):
+        load_weights(build_model(blueprint, seed=7), tmp_path)
+
+
+def test_the_training_state_is_saved_only_for_a_resumable_checkpoint(saved, tmp_path):
+    """A trial's checkpoint keeps the optimizer to resume exactly; a finished model (tuning/train.py) does not."""
+    _, model, blueprint, trial = saved
+    optimizer = torch.optim.AdamW(model.parameters())
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    training = TrainingState.capture(2, optimizer, schedule, np.random.default_rng(0))
+    prepared = SimpleNamespace(student=blueprint, task=TASK_CLASSIFICATION, label_names=("a", "b", "c", "d"),
+                               provenance={})
+    state = {"epoch": 2, TRAINING_STATE: training}
+    save_checkpoint(tmp_path / "final", model, prepared, trial, {}, state)
+    assert read_trial_state(tmp_path / "final") == {"epoch": 2}
+    save_checkpoint(tmp_path / "trial", model, prepared, trial, {}, state, resumable=True)
+    restored = read_trial_state(tmp_path / "trial")[TRAINING_STATE]
+    assert restored.epoch == 2 and restored.numpy_rng == training.numpy_rng
+    assert restored.python_rng == training.python_rng and torch.equal(restored.torch_rng, training.torch_rng)

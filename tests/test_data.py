@@ -454,3 +454,16 @@ def test_examples_subset_and_immutability() -> None:
         examples.labels[0] = 5
     with pytest.raises(dataclasses.FrozenInstanceError):
         examples.text = ("x",)  # type: ignore[misc]
+
+
+def test_every_smoke_text_names_its_class_by_keywords_only_its_class_uses() -> None:
+    """The signal a tiny model must find: each text holds a word that no text of another class holds."""
+    data = smoke_task_data(0)
+    texts = [(text.split(), label) for split in (data.train, data.validation, data.test)
+             for text, label in zip(split.text, split.labels, strict=True)]
+    classes_of: dict[str, set] = {}
+    for words, label in texts:
+        for word in words:
+            classes_of.setdefault(word, set()).add(int(label))
+    for words, label in texts:
+        assert any(classes_of[word] == {int(label)} for word in words), (words, label)

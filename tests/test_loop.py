@@ -14,6 +14,7 @@ from trainables.errors import TrainingDiverged
 from trainables.loop import LoopSettings, TrainingSet, batch_order, evaluate, predict_logits, train
 from trainables.losses import cross_entropy_loss
 from trainables.models import build_model
+from tuning.spaces import SMOKE_OVERRIDES
 
 
 def ce(logits, batch):
@@ -124,3 +125,36 @@ def test_evaluate_matches_a_hand_count(tiny):
     metrics = evaluate(model, split, 4, batch_size=5)
     assert metrics["accuracy"] == pytest.approx(correct / len(labels))
     assert metrics["loss"] == pytest.approx(sum(nll) / len(nll), rel=1e-5)
+
+
+# ---------------------------------------------------------------- the smoke task is learnable
+
+
+def smoke_run(tiny, loss, seed: int) -> float:
+    """Validation accuracy after training as a smoke sweep's trial does: its batch size and epochs, and the
+    middle (log scale) of its learning-rate range."""
+    blueprint, encoded = tiny
+    rates = SMOKE_OVERRIDES["learning_rate"]
+    settings = LoopSettings(math.sqrt(rates["low"] * rates["high"]), SMOKE_OVERRIDES["batch_size"],
+                            SMOKE_OVERRIDES["epochs"], seed=seed)
+    model = build_model(blueprint, seed=seed)
+    train(model, TrainingSet.fully_labelled(encoded["train"]), loss, settings)
+    return evaluate(model, encoded["validation"], 4)["accuracy"]
+
+
+def test_the_smoke_task_is_learned_well_above_chance(tiny):
+    """Chance is 0.25 (4 balanced classes). A broken loss must fail here, so the smoke sweeps that use this
+    data can tell learning from noise."""
+    accuracies = [smoke_run(tiny, ce, seed) for seed in (0, 1, 2)]
+    assert min(accuracies) >= 0.75, accuracies
+
+
+def test_a_loss_that_ignores_the_labels_stays_near_chance_on_the_smoke_task(tiny):
+    """The negative control of the test above: cross-entropy against labels shuffled in every batch."""
+    generator = torch.Generator().manual_seed(0)
+
+    def shuffled(logits, batch):
+        labels = batch["labels"][torch.randperm(len(batch["labels"]), generator=generator)]
+        return cross_entropy_loss(logits, None, labels, 1.0, 0.0)
+
+    assert smoke_run(tiny, shuffled, 0) <= 0.5

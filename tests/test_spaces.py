@@ -37,7 +37,7 @@ def test_a_json_file_is_yaml_too(tmp_path):
 
 def test_smoke_spaces_are_small():
     space = build_space("active_loop", True)
-    assert space["batch_size"] == 8 and space["epochs"] == 4
+    assert space["batch_size"] == 8 and space["epochs"] == 8
     assert space["initial_pool_size"]["high"] <= 32
     assert "initial_pool_size" not in build_space("supervised", True)
 

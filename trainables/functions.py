@@ -12,7 +12,7 @@ import tempfile
 import ray
 from ray import tune
 
-from trainables.checkpoint import read_trial_state, save_checkpoint
+from trainables.checkpoint import load_weights, read_trial_state, save_checkpoint
 from trainables.config import TrialConfig
 from trainables.expert_loop import run_active_loop
 from trainables.methods import run_supervised_or_kd
@@ -44,7 +44,7 @@ def student_trial(config: dict, prepared: Prepared) -> None:
     def report(metrics: dict, model, state: dict) -> None:
         metrics = {**metrics, NODE_ID: node_id, PRECISION: precision_name(trial.bf16)}
         with tempfile.TemporaryDirectory(prefix="checkpoint-") as folder:
-            save_checkpoint(folder, model, prepared, trial, metrics, state)
+            save_checkpoint(folder, model, prepared, trial, metrics, state, resumable=True)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
     resume, model = None, None
@@ -91,8 +91,6 @@ def study_trial(config: dict, prepared: Prepared) -> None:
 
 
 def _restored_model(prepared: Prepared, trial: TrialConfig, folder: str):
-    from safetensors.torch import load_file  # noqa: PLC0415
-
     model = build_model(prepared.student, trial.seed)
-    model.load_state_dict(load_file(f"{folder}/model.safetensors"), strict=True)
+    load_weights(model, folder)  # strict: a key mismatch is an error, never a random head
     return model

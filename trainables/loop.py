@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+import random
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,6 +24,7 @@ from trainables.metrics import classification_metrics
 # loss(student_logits, batch) -> scalar; batch holds "labels", "teacher_logits", "has_gold".
 LossFn = Callable[[torch.Tensor, dict], torch.Tensor]
 EpochCallback = Callable[[int, dict], None]
+TRAINING_STATE = "training_state"  # the key of on_epoch's stats (and of a report's state) holding a TrainingState
 
 
 @dataclass(frozen=True)
@@ -98,11 +101,43 @@ def make_optimizer(model, settings: LoopSettings) -> torch.optim.AdamW:
                              weight_decay=settings.weight_decay, fused=True)
 
 
+@dataclass(frozen=True)
+class TrainingState:
+    """What, beside the weights, decides how training goes on after an epoch: the optimizer's moments,
+    the schedule's position and the random streams (torch: dropout; the numpy Generator: batch order;
+    python's `random`, for anything that draws from it). Restored with the weights, a resumed run
+    continues exactly as the uninterrupted one would have (on CPU at the same thread count).
+    The optimizer's tensors are the live optimizer's own: save a captured state before training goes on."""
+
+    epoch: int  # epochs finished
+    optimizer: dict  # torch.optim state_dict
+    schedule: dict  # the learning-rate schedule's state_dict
+    torch_rng: torch.Tensor  # torch.get_rng_state()
+    numpy_rng: dict  # np.random.Generator.bit_generator.state
+    python_rng: tuple  # random.getstate()
+
+    @classmethod
+    def capture(cls, epoch: int, optimizer, schedule, rng: np.random.Generator) -> TrainingState:
+        return cls(epoch, optimizer.state_dict(), schedule.state_dict(), torch.get_rng_state(),
+                   rng.bit_generator.state, random.getstate())
+
+    def restore(self, optimizer, schedule, rng: np.random.Generator) -> None:
+        optimizer.load_state_dict(self.optimizer)
+        schedule.load_state_dict(self.schedule)
+        torch.set_rng_state(self.torch_rng)
+        rng.bit_generator.state = self.numpy_rng
+        random.setstate(self.python_rng)
+
+
 def train(model, data: TrainingSet, loss_fn: LossFn, settings: LoopSettings,
-          on_epoch: EpochCallback | None = None, first_epoch: int = 0) -> None:
-    """Fine-tune `model` in place for settings.epochs epochs (from first_epoch, when resuming).
-    After every epoch `on_epoch(epoch_number, {"train_loss": ..., "epoch_seconds": ...})` is called;
-    the caller evaluates and reports there."""
+          on_epoch: EpochCallback | None = None, first_epoch: int = 0,
+          resume_from: TrainingState | None = None) -> None:
+    """Fine-tune `model` in place for settings.epochs epochs.
+    After every epoch `on_epoch(epoch_number, {"train_loss": ..., "epoch_seconds": ...,
+    TRAINING_STATE: a function capturing the TrainingState now})` is called; the caller evaluates and
+    reports there. To resume, pass the model with the weights of a finished epoch and that epoch's
+    `resume_from` (exact); `first_epoch` alone (a checkpoint without a training state) puts back the
+    schedule and the batch order but starts a fresh optimizer and dropout stream."""
     torch.set_num_threads(settings.num_threads)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -111,21 +146,33 @@ def train(model, data: TrainingSet, loss_fn: LossFn, settings: LoopSettings,
     optimizer = make_optimizer(model, settings)
     total = steps_per_epoch * settings.epochs
     schedule = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total), total)
-    with warnings.catch_warnings():  # stepping the schedule without optimizer steps is the point here
-        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
-        for _ in range(first_epoch * steps_per_epoch):  # resume: put the schedule where it was
-            schedule.step()
-    for epoch in range(settings.epochs):
+    if resume_from is not None:
+        first_epoch = resume_from.epoch
+        resume_from.restore(optimizer, schedule, rng)
+    elif first_epoch:
+        _replay(first_epoch, steps_per_epoch, schedule, lambda: batch_order(
+            lengths, settings.batch_size, rng, settings.length_grouping))
+    for epoch in range(first_epoch, settings.epochs):
         batches = batch_order(lengths, settings.batch_size, rng, settings.length_grouping)
-        if epoch < first_epoch:
-            continue  # the rng still advances, so a resumed run sees the same batches
         started, losses = time.perf_counter(), []
         model.train()
         for positions in batches:
             losses.append(_step(model, data, positions, loss_fn, optimizer, schedule, settings))
         if on_epoch is not None:
-            on_epoch(epoch + 1, {"train_loss": float(np.mean(losses)),
-                                 "epoch_seconds": time.perf_counter() - started})
+            on_epoch(epoch + 1, {
+                "train_loss": float(np.mean(losses)), "epoch_seconds": time.perf_counter() - started,
+                TRAINING_STATE: lambda done=epoch + 1: TrainingState.capture(done, optimizer, schedule, rng),
+            })
+
+
+def _replay(epochs: int, steps_per_epoch: int, schedule, draw_batches: Callable[[], Any]) -> None:
+    """Advance the schedule and the batch-order generator past `epochs` finished epochs."""
+    with warnings.catch_warnings():  # stepping the schedule without optimizer steps is the point here
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+        for _ in range(epochs * steps_per_epoch):
+            schedule.step()
+    for _ in range(epochs):
+        draw_batches()
 
 
 def _step(model, data, positions, loss_fn, optimizer, schedule, settings) -> float:

@@ -13,7 +13,7 @@ import torch
 
 from trainables import metrics as m
 from trainables.config import TrialConfig
-from trainables.loop import LoopSettings, TrainingSet, evaluate, train
+from trainables.loop import TRAINING_STATE, LoopSettings, TrainingSet, evaluate, train
 from trainables.losses import cross_entropy_loss, kd_loss
 from trainables.models import build_model
 from trainables.prepared import Prepared
@@ -61,7 +61,8 @@ def make_loss(trial: TrialConfig):
 def run_supervised_or_kd(trial: TrialConfig, prepared: Prepared, report: Reporter,
                          resume: dict | None = None, model=None) -> None:
     """Train on the whole training split, evaluate and report after every epoch.
-    `resume` ({"epoch": n}) with `model` (weights of epoch n) continues an interrupted trial."""
+    `resume` (the state of a report: {"epoch": n, ...}, with its TrainingState when the checkpoint
+    kept one) with `model` (weights of epoch n) continues an interrupted trial, exactly when it can."""
     teacher_logits = None
     if trial.method == "kd":
         teacher_logits = prepared.teachers.logits["train"]
@@ -79,7 +80,11 @@ def run_supervised_or_kd(trial: TrialConfig, prepared: Prepared, report: Reporte
         metrics = {**evaluation_metrics(model, prepared, trial.bf16), **counts, **teacher_metrics(prepared),
                    m.EPOCH: epoch, "train_loss": stats["train_loss"]}
         metrics[m.TRAIN_SECONDS] = time.perf_counter() - started
-        report(metrics, model, {"epoch": epoch, m.TRAIN_SECONDS: metrics[m.TRAIN_SECONDS]})
+        # The training state is captured after evaluating, which draws no random numbers, right before
+        # the report saves it: what the next epoch starts from.
+        report(metrics, model, {"epoch": epoch, m.TRAIN_SECONDS: metrics[m.TRAIN_SECONDS],
+                                TRAINING_STATE: stats[TRAINING_STATE]()})
 
+    resume = resume or {}
     train(model, data, make_loss(trial), loop_settings(trial, prepared), on_epoch,
-          first_epoch=(resume or {}).get("epoch", 0))
+          first_epoch=resume.get("epoch", 0), resume_from=resume.get(TRAINING_STATE))

@@ -18,11 +18,13 @@ from trainables.config import TrialConfig
 from trainables.errors import UsageError
 from tuning.cli import load_yaml
 
-# A smoke sweep trains a tiny model on ~100 examples: higher learning rates, small sizes.
+# A smoke sweep trains a tiny model on ~100 examples: higher learning rates, small sizes. A random
+# 2-layer BERT needs about 100 steps to learn the smoke task: 8 epochs of 12 batches (4 left most trials
+# near chance; tests/test_loop.py checks it learns).
 SMOKE_OVERRIDES = {
     "learning_rate": {"type": "loguniform", "low": 2e-3, "high": 1e-2},
     "batch_size": 8,
-    "epochs": 4,
+    "epochs": 8,
     "initial_pool_size": {"type": "int", "low": 16, "high": 32},
     "query_size": {"type": "int", "low": 8, "high": 16},
     "max_iterations": {"type": "int", "low": 1, "high": 2},
