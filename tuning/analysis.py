@@ -21,6 +21,7 @@ from trainables import metrics as m
 from trainables.config import METHODS
 from trainables.errors import UsageError
 from tuning.experiment import SWEEP_FILE
+from tuning.sweep import reached_the_end
 
 COMPLETED, STOPPED, ERRORED, UNFINISHED = "completed", "stopped", "errored", "unfinished"
 STATUSES = (COMPLETED, STOPPED, ERRORED, UNFINISHED)
@@ -150,15 +151,6 @@ def classify(ray_status: str, method: str, config: dict, last: dict, errored: bo
     if ray_status != "TERMINATED" or not last:
         return UNFINISHED
     return COMPLETED if reached_the_end(method, config, last) else STOPPED
-
-
-def reached_the_end(method: str, config: dict, last: dict) -> bool:
-    if method == "active_loop":
-        done_round = last.get(m.ROUND, last.get("training_iteration", 0) - 1)
-        # The loop also ends when the pool runs out, before max_iterations.
-        return done_round >= int(config.get("max_iterations", 0)) or last.get("pool_left") == 0
-    done_epoch = last.get(m.EPOCH, last.get("training_iteration", 0))
-    return done_epoch >= int(config.get("epochs", 1))
 
 
 def read_all(folders: list[Path]) -> list[Experiment]:

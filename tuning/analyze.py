@@ -22,6 +22,7 @@ from tuning import analysis as a  # noqa: E402
 from tuning import analysis_plots as p  # noqa: E402
 from tuning.cli import Parser, main_guard  # noqa: E402
 from tuning.confirm import SEED_BASE, retrain, summarise  # noqa: E402
+from tuning.sweep import search_kind  # noqa: E402
 
 BEST_FILE = "best_configs.json"
 
@@ -98,7 +99,8 @@ def report_sections(experiments, best: dict, confirmation, plots: dict) -> list[
     head = ["# Sweep analysis", "Chosen on `val_accuracy` of each trial's last report; test metrics are for "
             "the record only. Label counts: `labels_used` = gold labels the student saw, `teacher_labels` = "
             "gold labels the teachers were fine-tuned on, `expert_queries` = examples the teachers labelled.",
-            "Experiments:", *[f"- `{e.path}` ({e.method}, {len(e.trials)} trials)" for e in experiments]]
+            "Experiments:", *[f"- `{e.path}` ({e.method}, {len(e.trials)} trials; search: "
+                              f"{search_kind(e.record.get('sweep', {}))})" for e in experiments]]
     if len({json.dumps(e["data"], sort_keys=True) for e in best.values()}) > 1:
         head.append("\n**Warning:** the methods' best trials come from sweeps with different data settings; "
                     "their accuracies are not directly comparable.")
