@@ -4,7 +4,6 @@ choices and the report's wording, checked against values worked out by hand."""
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from trainables import metrics as m
 from tuning import analysis as a
@@ -37,3 +36,11 @@ def test_report_says_which_search_each_sweep_was():
     lines = [line for line in head.splitlines() if line.startswith("- `")]
     assert "search: TPE: random proposals until 3 of 8" in lines[0]
     assert "search: random search in effect" in lines[1]
+
+
+def test_report_prints_no_importances_from_four_trials():
+    four = experiment([trial(f"t{i}", 0.5 + i / 10, learning_rate=10 ** -(2 + i / 2), batch_size=8 * (1 + i % 2))
+                       for i in range(4)])
+    section = analyze.importance_section([four])
+    assert "| setting | importance |" not in section
+    assert "4 completed trial(s) over 2 searched setting(s); fANOVA needs at least 10" in section
