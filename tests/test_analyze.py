@@ -217,19 +217,28 @@ SPACE = {"method": "kd", "learning_rate": {"type": "loguniform", "low": 1e-4, "h
          "batch_size": {"type": "choice", "values": [8, 16]}, "epochs": 3}
 
 
+TEN = [(1e-3, 8, 0.5), (5e-3, 16, 0.8), (2e-4, 8, 0.4), (8e-3, 16, 0.9), (3e-4, 16, 0.55),
+       (6e-3, 8, 0.75), (1e-4, 16, 0.45), (9e-3, 8, 0.85), (4e-4, 8, 0.5), (2e-3, 16, 0.7)]
+
+
 def test_importance_over_the_searched_settings():
-    trials = synthetic_trials([(1e-3, 8, 0.5), (5e-3, 16, 0.8), (2e-4, 8, 0.4), (8e-3, 16, 0.9)])
-    importances = a.param_importances(SPACE, trials)
+    importances = a.param_importances(SPACE, synthetic_trials(TEN))
     assert set(importances) == {"learning_rate", "batch_size"}  # epochs was fixed: not searched
     assert sum(importances.values()) == pytest.approx(1.0)
+    assert importances["learning_rate"] > importances["batch_size"]  # accuracy follows the learning rate
 
 
-def test_importance_needs_two_completed_trials():
-    assert a.param_importances(SPACE, synthetic_trials([(1e-3, 8, 0.5)])).startswith(a.NOT_ENOUGH)
-    stopped = synthetic_trials([(1e-3, 8, 0.5), (5e-3, 16, 0.8)], status=a.STOPPED)
+def test_importance_needs_ten_completed_trials_or_two_per_setting():
+    assert a.min_trials_for_importance(2) == 10 and a.min_trials_for_importance(11) == 22
+    nine = a.param_importances(SPACE, synthetic_trials(TEN[:9]))
+    assert nine.startswith(a.NOT_ENOUGH) and "9 completed trial(s) over 2 searched setting(s)" in nine
+    assert "at least 10" in nine and "\n" not in nine  # one line saying why
+    stopped = synthetic_trials(TEN, status=a.STOPPED)  # ASHA's trials ran shorter: not counted
     assert a.param_importances(SPACE, stopped).startswith(a.NOT_ENOUGH)
-    same = synthetic_trials([(1e-3, 8, 0.5), (5e-3, 16, 0.5)])
+    same = synthetic_trials([(1e-3, 8, 0.5)] * 10)
     assert a.param_importances(SPACE, same).startswith(a.NOT_ENOUGH)
+    flat = synthetic_trials([(lr, bs, 0.5) for lr, bs, _ in TEN])
+    assert a.param_importances(SPACE, flat).startswith(a.NOT_ENOUGH)  # every trial scored the same
 
 
 # ---------------------------------------------------------------- files written

@@ -78,3 +78,37 @@ def test_an_existing_experiment_is_never_overwritten(all_methods_sweep, capsys):
         run.main(["--method", "all", "--smoke-test", "--storage-path", str(all_methods_sweep.parent),
                   "--name", "smoke"])
     assert sorted(p.name for p in all_methods_sweep.iterdir()) == before
+
+
+@pytest.fixture(scope="module")
+def pruning_sweep(ray_session, tmp_path_factory):
+    """A supervised smoke sweep where ASHA must stop a trial: one trial at a time, rungs at epoch 3 only,
+    and the seeded random sampler proposes learning rate 5e-3 (learns), 5e-3, then 1e-7 (stays at chance),
+    which the rung then stops below the two before it."""
+    root = tmp_path_factory.mktemp("pruning")
+    space = root / "space.yaml"
+    space.write_text("learning_rate: {type: choice, values: [1.0e-7, 5.0e-3]}\n")
+    assert run.main(["--method", "supervised", "--smoke-test", "--num-samples", "4", "--storage-path", str(root),
+                     "--name", "pruning", "--space", str(space), "--sampler", "random", "--max-concurrent", "1",
+                     "--grace-period", "3"]) == 0
+    return root / "pruning"
+
+
+def test_trials_asha_stopped_are_pruned_in_the_optuna_journal(pruning_sweep):
+    """optuna-dashboard (the journal) and report.md (tuning/analysis.py) agree on every trial's state,
+    and the journal holds every epoch's val_accuracy, the one ASHA stopped the trial on included."""
+    import optuna
+
+    from tuning import analysis
+    from tuning.sweep import journal_storage
+
+    study = optuna.load_study(study_name="pruning", storage=journal_storage(pruning_sweep))
+    in_journal = sorted((t.state.name, tuple(t.intermediate_values[s] for s in sorted(t.intermediate_values)))
+                        for t in study.trials)
+    expected_state = {analysis.COMPLETED: "COMPLETE", analysis.STOPPED: "PRUNED"}
+    in_report = sorted((expected_state[t.status], tuple(t.history[m.VAL_ACCURACY]))
+                       for t in analysis.read_experiment(pruning_sweep).trials)
+    assert in_journal == in_report
+    assert [state for state, _ in in_journal].count("PRUNED") >= 1  # the sweep really stopped a trial
+    pruned = next(t for t in study.trials if t.state.name == "PRUNED")
+    assert pruned.value == pruned.intermediate_values[max(pruned.intermediate_values)]

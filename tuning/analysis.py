@@ -21,6 +21,7 @@ from trainables import metrics as m
 from trainables.config import METHODS
 from trainables.errors import UsageError
 from tuning.experiment import SWEEP_FILE
+from tuning.sweep import reached_the_end
 
 COMPLETED, STOPPED, ERRORED, UNFINISHED = "completed", "stopped", "errored", "unfinished"
 STATUSES = (COMPLETED, STOPPED, ERRORED, UNFINISHED)
@@ -40,6 +41,7 @@ class TrialRecord:
     history: pd.DataFrame  # one row per report (empty when it never reported)
     error: str | None = None  # the exception's last line, for errored trials
     experiment: str = ""
+    checkpoint: str | None = None  # the folder of the checkpoint saved with the last report (absolute)
 
     @property
     def val_accuracy(self) -> float:
@@ -53,6 +55,11 @@ class Experiment:
     method: str
     record: dict  # sweep.json: {"sweep": ..., "space": ..., "data": ...}
     trials: list[TrialRecord] = field(default_factory=list)
+    root: Path | None = None  # the storage path the analysis names folders relative to
+
+    @property
+    def relative(self) -> str:
+        return relative(self.path, self.root)
 
     @property
     def label(self) -> str:
@@ -71,15 +78,16 @@ class Experiment:
 # ---------------------------------------------------------------- finding and reading experiments
 
 def find_experiments(paths: list[str], storage_path: str) -> list[Path]:
-    """The given folders (a `--method all` folder stands for its per-method experiments), or every
-    experiment under storage_path. sweep.json sits one or two levels down, so no deep walk is needed."""
+    """Every experiment (a folder with a sweep.json) in the given folders, at any depth, or under
+    storage_path: a `--method all` sweep nests its experiments one level down, and a storage folder
+    holding such sweeps two levels down."""
     if paths:
         found = [folder for path in paths for folder in _experiments_in(Path(path).expanduser())]
     else:
         root = Path(storage_path).expanduser()
         if not root.is_dir():
             raise UsageError(f"storage path {root} does not exist (run tuning/run.py first, or name experiments)")
-        found = sorted({p.parent for pattern in (f"*/{SWEEP_FILE}", f"*/*/{SWEEP_FILE}") for p in root.glob(pattern)})
+        found = experiments_below(root)
         if not found:
             raise UsageError(f"no experiments under {root} (no folder holds a {SWEEP_FILE})")
     return list(dict.fromkeys(p.resolve() for p in found))  # once each, in order
@@ -88,12 +96,40 @@ def find_experiments(paths: list[str], storage_path: str) -> list[Path]:
 def _experiments_in(path: Path) -> list[Path]:
     if not path.exists():
         raise UsageError(f"experiment folder {path} does not exist")
-    if (path / SWEEP_FILE).is_file():
-        return [path]
-    nested = sorted(p.parent for p in path.glob(f"*/{SWEEP_FILE}")) if path.is_dir() else []
+    nested = experiments_below(path) if path.is_dir() else []
     if not nested:
         raise UsageError(f"{path} is not an experiment of tuning/run.py (no {SWEEP_FILE} in it or its sub-folders)")
     return nested
+
+
+def experiments_below(root: Path) -> list[Path]:
+    """Folders holding a sweep.json, in name order. An experiment's own folder is not searched further:
+    its trial folders hold checkpoints, never another experiment."""
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        if SWEEP_FILE in files:
+            found.append(Path(folder))
+            subfolders.clear()
+    return found
+
+
+def storage_root(folders: list[Path], storage_path: str) -> Path:
+    """The folder reports name paths relative to: the storage path when every experiment lies in it,
+    else the experiments' closest common folder."""
+    root = Path(storage_path).expanduser().resolve()
+    if all(folder.is_relative_to(root) for folder in folders):
+        return root
+    return Path(os.path.commonpath([str(folder.parent) for folder in folders]))
+
+
+def relative(path, root: Path | None) -> str | None:
+    """A path as reports show it: relative to the storage path (reports get committed and moved; an
+    absolute /home/... path says nothing on another machine), unchanged when it lies outside."""
+    if path is None:
+        return None
+    path = Path(path)
+    return str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else str(path)
 
 
 def read_sweep_file(folder: Path) -> dict:
@@ -107,11 +143,11 @@ def read_sweep_file(folder: Path) -> dict:
     return record
 
 
-def read_experiment(folder: Path) -> Experiment:
+def read_experiment(folder: Path, root: Path | None = None) -> Experiment:
     """One experiment with every trial, whatever its state. A sweep killed before Tune wrote its
     state holds no trials: it is returned empty rather than refused."""
     record = read_sweep_file(folder)
-    experiment = Experiment(folder, record["sweep"]["method"], record)
+    experiment = Experiment(folder, record["sweep"]["method"], record, root=root)
     if not any(folder.glob("experiment_state-*.json")):
         return experiment
     analysis = tune.ExperimentAnalysis(str(folder))
@@ -130,7 +166,9 @@ def _trial_record(experiment: Experiment, trial, result) -> TrialRecord:
         last = {}  # an errored trial that never reported holds only its trial_id
     error = error_line(result.error) if result.error is not None else None
     status = classify(trial.status, experiment.method, config, last, error is not None)
-    return TrialRecord(experiment.method, trial.trial_id, status, config, last, history, error, str(experiment.path))
+    checkpoint = result.checkpoint.path if result.checkpoint is not None else None  # Ray: the latest one
+    return TrialRecord(experiment.method, trial.trial_id, status, config, last, history, error,
+                       str(experiment.path), checkpoint)
 
 
 def error_line(error) -> str:
@@ -152,17 +190,32 @@ def classify(ray_status: str, method: str, config: dict, last: dict, errored: bo
     return COMPLETED if reached_the_end(method, config, last) else STOPPED
 
 
-def reached_the_end(method: str, config: dict, last: dict) -> bool:
-    if method == "active_loop":
-        done_round = last.get(m.ROUND, last.get("training_iteration", 0) - 1)
-        # The loop also ends when the pool runs out, before max_iterations.
-        return done_round >= int(config.get("max_iterations", 0)) or last.get("pool_left") == 0
-    done_epoch = last.get(m.EPOCH, last.get("training_iteration", 0))
-    return done_epoch >= int(config.get("epochs", 1))
+def read_all(folders: list[Path], root: Path | None = None) -> list[Experiment]:
+    return [read_experiment(folder, root) for folder in folders]
 
 
-def read_all(folders: list[Path]) -> list[Experiment]:
-    return [read_experiment(folder) for folder in folders]
+# ---------------------------------------------------------------- what may be compared
+
+# Settings that decide what a trial's accuracy means: the examples, the split, the student. Methods that
+# learn from teachers also depend on which teachers, trained how. (cpus_per_trial and bf16 only change speed.)
+COMPARED_DATA = ("dataset", "split_seed", "validation_size", "test_size", "max_train_examples", "max_length",
+                 "extra", "student")
+COMPARED_TEACHERS = ("teachers", "teacher_split", "teacher_epochs", "teacher_learning_rate", "teacher_batch_size")
+
+
+def setting_differences(experiments: list[Experiment]) -> list[str]:
+    """'split_seed 0 (a/kd), 1 (b/kd)' for each compared setting on which the experiments differ."""
+    differences = []
+    for name in (*COMPARED_DATA, *COMPARED_TEACHERS):
+        users = [e for e in experiments if name in COMPARED_DATA or e.method != "supervised"]
+        values: dict[str, list[str]] = {}
+        for experiment in users:
+            value = json.dumps(experiment.data.get(name), sort_keys=True, default=str)
+            values.setdefault(value, []).append(experiment.relative)
+        if len(values) > 1:
+            differences.append(f"{name} " + ", ".join(f"{value} ({', '.join(where)})"
+                                                      for value, where in values.items()))
+    return differences
 
 
 # ---------------------------------------------------------------- counting and choosing
@@ -184,10 +237,21 @@ def by_method(experiments: list[Experiment]) -> dict[str, list[TrialRecord]]:
 
 
 def best_trial(trials: list[TrialRecord]) -> TrialRecord | None:
-    """The highest val_accuracy of a last report; the first such trial on ties (as Ray picks).
+    """The highest val_accuracy of a last report. On a tie, a trial that ran to its end beats one ASHA
+    stopped (its settings were seen over the whole planned run, which train.py repeats); then the first.
     Errored trials are left out: their configuration is one that crashes when trained again."""
     candidates = [t for t in trials if t.status != ERRORED and not math.isnan(t.val_accuracy)]
-    return max(candidates, key=lambda t: t.val_accuracy) if candidates else None
+    return max(candidates, key=lambda t: (t.val_accuracy, t.status == COMPLETED)) if candidates else None
+
+
+def ran(trial: TrialRecord) -> dict:
+    """What the trial actually trained: {"epochs": reached, "planned": n} ({"rounds": ...} for the
+    Expert-Loop), so a configuration stopped early is not mistaken for one that ran its epochs."""
+    if trial.method == "active_loop":
+        reached = trial.last.get(m.ROUND, trial.last.get("training_iteration", 0) - 1)
+        return {"rounds": reached, "planned": trial.config.get("max_iterations"), "status": trial.status}
+    reached = trial.last.get(m.EPOCH, trial.last.get("training_iteration"))
+    return {"epochs": reached, "planned": trial.config.get("epochs"), "status": trial.status}
 
 
 def experiment_of(trial: TrialRecord, experiments: list[Experiment]) -> Experiment:
@@ -204,18 +268,24 @@ def best_entry(trial: TrialRecord, experiment: Experiment) -> dict:
         "labels_used": trial.last.get(m.LABELS_USED),
         "teacher_labels": trial.last.get(m.TEACHER_LABELS),
         "expert_queries": trial.last.get(m.EXPERT_QUERIES),
-        "experiment": str(experiment.path),
+        "test_macro_f1": trial.last.get(m.TEST_MACRO_F1),
+        "experiment": experiment.relative,
         "trial_id": trial.trial_id,
+        "ran": ran(trial),
+        # the checkpoint saved with the last report, the one val_accuracy above was measured on
+        "checkpoint": relative(trial.checkpoint, experiment.root),
     }
 
 
-def best_configs(experiments: list[Experiment]) -> dict:
+def best_configs(experiments: list[Experiment], storage_path: str = "") -> dict:
+    """`storage_path`: how to name the folder that `experiment` and `checkpoint` are relative to."""
     methods = {}
     for method, trials in by_method(experiments).items():
         best = best_trial(trials)
         if best is not None:
             methods[method] = best_entry(best, experiment_of(best, experiments))
-    return {"created": datetime.now(UTC).isoformat(timespec="seconds"), "methods": methods}
+    return {"created": datetime.now(UTC).isoformat(timespec="seconds"), "storage_path": storage_path,
+            "methods": methods}
 
 
 def teacher_accuracies(last: dict) -> dict[str, dict[str, float]]:
@@ -236,7 +306,7 @@ def results_frame(experiments: list[Experiment]) -> pd.DataFrame:
     for experiment in experiments:
         for trial in experiment.trials:
             row = {"method": trial.method, "trial_id": trial.trial_id, "status": trial.status,
-                   "experiment": experiment.label, "experiment_path": str(experiment.path)}
+                   "experiment": experiment.label, "experiment_path": experiment.relative}
             row.update({name: trial.last.get(name) for name in LAST_METRICS})
             row.update({k: v for k, v in trial.last.items() if k.startswith(TEACHER_PREFIX)})
             row.update({f"config/{k}": v for k, v in trial.config.items()})
@@ -299,6 +369,12 @@ def searched(space: dict) -> dict:
     return {name: dist for name, entry in space.items() if name != "method" and (dist := distribution(entry))}
 
 
+def min_trials_for_importance(settings: int) -> int:
+    """fANOVA fits a random forest to (settings -> score): with fewer trials than this its split of the
+    variance among the settings is noise (4 trials over 11 settings once printed confident numbers)."""
+    return max(10, 2 * settings)
+
+
 def param_importances(space: dict, trials: list[TrialRecord]) -> dict[str, float] | str:
     """fANOVA importance of each searched setting for the last val_accuracy, from the completed
     trials (trials ASHA stopped are left out, as Optuna leaves out pruned ones: their score is
@@ -318,10 +394,12 @@ def param_importances(space: dict, trials: list[TrialRecord]) -> dict[str, float
         except ValueError:
             continue  # a value outside the recorded space: the trial came from an edited sweep
     used = study.trials
-    varying = any(len({str(t.params[name]) for t in used}) > 1 for name in distributions)
-    if len(used) < 2 or not varying:
-        return (f"{NOT_ENOUGH}: {len(used)} completed trial(s) with searched settings; "
-                "at least 2, with settings that vary, are needed")
+    needed = min_trials_for_importance(len(distributions))
+    if len(used) < needed:
+        return (f"{NOT_ENOUGH}: {len(used)} completed trial(s) over {len(distributions)} searched setting(s); "
+                f"fANOVA needs at least {needed} (10, or twice the settings) before its importances mean anything")
+    if not any(len({str(t.params[name]) for t in used}) > 1 for name in distributions):
+        return f"{NOT_ENOUGH}: every completed trial has the same settings"
     try:
         importances = optuna.importance.get_param_importances(
             study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))

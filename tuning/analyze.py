@@ -8,7 +8,6 @@ Writes best_configs.json, report.md, results.csv and PNG plots into --out (ray_r
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import sys
@@ -22,6 +21,7 @@ from tuning import analysis as a  # noqa: E402
 from tuning import analysis_plots as p  # noqa: E402
 from tuning.cli import Parser, main_guard  # noqa: E402
 from tuning.confirm import SEED_BASE, retrain, summarise  # noqa: E402
+from tuning.sweep import search_kind  # noqa: E402
 
 BEST_FILE = "best_configs.json"
 
@@ -34,6 +34,8 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=None, help="output folder (default: STORAGE_PATH/analysis)")
     parser.add_argument("--confirm", type=int, default=0, metavar="N",
                         help="retrain each method's best settings with N fresh seeds (paired across methods)")
+    parser.add_argument("--allow-mixed", action="store_true",
+                        help="compare experiments whose data, split, student or teachers differ (refused by default)")
     return parser.parse_args(argv)
 
 
@@ -41,16 +43,23 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.confirm < 0:
         raise UsageError(f"--confirm must be >= 0, got {args.confirm}")
-    experiments = a.read_all(a.find_experiments(args.experiments, args.storage_path))
+    folders = a.find_experiments(args.experiments, args.storage_path)
+    root = a.storage_root(folders, args.storage_path)
+    experiments = a.read_all(folders, root)
+    mixed = a.setting_differences(experiments)
+    if mixed and not args.allow_mixed:  # checked before anything is written
+        raise UsageError(f"the experiments differ in {'; '.join(mixed)}: their trials are not comparable "
+                         "(--allow-mixed compares them anyway)")
     out = Path(args.out) if args.out else Path(args.storage_path) / "analysis"
-    best = a.best_configs(experiments)
+    shown_root = args.storage_path if root == Path(args.storage_path).expanduser().resolve() else str(root)
+    best = a.best_configs(experiments, shown_root)
     if args.confirm and not best["methods"]:  # checked before anything is written
         raise UsageError("--confirm: no method has a trial with a val_accuracy to retrain")
     a.write_json(out / BEST_FILE, best)
     a.write_text(out / "results.csv", a.results_frame(experiments).to_csv(index=False))
     confirmation = summarise(retrain(best["methods"], args.confirm)) if args.confirm else None
     plots = make_plots(experiments, best["methods"], confirmation, out)
-    sections = report_sections(experiments, best["methods"], confirmation, plots)
+    sections = report_sections(experiments, best["methods"], confirmation, plots, shown_root, mixed)
     a.write_text(out / "report.md", "\n\n".join(sections) + "\n")
     print("\n" + "\n\n".join(sections[1:3] + ([sections[3]] if confirmation else [])))
     print(f"\nwritten to {out}: {BEST_FILE}, report.md, results.csv, {len(plots)} plot(s)")
@@ -94,14 +103,17 @@ def _experiments_by_method(experiments: list[a.Experiment]) -> dict[str, list[a.
 
 # ---------------------------------------------------------------- the report
 
-def report_sections(experiments, best: dict, confirmation, plots: dict) -> list[str]:
+def report_sections(experiments, best: dict, confirmation, plots: dict, storage_path: str = "",
+                    mixed: list[str] | None = None) -> list[str]:
     head = ["# Sweep analysis", "Chosen on `val_accuracy` of each trial's last report; test metrics are for "
             "the record only. Label counts: `labels_used` = gold labels the student saw, `teacher_labels` = "
             "gold labels the teachers were fine-tuned on, `expert_queries` = examples the teachers labelled.",
-            "Experiments:", *[f"- `{e.path}` ({e.method}, {len(e.trials)} trials)" for e in experiments]]
-    if len({json.dumps(e["data"], sort_keys=True) for e in best.values()}) > 1:
-        head.append("\n**Warning:** the methods' best trials come from sweeps with different data settings; "
-                    "their accuracies are not directly comparable.")
+            f"Experiments (folders relative to the storage path `{storage_path}`):",
+            *[f"- `{e.relative}` ({e.method}, {len(e.trials)} trials; search: "
+              f"{search_kind(e.record.get('sweep', {}))})" for e in experiments]]
+    if mixed:
+        head.append("\n**Mixed settings (--allow-mixed):** these experiments differ in "
+                    + "; ".join(mixed) + ". Trials pooled or compared across them are not directly comparable.")
     sections = ["\n".join(head), best_section(experiments, best), trials_section(experiments)]
     if confirmation:
         sections.append(confirmation_section(confirmation))
@@ -110,14 +122,15 @@ def report_sections(experiments, best: dict, confirmation, plots: dict) -> list[
 
 
 def best_section(experiments, best: dict) -> str:
-    headers = ["method", "val_acc", "test_acc", "labels_used", "teacher_labels", "expert_queries",
-               "ensemble val/test", "teachers test", "trial", "settings"]
+    headers = ["method", "val_acc", "test_acc", "test_macro_f1", "ran", "labels_used", "teacher_labels",
+               "expert_queries", "ensemble val/test", "teachers test", "trial", "settings"]
     rows = []
     for method, entry in best.items():
         trial = _find_trial(experiments, entry)
         teachers = a.teacher_accuracies(trial.last)
         ensemble = teachers.pop("ensemble", {})
-        rows.append([method, acc(entry["val_accuracy"]), acc(entry["test_accuracy"]), fmt(entry["labels_used"]),
+        rows.append([method, acc(entry["val_accuracy"]), acc(entry["test_accuracy"]), acc(entry["test_macro_f1"]),
+                     ran_text(entry["ran"]), fmt(entry["labels_used"]),
                      fmt(entry["teacher_labels"]), fmt(entry["expert_queries"]),
                      f"{acc(ensemble.get('val'))} / {acc(ensemble.get('test'))}" if ensemble else "-",
                      ", ".join(f"{name} {acc(split.get('test'))}" for name, split in teachers.items()) or "-",
@@ -125,9 +138,15 @@ def best_section(experiments, best: dict) -> str:
     return "## Best trial per method\n\n" + (table(headers, rows) if rows else "No trial reported a val_accuracy.")
 
 
+def ran_text(ran: dict) -> str:
+    """'2/4 epochs (stopped)': what the chosen trial trained, against what its settings planned."""
+    unit = "rounds" if "rounds" in ran else "epochs"
+    return f"{fmt(ran[unit])}/{fmt(ran['planned'])} {unit} ({ran['status']})"
+
+
 def _find_trial(experiments, entry: dict) -> a.TrialRecord:
-    return next(t for e in experiments for t in e.trials
-                if t.trial_id == entry["trial_id"] and t.experiment == entry["experiment"])
+    return next(t for e in experiments if e.relative == entry["experiment"] for t in e.trials
+                if t.trial_id == entry["trial_id"])
 
 
 def settings_text(trial: a.TrialRecord, experiments) -> str:
@@ -176,6 +195,9 @@ def interval_text(interval) -> str:
 
 
 def expert_loop_section(experiments) -> str:
+    """The Expert-Loop's trials grouped by query strategy. The sweep searched the budget too (initial
+    pool, query size, rounds), so each strategy's trials ran at different budgets and few seeds: the table
+    describes the sweep; it does not rank the strategies (tuning/study.py does, at equal budgets)."""
     trials = [t for e in experiments if e.method == "active_loop" for t in e.trials
               if t.status != a.ERRORED and not math.isnan(t.val_accuracy)]
     if not trials:
@@ -183,14 +205,19 @@ def expert_loop_section(experiments) -> str:
     by_strategy: dict[str, list[a.TrialRecord]] = {}
     for trial in trials:
         by_strategy.setdefault(str(trial.config.get("strategy", "?")), []).append(trial)
-    headers = ["strategy", "trials", "best val_acc", "mean test_acc", "mean labels_used", "mean expert_queries",
-               "mean expert_label_accuracy"]
-    rows = [[f"{s} (baseline)" if s == "random" else s, str(len(ts)), acc(max(t.val_accuracy for t in ts)),
-             acc(_mean(ts, m.TEST_ACCURACY)), fmt(_mean(ts, m.LABELS_USED), 4), fmt(_mean(ts, m.EXPERT_QUERIES), 4),
+    headers = ["strategy", "trials", "best val_acc", "mean test_acc", "mean test_macro_f1", "mean labels_used",
+               "mean expert_queries", "mean expert_label_accuracy"]
+    rows = [[s, str(len(ts)), acc(max(t.val_accuracy for t in ts)), acc(_mean(ts, m.TEST_ACCURACY)),
+             acc(_mean(ts, m.TEST_MACRO_F1)), fmt(_mean(ts, m.LABELS_USED), 4), fmt(_mean(ts, m.EXPERT_QUERIES), 4),
              acc(_mean(ts, m.EXPERT_LABEL_ACCURACY))]
             for s, ts in sorted(by_strategy.items())]
-    return ("## Expert-Loop by query strategy\n\nLast report of each trial; see learning_curves.png for the "
-            "per-round history.\n\n" + table(headers, rows))
+    return ("## Expert-Loop trials by query strategy (not a comparison of strategies)\n\n"
+            "**This table mixes budgets:** the sweep searched the initial pool, query size and rounds with "
+            "the strategy, so each row averages trials that labelled different numbers of examples, on one "
+            "seed each. It describes the sweep; it does not rank the strategies. For that, run "
+            "`python tuning/study.py`, which compares strategies at equal budgets over several seeds.\n\n"
+            "Last report of each trial; see learning_curves.png for the per-round history.\n\n"
+            + table(headers, rows))
 
 
 def _mean(trials: list[a.TrialRecord], key: str) -> float:

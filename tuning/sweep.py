@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from trainables.prepared import Prepared
 from tuning.spaces import largest, starting_points, to_tune
 
 OPTUNA_JOURNAL = "optuna_journal.log"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,40 @@ class SweepSettings:
     sampler: str = "tpe"
     grace_period: int = 1  # epochs (rounds for the Expert-Loop) every trial gets before ASHA may stop it
     max_failures: int = 0
+    # Random proposals before TPE/GP model the finished trials; filled from num_samples when not given.
+    # Recorded in sweep.json so the report can say whether the search was in effect random.
+    startup_trials: int | None = None
+
+    def __post_init__(self):
+        if self.startup_trials is None and self.sampler in MODEL_BASED:
+            object.__setattr__(self, "startup_trials", startup_trials(self.num_samples))
+
+
+# Samplers that propose at random until `n_startup_trials` trials have finished, then from a model of them.
+MODEL_BASED = ("tpe", "gp")
+OPTUNA_DEFAULT_STARTUP = 10  # TPESampler's and GPSampler's default n_startup_trials
+
+
+def startup_trials(num_samples: int) -> int:
+    """A quarter of the budget, at least 3: Optuna's default of 10 turns a sweep of 8 trials into a
+    random search, while fewer than 3 finished trials give TPE nothing to split into good and bad."""
+    return max(3, math.ceil(num_samples / 4))
+
+
+def search_kind(sweep: dict) -> str:
+    """What the searcher really did, from a sweep.json "sweep" record (records from before
+    startup_trials was recorded ran with Optuna's default of 10)."""
+    sampler, total = sweep.get("sampler", "tpe"), int(sweep.get("num_samples", 0))
+    if sampler == "random":
+        return "random search (--sampler random)"
+    if sampler not in MODEL_BASED:
+        return f"{sampler} sampler"
+    startup = sweep.get("startup_trials") or OPTUNA_DEFAULT_STARTUP
+    if startup >= total:
+        return (f"random search in effect: {sampler.upper()} proposes at random until {startup} trials have "
+                f"finished, and the sweep had {total}")
+    return (f"{sampler.upper()}: random proposals until {startup} of {total} trials had finished "
+            "(a few more when trials ran at once), model-guided after that")
 
 
 def start_ray(address: str | None, dashboard: bool, num_cpus: int | None = None) -> None:
@@ -55,10 +92,13 @@ def start_ray(address: str | None, dashboard: bool, num_cpus: int | None = None)
              runtime_env=runtime_env, log_to_driver=True, configure_logging=True, logging_level="warning")
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int, num_samples: int, startup: int | None = None) -> optuna.samplers.BaseSampler:
+    """`startup`: random trials before TPE/GP use their model (default: startup_trials(num_samples))."""
     samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
                 "gp": optuna.samplers.GPSampler, "cmaes": optuna.samplers.CmaEsSampler,
                 "qmc": optuna.samplers.QMCSampler}
+    if name in MODEL_BASED:
+        return samplers[name](seed=seed, n_startup_trials=startup or startup_trials(num_samples))
     return samplers[name](seed=seed)
 
 
@@ -74,11 +114,70 @@ def journal_storage(experiment_dir: Path):
 
 def make_searcher(sweep: SweepSettings, space: dict, experiment_dir: Path | None):
     storage = journal_storage(experiment_dir) if experiment_dir is not None else None
-    searcher = OptunaSearch(metric=m.METRIC, mode=m.MODE, points_to_evaluate=starting_points(sweep.method, space),
-                            sampler=make_sampler(sweep.sampler, sweep.seed), seed=None,
-                            storage=storage, study_name=sweep.name)
+    sampler = make_sampler(sweep.sampler, sweep.seed, sweep.num_samples, sweep.startup_trials)
+    searcher = PruningOptunaSearch(metric=m.METRIC, mode=m.MODE,
+                                   points_to_evaluate=starting_points(sweep.method, space),
+                                   sampler=sampler, seed=None, storage=storage, study_name=sweep.name)
     # TPE learns from finished trials: too many at once and it degrades to random proposals.
     return ConcurrencyLimiter(searcher, max_concurrent=sweep.max_concurrent)
+
+
+def reached_the_end(method: str, config: dict, last: dict) -> bool:
+    """Did a trial whose last report is `last` run all its planned epochs (rounds for the Expert-Loop)?
+    A trial that did not, and did not fail, was stopped by the scheduler."""
+    if method == "active_loop":
+        done_round = last.get(m.ROUND, last.get("training_iteration", 0) - 1)
+        # The loop also ends when the pool runs out, before max_iterations.
+        return done_round >= int(config.get("max_iterations", 0)) or last.get("pool_left") == 0
+    done_epoch = last.get(m.EPOCH, last.get("training_iteration", 0))
+    return done_epoch >= int(config.get("epochs", 1))
+
+
+class PruningOptunaSearch(OptunaSearch):
+    """OptunaSearch that tells the study which trials ASHA stopped. Ray's OptunaSearch reports each result
+    as an intermediate value (trial.report(val_accuracy, training_iteration)), except the one the scheduler
+    stopped the trial on, and tells every trial that ends without an error COMPLETE: a trial ASHA stopped
+    after one epoch then looks finished in optuna_journal.log (optuna-dashboard) and to TPE. Here the last
+    result is reported too, and a trial that ended before its planned epochs/rounds is told PRUNED (Optuna
+    then takes its last intermediate value as its value, as for trials its own pruners stop)."""
+
+    def on_trial_result(self, trial_id: str, result: dict):
+        super().on_trial_result(trial_id, result)
+        self._steps_reported().setdefault(trial_id, set()).add(result.get("training_iteration"))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if error or not result or trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return super().on_trial_complete(trial_id, result, error)
+        self._report_last(trial_id, result)
+        config = _config_of(result)
+        if reached_the_end(config.get("method", ""), config, result):
+            return super().on_trial_complete(trial_id, result, error)
+        try:
+            self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+        except Exception as exc:  # noqa: BLE001 (as in Ray's own on_trial_complete: a bad tell must not end a sweep)
+            logger.warning("optuna: could not mark trial %s pruned: %s", trial_id, exc)
+        self._completed_trials.add(trial_id)
+        return None
+
+    def _report_last(self, trial_id: str, result: dict) -> None:
+        step, value = result.get("training_iteration"), result.get(self.metric)
+        if step is None or not isinstance(value, int | float) or step in self._steps_reported().get(trial_id, ()):
+            return
+        self._ot_trials[trial_id].report(value, step)
+        self._steps_reported().setdefault(trial_id, set()).add(step)
+
+    def _steps_reported(self) -> dict:
+        # Created on first use: a searcher restored from an older sweep's pickle lacks the attribute.
+        if not hasattr(self, "_reported_steps"):
+            self._reported_steps = {}
+        return self._reported_steps
+
+
+def _config_of(result: dict) -> dict:
+    """The trial's config out of a result, nested or (as Tune passes it to searchers) flattened."""
+    if isinstance(result.get("config"), dict):
+        return result["config"]
+    return {key.removeprefix("config/"): value for key, value in result.items() if key.startswith("config/")}
 
 
 def make_scheduler(sweep: SweepSettings, space: dict):

@@ -1,0 +1,152 @@
+"""tuning/analysis.py and tuning/analyze.py on experiments built in memory (no Ray, no training): the
+choices and the report's wording, checked against values worked out by hand."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from trainables import metrics as m
+from tuning import analysis as a
+from tuning import analyze, cli
+
+SPACE = {"method": "kd", "learning_rate": {"type": "loguniform", "low": 1e-4, "high": 1e-2},
+         "batch_size": {"type": "choice", "values": [8, 16]}, "epochs": 4}
+DATA = {"dataset": "smoke", "split_seed": 0, "student": "tiny-bert", "teachers": ["tiny-bert"]}
+
+
+def trial(trial_id: str, val: float, epoch: int = 4, status: str = a.COMPLETED, method: str = "kd",
+          experiment: str = "/storage/run/kd", **config) -> a.TrialRecord:
+    last = {m.VAL_ACCURACY: val, m.TEST_ACCURACY: val - 0.1, m.TEST_MACRO_F1: val - 0.2, m.EPOCH: epoch,
+            "training_iteration": epoch, m.LABELS_USED: 96, m.TEACHER_LABELS: 96, m.EXPERT_QUERIES: 96}
+    return a.TrialRecord(method, trial_id, status, {"method": method, "learning_rate": 1e-3, "batch_size": 8,
+                                                    "epochs": 4, **config}, last, pd.DataFrame(), None, experiment)
+
+
+def experiment(trials, path="/storage/run/kd", method="kd", sweep=None, data=None) -> a.Experiment:
+    record = {"sweep": {"method": method, "sampler": "tpe", "num_samples": len(trials), "startup_trials": 3,
+                        **(sweep or {})}, "space": SPACE, "data": data or DATA}
+    return a.Experiment(Path(path), method, record, list(trials))
+
+
+def test_report_says_which_search_each_sweep_was():
+    guided = experiment([trial("a", 0.5)], sweep={"num_samples": 8, "startup_trials": 3})
+    old = experiment([trial("b", 0.5, experiment="/storage/old")], path="/storage/old",
+                     sweep={"num_samples": 8, "startup_trials": None})
+    head = analyze.report_sections([guided, old], {}, None, {})[0]
+    lines = [line for line in head.splitlines() if line.startswith("- `")]
+    assert "search: TPE: random proposals until 3 of 8" in lines[0]
+    assert "search: random search in effect" in lines[1]
+
+
+def test_report_prints_no_importances_from_four_trials():
+    four = experiment([trial(f"t{i}", 0.5 + i / 10, learning_rate=10 ** -(2 + i / 2), batch_size=8 * (1 + i % 2))
+                       for i in range(4)])
+    section = analyze.importance_section([four])
+    assert "| setting | importance |" not in section
+    assert "4 completed trial(s) over 2 searched setting(s); fANOVA needs at least 10" in section
+
+
+# ---------------------------------------------------------------- choosing the best trial
+
+def test_on_a_tie_the_trial_that_ran_to_the_end_wins():
+    stopped = trial("stopped", 0.8, epoch=2, status=a.STOPPED)
+    finished = trial("finished", 0.8)
+    assert a.best_trial([stopped, finished, trial("worse", 0.7)]) is finished
+    assert a.best_trial([stopped, trial("worse", 0.7)]) is stopped  # higher val_accuracy still wins
+
+
+def test_best_configs_say_what_the_trial_ran_and_where_its_checkpoint_is():
+    stopped = trial("stopped", 0.9, epoch=2, status=a.STOPPED)
+    stopped.checkpoint = "/storage/run/kd/student_trial_stopped/checkpoint_000001"
+    kd = experiment([stopped, trial("finished", 0.8)])
+    kd.root = Path("/storage")
+    loop_trial = trial("loop", 0.7, status=a.STOPPED, method="active_loop", experiment="/storage/run/active_loop",
+                       max_iterations=3)
+    loop_trial.last[m.ROUND] = 1
+    loop = experiment([loop_trial], path="/storage/run/active_loop", method="active_loop")
+    loop.root = Path("/storage")
+    best = a.best_configs([kd, loop], "ray_results")
+    assert best["storage_path"] == "ray_results"
+    entry = best["methods"]["kd"]
+    assert entry["trial_id"] == "stopped"
+    assert entry["ran"] == {"epochs": 2, "planned": 4, "status": a.STOPPED}
+    assert entry["checkpoint"] == "run/kd/student_trial_stopped/checkpoint_000001"
+    assert entry["experiment"] == "run/kd"
+    assert entry["test_macro_f1"] == pytest.approx(0.7)
+    assert best["methods"]["active_loop"]["ran"] == {"rounds": 1, "planned": 3, "status": a.STOPPED}
+    assert analyze.ran_text(entry["ran"]) == "2/4 epochs (stopped)"
+
+
+# ---------------------------------------------------------------- finding experiments
+
+def write_sweep(folder: Path, method: str = "kd", **data) -> Path:
+    folder.mkdir(parents=True)
+    record = {"sweep": {"method": method, "sampler": "tpe", "num_samples": 8, "startup_trials": 3},
+              "space": SPACE, "data": {**DATA, **data}}
+    (folder / "sweep.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_experiments_are_found_at_any_depth(tmp_path):
+    """A storage folder holding a `--method all` sweep has its experiments two levels down."""
+    nested = [write_sweep(tmp_path / "all" / method, method) for method in ("kd", "supervised")]
+    single = write_sweep(tmp_path / "one")
+    (single / "student_trial_x").mkdir()  # a trial folder: never searched for experiments
+    found = a.find_experiments([str(tmp_path)], "unused")
+    assert found == [nested[0].resolve(), nested[1].resolve(), single.resolve()]
+    assert a.find_experiments([], str(tmp_path)) == found
+    assert a.find_experiments([str(tmp_path / "all")], "unused") == found[:2]
+
+
+def test_report_names_folders_relative_to_the_storage_path(tmp_path):
+    folders = [write_sweep(tmp_path / "all" / "kd").resolve(), write_sweep(tmp_path / "one").resolve()]
+    root = a.storage_root(folders, str(tmp_path))
+    assert root == tmp_path.resolve()
+    experiments = a.read_all(folders, root)
+    head = analyze.report_sections(experiments, {}, None, {}, str(tmp_path))[0]
+    assert "- `all/kd` (kd" in head and "- `one` (kd" in head
+    assert str(tmp_path.resolve()) + "/" not in head  # no absolute experiment folder
+    # experiments outside --storage-path: relative to their closest common folder
+    assert a.storage_root(folders, str(tmp_path / "elsewhere")) == tmp_path.resolve()
+
+
+# ---------------------------------------------------------------- mixed settings
+
+def test_differences_in_data_split_student_or_teachers_are_named(tmp_path):
+    base = write_sweep(tmp_path / "a")
+    other_split = write_sweep(tmp_path / "b", split_seed=1)
+    other_teachers = write_sweep(tmp_path / "c", teachers=["tiny-bert-2"])
+    supervised = write_sweep(tmp_path / "d", "supervised", teachers=["other"], cpus_per_trial=4)
+    read = lambda *folders: a.read_all(list(folders), tmp_path)  # noqa: E731
+    assert a.setting_differences(read(base, supervised)) == []  # supervised uses no teachers; cpus are speed
+    assert a.setting_differences(read(base, other_split)) == ["split_seed 0 (a), 1 (b)"]
+    assert a.setting_differences(read(base, other_teachers)) == ['teachers ["tiny-bert"] (a), ["tiny-bert-2"] (c)']
+
+
+def test_mixed_experiments_are_refused_in_one_line_unless_allowed(tmp_path, capsys):
+    folders = [str(write_sweep(tmp_path / "a")), str(write_sweep(tmp_path / "b", student="minilm-l3"))]
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stopped:
+        cli.main_guard(lambda: analyze.main([*folders, "--out", str(out)]))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stopped.value.code == 2 and len(err) == 1
+    assert 'student "tiny-bert" (a), "minilm-l3" (b)' in err[0] and "--allow-mixed" in err[0]
+    assert not out.exists()  # nothing written
+    assert analyze.main([*folders, "--out", str(out), "--allow-mixed"]) == 0
+    report = (out / "report.md").read_text()
+    assert '**Mixed settings (--allow-mixed):** these experiments differ in student "tiny-bert" (a)' in report
+
+
+# ---------------------------------------------------------------- the Expert-Loop table (issue 12)
+
+def test_strategy_table_says_it_mixes_budgets_and_points_to_the_study():
+    loop = experiment([trial("a", 0.6, method="active_loop", experiment="/s/l", strategy="margin",
+                             max_iterations=1),
+                       trial("b", 0.7, method="active_loop", experiment="/s/l", strategy="random",
+                             max_iterations=1)], path="/s/l", method="active_loop")
+    section = analyze.expert_loop_section([loop])
+    assert "(not a comparison of strategies)" in section.splitlines()[0]
+    assert "mixes budgets" in section and "`python tuning/study.py`" in section
+    assert "(baseline)" not in section  # nothing here is a baseline to beat
