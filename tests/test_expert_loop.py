@@ -136,6 +136,9 @@ def test_label_accounting_with_teachers_as_experts(teacher_run):
         assert metrics[m.LABELS_USED] == 16  # the initial pool only: the experts label the rest
         assert metrics[m.EXPERT_QUERIES] == 8 * state["round"]
         assert metrics[m.TEACHER_LABELS] == TRAIN
+        # The teachers' targets reach the initial pool too (alpha 0.7 mixes them with the gold labels).
+        assert metrics[m.TEACHER_LABELLED_ROWS] == 16 + 8 * state["round"]
+        assert metrics[m.VALIDATION_LABELS] == 24
         assert metrics["pool_left"] == TRAIN - 16 - 8 * state["round"]
         assert 0 <= metrics[m.VAL_ACCURACY] <= 1
 
@@ -157,6 +160,29 @@ def test_label_accounting_with_an_oracle(prepared):
     reports, _ = run(prepared, trial(expert="oracle", max_iterations=1, seed=2))
     assert [metrics[m.LABELS_USED] for metrics, _ in reports] == [16, 24]  # initial + queried gold labels
     assert [metrics[m.EXPERT_QUERIES] for metrics, _ in reports] == [0, 0]
+    assert [metrics[m.TEACHER_LABELLED_ROWS] for metrics, _ in reports] == [16, 16]  # the initial pool only
+    assert [metrics[m.VALIDATION_LABELS] for metrics, _ in reports] == [24, 24]
+
+
+@pytest.mark.parametrize(("alpha", "expert", "gold", "teacher"), [
+    (1.0, "teachers", [0, 0], [16, 24]),  # alpha 1: the initial pool's gold labels are never read
+    (0.0, "teachers", [16, 16], [0, 8]),  # alpha 0: its teacher targets are never read; queries' always are
+    (1.0, "oracle", [0, 8], [16, 16]),  # an oracle's gold labels are read whatever alpha
+    (0.0, "oracle", [16, 24], [0, 0]),
+])
+def test_labels_count_when_the_loss_reads_them(prepared, alpha, expert, gold, teacher):
+    """The rule kd follows too: labels_used counts gold labels, teacher_labelled_rows teacher targets,
+    that the student's loss actually reads (kd_loss_masked weighs gold by 1 - alpha, teachers by alpha)."""
+    reports, _ = run(prepared, trial(alpha=alpha, expert=expert, max_iterations=1, epochs=1))
+    assert [metrics[m.LABELS_USED] for metrics, _ in reports] == gold
+    assert [metrics[m.TEACHER_LABELLED_ROWS] for metrics, _ in reports] == teacher
+
+
+def test_given_checkpoints_keep_every_row_in_the_pool_despite_a_teacher_split(prepared):
+    """teacher_labels 0: no teacher learned from these rows, so none is kept from the student."""
+    teachers = dataclasses.replace(prepared.teachers, train_rows=np.arange(48), teacher_labels=0)
+    state = initial_state(trial(), dataclasses.replace(prepared, teachers=teachers))
+    assert sorted(state.labelled + state.pool) == list(range(TRAIN))
 
 
 def test_a_pool_that_runs_out_ends_the_loop_cleanly(prepared):

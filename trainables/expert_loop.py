@@ -47,7 +47,9 @@ def candidate_rows(prepared: Prepared) -> np.ndarray:
     """Training examples the student may ever see: all, or those the teachers did not learn from."""
     everything = np.arange(len(prepared.encoded["train"]))
     teachers = prepared.teachers
-    if teachers is None or teachers.train_rows is None or len(teachers.train_rows) == len(everything):
+    # Teachers given as already fine-tuned checkpoints (teacher_labels 0) learned nothing here: no row is theirs.
+    if teachers is None or teachers.teacher_labels == 0 or teachers.train_rows is None \
+            or len(teachers.train_rows) == len(everything):
         return everything
     return np.setdiff1d(everything, teachers.train_rows)
 
@@ -137,16 +139,29 @@ def run_active_loop(trial: TrialConfig, prepared: Prepared, report: Reporter,
 
 
 def round_metrics(trial, prepared, model, state: LoopState, new: list[int]) -> dict:
-    oracle = trial.expert == "oracle"
     return {
         **evaluation_metrics(model, prepared, trial.bf16),
         m.ROUND: state.round,
-        m.LABELS_USED: len(state.labelled) + (len(state.queried) if oracle else 0),
-        m.EXPERT_QUERIES: 0 if oracle else len(state.queried),
-        m.TEACHER_LABELS: prepared.teachers.teacher_labels,
+        **round_label_counts(trial, prepared, state),
         m.EXPERT_LABEL_ACCURACY: expert_accuracy(prepared, state.queried),
         "expert_label_accuracy_round": expert_accuracy(prepared, new),
         "pool_left": len(state.pool),
         m.TRAIN_SECONDS: state.train_seconds,
         **teacher_metrics(prepared),
+    }
+
+
+def round_label_counts(trial: TrialConfig, prepared: Prepared, state: LoopState) -> dict[str, int]:
+    """The rule of trainables/metrics.py: a label counts when the loss reads it. The initial pool has gold
+    labels and teacher targets, mixed by alpha (alpha = 1 reads no gold label, alpha = 0 no teacher
+    target); rows the experts labelled carry teacher targets only, read whatever alpha; rows the
+    oracle labelled carry gold labels only, read whatever alpha."""
+    oracle = trial.expert == "oracle"
+    initial, queried = len(state.labelled), len(state.queried)
+    return {
+        m.LABELS_USED: (initial if trial.alpha < 1 else 0) + (queried if oracle else 0),
+        m.EXPERT_QUERIES: 0 if oracle else queried,
+        m.TEACHER_LABELLED_ROWS: (initial if trial.alpha > 0 else 0) + (0 if oracle else queried),
+        m.TEACHER_LABELS: prepared.teachers.teacher_labels,
+        m.VALIDATION_LABELS: len(prepared.encoded["validation"]),
     }

@@ -51,6 +51,19 @@ def teacher_metrics(prepared: Prepared) -> dict[str, float]:
     return {f"teacher_accuracy/{key}": value for key, value in prepared.teachers.accuracy.items()}
 
 
+def label_counts(trial: TrialConfig, prepared: Prepared, rows: int) -> dict[str, int]:
+    """Supervised reads every gold label; kd reads them unless alpha = 1 and the teachers' targets
+    unless alpha = 0 (the rule of trainables/metrics.py)."""
+    kd = trial.method == "kd"
+    return {
+        m.LABELS_USED: 0 if kd and trial.alpha == 1.0 else rows,
+        m.TEACHER_LABELS: prepared.teachers.teacher_labels if kd else 0,
+        m.EXPERT_QUERIES: rows if kd else 0,
+        m.TEACHER_LABELLED_ROWS: rows if kd and trial.alpha > 0 else 0,
+        m.VALIDATION_LABELS: len(prepared.encoded["validation"]),
+    }
+
+
 def make_loss(trial: TrialConfig):
     if trial.method == "supervised":
         return lambda logits, batch: cross_entropy_loss(logits, None, batch["labels"], 1.0, 0.0)
@@ -68,12 +81,7 @@ def run_supervised_or_kd(trial: TrialConfig, prepared: Prepared, report: Reporte
         teacher_logits = prepared.teachers.logits["train"]
     data = TrainingSet.fully_labelled(prepared.encoded["train"], teacher_logits)
     model = model if model is not None else build_model(prepared.student, trial.seed)
-    gold_seen = 0 if trial.method == "kd" and trial.alpha == 1.0 else len(data)  # alpha 1 ignores labels
-    counts = {
-        m.LABELS_USED: gold_seen,
-        m.TEACHER_LABELS: prepared.teachers.teacher_labels if trial.method == "kd" else 0,
-        m.EXPERT_QUERIES: len(data) if trial.method == "kd" else 0,
-    }
+    counts = label_counts(trial, prepared, len(data))
     started = time.perf_counter() - (resume or {}).get(m.TRAIN_SECONDS, 0.0)
 
     def on_epoch(epoch: int, stats: dict) -> None:

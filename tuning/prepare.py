@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from trainables import precision
+from trainables.checkpoint import RUN_CONFIG
 from trainables.data import TaskData, load_task_data, smoke_task_data
 from trainables.encode import encode_task
 from trainables.errors import UsageError
@@ -113,10 +114,20 @@ def _tiny_model(name: str) -> Path:
     return folder
 
 
+def fine_tuned_here(teacher: str) -> bool:
+    """A teacher given as an already fine-tuned checkpoint of this tool (a folder with run_config.json)
+    is used as is; any other (preset, tiny model, pretrained folder or hub name) is fine-tuned here."""
+    return not (Path(teacher) / RUN_CONFIG).is_file()
+
+
 def teacher_rows(settings: DataSettings, data: TaskData) -> np.ndarray:
-    """The training examples the teachers learn from: all of them, or a stratified share when the
-    user studies experts built on data the student never gets (the pool then excludes it)."""
+    """The training examples the teachers learn from here: all of them, or a stratified share when the
+    user studies experts built on data the student never gets (the pool then excludes it); none when
+    every teacher is an already fine-tuned checkpoint, which learns nothing here (--teacher-split then
+    takes nothing from the pool)."""
     n = len(data.train)
+    if not any(fine_tuned_here(name) for name in settings.teachers):
+        return np.arange(0)
     if settings.teacher_split == 0:
         return np.arange(n)
     return stratified_subset(data.train.labels, max(1, round(settings.teacher_split * n)), settings.split_seed)
@@ -137,6 +148,8 @@ def prepare_teacher_ensemble(settings: DataSettings, data: TaskData, progress=pr
              + (f" ({precision.choice().reason})" if settings.bf16 == precision.AUTO else " (forced)"))
     located = [(name, resolve_model(name, progress)) for name in settings.teachers]
     runner = run_in_process if start_ray is None else ray_runner(settings.cpus_per_trial, start_ray)
+    if settings.teacher_split > 0 and not any(fine_tuned_here(name) for name in settings.teachers):
+        progress("--teacher-split takes nothing from the pool: every teacher is an already fine-tuned checkpoint")
     outputs = prepare_teachers(located, data, teacher_settings, teacher_rows(settings, data),
                                assets.cache_dir(), progress, runner)
     progress(f"teacher ensemble ready in {time.perf_counter() - started:.1f} s")
