@@ -3,10 +3,10 @@ fed to train.py, confirmation statistics, and the report files."""
 
 import csv
 import json
-import math
 import os
 import shutil
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -18,7 +18,7 @@ from trainables.config import METHODS, TrialConfig
 from trainables.errors import UsageError
 from tuning import analysis as a
 from tuning import analyze, cli, run, train
-from tuning.confirm import mean_interval, paired_difference, prepare_groups, summarise, verdict
+from tuning.confirm import prepare_groups
 
 
 def read_grid(path) -> tune.ResultGrid:
@@ -59,19 +59,34 @@ def best_file(out) -> dict:
 
 # ---------------------------------------------------------------- choosing
 
+def planned_reports(config: dict) -> int:
+    return config["max_iterations"] + 1 if config["method"] == "active_loop" else config["epochs"]
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_best_is_the_highest_last_val_accuracy(confirmed, storage, method):
+    """Independently of analysis.py: the highest last val_accuracy, among those a trial that ran all its
+    planned reports, then the first in Ray's order."""
     folder = storage / "smoke" / method
-    grid = read_grid(folder)
-    expected = max(r.metrics[m.VAL_ACCURACY] for r in grid if r.error is None and m.VAL_ACCURACY in r.metrics)
-    entry = best_file(confirmed)["methods"][method]
-    assert entry["val_accuracy"] == expected
-    ray_best = grid.get_best_result(metric=m.METRIC, mode=m.MODE, scope="last")  # what print_best shows
-    assert entry["trial_id"] == ray_best.metrics["trial_id"]
-    assert entry["config"] == ray_best.config
-    assert entry["test_accuracy"] == ray_best.metrics[m.TEST_ACCURACY]
+    grid = [r for r in read_grid(folder) if r.error is None and m.VAL_ACCURACY in r.metrics]
+    top = max(r.metrics[m.VAL_ACCURACY] for r in grid)
+    tied = [r for r in grid if r.metrics[m.VAL_ACCURACY] == top]
+    expected = next((r for r in tied if r.metrics["training_iteration"] >= planned_reports(r.config)), tied[0])
+    stored = best_file(confirmed)
+    entry = stored["methods"][method]
+    assert entry["val_accuracy"] == top
+    assert entry["trial_id"] == expected.metrics["trial_id"]
+    assert entry["config"] == expected.config
+    assert entry["test_accuracy"] == expected.metrics[m.TEST_ACCURACY]
+    assert entry["test_macro_f1"] == expected.metrics[m.TEST_MACRO_F1]
     assert entry["data"] == json.loads((folder / "sweep.json").read_text())["data"]
-    assert entry["experiment"] == str(folder.resolve())
+    root = Path(stored["storage_path"])  # the experiments lie outside --storage-path: their common folder
+    assert root == (storage / "smoke").resolve() and entry["experiment"] == method
+    assert root / entry["checkpoint"] == Path(expected.checkpoint.path)  # the last report's checkpoint
+    reached = expected.metrics[m.ROUND] if method == "active_loop" else expected.metrics[m.EPOCH]
+    unit = "rounds" if method == "active_loop" else "epochs"
+    assert entry["ran"][unit] == reached
+    assert entry["ran"]["planned"] == expected.config["max_iterations" if method == "active_loop" else "epochs"]
 
 
 def test_best_configs_shape(confirmed):
@@ -79,8 +94,8 @@ def test_best_configs_shape(confirmed):
     datetime.fromisoformat(stored["created"])
     assert set(stored["methods"]) == set(METHODS)
     for entry in stored["methods"].values():
-        assert set(entry) == {"config", "data", "val_accuracy", "test_accuracy", "labels_used", "teacher_labels",
-                              "expert_queries", "experiment", "trial_id"}
+        assert set(entry) == {"config", "data", "val_accuracy", "test_accuracy", "test_macro_f1", "labels_used",
+                              "teacher_labels", "expert_queries", "experiment", "trial_id", "ran", "checkpoint"}
     assert not any(p.name.endswith(".tmp") for p in confirmed.iterdir())  # written atomically
 
 
@@ -160,50 +175,42 @@ def test_error_line_keeps_the_exception_and_its_message():
 
 # ---------------------------------------------------------------- statistics
 
-def test_mean_interval_on_known_values():
-    interval = mean_interval([0.5, 0.6, 0.7])
-    assert interval.mean == pytest.approx(0.6)
-    assert interval.sd == pytest.approx(0.1)
-    assert interval.half_width == pytest.approx(4.302653 * 0.1 / math.sqrt(3), abs=1e-5)  # 0.2484
-    assert (interval.low, interval.high) == pytest.approx((0.6 - 0.24841, 0.6 + 0.24841), abs=1e-4)
-
-
-def test_one_value_has_no_interval():
-    interval = mean_interval([0.7])
-    assert interval.mean == 0.7 and math.isnan(interval.half_width)
-    assert verdict(paired_difference([0.7], [0.6])).startswith("n/a")
-
-
-def test_paired_difference_and_verdict():
-    noisy = paired_difference([0.52, 0.61, 0.70], [0.5, 0.6, 0.7])  # differences 0.02, 0.01, 0.00
-    assert noisy.mean == pytest.approx(0.01)
-    assert noisy.half_width == pytest.approx(4.302653 * 0.01 / math.sqrt(3), abs=1e-6)
-    assert verdict(noisy) == "within noise"
-    assert verdict(paired_difference([0.62, 0.71, 0.80], [0.5, 0.6, 0.7])) == "better"
-    assert verdict(paired_difference([0.4, 0.5, 0.6], [0.5, 0.6, 0.71])) == "worse"
-    with pytest.raises(ValueError):
-        paired_difference([0.5], [0.5, 0.6])
-
-
-def test_summarise_pairs_every_method_with_supervised():
-    report = {m.LABELS_USED: 96, m.TEACHER_LABELS: 0, m.EXPERT_QUERIES: 0}
-    runs = {"supervised": [{**report, m.TEST_ACCURACY: x} for x in (0.5, 0.6, 0.7)],
-            "kd": [{**report, m.TEST_ACCURACY: x} for x in (0.52, 0.61, 0.70)]}
-    rows = {row["method"]: row for row in summarise(runs)}
-    assert "difference" not in rows["supervised"]
-    assert rows["kd"]["difference"].mean == pytest.approx(0.01) and rows["kd"]["verdict"] == "within noise"
-
-
 def test_confirmation_table(confirmed):
     report = (confirmed / "report.md").read_text()
     assert "## Confirmation: best settings retrained with 2 fresh seed(s) (1000..1001)" in report
     section = report.split("## Confirmation")[1].split("\n## ")[0]
-    rows = [line for line in section.splitlines() if line.startswith("| ") and "method" not in line]
+    assert "bootstrap over seeds and test examples" in section and "confirm.csv" in section
+    table = section.split("### Per-class recall")[0]
+    headers = [cell.strip() for cell in table.split("| method |")[1].split("\n")[0].split("|")[:-1]]
+    assert "test_macro_f1 (sd)" in headers
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "method" not in line]
     assert [row.split("|")[1].strip() for row in rows] == list(METHODS)
     for row in rows[1:]:  # kd and active_loop against supervised
         cells = [cell.strip() for cell in row.split("|")[1:-1]]
         assert cells[-3] != "-" and cells[-2].startswith("[")
         assert cells[-1] in ("within noise", "better", "worse")
+    recall = section.split("### Per-class recall on test (mean over seeds)")[1]
+    assert [line.split("|")[1].strip() for line in recall.splitlines() if line.startswith("| ")][2:] == list(METHODS)
+
+
+def test_confirm_csv_pairs_every_method_on_the_same_seeds_and_examples(confirmed):
+    """Each row's predictions reproduce its reported test accuracy, so the pairing can be checked."""
+    frame = pd.read_csv(confirmed / analyze.CONFIRM_FILE, dtype={"test_predictions": str, "test_correct": str})
+    assert sorted(frame.groupby("method")["seed"].apply(list).to_dict().items()) == \
+        sorted({method: [1000, 1001] for method in METHODS}.items())
+    for row in frame.itertuples():
+        correct = [c == "1" for c in row.test_correct]
+        assert len(correct) == len(row.test_predictions) == 24  # the smoke test split
+        assert sum(correct) / len(correct) == pytest.approx(row.test_accuracy)
+
+
+def test_a_storage_folder_given_as_an_experiment_dir(storage, tmp_path):
+    """`--method all` experiments lie two levels below the storage folder: found, not refused."""
+    assert analyze.main([str(storage), "--out", str(tmp_path)]) == 0
+    report = (tmp_path / "report.md").read_text()
+    for name in ("smoke/supervised", "smoke/kd", "smoke/active_loop", "bad"):
+        assert f"- `{name}` (" in report
+    assert f"{storage.resolve()}/" not in report  # folders named relative to the storage path
 
 
 # ---------------------------------------------------------------- importance

@@ -69,6 +69,7 @@ def test_sweep_file_and_optuna_journal_written(all_methods_sweep):
     for method in ("supervised", "kd", "active_loop"):
         record = json.loads((all_methods_sweep / method / "sweep.json").read_text())
         assert record["sweep"]["method"] == method
+        assert record["sweep"]["startup_trials"] == 3  # TPE's random start-up: 2 trials are a random search
         assert (all_methods_sweep / method / "optuna_journal.log").stat().st_size > 0
 
 

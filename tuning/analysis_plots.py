@@ -98,14 +98,15 @@ def plot_learning_curves(trials: list[TrialRecord], path: Path) -> Path | None:
     return save(figure, path)
 
 
-def plot_comparison(bars: list[tuple[str, float, float | None]], title: str, path: Path) -> Path | None:
-    """(method, test accuracy, 95% CI half-width or None) per bar."""
+def plot_comparison(bars: list[tuple[str, float, list[float] | None]], title: str, path: Path) -> Path | None:
+    """(method, test accuracy, its 95% interval [low, high] or None) per bar."""
     if not bars:
         return None
     figure, axis = plt.subplots(figsize=(1.8 * len(bars) + 2, 3.8))
     names = [b[0] for b in bars]
-    errors = [b[2] if b[2] is not None and not math.isnan(b[2]) else 0.0 for b in bars]
-    axis.bar(names, [b[1] for b in bars], yerr=errors if any(errors) else None, capsize=6,
+    # error bars as distances below and above the bar (a bootstrap interval need not be symmetric)
+    errors = [[b[1] - b[2][0] if b[2] else 0.0 for b in bars], [b[2][1] - b[1] if b[2] else 0.0 for b in bars]]
+    axis.bar(names, [b[1] for b in bars], yerr=errors if any(map(any, errors)) else None, capsize=6,
              color=[plt.get_cmap("tab10")(i) for i in range(len(bars))])
     axis.set_ylabel(m.TEST_ACCURACY)
     axis.set_ylim(0, 1.05)

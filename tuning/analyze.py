@@ -4,7 +4,8 @@
     python tuning/analyze.py ray_results/NAME --confirm 5     # retrain each winner with 5 fresh seeds
     python tuning/train.py --method kd --config ray_results/analysis/best_configs.json
 
-Writes best_configs.json, report.md, results.csv and PNG plots into --out (ray_results/analysis/)."""
+Writes best_configs.json, report.md, results.csv, PNG plots (and confirm.csv with --confirm) into --out
+(ray_results/analysis/); folders in them are named relative to the storage path."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import statistics
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
 
 from trainables import metrics as m  # noqa: E402
@@ -20,10 +23,11 @@ from trainables.errors import UsageError  # noqa: E402
 from tuning import analysis as a  # noqa: E402
 from tuning import analysis_plots as p  # noqa: E402
 from tuning.cli import Parser, main_guard  # noqa: E402
-from tuning.confirm import SEED_BASE, retrain, summarise  # noqa: E402
+from tuning.confirm import INTERVAL, SEED_BASE, retrain, seed_rows, summarise  # noqa: E402
 from tuning.sweep import search_kind  # noqa: E402
 
 BEST_FILE = "best_configs.json"
+CONFIRM_FILE = "confirm.csv"  # one row per (method, seed) of --confirm, with its test predictions
 
 
 def parse_args(argv=None):
@@ -51,19 +55,28 @@ def main(argv=None) -> int:
         raise UsageError(f"the experiments differ in {'; '.join(mixed)}: their trials are not comparable "
                          "(--allow-mixed compares them anyway)")
     out = Path(args.out) if args.out else Path(args.storage_path) / "analysis"
-    shown_root = args.storage_path if root == Path(args.storage_path).expanduser().resolve() else str(root)
+    shown_root = args.storage_path if root == Path(args.storage_path).expanduser().resolve() else shown_path(root)
     best = a.best_configs(experiments, shown_root)
     if args.confirm and not best["methods"]:  # checked before anything is written
         raise UsageError("--confirm: no method has a trial with a val_accuracy to retrain")
     a.write_json(out / BEST_FILE, best)
     a.write_text(out / "results.csv", a.results_frame(experiments).to_csv(index=False))
-    confirmation = summarise(retrain(best["methods"], args.confirm)) if args.confirm else None
+    confirmation = None
+    if args.confirm:
+        runs = retrain(best["methods"], args.confirm)
+        a.write_text(out / CONFIRM_FILE, pd.DataFrame(seed_rows(runs)).to_csv(index=False))
+        confirmation = summarise(runs)
     plots = make_plots(experiments, best["methods"], confirmation, out)
     sections = report_sections(experiments, best["methods"], confirmation, plots, shown_root, mixed)
     a.write_text(out / "report.md", "\n\n".join(sections) + "\n")
     print("\n" + "\n\n".join(sections[1:3] + ([sections[3]] if confirmation else [])))
     print(f"\nwritten to {out}: {BEST_FILE}, report.md, results.csv, {len(plots)} plot(s)")
     return 0
+
+
+def shown_path(path: Path) -> str:
+    """A folder as the user would type it from here: relative to the working folder when inside it."""
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 # ---------------------------------------------------------------- plots
@@ -79,8 +92,9 @@ def make_plots(experiments: list[a.Experiment], best: dict, confirmation: list[d
     loop = [t for e in experiments if e.method == "active_loop" for t in e.trials]
     plots["Expert-Loop learning curves"] = p.plot_learning_curves(loop, out / "learning_curves.png")
     if confirmation:
-        bars = [(bar_label(r["method"], r), r["test"].mean, r["test"].half_width) for r in confirmation]
-        title = f"test accuracy, mean and 95% CI over {confirmation[0]['n']} seeds"
+        bars = [(bar_label(r["method"], r), r[m.TEST_ACCURACY]["mean"], r[m.TEST_ACCURACY]["ci"])
+                for r in confirmation]
+        title = f"test accuracy over {confirmation[0]['n']} seeds, 95% CI over seeds and test examples"
     else:
         bars = [(bar_label(method, e), e["test_accuracy"], None) for method, e in best.items()]
         title = "test accuracy of each method's best trial (one seed: no error bars)"
@@ -171,27 +185,41 @@ def trials_section(experiments) -> str:
 
 def confirmation_section(rows: list[dict]) -> str:
     n = rows[0]["n"]
-    headers = ["method", "n", "test_acc mean", "sd", "95% CI", "labels_used", "teacher_labels",
-               "expert_queries", "difference vs supervised", "95% CI of difference", "verdict"]
+    headers = ["method", "n", "test_acc", "95% CI", "test_macro_f1 (sd)", "val_acc", "labels_used",
+               "teacher_labels", "expert_queries", "difference vs supervised", "95% CI of difference", "verdict"]
     lines = []
     for r in rows:
-        test, diff = r["test"], r.get("difference")
-        lines.append([r["method"], str(r["n"]), acc(test.mean), acc(test.sd), interval_text(test),
+        test, f1, diff = r[m.TEST_ACCURACY], r[m.TEST_MACRO_F1], r.get("difference")
+        lines.append([r["method"], str(r["n"]), acc(test["mean"]), ci_text(test["ci"]),
+                      f"{acc(f1['mean'])} ({acc(f1['sd'])})", acc(r[m.VAL_ACCURACY]),
                       fmt(r[m.LABELS_USED]), fmt(r[m.TEACHER_LABELS]), fmt(r[m.EXPERT_QUERIES]),
-                      acc(diff.mean, signed=True) if diff else "-", interval_text(diff) if diff else "-",
+                      acc(diff["mean"], signed=True) if diff else "-", ci_text(diff["ci"]) if diff else "-",
                       r.get("verdict", "baseline" if r["method"] == "supervised" else "-")])
-    plain = [f"- {r['method']} against supervised: {acc(r['difference'].mean, signed=True)}, 95% CI "
-             f"{interval_text(r['difference'])}: **{r['verdict']}**" for r in rows if "difference" in r]
+    plain = [f"- {r['method']} against supervised: {acc(r['difference']['mean'], signed=True)}, 95% CI "
+             f"{ci_text(r['difference']['ci'])}: **{r['verdict']}**" for r in rows if "difference" in r]
+    one_seed = (" With one seed the intervals cover the test examples only, not seed-to-seed variation."
+                if n == 1 else "")
     return (f"## Confirmation: best settings retrained with {n} fresh seed(s) ({SEED_BASE}..{SEED_BASE + n - 1})\n\n"
-            "Same seeds for every method, so differences are paired; a difference whose 95% CI contains 0 "
-            "is within noise.\n\n" + table(headers, lines) + ("\n\n" + "\n".join(plain) if plain else ""))
+            f"Same seeds for every method. Intervals: {INTERVAL} ({rows[0]['test_examples']} test examples): "
+            "they cover both the seed-to-seed variation and the test set's own sampling error, and each "
+            "difference is paired by seed and by test example. A difference whose 95% CI contains 0 is within "
+            f"noise.{one_seed} macro-F1 is the mean over seeds (sd in brackets). Each seed's figures and test "
+            f"predictions: `{CONFIRM_FILE}`.\n\n"
+            + table(headers, lines) + ("\n\n" + "\n".join(plain) if plain else "")
+            + "\n\n" + recall_table(rows))
 
 
-def interval_text(interval) -> str:
-    if interval.n < 2 or math.isnan(interval.half_width):
-        return "n/a"
-    signed = interval.low < 0  # differences straddle 0: show both signs
-    return f"[{acc(interval.low, signed)}, {acc(interval.high, signed)}]"
+def recall_table(rows: list[dict]) -> str:
+    """Per-class recall on test, mean over seeds: shows a class a method ignores (macro-F1 falls, accuracy
+    may not)."""
+    names = list(rows[0]["per_class_recall"])
+    lines = [[r["method"], *[acc(r["per_class_recall"].get(name)) for name in names]] for r in rows]
+    return "### Per-class recall on test (mean over seeds)\n\n" + table(["method", *names], lines)
+
+
+def ci_text(ci: list[float]) -> str:
+    signed = ci[0] < 0  # differences straddle 0: show both signs
+    return f"[{acc(ci[0], signed)}, {acc(ci[1], signed)}]"
 
 
 def expert_loop_section(experiments) -> str:

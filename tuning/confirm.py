@@ -1,75 +1,132 @@
 """Confirming the winners: each method's best configuration trained again with fresh seeds.
 
 A sweep's best val_accuracy is optimistically biased (it is the maximum over many tries), and its
-test_accuracy is one seed's draw. Retraining with N new seeds, the same seeds for every method, gives
-a mean with a confidence interval and paired differences: seed i of kd is compared with seed i of
-supervised, which cancels the part of the noise the seed shares between methods."""
+test_accuracy is one seed's draw on one test set. Retraining with N new seeds, the same seeds for every
+method, gives each method's test accuracy with a 95% interval, and differences against supervised that
+are paired twice: by seed (seed i of kd against seed i of supervised) and by test example.
+
+The intervals are the paired bootstrap of tuning/bootstrap.py over seeds AND test examples: a
+t-interval over seeds would count only seed-to-seed variation on one fixed test set, leaving out that
+the test set is itself a sample of the task (about +-3.5 points at 0.8 accuracy on 500 examples), and
+with identical seeds it would claim no uncertainty at all."""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import stats
+from sklearn.metrics import f1_score, recall_score
 
 from trainables import metrics as m
+from tuning.bootstrap import REPLICATES, interval, replicate_accuracies
 
 SEED_BASE = 1000  # confirmation seeds 1000, 1001, ...: far from the sweep's seed 0
 BASELINE = "supervised"
+INTERVAL = "95% percentile bootstrap over seeds and test examples, paired across methods"
+
+
+@dataclass
+class Confirmed:
+    """One method's retrained runs: the last report and the test predictions of each seed."""
+    method: str
+    seeds: list[int]
+    reports: list[dict]
+    predictions: np.ndarray  # int (seeds, test examples): the predicted class
+    labels: np.ndarray  # int (test examples,): the gold class
+    label_names: tuple[str, ...]
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.predictions == self.labels
 
 
 # ---------------------------------------------------------------- the statistics (pure)
 
-@dataclass(frozen=True)
-class Interval:
-    mean: float
-    sd: float  # sample standard deviation (n - 1)
-    half_width: float  # 95% CI is mean +- half_width (Student t); nan when n < 2
-    n: int
-
-    @property
-    def low(self) -> float:
-        return self.mean - self.half_width
-
-    @property
-    def high(self) -> float:
-        return self.mean + self.half_width
-
-    def contains_zero(self) -> bool:
-        return not (self.low > 0 or self.high < 0)  # nan bounds (n < 2) count as "cannot tell"
+def verdict(ci: list[float]) -> str:
+    """better / worse when the 95% interval of a difference excludes 0, else within noise."""
+    if ci[0] > 0:
+        return "better"
+    if ci[1] < 0:
+        return "worse"
+    return "within noise"
 
 
-def mean_interval(values: list[float], confidence: float = 0.95) -> Interval:
-    """Mean, sample sd and the Student-t half-width t(1 - (1 - c)/2, n - 1) * sd / sqrt(n).
-    [0.5, 0.6, 0.7] -> mean 0.6, sd 0.1, half-width 4.303 * 0.1 / sqrt(3) = 0.2484."""
-    x = np.asarray(values, dtype=float)
-    n = len(x)
-    if n == 0:
-        return Interval(math.nan, math.nan, math.nan, 0)
-    if n == 1:
-        return Interval(float(x[0]), math.nan, math.nan, 1)
-    sd = float(x.std(ddof=1))
-    half = float(stats.t.ppf(1 - (1 - confidence) / 2, n - 1) * sd / math.sqrt(n))
-    return Interval(float(x.mean()), sd, half, n)
+def per_class_recall(run: Confirmed) -> dict[str, float]:
+    """Each class's recall on test (scikit-learn), averaged over seeds: a class the student ignores
+    shows up as 0 here even when accuracy looks fine."""
+    classes = list(range(len(run.label_names)))
+    recalls = [recall_score(run.labels, predicted, labels=classes, average=None, zero_division=0)
+               for predicted in run.predictions]
+    return dict(zip(run.label_names, np.mean(recalls, axis=0).tolist(), strict=True))
 
 
-def paired_difference(values: list[float], baseline: list[float]) -> Interval:
-    """The interval of values[i] - baseline[i]: both runs of a pair share seed i."""
-    if len(values) != len(baseline):
-        raise ValueError(f"paired samples differ in length: {len(values)} and {len(baseline)}")
-    return mean_interval([a - b for a, b in zip(values, baseline, strict=True)])
+def macro_f1(run: Confirmed) -> list[float]:
+    classes = list(range(len(run.label_names)))
+    return [float(f1_score(run.labels, predicted, labels=classes, average="macro", zero_division=0))
+            for predicted in run.predictions]
 
 
-def verdict(difference: Interval) -> str:
-    if difference.n < 2:
-        return "n/a (needs --confirm >= 2)"
-    if difference.contains_zero():
-        return "within noise"
-    return "better" if difference.mean > 0 else "worse"
+def summarise(runs: dict[str, Confirmed], replicates: int = REPLICATES) -> list[dict]:
+    """One row per method: test accuracy with its bootstrap interval, macro-F1 (mean and sd over seeds),
+    per-class recall, label counts, and the paired difference against supervised (absent for supervised,
+    when it was not confirmed, or when a method was tested on other examples than supervised)."""
+    groups = _same_test_set(runs)
+    rows = {}
+    for group in groups:
+        accuracy = replicate_accuracies(np.stack([runs[method].correct for method in group]), replicates)
+        for i, method in enumerate(group):
+            rows[method] = _row(runs[method], accuracy[:, i])
+        if BASELINE in group:
+            base = accuracy[:, group.index(BASELINE)]
+            for i, method in enumerate(group):
+                if method != BASELINE:
+                    difference = accuracy[:, i] - base
+                    ci = list(interval(difference[1:]))
+                    rows[method]["difference"] = {"mean": float(difference[0]), "ci": ci}
+                    rows[method]["verdict"] = verdict(ci)
+    return [rows[method] for method in runs]
+
+
+def _same_test_set(runs: dict[str, Confirmed]) -> list[list[str]]:
+    """Methods grouped by identical test labels and seeds: only within a group can the bootstrap pair
+    them by example and seed (methods confirmed on other data, with --allow-mixed, stand alone)."""
+    groups: dict[tuple, list[str]] = {}
+    for method, run in runs.items():
+        groups.setdefault((run.labels.tobytes(), tuple(run.seeds)), []).append(method)
+    return list(groups.values())
+
+
+def _row(run: Confirmed, accuracy: np.ndarray) -> dict:
+    f1 = macro_f1(run)
+    last = run.reports[-1]
+    return {"method": run.method, "n": len(run.seeds), "test_examples": int(len(run.labels)),
+            m.TEST_ACCURACY: {"mean": float(accuracy[0]), "ci": list(interval(accuracy[1:]))},
+            m.TEST_MACRO_F1: {"mean": float(np.mean(f1)), "sd": float(np.std(f1, ddof=1)) if len(f1) > 1 else None},
+            m.VAL_ACCURACY: float(np.mean([r[m.VAL_ACCURACY] for r in run.reports])),
+            "per_class_recall": per_class_recall(run),
+            m.LABELS_USED: last[m.LABELS_USED], m.TEACHER_LABELS: last[m.TEACHER_LABELS],
+            m.EXPERT_QUERIES: last[m.EXPERT_QUERIES]}
+
+
+def seed_rows(runs: dict[str, Confirmed]) -> list[dict]:
+    """confirm.csv: one row per (method, seed) with its figures and its test predictions and
+    correctness (one digit per test example, in test-set order), so the pairing can be checked."""
+    from trainables.study_arms import encode_predictions  # noqa: PLC0415
+
+    rows = []
+    for run in runs.values():
+        for seed, report, predicted, correct in zip(run.seeds, run.reports, run.predictions, run.correct,
+                                                    strict=True):
+            rows.append({"method": run.method, "seed": seed, m.TEST_ACCURACY: report[m.TEST_ACCURACY],
+                         m.TEST_MACRO_F1: report[m.TEST_MACRO_F1], m.VAL_ACCURACY: report[m.VAL_ACCURACY],
+                         m.LABELS_USED: report[m.LABELS_USED], m.TEACHER_LABELS: report[m.TEACHER_LABELS],
+                         m.EXPERT_QUERIES: report[m.EXPERT_QUERIES],
+                         "test_predictions": encode_predictions(predicted),
+                         "test_correct": "".join("1" if c else "0" for c in correct)})
+    return rows
 
 
 # ---------------------------------------------------------------- retraining (no Ray)
@@ -99,42 +156,34 @@ def prepare_groups(best: dict, progress: Callable = print) -> dict[str, object]:
     return prepared
 
 
-def final_report(trial, prepared) -> dict:
-    """Train one configuration to the end; the last report is the run's result."""
+def final_run(trial, prepared) -> tuple[dict, np.ndarray]:
+    """Train one configuration to the end: the last report, and the final model's predicted class for
+    every test example (what test_accuracy of that report counted)."""
     from trainables.functions import run_method  # noqa: PLC0415
+    from trainables.loop import predict_logits  # noqa: PLC0415
 
-    reports = []
-    run_method(trial, prepared, lambda metrics, model, state: reports.append(metrics))
-    return reports[-1]
+    reports, models = [], []
+    run_method(trial, prepared, lambda metrics, model, state: (reports.append(metrics), models.append(model)))
+    logits = predict_logits(models[-1], prepared.encoded["test"], bf16=trial.bf16)
+    return reports[-1], logits.argmax(axis=1)
 
 
-def retrain(best: dict, n: int, progress: Callable = print) -> dict[str, list[dict]]:
-    """method -> the final report of each seed's run, in seed order."""
+def retrain(best: dict, n: int, progress: Callable = print) -> dict[str, Confirmed]:
+    """method -> its runs, one per seed, in seed order."""
     from trainables.config import TrialConfig  # noqa: PLC0415
 
     prepared = prepare_groups(best, progress)
-    runs: dict[str, list[dict]] = {}
+    runs: dict[str, Confirmed] = {}
     for method, entry in best.items():
+        data = prepared[_data_key(entry["data"])]
+        reports, predictions = [], []
         for seed in seeds(n):
             trial = TrialConfig.from_dict({**entry["config"], "seed": seed})
-            last = final_report(trial, prepared[_data_key(entry["data"])])
-            progress(f"confirm {method} seed {seed}: test_accuracy {last[m.TEST_ACCURACY]:.4f}")
-            runs.setdefault(method, []).append(last)
+            last, predicted = final_run(trial, data)
+            progress(f"confirm {method} seed {seed}: test_accuracy {last[m.TEST_ACCURACY]:.4f}, "
+                     f"test_macro_f1 {last[m.TEST_MACRO_F1]:.4f}")
+            reports.append(last)
+            predictions.append(predicted)
+        runs[method] = Confirmed(method, seeds(n), reports, np.stack(predictions),
+                                 np.asarray(data.encoded["test"].labels), tuple(data.label_names))
     return runs
-
-
-def summarise(runs: dict[str, list[dict]]) -> list[dict]:
-    """One row per method: the test-accuracy interval, label counts, and the paired difference
-    against supervised (absent when supervised was not confirmed, or for supervised itself)."""
-    baseline = [r[m.TEST_ACCURACY] for r in runs.get(BASELINE, [])]
-    rows = []
-    for method, reports in runs.items():
-        accuracy = [r[m.TEST_ACCURACY] for r in reports]
-        row = {"method": method, "n": len(reports), "test": mean_interval(accuracy),
-               "test_accuracy": accuracy, m.LABELS_USED: reports[-1][m.LABELS_USED],
-               m.TEACHER_LABELS: reports[-1][m.TEACHER_LABELS], m.EXPERT_QUERIES: reports[-1][m.EXPERT_QUERIES]}
-        if method != BASELINE and baseline:
-            row["difference"] = paired_difference(accuracy, baseline)
-            row["verdict"] = verdict(row["difference"])
-        rows.append(row)
-    return rows
