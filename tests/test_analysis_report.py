@@ -150,3 +150,13 @@ def test_strategy_table_says_it_mixes_budgets_and_points_to_the_study():
     assert "(not a comparison of strategies)" in section.splitlines()[0]
     assert "mixes budgets" in section and "`python tuning/study.py`" in section
     assert "(baseline)" not in section  # nothing here is a baseline to beat
+
+
+def test_comparison_plot_accepts_an_interval_that_misses_its_estimate(tmp_path):
+    """A percentile bootstrap interval need not contain the estimate on tiny data (24 test examples, 2 seeds
+    in the smoke test): matplotlib refused the negative error bar and analyze --confirm crashed."""
+    from tuning import analysis_plots
+
+    path = analysis_plots.plot_comparison([("kd", 0.50, [0.52, 0.60]), ("supervised", 0.5, None)], "t",
+                                          tmp_path / "c.png")
+    assert path.stat().st_size > 1000

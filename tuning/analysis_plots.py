@@ -104,8 +104,10 @@ def plot_comparison(bars: list[tuple[str, float, list[float] | None]], title: st
         return None
     figure, axis = plt.subplots(figsize=(1.8 * len(bars) + 2, 3.8))
     names = [b[0] for b in bars]
-    # error bars as distances below and above the bar (a bootstrap interval need not be symmetric)
-    errors = [[b[1] - b[2][0] if b[2] else 0.0 for b in bars], [b[2][1] - b[1] if b[2] else 0.0 for b in bars]]
+    # error bars as distances below and above the bar (a bootstrap interval need not be symmetric, and a
+    # percentile interval need not even contain the estimate on tiny data: then that side is drawn as 0)
+    errors = [[max(0.0, b[1] - b[2][0]) if b[2] else 0.0 for b in bars],
+              [max(0.0, b[2][1] - b[1]) if b[2] else 0.0 for b in bars]]
     axis.bar(names, [b[1] for b in bars], yerr=errors if any(map(any, errors)) else None, capsize=6,
              color=[plt.get_cmap("tab10")(i) for i in range(len(bars))])
     axis.set_ylabel(m.TEST_ACCURACY)
