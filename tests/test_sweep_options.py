@@ -12,7 +12,7 @@ from ray import tune
 from trainables import metrics as m
 from trainables.errors import UsageError
 from tuning import run
-from tuning.spaces import build_space, replicate_seeds
+from tuning.spaces import SMOKE_OVERRIDES, build_space, replicate_seeds
 
 # With these, nothing is left to search in the smoke space of `supervised` (batch size and epochs are
 # fixed there already).
@@ -53,8 +53,8 @@ def test_every_setting_fixed_runs_the_configuration_once_per_seed(ray_session, t
     assert grid.num_errors == 0
     assert sorted(result.config["seed"] for result in grid) == [0, 1]
     assert {result.config["learning_rate"] for result in grid} == {0.005}
-    # No scheduler: every seed runs to its last epoch (the smoke space fixes 4 epochs).
-    assert [result.metrics[m.EPOCH] for result in grid] == [4, 4]
+    # No scheduler: every seed runs to its last epoch (the smoke space fixes the epochs).
+    assert [result.metrics[m.EPOCH] for result in grid] == [SMOKE_OVERRIDES["epochs"]] * 2
     assert not (storage / "fixed" / "optuna_journal.log").exists()  # no searcher
     assert "supervised" in capsys.readouterr().out
 

@@ -208,6 +208,8 @@ def print_best(results: dict, prepared: Prepared) -> None:
         try:
             best = grid.get_best_result(metric=m.METRIC, mode=m.MODE, scope="last")
         except RuntimeError:
+            best = None
+        if best is None or m.VAL_ACCURACY not in best.metrics:  # e.g. one trial, errored before reporting
             print(f"{method:<12} no finished trial{errors}")
             continue
         r, config = best.metrics, best.config
