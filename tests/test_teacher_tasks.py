@@ -67,8 +67,8 @@ RACE = textwrap.dedent("""
     import tuning.prepare as prepare
     from trainables.teachers import TeacherSettings
     prepare.TeacherSettings = lambda **values: TeacherSettings(**{**values, "num_threads": 1})
-    barrier, me, out = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-    settings = prepare.DataSettings(**prepare.SMOKE_SETTINGS)
+    barrier, me, out, bf16 = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+    settings = prepare.DataSettings(**{**prepare.SMOKE_SETTINGS, "bf16": bf16})
     data = prepare.load_data(settings)
     (barrier / me).touch()
     while len(list(barrier.iterdir())) < 2:
@@ -79,14 +79,17 @@ RACE = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_two_cold_preparations_at_once_fine_tune_each_teacher_once(tmp_path):
+@pytest.mark.parametrize("precisions", [("false", "false"), ("true", "false")])
+def test_two_cold_preparations_at_once_fine_tune_each_teacher_once(tmp_path, precisions):
+    """Also when the two processes' precision differs (bf16=auto measured on a busy machine can come out
+    either way): both then fine-tuned every teacher, each under its own lock."""
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     env = {**os.environ, "EXPERT_LOOP_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT),
            "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
-    runs = [subprocess.Popen([sys.executable, "-c", RACE, str(barrier), name, str(tmp_path / f"{name}.npz")],
+    runs = [subprocess.Popen([sys.executable, "-c", RACE, str(barrier), name, str(tmp_path / f"{name}.npz"), bf16],
                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for name in ("a", "b")]
+            for name, bf16 in zip(("a", "b"), precisions, strict=True)]
     outputs = [run.communicate(timeout=600) for run in runs]
     for run, (_, err) in zip(runs, outputs, strict=True):
         assert run.returncode == 0, err

@@ -194,10 +194,12 @@ def _cached_logits(entry: _Entry, progress) -> dict | None:
 
 @contextlib.contextmanager
 def _cache_lock(entry: _Entry, progress):
-    """An exclusive lock on `<entry>.lock` beside the entry, held while it is built. flock is released
-    when the file closes, also when the process dies: a killed sweep never blocks the next one."""
+    """An exclusive lock beside the entry, held while it is built. flock is released when the file
+    closes, also when the process dies: a killed sweep never blocks the next one. One lock for both
+    precisions of a teacher: two processes whose `auto` precision came out differently (a measurement on
+    a busy machine) must not both fine-tune it; the one that waits then reads the other's entry."""
     entry.folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(entry.folder.parent / f"{entry.folder.name}.lock", "a+b") as handle:
+    with open(entry.folder.parent / f"{min(entry.folder.name, entry.other.name)}.lock", "a+b") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
