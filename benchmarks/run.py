@@ -49,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="also time the default `tuning/run.py --method active_loop` (full mode only)")
     parser.add_argument("--with-study", action="store_true",
                         help="also time `tuning/study.py --quick` for study_overhead_fraction (full mode only)")
+    parser.add_argument("--keep-study", metavar="STORAGE_PATH", default=None,
+                        help="with --with-study: keep the study's folder (report, study.csv) under this path")
     parser.add_argument("--only", action="append", choices=SECTIONS, default=None,
                         help="run only this section (repeatable); the others are written as null")
     parser.add_argument("--output-dir", default=str(ROOT / "benchmarks" / "results"),
@@ -86,7 +88,7 @@ def _sections(args, sizes: dict, native_bf16: bool) -> dict:
 
     def study():
         from benchmarks import study_overhead  # noqa: PLC0415
-        return study_overhead.measure()
+        return study_overhead.measure(args.keep_study)
 
     chosen = {"step": step, "epoch": epoch, "kd": kd, "sweeps": sweeps, "teachers": teachers}
     if args.with_default_sweep and not args.quick:

@@ -43,9 +43,11 @@ def overhead(reports: list[dict], wall_seconds: float, slots: int) -> dict:
             "study_in_trial_fraction": in_trial / capacity if capacity else None}
 
 
-def measure() -> tuple[dict, dict]:
+def measure(keep_in: str | None = None) -> tuple[dict, dict]:
+    """keep_in: a storage folder that keeps the study (report, study.csv) afterwards; a temporary one if None."""
     slots = common.THREADS  # 1-CPU trials, as many at once as there are cores (the study's default)
-    with tempfile.TemporaryDirectory(prefix="bench-study-") as storage:
+    with tempfile.TemporaryDirectory(prefix="bench-study-") as scratch:
+        storage = keep_in or scratch
         command = [sys.executable, str(ROOT / "tuning" / "study.py"), "--quick", "--storage-path", storage,
                    "--name", NAME, "--max-concurrent", str(slots)]
         started = time.perf_counter()
