@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from transformers import AutoConfig
 
 from trainables.checkpoint import RUN_CONFIG, load_weights, read_run_config, read_trial_state, save_checkpoint
 from trainables.config import TrialConfig
 from trainables.data import TASK_CLASSIFICATION, smoke_task_data
 from trainables.errors import UsageError
 from trainables.loop import TRAINING_STATE, TrainingState
+from trainables.model_card import CARD
 from trainables.models import build_model, load_finetuned, make_blueprint
 from tuning.prepare import resolve_model
 
@@ -42,6 +45,16 @@ def test_the_folder_holds_safetensors_config_tokenizer_and_run_config(saved):
     assert {"model.safetensors", "config.json", "tokenizer_config.json", RUN_CONFIG} <= names
     assert names & {"tokenizer.json", "vocab.txt"}
     assert not [name for name in names if name.endswith((".bin", ".pt", ".pth", ".pkl"))]
+
+
+def test_config_json_names_the_labels_and_a_model_card_is_beside_it(saved):
+    folder = saved[0]
+    config = json.loads((folder / "config.json").read_text())
+    assert config["id2label"] == {"0": "a", "1": "b", "2": "c", "3": "d"}
+    assert config["label2id"] == {"a": 0, "b": 1, "c": 2, "d": 3}
+    assert AutoConfig.from_pretrained(folder).id2label == {0: "a", 1: "b", 2: "c", 3: "d"}
+    card = (folder / CARD).read_text()
+    assert card.startswith("---\nlibrary_name: transformers\n") and "| `alpha` | 0.5 |" in card
 
 
 def test_run_config_reproduces_the_run(saved):

@@ -1,5 +1,6 @@
-"""Checkpoint folders: weights as safetensors, the transformers config, the tokenizer, and
-`run_config.json` holding everything needed to reproduce or evaluate the run. A trial's checkpoint
+"""Checkpoint folders: weights as safetensors, the transformers config (with the data's label names),
+the tokenizer, `run_config.json` holding everything needed to reproduce or evaluate the run, and a model
+card (README.md), so the folder is a Hugging Face model as it is. A trial's checkpoint
 also holds its state (`trial_state.json`) and, to resume exactly, the training state: the optimizer's
 tensors and the torch random state as safetensors, the rest as JSON (no pickle anywhere)."""
 
@@ -13,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
 from trainables.loop import TRAINING_STATE, TrainingState
+from trainables.model_card import CARD, model_card
 
 RUN_CONFIG = "run_config.json"
 TRIAL_STATE = "trial_state.json"
@@ -29,6 +31,7 @@ def save_checkpoint(folder: Path, model, prepared, trial: TrialConfig, metrics: 
     training = state.pop(TRAINING_STATE, None) if state is not None else None
     if resumable and training is not None:
         save_training_state(folder, training)
+    name_labels(model.config, prepared.label_names)
     model.save_pretrained(folder)
     prepared.student.tokenizer.save_pretrained(folder)
     run_config = {
@@ -38,9 +41,20 @@ def save_checkpoint(folder: Path, model, prepared, trial: TrialConfig, metrics: 
         "provenance": prepared.provenance,
         "metrics": metrics,
     }
-    (folder / RUN_CONFIG).write_text(json.dumps(run_config, indent=2, default=float), encoding="utf-8")
+    text = json.dumps(run_config, indent=2, default=float)
+    (folder / RUN_CONFIG).write_text(text, encoding="utf-8")
+    # The card is made from the JSON as written (numpy numbers already plain), so it says what the file says.
+    (folder / CARD).write_text(model_card(json.loads(text)), encoding="utf-8")
     if state is not None:
         (folder / TRIAL_STATE).write_text(json.dumps(state), encoding="utf-8")
+
+
+def name_labels(config, label_names) -> None:
+    """The data's class names as config.json's id2label / label2id. A model built from a pretrained config
+    says LABEL_0, LABEL_1, ..., so transformers' pipeline and the Hub would answer with those; the names
+    change no weight and no output, only what the folder tells its readers."""
+    config.id2label = dict(enumerate(label_names))
+    config.label2id = {name: index for index, name in enumerate(label_names)}
 
 
 def read_run_config(folder: Path) -> dict:

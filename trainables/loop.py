@@ -214,7 +214,11 @@ def predict_logits(model, encoded: EncodedSplit, rows: np.ndarray | None = None,
 def evaluate(model, encoded: EncodedSplit, num_labels: int, batch_size: int = 64,
              bf16: bool = False) -> dict[str, float]:
     """accuracy, macro_f1 and mean cross-entropy loss on every example of the split."""
-    logits = predict_logits(model, encoded, batch_size=batch_size, bf16=bf16)
-    metrics = classification_metrics(logits, encoded.labels, num_labels)
-    metrics["loss"] = float(F.cross_entropy(torch.from_numpy(logits), torch.tensor(encoded.labels)))
+    return logit_metrics(predict_logits(model, encoded, batch_size=batch_size, bf16=bf16), encoded.labels, num_labels)
+
+
+def logit_metrics(logits: np.ndarray, labels: np.ndarray, num_labels: int) -> dict[str, float]:
+    """evaluate's figures from logits already computed (tuning/evaluate.py also needs the predictions)."""
+    metrics = classification_metrics(logits, labels, num_labels)
+    metrics["loss"] = float(F.cross_entropy(torch.from_numpy(logits), torch.tensor(labels)))
     return metrics

@@ -166,6 +166,7 @@ def prepare(settings: DataSettings, need_teachers: bool, data: TaskData | None =
     encoded = encode_task(student.tokenizer, data, settings.max_length, assets.cache_dir() / "tokens")
     teachers = prepare_teacher_ensemble(settings, data, progress, start_ray) if need_teachers else None
     provenance = {"data": settings.to_dict(), "data_fingerprint": data.fingerprint(),
-                  "student_location": student_location}
+                  "student_location": student_location,
+                  "split_sizes": {split: len(encoded[split]) for split in encoded}}  # for the model card
     return Prepared(data.name, data.task, data.label_names, encoded, student, teachers,
                     settings.cpus_per_trial, provenance)

@@ -38,7 +38,8 @@ from tuning.prepare import DataSettings, prepare  # noqa: E402
 def parse_args(argv=None):
     parser = Parser(prog="tuning/train.py", description=__doc__.splitlines()[0])
     parser.add_argument("--method", required=True, choices=METHODS)
-    parser.add_argument("--config", default=None, help="best_configs.json (from analyze.py) or a JSON settings file")
+    parser.add_argument("--config", default=None, help="best_configs.json (from analyze.py), a checkpoint's "
+                                                       "run_config.json (the same run again) or a JSON settings file")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override one setting")
     parser.add_argument("--out", default=None, help="checkpoint folder (default: checkpoints/METHOD-DATE-TIME)")
     add_data_arguments(parser)
@@ -60,7 +61,18 @@ def read_config_file(path: str, method: str) -> dict:
         if method not in loaded["methods"]:
             raise UsageError(f"{file} has no best configuration for method '{method}'")
         return loaded["methods"][method]
+    if isinstance(loaded.get("trial"), dict) and isinstance(loaded.get("provenance"), dict):
+        return run_config_entry(file, loaded, method)
     return {"config": loaded}
+
+
+def run_config_entry(file: Path, loaded: dict, method: str) -> dict:
+    """A checkpoint's run_config.json: its settings and data settings, so the run can be redone (the
+    model card's command)."""
+    trained = loaded["trial"].get("method")
+    if trained != method:
+        raise UsageError(f"{file} is a checkpoint of method '{trained}', not '{method}'")
+    return {"config": loaded["trial"], "data": loaded["provenance"].get("data")}
 
 
 def sweep_data_settings(args) -> DataSettings:
