@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from trainables.atomic import write_text
+
 REQUIRED_KEYS = (
     "step_peak_fraction_fp32", "step_peak_fraction_bf16",
     "epoch_time_ratio_vs_trainer", "accuracy_delta_vs_trainer",
@@ -156,9 +158,7 @@ def write_results(results: dict, folder: Path) -> tuple[Path, Path]:
     paths = (folder / "latest.json", folder / "latest.md")
     texts = (json.dumps(results, indent=2, sort_keys=False, default=_json_default) + "\n", markdown(results))
     for path, text in zip(paths, texts, strict=True):
-        temporary = path.with_suffix(path.suffix + ".tmp")
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
+        write_text(path, text)
     return paths
 
 

@@ -160,3 +160,108 @@ def test_comparison_plot_accepts_an_interval_that_misses_its_estimate(tmp_path):
     path = analysis_plots.plot_comparison([("kd", 0.50, [0.52, 0.60]), ("supervised", 0.5, None)], "t",
                                           tmp_path / "c.png")
     assert path.stat().st_size > 1000
+
+
+# ---------------------------------------------------------------- Optuna's plots of the stored study (issue 15)
+
+LEARNING_RATES = [1e-4, 2e-4, 4e-4, 7e-4, 1e-3, 2e-3, 3e-3, 5e-3, 7e-3, 1e-2]
+
+
+def stored_study(folder: Path, name: str, rows: list[tuple[float, int, float]], low=1e-4, high=1e-2):
+    """A journal as the sweep's searcher writes it (tuning/sweep.py): rows of (learning_rate, batch_size,
+    val_accuracy), each a completed trial."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
+        str(folder / "optuna_journal.log")))
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    distributions = {"learning_rate": FloatDistribution(low, high, log=True),
+                     "batch_size": CategoricalDistribution([8, 16])}
+    for lr, batch, value in rows:
+        study.add_trial(optuna.trial.create_trial(params={"learning_rate": lr, "batch_size": batch},
+                                                  distributions=distributions, value=value))
+    return study
+
+
+def test_importance_table_and_plots_come_from_the_stored_study(tmp_path):
+    """The trials' records say accuracy follows the learning rate; the stored study says it follows the batch
+    size. The table follows the stored study, and the slice and importance plots are drawn from it."""
+    folder = write_sweep(tmp_path / "run")
+    records = [trial(f"t{i}", 0.4 + i / 20, experiment=str(folder), learning_rate=lr, batch_size=8 * (1 + i % 2))
+               for i, lr in enumerate(LEARNING_RATES)]
+    stored_study(folder, "run", [(lr, 8 * (1 + i % 2), 0.5 + 0.3 * (i % 2)) for i, lr in enumerate(LEARNING_RATES)])
+    run = experiment(records, path=folder)
+    from_records = a.param_importances(SPACE, records)
+    assert from_records["learning_rate"] > from_records["batch_size"]
+    section = analyze.importance_section([run])
+    assert "From the study in optuna_journal.log." in section
+    rows = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")][1:]
+    assert rows == ["batch_size", "learning_rate"]  # Optuna lists the most important first
+    plots, notes = analyze.make_plots([run], {}, None, tmp_path / "out")
+    assert plots == {"run settings (slice)": tmp_path / "out" / "slice_kd.png",
+                     "run importance": tmp_path / "out" / "importance_kd.png"} and notes == []
+    for path in plots.values():
+        assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 5000
+
+
+def test_no_stored_study_is_said_in_the_report(tmp_path):
+    """A sweep of fixed settings over seeds has no searcher and no journal: the report says why its plots
+    are missing, and the importance table is worked out from the trials' records."""
+    fixed = experiment([trial("a", 0.5, experiment=str(tmp_path / "fixed"))], path=tmp_path / "fixed")
+    plots, notes = analyze.make_plots([fixed], {}, None, tmp_path / "out")
+    assert plots == {}
+    assert notes == ["`fixed`: no slice or importance plot: the folder holds no Optuna study (optuna_journal.log); "
+                     "only sweeps with Optuna's searcher store one, not a grid of fixed settings over seeds"]
+    section = analyze.plots_section(plots, notes)
+    assert "Not drawn:\n- `fixed`: no slice or importance plot" in section
+    assert "From the trials' records (no stored study)." in analyze.importance_section([fixed])
+
+
+def test_too_few_trials_for_an_importance_plot_is_said(tmp_path):
+    folder = tmp_path / "small"
+    folder.mkdir()
+    stored_study(folder, "small", [(1e-3, 8, 0.5), (2e-3, 16, 0.6)])
+    plots, notes = analyze.make_plots([experiment([], path=folder)], {}, None, tmp_path / "out")
+    assert list(plots) == ["small settings (slice)"]
+    assert notes == ["`small`: no importance plot: not enough trials: 2 completed trial(s) over 2 searched "
+                     "setting(s); fANOVA needs at least 10 (10, or twice the settings) before its importances "
+                     "mean anything"]
+
+
+@pytest.mark.parametrize(("low", "high"), [(2e-3, 1e-2), (1e-5, 2e-4), (1e-6, 1e-1)])
+def test_log_scale_tick_labels_do_not_overlap(tmp_path, low, high):
+    """Under a decade or two, matplotlib labels minor ticks too, and on Optuna's narrow subplots they ran
+    into each other. Checked on the drawn figure: every pair of visible x tick labels is apart."""
+    from itertools import combinations
+
+    from tuning import analysis_plots
+
+    rates = [low * (high / low) ** (i / 9) for i in range(10)]
+    study = stored_study(tmp_path, "ticks", [(lr, 8 * (1 + i % 2), i / 10) for i, lr in enumerate(rates)], low, high)
+    with analysis_plots.optuna_figure():
+        figure = analysis_plots.slice_figure(study, "ticks")
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()
+        (log_axis,) = [axis for axis in figure.axes if axis.get_xscale() == "log"]
+        left, right = log_axis.get_xlim()
+        labels = [label for minor in (False, True)  # major and minor ticks: matplotlib labels both on short spans
+                  for tick, label in zip(log_axis.get_xticks(minor=minor), log_axis.get_xticklabels(minor=minor),
+                                         strict=True)
+                  if left <= tick <= right and label.get_text()]
+        assert len(labels) >= 2  # a value can be read off
+        boxes = [label.get_window_extent(renderer) for label in labels]
+        assert not any(first.overlaps(second) for first, second in combinations(boxes, 2)), \
+            [label.get_text() for label in labels]
+        analysis_plots.plt.close(figure)
+
+
+def test_committed_reports_name_no_machine_paths():
+    """Reports get committed and moved: folders in them are named relative to the storage path."""
+    import re
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    absolute = re.compile(r"(?<![\w.])/(work|tmp|home|root|Users)/")
+    for path in [*results.glob("*/report.md"), *results.glob("*/best_configs.json"), *results.glob("*/results.csv")]:
+        found = [line for line in path.read_text(encoding="utf-8").splitlines() if absolute.search(line)]
+        assert not found, f"{path.relative_to(results)}: {found[:2]}"

@@ -8,14 +8,16 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
 from ray import tune
+from ray.exceptions import ActorDiedError, RayTaskError
 
 from tests.conftest import run_cli
 from trainables import metrics as m
 from trainables.config import METHODS, TrialConfig
-from trainables.errors import UsageError
+from trainables.errors import TrainingDiverged, UsageError
 from tuning import analysis as a
 from tuning import analyze, cli, run, train
 from tuning.confirm import prepare_groups
@@ -167,10 +169,18 @@ def test_an_interrupted_sweep_has_unfinished_trials(storage, tmp_path):
     assert analyze.main([str(folder), "--out", str(tmp_path / "out")]) == 0
 
 
-def test_error_line_keeps_the_exception_and_its_message():
-    remote = ("\x1b[36mray::ImplicitFunc.train()\x1b[39m\n  File \"x.py\", line 1\n"
-              "trainables.errors.TrainingDiverged: loss became nan (learning rate 1000000.0); stop")
-    assert a.error_line(remote) == "TrainingDiverged: loss became nan (learning rate 1000000.0); stop"
+def test_error_line_names_the_exception_ray_kept():
+    """From Ray's exception objects (as ResultGrid hands them back), not from the traceback's text."""
+    message = "loss became nan (learning rate 1000000.0); stop"
+    traceback = ("\x1b[36mray::ImplicitFunc.train()\x1b[39m\n  File \"x.py\", line 1\n"
+                 f"trainables.errors.TrainingDiverged: {message}")
+    remote = RayTaskError("ImplicitFunc.train", traceback, TrainingDiverged(message)).as_instanceof_cause()
+    assert a.error_line(remote) == f"TrainingDiverged: {message}"
+    died = ActorDiedError()  # the worker process was killed: no cause, a message over several lines
+    assert a.error_line(died).startswith("ActorDiedError: ") and "\n" not in a.error_line(died)
+    # Only an exception Ray could not pickle comes back as error.txt's text: its last line names it.
+    assert a.error_line("Failure # 1 (occurred at 2026-11-29_10-00-00)\nTraceback ...\nValueError: bad\n") == \
+        "ValueError: bad"
 
 
 # ---------------------------------------------------------------- statistics
@@ -254,8 +264,8 @@ def test_importance_needs_ten_completed_trials_or_two_per_setting():
 def test_files_written_and_one_csv_row_per_trial(discovered, storage):
     names = {p.name for p in discovered.iterdir()}
     assert {"best_configs.json", "report.md", "results.csv", "comparison.png", "learning_curves.png"} <= names
-    assert {"hyperparameters_kd.png", "hyperparameters_active_loop.png"} <= names
-    assert sum(name.startswith("hyperparameters_supervised_") for name in names) == 2  # smoke and bad
+    assert {"slice_kd.png", "slice_active_loop.png"} <= names
+    assert sum(name.startswith("slice_supervised_") for name in names) == 2  # smoke and bad
     with open(discovered / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     folders = [storage / "bad", *(storage / "smoke" / method for method in METHODS)]
@@ -264,6 +274,26 @@ def test_files_written_and_one_csv_row_per_trial(discovered, storage):
     report = (discovered / "report.md").read_text()
     for name in names - {"best_configs.json", "report.md", "results.csv"}:
         assert f"({name})" in report  # every plot is linked
+
+
+def test_slice_plots_are_drawn_from_each_sweeps_optuna_journal(discovered, storage):
+    """Optuna's slice plot of the study the searcher stored, one per experiment (every one of these has a
+    completed trial: the first trial at each ASHA rung is never stopped); two trials are too few for an
+    importance plot, and the report says so with the journal's count."""
+    report = (discovered / "report.md").read_text()
+    plotted = {"kd": "slice_kd.png", "active_loop": "slice_active_loop.png",
+               "supervised": "slice_supervised_smoke-supervised.png"}
+    for method, png in plotted.items():
+        folder = storage / "smoke" / method
+        journal = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(folder / "optuna_journal.log")))
+        done = [t for t in optuna.load_study(study_name=method, storage=journal).trials
+                if t.state == optuna.trial.TrialState.COMPLETE]
+        stored = a.completed(a.stored_study(a.read_experiment(folder)))
+        assert [(t.number, t.value, t.params) for t in stored] == [(t.number, t.value, t.params) for t in done]
+        assert done and (discovered / png).read_bytes().startswith(b"\x89PNG") and f"({png})" in report
+        assert (f"`smoke/{method}`: no importance plot: not enough trials: {len(done)} completed trial(s)"
+                in report)
 
 
 def test_errored_trials_counted_and_explained(discovered, storage):

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainables.atomic import write_file
 from trainables.data import Examples, TaskData
 
 SPLITS = ("train", "validation", "test")
@@ -111,14 +110,12 @@ def _write_npz_atomically(path: Path, encoded: dict[str, EncodedSplit]) -> None:
         arrays[f"{split}/meta"] = np.array([enc.num_choices, enc.pad_token_id], dtype=np.int64)
         for feature, values in enc.features.items():
             arrays[f"{split}/feature/{feature}"] = values
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    write_file(path, lambda temporary: _savez(temporary, arrays))
+
+
+def _savez(path: Path, arrays: dict) -> None:
+    with open(path, "wb") as stream:  # a stream: given a name, np.savez would append ".npz" to it
+        np.savez(stream, **arrays)
 
 
 def _read_npz(path: Path) -> dict[str, EncodedSplit]:

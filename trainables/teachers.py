@@ -9,9 +9,7 @@ import fcntl
 import hashlib
 import json
 import math
-import os
 import shutil
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -22,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from trainables.atomic import publish_folder, staging_folder
 from trainables.checkpoint import RUN_CONFIG
 from trainables.data import TaskData
 from trainables.encode import SPLITS, encode_task, tokenizer_fingerprint
@@ -334,20 +333,14 @@ def _logits_of_checkpoint(folder: Path, data: TaskData, settings: TeacherSetting
 
 
 def _write_atomically(folder: Path, model, blueprint, outputs: dict) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".staging-"))
-    try:
+    with staging_folder(folder) as staging:
         model.save_pretrained(staging)
         blueprint.tokenizer.save_pretrained(staging)
         with open(staging / "logits.npz", "wb") as stream:
             np.savez(stream, **outputs)
         (staging / COMPLETE).write_text("ok\n")  # written last: its presence means the entry is whole
-        os.replace(staging, folder)
-    except OSError:
-        if not (folder / COMPLETE).is_file():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        # Another process preparing the same teacher may have published it first: theirs is as good.
+        publish_folder(staging, folder, finished=lambda entry: (entry / COMPLETE).is_file())
 
 
 def _read_logits(folder: Path) -> dict:

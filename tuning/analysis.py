@@ -9,19 +9,20 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 from ray import tune
+from ray.exceptions import RayTaskError
 
 from trainables import metrics as m
+from trainables.atomic import write_text  # also used from here by analyze.py and the study
 from trainables.config import METHODS
 from trainables.errors import UsageError
 from tuning.experiment import SWEEP_FILE
-from tuning.sweep import reached_the_end
+from tuning.sweep import OPTUNA_JOURNAL, reached_the_end
 
 COMPLETED, STOPPED, ERRORED, UNFINISHED = "completed", "stopped", "errored", "unfinished"
 STATUSES = (COMPLETED, STOPPED, ERRORED, UNFINISHED)
@@ -39,7 +40,7 @@ class TrialRecord:
     config: dict
     last: dict  # the trial's last report ({} when it never reported)
     history: pd.DataFrame  # one row per report (empty when it never reported)
-    error: str | None = None  # the exception's last line, for errored trials
+    error: str | None = None  # "Name: message" of the exception an errored trial raised
     experiment: str = ""
     checkpoint: str | None = None  # the folder of the checkpoint saved with the last report (absolute)
 
@@ -172,13 +173,17 @@ def _trial_record(experiment: Experiment, trial, result) -> TrialRecord:
 
 
 def error_line(error) -> str:
-    """'TrainingDiverged: loss became nan ...' out of a remote traceback (colour codes removed)."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines:
-        return type(error).__name__
-    named = re.match(r"^([A-Za-z_][\w.]*):\s*(.*)$", lines[-1])  # 'package.module.Name: message'
-    return f"{named.group(1).rsplit('.', 1)[-1]}: {named.group(2)}" if named else lines[-1]
+    """'TrainingDiverged: loss became nan ...': the name and message of the exception a trial raised.
+    Ray's ResultGrid hands back the exception object, unpickled by Ray from the error.pkl our own run wrote
+    into our results folder (Result.error): a RayTaskError whose `cause` is the trial's own exception, or
+    a RayActorError when the worker process died. Only when Ray could not pickle the exception is it the
+    text of error.txt, whose last line names it."""
+    cause = getattr(error, "cause", None) if isinstance(error, RayTaskError) else error
+    if isinstance(cause, BaseException):
+        message = str(cause).strip().splitlines()  # a RayActorError's message runs on over several lines
+        return f"{type(cause).__name__}: {message[0]}" if message else type(cause).__name__
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"
 
 
 def classify(ray_status: str, method: str, config: dict, last: dict, errored: bool) -> str:
@@ -320,21 +325,6 @@ def results_frame(experiments: list[Experiment]) -> pd.DataFrame:
     return frame[fixed + grouped + ["error"]] if rows else frame
 
 
-def write_atomic(path: Path, write) -> None:
-    """write(temporary_path), then rename into place: a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(str(temporary))
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def write_text(path: Path, text: str) -> None:
-    write_atomic(path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
-
-
 def write_json(path: Path, value) -> None:
     write_text(path, json.dumps(value, indent=2, default=_plain) + "\n")
 
@@ -375,10 +365,28 @@ def min_trials_for_importance(settings: int) -> int:
     return max(10, 2 * settings)
 
 
-def param_importances(space: dict, trials: list[TrialRecord]) -> dict[str, float] | str:
-    """fANOVA importance of each searched setting for the last val_accuracy, from the completed
-    trials (trials ASHA stopped are left out, as Optuna leaves out pruned ones: their score is
-    from a shorter run). A string saying why when there is too little to learn from."""
+def stored_study(experiment: Experiment):
+    """The Optuna study the sweep's searcher stored in the experiment folder (tuning/sweep.py), read
+    without locking; None when there is none: a sweep over fixed settings (one trial per seed) has no
+    searcher, and neither had a sweep on remote storage."""
+    journal = experiment.path / OPTUNA_JOURNAL
+    if not journal.is_file():  # checked first: JournalFileBackend creates a missing file
+        return None
+    import optuna  # noqa: PLC0415
+    from optuna.storages import JournalStorage  # noqa: PLC0415
+    from optuna.storages.journal import JournalFileBackend  # noqa: PLC0415
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    names = optuna.get_all_study_names(storage)
+    # The study is named after the experiment (run.py --name, or the method under a `--method all` folder).
+    name = experiment.path.name if experiment.path.name in names else (names[0] if len(names) == 1 else None)
+    return optuna.load_study(study_name=name, storage=storage) if name else None
+
+
+def records_study(space: dict, trials: list[TrialRecord]):
+    """An in-memory Optuna study of the completed trials, for experiments without a stored study. Trials
+    ASHA stopped are left out, as the stored study marks them PRUNED: their score is from a shorter run."""
     import optuna  # noqa: PLC0415
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -393,16 +401,54 @@ def param_importances(space: dict, trials: list[TrialRecord]) -> dict[str, float
                                                       value=trial.val_accuracy))
         except ValueError:
             continue  # a value outside the recorded space: the trial came from an edited sweep
-    used = study.trials
-    needed = min_trials_for_importance(len(distributions))
+    return study
+
+
+def completed(study) -> list:
+    import optuna  # noqa: PLC0415
+
+    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+
+
+def importance_shortfall(study, searched_settings: dict | None = None) -> str | None:
+    """Why the study's completed trials are too few for fANOVA to mean anything, or None. The searched
+    settings are those of the study's trials (a stored study holds its pruned and failed ones too), or
+    `searched_settings` when given."""
+    used = completed(study)
+    settings = searched_settings or {name for trial in study.get_trials(deepcopy=False)
+                                     for name in trial.distributions}
+    needed = min_trials_for_importance(len(settings))
     if len(used) < needed:
-        return (f"{NOT_ENOUGH}: {len(used)} completed trial(s) over {len(distributions)} searched setting(s); "
+        return (f"{NOT_ENOUGH}: {len(used)} completed trial(s) over {len(settings)} searched setting(s); "
                 f"fANOVA needs at least {needed} (10, or twice the settings) before its importances mean anything")
-    if not any(len({str(t.params[name]) for t in used}) > 1 for name in distributions):
+    if not any(len({str(t.params.get(name)) for t in used}) > 1 for name in settings):
         return f"{NOT_ENOUGH}: every completed trial has the same settings"
+    return None
+
+
+def param_importances(space: dict, trials: list[TrialRecord], study=None) -> dict[str, float] | str:
+    """fANOVA importance (seeded) of each searched setting for the last val_accuracy, from the completed
+    trials of `study` (the stored one, which the importance plot draws too) or, without one, of the
+    trials' records. A string saying why when there is too little to learn from."""
+    import optuna  # noqa: PLC0415
+
+    if study is None:
+        study = records_study(space, trials)
+        shortfall = importance_shortfall(study, searched(space))
+    else:
+        shortfall = importance_shortfall(study)
+    if shortfall:
+        return shortfall
     try:
-        importances = optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+        importances = optuna.importance.get_param_importances(study, evaluator=importance_evaluator())
     except RuntimeError:  # fANOVA finds zero variance: every trial scored the same
-        return f"{NOT_ENOUGH}: all {len(used)} completed trials have the same val_accuracy"
+        return f"{NOT_ENOUGH}: all {len(completed(study))} completed trials have the same val_accuracy"
     return {name: float(value) for name, value in importances.items()}
+
+
+def importance_evaluator():
+    """fANOVA with a fixed seed: the table and the plot each run it and must show the same numbers, run
+    after run (Optuna's default evaluator, PED-ANOVA, is another method than the report names)."""
+    import optuna  # noqa: PLC0415
+
+    return optuna.importance.FanovaImportanceEvaluator(seed=0)

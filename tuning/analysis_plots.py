@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -10,16 +13,23 @@ import matplotlib
 matplotlib.use("Agg")  # before pyplot: never try to open a window
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from trainables import metrics as m  # noqa: E402
-from tuning.analysis import COMPLETED, ERRORED, Experiment, TrialRecord, searched, write_atomic  # noqa: E402
+from trainables.atomic import write_file  # noqa: E402
+from tuning.analysis import ERRORED, TrialRecord, completed, importance_evaluator  # noqa: E402
 
 BASELINE_STRATEGY = "random"  # active learning must beat random queries to be worth its cost
 
 
-def save(figure, path: Path) -> Path:
-    figure.tight_layout()
-    write_atomic(path, lambda temporary: figure.savefig(temporary, format="png", dpi=110))
+def save(figure, path: Path, tight: bool = True) -> Path:
+    """`tight=False` for Optuna's figures: their colour bar is not compatible with tight_layout, so the
+    margins are trimmed when saving instead."""
+    if tight:
+        figure.tight_layout()
+    options = {} if tight else {"bbox_inches": "tight"}
+    write_file(path, lambda temporary: figure.savefig(temporary, format="png", dpi=110, **options))
     plt.close(figure)
     return path
 
@@ -28,42 +38,81 @@ def scored(trials: list[TrialRecord]) -> list[TrialRecord]:
     return [t for t in trials if t.status != ERRORED and not math.isnan(t.val_accuracy)]
 
 
-def plot_hyperparameters(experiment: Experiment, path: Path) -> Path | None:
-    """Last val_accuracy against each searched setting; hollow markers for trials ASHA stopped
-    (their score comes from a shorter run)."""
-    params = list(searched(experiment.space))
-    trials = scored(experiment.trials)
-    if not params or not trials:
+# ---------------------------------------------------------------- Optuna's plots of the stored study
+
+@contextmanager
+def optuna_figure() -> Iterator[None]:
+    """Optuna's matplotlib plots switch the whole process to the ggplot style and warn that they are
+    experimental: both stay inside this block."""
+    from optuna.exceptions import ExperimentalWarning  # noqa: PLC0415 (optuna only where its plots are drawn)
+
+    with matplotlib.rc_context(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        # A setting with one value among the completed trials (one trial, or a choice fixed by chance):
+        # matplotlib widens that axis itself, and says so.
+        warnings.filterwarnings("ignore", "Attempting to set identical low and high xlims")
+        yield
+
+
+def plot_slice(study, title: str, path: Path) -> Path | None:
+    """Optuna's slice plot: each completed trial's val_accuracy against each searched setting, coloured by
+    trial number. Trials ASHA stopped are PRUNED in the study and left out (their score is from a shorter
+    run). None when no trial completed or nothing was searched."""
+    if not any(trial.params for trial in completed(study)):
         return None
-    columns = min(3, len(params))
-    rows = math.ceil(len(params) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False)
-    for axis, name in zip(axes.flat, params, strict=False):
-        _scatter_param(axis, experiment.space[name], name, trials)
-    axes.flat[0].legend(fontsize="small")
-    for axis in list(axes.flat)[len(params):]:
-        axis.set_visible(False)
-    figure.suptitle(f"{experiment.label} ({experiment.method}): val_accuracy (last report) per setting")
-    return save(figure, path)
+    with optuna_figure():
+        return save(slice_figure(study, title), path, tight=False)
 
 
-def _scatter_param(axis, entry: dict, name: str, trials: list[TrialRecord]) -> None:
-    values = [t.config.get(name) for t in trials]
-    if entry["type"] == "choice":
-        labels = [str(v) for v in entry["values"]]
-        positions = [labels.index(str(v)) if str(v) in labels else math.nan for v in values]
-        axis.set_xticks(range(len(labels)), labels, rotation=30 if max(map(len, labels)) > 6 else 0)
-    else:
-        positions = values
-        if entry["type"] == "loguniform":
-            axis.set_xscale("log")
-    for status, marker in ((COMPLETED, "o"), (None, "x")):
-        chosen = [(x, t.val_accuracy) for x, t in zip(positions, trials, strict=True)
-                  if (t.status == COMPLETED) == (status == COMPLETED)]
-        if chosen:
-            axis.scatter(*zip(*chosen, strict=True), marker=marker, label=status or "stopped/unfinished")
-    axis.set_xlabel(name)
-    axis.set_ylabel(m.VAL_ACCURACY)
+def slice_figure(study, title: str):
+    """The figure of plot_slice, drawn inside optuna_figure()."""
+    from optuna.visualization.matplotlib import plot_slice as optuna_slice  # noqa: PLC0415
+
+    axes = np.atleast_1d(optuna_slice(study, target_name=m.VAL_ACCURACY))
+    for axis in axes:
+        readable_log_ticks(axis)
+        axis.set_title("")
+    figure = axes[0].figure
+    figure.suptitle(f"{title}: {m.VAL_ACCURACY} of the {len(completed(study))} completed trial(s) per setting")
+    return figure
+
+
+def plot_importances(study, title: str, path: Path) -> Path | None:
+    """Optuna's importance plot, with the fANOVA evaluator the report's table uses. None when fANOVA
+    finds no variance to split (every trial scored the same)."""
+    from optuna.visualization.matplotlib import plot_param_importances  # noqa: PLC0415
+
+    with optuna_figure():
+        try:
+            axis = plot_param_importances(study, evaluator=importance_evaluator(), target_name=m.VAL_ACCURACY)
+        except RuntimeError:  # raised while computing, before any figure is made
+            return None
+        axis.set_title(f"{title}: fANOVA importance for {m.VAL_ACCURACY}", loc="left")  # replaces Optuna's
+        return save(axis.figure, path, tight=False)
+
+
+def readable_log_ticks(axis) -> None:
+    """On a log axis spanning less than a few decades, matplotlib labels the minor ticks too (2x10^-3,
+    3x10^-3, ...), which run into each other on Optuna's narrow subplots: label a few chosen ticks only,
+    written short and turned, so that neighbours never overlap."""
+    if axis.get_xscale() != "log":
+        return
+    low, high = axis.get_xlim()
+    decades = math.log10(high / low)
+    # Enough ticks to read a value off, few enough not to touch: under a decade 1, 2, 3, 5, 7 x 10^k (matplotlib
+    # falls back to evenly spaced ticks when fewer than two of them are in view); beyond three, decades.
+    subs = (1.0, 2.0, 3.0, 5.0, 7.0) if decades < 1 else (1.0, 2.0, 5.0) if decades < 3 else (1.0,)
+    axis.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: short_power(value)))
+    axis.xaxis.set_minor_formatter(NullFormatter())
+    axis.tick_params(axis="x", which="major", labelrotation=45)
+
+
+def short_power(value: float) -> str:
+    """2e-3 rather than 2e-03 or 0.002: the narrowest label that still reads as a power of ten (2.5e-3
+    where the evenly spaced fallback ticks fall between)."""
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
 
 
 def plot_learning_curves(trials: list[TrialRecord], path: Path) -> Path | None:

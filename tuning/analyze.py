@@ -24,7 +24,7 @@ from tuning import analysis as a  # noqa: E402
 from tuning import analysis_plots as p  # noqa: E402
 from tuning.cli import Parser, main_guard  # noqa: E402
 from tuning.confirm import INTERVAL, SEED_BASE, retrain, seed_rows, summarise  # noqa: E402
-from tuning.sweep import search_kind  # noqa: E402
+from tuning.sweep import OPTUNA_JOURNAL, search_kind  # noqa: E402
 
 BEST_FILE = "best_configs.json"
 CONFIRM_FILE = "confirm.csv"  # one row per (method, seed) of --confirm, with its test predictions
@@ -66,8 +66,8 @@ def main(argv=None) -> int:
         runs = retrain(best["methods"], args.confirm)
         a.write_text(out / CONFIRM_FILE, pd.DataFrame(seed_rows(runs)).to_csv(index=False))
         confirmation = summarise(runs)
-    plots = make_plots(experiments, best["methods"], confirmation, out)
-    sections = report_sections(experiments, best["methods"], confirmation, plots, shown_root, mixed)
+    plots, notes = make_plots(experiments, best["methods"], confirmation, out)
+    sections = report_sections(experiments, best["methods"], confirmation, plots, shown_root, mixed, notes)
     a.write_text(out / "report.md", "\n\n".join(sections) + "\n")
     print("\n" + "\n\n".join(sections[1:3] + ([sections[3]] if confirmation else [])))
     print(f"\nwritten to {out}: {BEST_FILE}, report.md, results.csv, {len(plots)} plot(s)")
@@ -82,13 +82,14 @@ def shown_path(path: Path) -> str:
 # ---------------------------------------------------------------- plots
 
 def make_plots(experiments: list[a.Experiment], best: dict, confirmation: list[dict] | None,
-               out: Path) -> dict[str, Path]:
+               out: Path) -> tuple[dict[str, Path], list[str]]:
+    """The plots written, by name, and notes on plots that could not be drawn."""
     plots: dict[str, Path | None] = {}
+    notes: list[str] = []
     for method, group in _experiments_by_method(experiments).items():
         for experiment in group:
             suffix = "" if len(group) == 1 else "_" + experiment.label.replace("/", "-")
-            plots[f"{experiment.label} settings"] = p.plot_hyperparameters(
-                experiment, out / f"hyperparameters_{method}{suffix}.png")
+            study_plots(experiment, f"{method}{suffix}", out, plots, notes)
     loop = [t for e in experiments if e.method == "active_loop" for t in e.trials]
     plots["Expert-Loop learning curves"] = p.plot_learning_curves(loop, out / "learning_curves.png")
     if confirmation:
@@ -99,7 +100,30 @@ def make_plots(experiments: list[a.Experiment], best: dict, confirmation: list[d
         bars = [(bar_label(method, e), e["test_accuracy"], None) for method, e in best.items()]
         title = "test accuracy of each method's best trial (one seed: no error bars)"
     plots["method comparison"] = p.plot_comparison(bars, title, out / "comparison.png")
-    return {name: path for name, path in plots.items() if path is not None}
+    return {name: path for name, path in plots.items() if path is not None}, notes
+
+
+def study_plots(experiment: a.Experiment, stem: str, out: Path, plots: dict, notes: list[str]) -> None:
+    """Optuna's slice and importance plots of the study the sweep stored; a note where there is none
+    (no searcher: every setting fixed) or it has too little in it."""
+    study = a.stored_study(experiment)
+    name = f"`{experiment.label}`"
+    if study is None:
+        notes.append(f"{name}: no slice or importance plot: the folder holds no Optuna study "
+                     f"({OPTUNA_JOURNAL}); only sweeps with Optuna's searcher store one, not a grid of fixed "
+                     "settings over seeds")
+        return
+    slice_plot = p.plot_slice(study, experiment.label, out / f"slice_{stem}.png")
+    plots[f"{experiment.label} settings (slice)"] = slice_plot
+    if slice_plot is None:
+        notes.append(f"{name}: no slice plot: no trial of the stored study completed (trials ASHA stopped are "
+                     "PRUNED there, errored ones FAIL)")
+    shortfall = a.importance_shortfall(study)
+    if shortfall:
+        notes.append(f"{name}: no importance plot: {shortfall}")
+        return
+    plots[f"{experiment.label} importance"] = p.plot_importances(
+        study, experiment.label, out / f"importance_{stem}.png")
 
 
 def bar_label(method: str, counts: dict) -> str:
@@ -118,7 +142,7 @@ def _experiments_by_method(experiments: list[a.Experiment]) -> dict[str, list[a.
 # ---------------------------------------------------------------- the report
 
 def report_sections(experiments, best: dict, confirmation, plots: dict, storage_path: str = "",
-                    mixed: list[str] | None = None) -> list[str]:
+                    mixed: list[str] | None = None, plot_notes: list[str] | None = None) -> list[str]:
     head = ["# Sweep analysis", "Chosen on `val_accuracy` of each trial's last report; test metrics are for "
             "the record only. Label counts: `labels_used` = gold labels the student saw, `teacher_labels` = "
             "gold labels the teachers were fine-tuned on, `expert_queries` = examples the teachers labelled.",
@@ -131,7 +155,8 @@ def report_sections(experiments, best: dict, confirmation, plots: dict, storage_
     sections = ["\n".join(head), best_section(experiments, best), trials_section(experiments)]
     if confirmation:
         sections.append(confirmation_section(confirmation))
-    sections += [expert_loop_section(experiments), importance_section(experiments), plots_section(plots)]
+    sections += [expert_loop_section(experiments), importance_section(experiments),
+                 plots_section(plots, plot_notes or [])]
     return [s for s in sections if s]
 
 
@@ -257,8 +282,10 @@ def _mean(trials: list[a.TrialRecord], key: str) -> float:
 def importance_section(experiments) -> str:
     parts = ["## Hyperparameter importance (fANOVA on completed trials, Optuna)"]
     for experiment in experiments:
-        result = a.param_importances(experiment.space, experiment.trials)
-        parts.append(f"### {experiment.method} (`{experiment.label}`)")
+        study = a.stored_study(experiment)
+        result = a.param_importances(experiment.space, experiment.trials, study)
+        source = f"the study in {OPTUNA_JOURNAL}" if study is not None else "the trials' records (no stored study)"
+        parts.append(f"### {experiment.method} (`{experiment.label}`)\n\nFrom {source}.")
         if isinstance(result, str):
             parts.append(result)
         else:
@@ -266,8 +293,11 @@ def importance_section(experiments) -> str:
     return "\n\n".join(parts)
 
 
-def plots_section(plots: dict) -> str:
-    return "## Plots\n\n" + "\n".join(f"- [{name}]({path.name})" for name, path in plots.items())
+def plots_section(plots: dict, notes: list[str]) -> str:
+    lines = [f"- [{name}]({path.name})" for name, path in plots.items()]
+    if notes:
+        lines += ["", "Not drawn:", *[f"- {note}" for note in notes]]
+    return "## Plots\n\n" + "\n".join(lines)
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

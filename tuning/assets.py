@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from trainables.atomic import publish_folder
 from trainables.errors import AssetError
 
 Progress = Callable[[str], None]
@@ -461,8 +462,5 @@ def _pid_alive(pid: int) -> bool:
 def _publish(build: Path, final: Path, key: str) -> None:
     """Write the marker last, then rename the finished folder into place in one step."""
     (build / MARKER).write_text(key + "\n")
-    try:
-        os.replace(build, final)
-    except OSError:
-        if not _is_complete(final, key):  # not merely a concurrent run that finished first
-            raise
+    # A concurrent run that finished first is no error; anything else is.
+    publish_folder(build, final, finished=lambda folder: _is_complete(folder, key))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import threading
 import time
@@ -15,6 +14,7 @@ import ray
 from ray import tune
 
 from trainables import metrics as m
+from trainables.atomic import write_text
 from trainables.errors import UsageError
 from trainables.prepared import Prepared
 from tuning.prepare import DataSettings, load_data, prepare, teacher_rows
@@ -74,11 +74,8 @@ def check_sizes(spaces: dict, settings: DataSettings, data) -> None:
 
 
 def write_sweep_file(folder: Path, sweep: SweepSettings, space: dict, settings: DataSettings) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
     record = {"sweep": asdict(sweep), "space": space, "data": settings.to_dict()}
-    temporary = folder / f".{SWEEP_FILE}.tmp"
-    temporary.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-    os.replace(temporary, folder / SWEEP_FILE)
+    write_text(folder / SWEEP_FILE, json.dumps(record, indent=2, default=str))
 
 
 class SweepInterrupted(KeyboardInterrupt):

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -15,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from trainables import precision
+from trainables.atomic import publish_folder, staging_folder
 from trainables.checkpoint import RUN_CONFIG
 from trainables.data import TaskData, load_task_data, smoke_task_data
 from trainables.encode import encode_task
@@ -103,14 +102,10 @@ def _tiny_model(name: str) -> Path:
     seed = TINY_MODELS.index(name)
     folder = assets.cache_dir() / "tiny" / f"{name}-{len(words)}-{seed}"
     if not (folder / "config.json").is_file():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".building-"))
-        make_tiny_model_folder(staging / "model", words, seed)
-        try:
-            os.replace(staging / "model", folder)  # atomic: a killed build leaves only the staging folder
-        except OSError:
-            pass  # another process finished it first
-        shutil.rmtree(staging, ignore_errors=True)
+        with staging_folder(folder, prefix=".building-") as staging:  # a killed build leaves only this
+            make_tiny_model_folder(staging / "model", words, seed)
+            # another process may have finished it first
+            publish_folder(staging / "model", folder, finished=lambda built: (built / "config.json").is_file())
     return folder
 
 

@@ -176,6 +176,8 @@ def leakage_warnings(summary: dict) -> list[str]:
             queried, n = point.get(m.EXPERT_LABEL_ACCURACY), point.get(m.EXPERT_QUERIES, 0)
             if queried is None or not n or math.isnan(queried):
                 continue
+            # By hand, not scipy.stats: a screening rule (two standard errors, floored for queries the experts
+            # all got right), not a test with a p-value; scipy.stats has no two-proportion z-test.
             noise = 2 * math.sqrt(test * (1 - test) / n_test + max(queried * (1 - queried), 1e-4) / n)
             if queried - test > noise:
                 warnings.append(f"{arm} at budget {budget}: the experts were right on {queried:.3f} of the rows "

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
 
+from trainables.atomic import replace_folder, staging_folder  # noqa: E402
 from trainables.checkpoint import save_checkpoint  # noqa: E402
 from trainables.config import METHODS, TrialConfig  # noqa: E402
 from trainables.errors import UsageError  # noqa: E402
@@ -112,14 +110,9 @@ def main(argv=None) -> int:
 
 def replace_checkpoint(out: Path, write) -> None:
     """Write into a fresh sibling folder, then swap it in: a kill never leaves a half-written checkpoint."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    write(staging)
-    old = out.with_name(f".{out.name}-old")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(staging, out)
-    shutil.rmtree(old, ignore_errors=True)
+    with staging_folder(out, prefix=f".{out.name}-") as staging:
+        write(staging)
+        replace_folder(staging, out)
 
 
 if __name__ == "__main__":
