@@ -11,24 +11,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
 
-import torch  # noqa: E402
-from transformers import AutoTokenizer  # noqa: E402
-
-from trainables.checkpoint import read_run_config  # noqa: E402
-from trainables.encode import encode_task  # noqa: E402
-from trainables.loop import evaluate  # noqa: E402
-from trainables.models import load_finetuned  # noqa: E402
-from tuning import assets  # noqa: E402
 from tuning.cli import Parser, main_guard  # noqa: E402
-from tuning.prepare import DataSettings, load_data  # noqa: E402
 
 
 def main(argv=None) -> int:
     parser = Parser(prog="tuning/evaluate.py", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="a checkpoint folder written by run.py or train.py")
-    parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    parser.add_argument("--split", default="test", choices=("train", "validation", "test"),
+                        help="the split of the checkpoint's data to evaluate on")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     args = parser.parse_args(argv)
+    # torch and transformers only now, after the arguments are parsed: --help answers at once.
+    import torch  # noqa: PLC0415
+    from transformers import AutoTokenizer  # noqa: PLC0415
+
+    from trainables.checkpoint import read_run_config  # noqa: PLC0415
+    from trainables.encode import encode_task  # noqa: PLC0415
+    from trainables.loop import evaluate  # noqa: PLC0415
+    from trainables.models import load_finetuned  # noqa: PLC0415
+    from tuning import assets  # noqa: PLC0415
+    from tuning.prepare import DataSettings, load_data  # noqa: PLC0415
+
     folder = Path(args.checkpoint)
     run_config = read_run_config(folder)
     model = load_finetuned(folder, run_config["task"])  # safetensors only
