@@ -101,7 +101,7 @@ def no_work_past_parsing(monkeypatch):
     def tripwire(*args, **kwargs):
         raise AssertionError("the command went past parsing")
 
-    for target in ("tuning.experiment.prepare_once", "tuning.train.prepare", "tuning.study_run.start",
+    for target in ("tuning.experiment.prepare_once", "tuning.prepare.prepare", "tuning.study_run.start",
                    "tuning.assets.fetch_model", "tuning.assets.fetch_dataset"):
         monkeypatch.setattr(target, tripwire)
 

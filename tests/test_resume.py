@@ -90,9 +90,14 @@ def wait_for_a_quiet_moment_after_a_finished_trial(experiment: Path, process: su
     raise AssertionError(f"no quiet moment after a finished trial (exit status {process.poll()})")
 
 
-def resume(storage: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(sweep_command(storage, "--resume"), cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+def resume(storage: Path, env: dict, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(sweep_command(storage, "--resume", *extra), cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+# Ray's own output, shown only with --verbose: a log line of every trial process at every checkpoint, and
+# the new reporter's experiment table (whose TensorBoard hint points into Ray's temporary folder).
+RAY_NOISE = ("Checkpoint successfully created", "View detailed results here")
 
 
 def check_resumed(experiment: Path, before: dict[str, str], result: subprocess.CompletedProcess,
@@ -155,8 +160,12 @@ def test_sigkill_then_resume_keeps_every_trial_once(tmp_path, session_cache, ray
     stragglers = stop_processes(ray_tmpdir)
     check_no_ray_left(ray_tmpdir, "killed sweep")
     print(f"stopped {len(stragglers)} Ray processes that outlived the killed driver")
+    quiet = (tmp_path / "killed.log").read_text()
+    assert "trials ended)" in quiet and not [noise for noise in RAY_NOISE if noise in quiet]
 
-    check_resumed(experiment, before, resume(storage, env), {".": 4})
+    resumed = resume(storage, env, "--verbose")
+    check_resumed(experiment, before, resumed, {".": 4})
+    assert all(noise in resumed.stdout + resumed.stderr for noise in RAY_NOISE)
     assert not wait_until_gone(ray_tmpdir, timeout=20), "the resumed sweep left Ray processes behind"
 
 

@@ -56,7 +56,13 @@ def test_every_setting_fixed_runs_the_configuration_once_per_seed(ray_session, t
     # No scheduler: every seed runs to its last epoch (the smoke space fixes the epochs).
     assert [result.metrics[m.EPOCH] for result in grid] == [SMOKE_OVERRIDES["epochs"]] * 2
     assert not (storage / "fixed" / "optuna_journal.log").exists()  # no searcher
-    assert "supervised" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    (row,) = [line for line in out.splitlines() if line.startswith("supervised ")]
+    assert row.endswith(("seed=0", "seed=1"))  # the one thing varied; the fixed settings are not repeated
+    # The closing hints name this experiment's folder, which holds the trials' TensorBoard event files.
+    assert f"python tuning/analyze.py {storage}/fixed --storage-path {storage}\n" in out
+    assert f"tensorboard --logdir {storage}/fixed\n" in out
+    assert len(list((storage / "fixed").glob("*/events.out.tfevents.*"))) == 2
 
 
 def error_text(experiment: Path) -> str:

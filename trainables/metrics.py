@@ -5,7 +5,6 @@ and never used to choose anything.
 """
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score
 
 VAL_ACCURACY = "val_accuracy"  # the one metric used to choose (mode max)
 VAL_MACRO_F1 = "val_macro_f1"
@@ -31,6 +30,8 @@ MODE = "max"
 def classification_metrics(logits: np.ndarray, labels: np.ndarray, num_labels: int) -> dict[str, float]:
     """Accuracy and macro-F1 of argmax predictions. Macro-F1 averages over every class of the task,
     also classes never predicted, so a model that ignores a class is penalised."""
+    from sklearn.metrics import accuracy_score, f1_score  # noqa: PLC0415 (the names above serve --help, at once)
+
     predictions = np.asarray(logits).argmax(axis=1)
     return {
         "accuracy": float(accuracy_score(labels, predictions)),

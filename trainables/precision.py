@@ -11,8 +11,6 @@ import functools
 import time
 from dataclasses import dataclass
 
-import torch
-
 AUTO = "auto"
 # The bf16 path must beat float32 by this factor to be chosen: a near tie is not worth the rounding.
 REQUIRED_SPEEDUP = 1.1
@@ -39,6 +37,8 @@ def resolve(value) -> bool:
 
 
 def native_bf16() -> bool:
+    import torch  # noqa: PLC0415 (parse() serves the command line's --help, which must not wait for torch)
+
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -71,6 +71,8 @@ def measured_speedup(repeats: int = 7) -> float:
     """float32 time / bf16-autocast time of a matmul shaped like a small BERT's feed-forward layer
     (512 tokens x 384 -> 1536), on this process's threads, about 0.1 s. The two are timed in turns and
     the best of each is kept, so a burst of load on a busy machine hits both alike."""
+    import torch  # noqa: PLC0415
+
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(512, 384, generator=generator)
     weights = torch.randn(384, 1536, generator=generator)

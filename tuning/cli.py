@@ -6,6 +6,7 @@ one line on stderr and exit status 2, before Ray starts and before anything is w
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
@@ -14,9 +15,10 @@ from collections.abc import Callable
 import yaml
 
 from trainables.errors import UsageError
-from tuning.prepare import SMOKE_SETTINGS, DataSettings
+from tuning.settings import SMOKE_SETTINGS, DataSettings  # light: --help imports no torch, Ray
 
 USAGE_ERROR = 2
+DEFAULT_STORAGE = "ray_results"  # --storage-path of run.py, study.py and analyze.py when not given
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -33,12 +35,39 @@ def load_yaml(text: str):
     return yaml.load(text, Loader=_YamlLoader)
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Each flag's help ends with its default, unless the help already says it or there is none to show
+    (False: a switch; None: decided elsewhere, which the help then says in words). A data flag left at
+    None shows DataSettings' value, the one it falls back to."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is argparse.SUPPRESS:
+            return text
+        if action.default is None and action.dest in DATA_FLAGS:
+            return f"{text} (default: {_shown(data_default(action.dest))})".replace("%", "%%")
+        if action.default is None or action.default is False or action.default == []:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def data_default(dest: str):
+    """DataSettings' default for a data flag's argparse dest."""
+    return next(f.default for f in dataclasses.fields(DataSettings) if f.name == DATA_FLAGS[dest])
+
+
+def _shown(value) -> str:
+    return ",".join(value) if isinstance(value, tuple) else str(value)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but an error is one line (no usage block) and exit status 2, and no abbreviations: with
-    them `--data x.csv` meant --dataset, and a later flag sharing the prefix would silently change it."""
+    them `--data x.csv` meant --dataset, and a later flag sharing the prefix would silently change it.
+    --help shows the defaults (DefaultsFormatter)."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
@@ -67,31 +96,43 @@ DATA_FLAGS = {"dataset": "dataset", "student": "student", "teachers": "teachers"
 ENTRY_DEFAULTS = "data_defaults"  # attribute of the parsed args: the entry point's set_defaults of data flags
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    d = DataSettings
-    group = parser.add_argument_group("data and models (fixed for a whole sweep; --smoke-test changes the "
-                                      "defaults of those not given)")
+# How the data flags' help reads in each entry point: what they stay fixed for, what the seed seeds
+# (a sweep's split seed also seeds its searcher), what the CPUs are for.
+SCOPES = {
+    "sweep": ("fixed for a whole sweep", "seeds the data split and the searcher", "CPUs (torch threads) per trial"),
+    "study": ("fixed for the whole study", "seeds the data split (each arm runs --seeds seeds of its own)",
+              "CPUs (torch threads) per trial"),
+    "run": ("with --config, those of its sweep unless given here", "seeds the data split",
+            "torch threads of the student's training"),
+}
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, scope: str = "sweep") -> None:
+    """The data flags, with help worded for `scope` (a SCOPES key). Their defaults are None ("not
+    given"); --help shows the value each falls back to (DefaultsFormatter)."""
+    fixed, seed_help, cpus_help = SCOPES[scope]
+    group = parser.add_argument_group(f"data and models ({fixed}; --smoke-test changes the defaults of those "
+                                      "not given)")
     group.add_argument("--dataset", default=None,
-                       help=f"preset (multiemo-medicine, wikihow-mcq), a CSV/JSON/JSONL/Parquet file or folder, "
-                            f"or a Hugging Face data set name (needs a network); default {d.dataset}")
+                       help="preset (multiemo-medicine, wikihow-mcq), a CSV/JSON/JSONL/Parquet file or folder, "
+                            "or a Hugging Face data set name (needs a network)")
     group.add_argument("--student", default=None,
-                       help=f"preset (minilm-l3, minilm-l6, ...), a local model folder, or a hub name; "
-                            f"default {d.student}")
+                       help="preset (minilm-l3, minilm-l6, ...), a local model folder, or a hub name")
     group.add_argument("--teachers", default=None,
-                       help=f"comma-separated presets, folders, fine-tuned checkpoints or hub names; "
-                            f"default {','.join(d.teachers)}")
-    group.add_argument("--seed", type=int, default=None, help=f"seeds the data split and the searcher; default "
-                                                              f"{d.split_seed}")
-    group.add_argument("--max-length", type=int, default=None, help=f"tokens per sequence; default {d.max_length}")
-    group.add_argument("--validation-size", type=_size, default=None, help=f"default {d.validation_size}")
-    group.add_argument("--test-size", type=_size, default=None, help=f"default {d.test_size}")
+                       help="comma-separated presets, folders, fine-tuned checkpoints or hub names")
+    group.add_argument("--seed", type=int, default=None, help=seed_help)
+    group.add_argument("--max-length", type=int, default=None, help="tokens per sequence")
+    group.add_argument("--validation-size", type=_size, default=None,
+                       help="examples (or a share, below 1) held out when the data have no validation split")
+    group.add_argument("--test-size", type=_size, default=None,
+                       help="examples (or a share, below 1) held out when the data have no test split")
     group.add_argument("--max-train-examples", type=int, default=None,
-                       help="a stratified subset of the training split, for quick looks")
-    group.add_argument("--cpus-per-trial", type=int, default=None, help=f"default {d.cpus_per_trial}")
-    group.add_argument("--teacher-epochs", type=int, default=None, help=f"default {d.teacher_epochs}")
+                       help="a stratified subset of the training split, for quick looks (default: the whole split)")
+    group.add_argument("--cpus-per-trial", type=int, default=None, help=cpus_help)
+    group.add_argument("--teacher-epochs", type=int, default=None, help="epochs of each teacher's fine-tuning")
     group.add_argument("--teacher-split", type=float, default=None,
                        help="> 0: fine-tune the teachers only on this stratified share of the training split, "
-                            f"which the Expert-Loop's pool then excludes; default {d.teacher_split}")
+                            "which the Expert-Loop's pool then excludes")
     group.add_argument("--bf16", nargs="?", const="true", default=None, metavar="{auto,true,false}",
                        help="teachers' bfloat16 autocast: auto (default: where this CPU computes bfloat16 natively "
                             "and is measured faster), true or false; a teacher cached in either precision is reused")
@@ -136,6 +177,8 @@ def parse_with_explicit(parser: argparse.ArgumentParser, argv) -> argparse.Names
     set_defaults (study.py: teacher_split=0.5) is parsed as None and kept in args.data_defaults, so it
     counts as not given by the user (below --smoke-test's values) yet still wins over DataSettings'."""
     entry_defaults = {dest: parser.get_default(dest) for dest in DATA_FLAGS if parser.get_default(dest) is not None}
+    if entry_defaults:
+        parser.parse_args(argv)  # --help (which shows the entry point's defaults) and bad input end here
     parser.set_defaults(**dict.fromkeys(entry_defaults))
     try:
         args = parser.parse_args(argv)

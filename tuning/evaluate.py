@@ -11,22 +11,15 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from sklearn.metrics import classification_report  # noqa: E402
-from transformers import AutoTokenizer  # noqa: E402
-
-from trainables.checkpoint import RUN_CONFIG, read_run_config  # noqa: E402
-from trainables.encode import encode_task  # noqa: E402
 from trainables.errors import UsageError  # noqa: E402
-from trainables.loop import logit_metrics, predict_logits  # noqa: E402
-from trainables.models import load_finetuned  # noqa: E402
-from tuning import assets  # noqa: E402
 from tuning.cli import Parser, main_guard  # noqa: E402
-from tuning.prepare import DataSettings, load_data  # noqa: E402
+
+if TYPE_CHECKING:
+    import numpy as np
 
 RESULTS = "result.json"  # Ray Tune's log in a trial folder: one JSON object per report, naming its checkpoint
 
@@ -48,7 +41,8 @@ def parse_args(argv=None):
     parser.add_argument("--checkpoint", required=True,
                         help="a checkpoint folder written by train.py, or a trial folder of a sweep (run.py): "
                              "its last report's checkpoint, else its latest")
-    parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    parser.add_argument("--split", default="test", choices=("train", "validation", "test"),
+                        help="the split of the checkpoint's data to evaluate on")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     return parser.parse_args(argv)
 
@@ -56,6 +50,11 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     folder = find_checkpoint(Path(args.checkpoint))
+    # torch and transformers only now, after the arguments are checked: --help answers at once.
+    import torch  # noqa: PLC0415
+
+    from trainables.loop import logit_metrics  # noqa: PLC0415
+
     if args.threads:
         torch.set_num_threads(args.threads)
     result = evaluate_checkpoint(folder, args.split)
@@ -71,6 +70,8 @@ def find_checkpoint(folder: Path) -> Path:
     """`folder` when it is a checkpoint. In a trial folder (checkpoint_NNNNNN subfolders), the checkpoint
     of the trial's last report, which Ray's Result.checkpoint and analyze.py's best_configs.json name;
     without Ray's log, the latest one (Ray may keep two: the best on val_accuracy and the latest)."""
+    from trainables.checkpoint import RUN_CONFIG  # noqa: PLC0415
+
     if not folder.is_dir():
         raise UsageError(f"checkpoint folder {folder} does not exist")
     if (folder / RUN_CONFIG).is_file():
@@ -98,6 +99,15 @@ def last_checkpoint_name(trial: Path) -> str | None:
 
 
 def evaluate_checkpoint(folder: Path, split: str) -> Evaluation:
+    from transformers import AutoTokenizer  # noqa: PLC0415
+
+    from trainables.checkpoint import read_run_config  # noqa: PLC0415
+    from trainables.encode import encode_task  # noqa: PLC0415
+    from trainables.loop import predict_logits  # noqa: PLC0415
+    from trainables.models import load_finetuned  # noqa: PLC0415
+    from tuning import assets  # noqa: PLC0415
+    from tuning.prepare import DataSettings, load_data  # noqa: PLC0415
+
     run_config = read_run_config(folder)
     model = load_finetuned(folder, run_config["task"])  # safetensors only
     settings = DataSettings.from_dict(run_config["provenance"]["data"])
@@ -113,6 +123,8 @@ def evaluate_checkpoint(folder: Path, split: str) -> Evaluation:
 
 def report(result: Evaluation, as_dict: bool):
     """scikit-learn's classification_report over every class of the task, also those never predicted."""
+    from sklearn.metrics import classification_report  # noqa: PLC0415
+
     return classification_report(result.labels, result.predictions, labels=list(range(len(result.label_names))),
                                  target_names=list(result.label_names), digits=4, zero_division=0,
                                  output_dict=as_dict)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import shlex
 import signal
 import threading
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import optuna
 import ray
 from ray import tune
 
@@ -17,8 +21,9 @@ from trainables import metrics as m
 from trainables.atomic import write_text
 from trainables.errors import UsageError
 from trainables.prepared import Prepared
+from tuning.cli import DEFAULT_STORAGE
 from tuning.prepare import DataSettings, load_data, prepare, teacher_rows
-from tuning.spaces import largest, replicate_seeds, to_tune
+from tuning.spaces import largest, replicate_seeds, searched_names, to_tune
 from tuning.sweep import ProgressLines, SweepSettings, make_tuner, run_config, start_ray, trainable
 from tuning.teacher_tasks import ray_starter, started_for_teachers
 
@@ -97,16 +102,39 @@ def check_complete(grid: tune.ResultGrid, method: str, num_samples: int, resume_
         raise SweepInterrupted(f"{ended} of {num_samples} {method} trials ended; continue with: {resume_hint}")
 
 
-def fit(tuner: tune.Tuner) -> tune.ResultGrid:
+def fit(tuner: tune.Tuner, verbose: bool = False) -> tune.ResultGrid:
     """Tuner.fit, then the Ctrl-C handler as it was before: Tune leaves its own installed after a run that
     was not interrupted, and that one would swallow the next Ctrl-C (between two methods of `--method all`,
-    or while the summary prints)."""
+    or while the summary prints). Unless `verbose`, Tune's own reporter stays silent (library_output)."""
     handler = signal.getsignal(signal.SIGINT)
     try:
-        return tuner.fit()
+        with library_output(verbose):
+            return tuner.fit()
     finally:
         if handler is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, handler)
+
+
+NEW_OUTPUT = "RAY_AIR_NEW_OUTPUT"  # Ray's switch between its two progress reporters, read by Tuner.fit
+
+
+@contextlib.contextmanager
+def library_output(verbose: bool):
+    """Tune's newer reporter prints an experiment table and a TensorBoard hint into Ray's temporary
+    session folder even at verbose=0; the older one (RAY_AIR_NEW_OUTPUT=0) prints nothing at verbose=0.
+    Optuna logs each study it creates at INFO. ProgressLines and the closing hints say what matters;
+    --verbose brings the libraries' own output back."""
+    before, optuna_level = os.environ.get(NEW_OUTPUT), optuna.logging.get_verbosity()
+    os.environ[NEW_OUTPUT] = "1" if verbose else "0"
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(optuna_level)
+        if before is None:
+            os.environ.pop(NEW_OUTPUT, None)
+        else:
+            os.environ[NEW_OUTPUT] = before
 
 
 def build_tuner(sweep: SweepSettings, space: dict, prepared: Prepared, experiment_dir: Path | None) -> tune.Tuner:
@@ -129,8 +157,31 @@ def replicate_tuner(sweep: SweepSettings, space: dict, seeds: list[int], prepare
     )
 
 
-def resume_command(storage_path: str, name: str) -> str:
-    return f"python tuning/run.py --resume --name {name} --storage-path {storage_path}"
+def resume_command(args, name: str, *extra: str) -> str:
+    """The command that continues experiment `name` as this one ran: the same storage path and cluster."""
+    words = ["python", "tuning/run.py", "--resume", "--name", name, "--storage-path", args.storage_path]
+    if args.address:
+        words += ["--address", args.address]
+    return shlex.join([*words, *extra])
+
+
+def closing_hints(args, name: str, errored: bool = False) -> list[str]:
+    """What to run next, naming the experiment's own folder (where its trials' TensorBoard event files
+    are, not Ray's temporary session folder); --storage-path when the user gave one."""
+    folder = f"{args.storage_path.rstrip('/')}/{name}"
+    analyze = ["python", "tuning/analyze.py", folder]
+    if args.storage_path != DEFAULT_STORAGE:
+        analyze += ["--storage-path", args.storage_path]
+    hints = [f"compare the methods:   {shlex.join(analyze)}",
+             f"curves in TensorBoard: tensorboard --logdir {shlex.quote(folder)}"]
+    if errored:
+        hints.append(f"re-run errored trials: {resume_command(args, name, '--retry-errored')}")
+    return hints
+
+
+def print_hints(args, name: str, results: dict) -> None:
+    errored = any(grid.num_errors for grid in results.values())
+    print("\n" + "\n".join(closing_hints(args, name, errored)))
 
 
 def run_sweeps(sweeps: list[SweepSettings], spaces: dict, prepared: Prepared, dirs: dict, args,
@@ -140,16 +191,15 @@ def run_sweeps(sweeps: list[SweepSettings], spaces: dict, prepared: Prepared, di
         if not is_uri(sweep.storage_path):
             write_sweep_file(Path(sweep.storage_path) / sweep.name, sweep, spaces[sweep.method], settings)
     started_here = not ray.is_initialized() or started_for_teachers(args)
-    start_ray(args.address, args.dashboard)
+    start_ray(args.address, args.dashboard, verbose=args.verbose)
     results = {}
     try:
         for sweep in sweeps:
             local = None if is_uri(sweep.storage_path) else Path(sweep.storage_path) / sweep.name
             print(f"sweeping {sweep.method}: {sweep.num_samples} trials, {sweep.max_concurrent} at a time, "
                   f"results in {sweep.storage_path}/{sweep.name}", flush=True)
-            results[sweep.method] = fit(build_tuner(sweep, spaces[sweep.method], prepared, local))
-            check_complete(results[sweep.method], sweep.method, sweep.num_samples,
-                           resume_command(args.storage_path, name))
+            results[sweep.method] = fit(build_tuner(sweep, spaces[sweep.method], prepared, local), args.verbose)
+            check_complete(results[sweep.method], sweep.method, sweep.num_samples, resume_command(args, name))
     finally:
         if started_here:
             ray.shutdown()
@@ -167,7 +217,7 @@ def resume_sweep(args) -> int:
     methods = [record["sweep"]["method"] for record in records]
     prepared = prepare_once(settings, methods, {}, ray_args=args)
     started_here = not ray.is_initialized() or started_for_teachers(args)
-    start_ray(args.address, args.dashboard)
+    start_ray(args.address, args.dashboard, verbose=args.verbose)
     results = {}
     try:
         for folder, record in zip(folders, records, strict=True):
@@ -180,22 +230,19 @@ def resume_sweep(args) -> int:
             else:  # interrupted before this method's sweep began (`--method all`)
                 print(f"starting {folder}", flush=True)
                 tuner = build_tuner(sweep, record["space"], prepared, folder)
-            results[sweep.method] = fit(tuner)
-            check_complete(results[sweep.method], sweep.method, sweep.num_samples,
-                           resume_command(args.storage_path, args.name))
+            results[sweep.method] = fit(tuner, args.verbose)
+            check_complete(results[sweep.method], sweep.method, sweep.num_samples, resume_command(args, args.name))
     finally:
         if started_here:
             ray.shutdown()
-    print_best(results, prepared)
+    print_best(results, prepared, {record["sweep"]["method"]: record["space"] for record in records})
+    print_hints(args, args.name, results)
     return 0
 
 
-SHOWN_SETTINGS = ("learning_rate", "batch_size", "epochs", "temperature", "alpha", "initial_pool_size",
-                  "query_size", "max_iterations", "strategy")
-
-
-def print_best(results: dict, prepared: Prepared) -> None:
-    """The best trial per method on val_accuracy (its last report), with its label counts."""
+def print_best(results: dict, prepared: Prepared, spaces: dict) -> None:
+    """The best trial per method on val_accuracy (its last report), with its label counts and the
+    settings its sweep searched (those fixed by --fix or the space are the same for every trial)."""
     if prepared.teachers is not None:
         shown = ", ".join(f"{key} {value:.3f}" for key, value in prepared.teachers.accuracy.items())
         print(f"\nteacher accuracy: {shown}")
@@ -210,18 +257,16 @@ def print_best(results: dict, prepared: Prepared) -> None:
             print(f"{method:<12} no finished trial{errors}")
             continue
         r, config = best.metrics, best.config
-        settings = ", ".join(f"{k}={_short(config[k])}" for k in SHOWN_SETTINGS
-                             if k in config and _searched(method, k))
+        settings = ", ".join(f"{k}={_short(config.get(k))}" for k in shown_settings(spaces[method]))
         print(f"{method:<12} {r[m.VAL_ACCURACY]:>7.3f} {r[m.TEST_ACCURACY]:>8.3f} {r[m.LABELS_USED]:>6} "
               f"{r[m.EXPERT_QUERIES]:>7} {r[m.TEACHER_LABELS]:>8}  {settings}{errors}")
-    print("\n(chosen on val_accuracy; test_accuracy is for the record. "
-          "Run `python tuning/analyze.py` for the full comparison.)")
+    print("\n(chosen on val_accuracy; test_accuracy is for the record)")
 
 
-def _searched(method: str, key: str) -> bool:
-    kd_only = ("temperature", "alpha")
-    loop_only = ("initial_pool_size", "query_size", "max_iterations", "strategy")
-    return not ((key in kd_only and method == "supervised") or (key in loop_only and method != "active_loop"))
+def shown_settings(space: dict) -> list[str]:
+    """The settings to show for a trial: those searched; with everything fixed, the seed (the one thing
+    a replicate sweep varies)."""
+    return searched_names(space) or ["seed"]
 
 
 def _short(value) -> str:

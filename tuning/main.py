@@ -5,7 +5,8 @@
     expert-loop analyze | train | evaluate | fetch-assets ...
 
 Each subcommand takes exactly the flags of its script. Nothing heavy (torch, Ray) is imported before a
-subcommand is chosen, so `expert-loop --help` answers at once."""
+subcommand is chosen, and each script imports them only after parsing its flags, so `expert-loop --help`
+and `expert-loop COMMAND --help` answer at once."""
 
 from __future__ import annotations
 

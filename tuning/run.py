@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without
 from trainables.config import METHODS  # noqa: E402
 from trainables.errors import UsageError  # noqa: E402
 from tuning.cli import (  # noqa: E402
+    DEFAULT_STORAGE,
     Parser,
     add_data_arguments,
     check_name,
@@ -24,45 +25,43 @@ from tuning.cli import (  # noqa: E402
     parse_assignments,
     parse_with_explicit,
 )
-from tuning.experiment import (  # noqa: E402
-    default_name,
-    experiment_dirs,
-    prepare_once,
-    print_best,
-    resume_sweep,
-    run_sweeps,
-)
-from tuning.spaces import build_space, read_space_file, replicate_seeds  # noqa: E402
-from tuning.sweep import SweepSettings  # noqa: E402
 
+# Ray, torch and transformers are imported once the arguments are parsed (main, new_sweep): --help answers at once.
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")
 
 
 def parse_args(argv=None):
     parser = Parser(prog="tuning/run.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--method", default="active_loop", choices=(*METHODS, "all"))
+    parser.add_argument("--method", default="active_loop", choices=(*METHODS, "all"),
+                        help="the method to sweep, or all three one after the other")
     parser.add_argument("--num-samples", type=int, default=None,
                         help="trials per method (default: 8, or 2 with --smoke-test)")
     parser.add_argument("--max-concurrent", type=int, default=None,
                         help="trials at once (default: CPUs / cpus-per-trial)")
-    parser.add_argument("--storage-path", default="ray_results",
+    parser.add_argument("--storage-path", default=DEFAULT_STORAGE,
                         help="where results go: a folder or a URI such as s3://bucket/path")
     parser.add_argument("--name", default=None, help="experiment name (default: METHOD-DATE-TIME)")
     parser.add_argument("--address", default=None,
-                        help="an existing Ray cluster: auto, or HOST:6379 (the head's address)")
+                        help="an existing Ray cluster: auto, or the head's HOST:6379 (default: a new local Ray "
+                             "instance on this machine's CPUs)")
     parser.add_argument("--resume", action="store_true", help="continue the experiment --name")
     parser.add_argument("--retry-errored", action="store_true",
                         help="with --resume: run errored trials again from their last checkpoint (default: they "
                              "stay errored, so a resumed sweep never silently re-runs them)")
-    parser.add_argument("--space", default=None, help="YAML/JSON file overriding search-space entries")
+    parser.add_argument("--space", default=None,
+                        help="YAML/JSON file overriding search-space entries (default: search_spaces/METHOD.py as is)")
     parser.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                         help="fix one setting for every trial (repeatable); with every setting fixed, the one "
                              "configuration runs --num-samples times with seeds 0..N-1")
     parser.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="Optuna sampler")
-    parser.add_argument("--scheduler", default="asha", choices=("asha", "none"))
+    parser.add_argument("--scheduler", default="asha", choices=("asha", "none"),
+                        help="asha stops trials that trail the others at the same epoch/round; none lets all finish")
     parser.add_argument("--grace-period", type=int, default=1, help="epochs/rounds before ASHA may stop a trial")
     parser.add_argument("--max-failures", type=int, default=0, help="retries of a failed trial from its checkpoint")
     parser.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show Ray's own output: its experiment table and the trials' informational log "
+                             "lines, such as \"Checkpoint successfully created\"")
     add_data_arguments(parser)
     return parse_with_explicit(parser, argv)
 
@@ -77,7 +76,24 @@ def main(argv=None) -> int:
         if not args.name:
             raise UsageError("--resume needs --name (the experiment to continue)")
         check_name(args.name)  # the same names as on creation: nothing outside --storage-path
+        from tuning.experiment import resume_sweep  # noqa: PLC0415 (Ray, torch: once the arguments are parsed)
+
         return resume_sweep(args)
+    return new_sweep(args)
+
+
+def new_sweep(args) -> int:
+    from tuning.experiment import (  # noqa: PLC0415 (Ray, torch: once the arguments are parsed)
+        default_name,
+        experiment_dirs,
+        prepare_once,
+        print_best,
+        print_hints,
+        run_sweeps,
+    )
+    from tuning.spaces import build_space, read_space_file, replicate_seeds  # noqa: PLC0415
+    from tuning.sweep import SweepSettings  # noqa: PLC0415
+
     methods = list(METHODS) if args.method == "all" else [args.method]
     num_samples = args.num_samples if args.num_samples is not None else (2 if args.smoke_test else 8)
     if num_samples < 1:
@@ -101,7 +117,8 @@ def main(argv=None) -> int:
           flush=True)
     prepared = prepare_once(settings, methods, spaces, ray_args=args)
     results = run_sweeps(sweeps, spaces, prepared, dirs, args, settings, name)
-    print_best(results, prepared)
+    print_best(results, prepared, spaces)
+    print_hints(args, name, results)
     return 0
 
 

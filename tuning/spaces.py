@@ -124,9 +124,14 @@ def starting_points(method: str, space: dict) -> list[dict]:
     return [point] if point else []
 
 
+def searched_names(space: dict) -> list[str]:
+    """The settings left to search (a distribution rather than a fixed value), in the space's order."""
+    return [name for name, entry in space.items() if isinstance(entry, dict)]
+
+
 def is_searched(space: dict) -> bool:
     """Whether any setting is left to search (a distribution rather than a fixed value)."""
-    return any(isinstance(entry, dict) for entry in space.values())
+    return bool(searched_names(space))
 
 
 def replicate_seeds(space: dict, num_samples: int) -> list[int] | None:

@@ -50,8 +50,10 @@ def parse_args(argv=None):
     parser = Parser(prog="tuning/study.py", description=__doc__.splitlines()[0], allow_abbrev=False)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--from", dest="from_dir", default=None,
-                        help="take the training recipe from a sweep's best trials (an experiment folder)")
-    source.add_argument("--config", default=None, help="take the recipe from best_configs.json (analyze.py)")
+                        help="take the training recipe from a sweep's best trials (an experiment folder) "
+                             "(default: the original research's recipe)")
+    source.add_argument("--config", default=None,
+                        help="take the recipe from best_configs.json (analyze.py) (default: the original research's)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override one recipe setting (learning_rate, epochs, temperature, bf16, ...)")
     parser.add_argument("--budgets", default=None, help=f"labelled examples per point (default {DEFAULTS['budgets']})")
@@ -68,12 +70,16 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="3 seeds, budgets 100,200,400, five arms (< 45 min)")
     parser.add_argument("--name", default=None, help="study name (default: study-DATE-TIME)")
     parser.add_argument("--storage-path", default="ray_results", help="where the study's folder goes")
-    parser.add_argument("--address", default=None, help="an existing Ray cluster: auto, or HOST:6379")
+    parser.add_argument("--address", default=None,
+                        help="an existing Ray cluster: auto, or HOST:6379 (default: a new local Ray instance)")
     parser.add_argument("--resume", action="store_true", help="continue the study --name and rewrite its report")
     parser.add_argument("--max-concurrent", type=int, default=None,
                         help="trials at once (default CPUs / cpus-per-trial)")
     parser.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
-    add_data_arguments(parser)
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show Ray's own output: its experiment table and the trials' informational log "
+                             "lines, such as \"Checkpoint successfully created\"")
+    add_data_arguments(parser, scope="study")
     parser.set_defaults(teacher_split=0.5)  # the experts learn from rows the student never gets
     return parse_with_explicit(parser, argv)
 

@@ -95,7 +95,7 @@ def _run(args, folder: Path, plan: dict, prepared, tuner) -> int:
     cpus = prepared.num_threads
     trials = grid(plan)
     started_here = not _ray_running() or started_for_teachers(args)
-    start_ray(args.address, args.dashboard)
+    start_ray(args.address, args.dashboard, verbose=args.verbose)
     try:
         if tuner == "restore":
             tuner = tune.Tuner.restore(str(folder), trainable=_trainable(prepared, cpus), resume_unfinished=True,
@@ -109,7 +109,7 @@ def _run(args, folder: Path, plan: dict, prepared, tuner) -> int:
                 run_config=tune.RunConfig(name=folder.name, storage_path=str(folder.parent), verbose=0,
                                           checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                           callbacks=[StudyProgress(len(trials), plan)]))
-        grid_result = fit(tuner)
+        grid_result = fit(tuner, args.verbose)
     finally:
         if started_here:
             import ray  # noqa: PLC0415

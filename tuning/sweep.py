@@ -74,22 +74,41 @@ def search_kind(sweep: dict) -> str:
             "(a few more when trials ran at once), model-guided after that")
 
 
-def start_ray(address: str | None, dashboard: bool, num_cpus: int | None = None) -> None:
+def start_ray(address: str | None, dashboard: bool, num_cpus: int | None = None, verbose: bool = False) -> None:
     """Connect to a cluster (`address`) or start a local instance on this machine's CPUs.
-    The dashboard stays off unless asked for, and then listens on loopback only."""
+    The dashboard stays off unless asked for, and then listens on loopback only. Unless `verbose`, the
+    trials' processes keep Ray's informational logs to themselves (quiet_worker_logs)."""
     if ray.is_initialized():
         return
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
     # One checkpoint per epoch is the design; Ray's warning about frequent snapshots is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     project_root = str(Path(__file__).resolve().parents[1])
     runtime_env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}
+    if not verbose:
+        runtime_env["worker_process_setup_hook"] = quiet_worker_logs(QUIET_LOGGERS)
     if address:
         # Code travels with the job, so cluster nodes need only the dependencies, not this checkout.
         runtime_env["py_modules"] = [os.path.join(project_root, p) for p in ("trainables", "search_spaces")]
     ray.init(address=address or "local", num_cpus=None if address else num_cpus,
              include_dashboard=dashboard, dashboard_host="127.0.0.1",
              runtime_env=runtime_env, log_to_driver=True, configure_logging=True, logging_level="warning")
+
+
+# Loggers whose INFO lines reach the terminal from every trial process: ray.train logs "Checkpoint
+# successfully created at: ..." once per report (ray/train/_internal/storage.py).
+QUIET_LOGGERS = ("ray.train", "ray.tune")
+
+
+def quiet_worker_logs(names: tuple[str, ...]):
+    """A worker_process_setup_hook that lifts these loggers to WARNING in each Ray worker process. Ray ships
+    the hook to the workers by value (a closure), so a cluster node needs no copy of tuning/."""
+    def setup() -> None:
+        import logging  # noqa: PLC0415
+
+        for name in names:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+    return setup
 
 
 def make_sampler(name: str, seed: int, num_samples: int, startup: int | None = None) -> optuna.samplers.BaseSampler:
@@ -218,15 +237,35 @@ def make_tuner(sweep: SweepSettings, space: dict, prepared: Prepared, experiment
 
 
 class ProgressLines(tune.Callback):
-    """One short line per report, so a long sweep shows where it is without Ray's full tables."""
+    """One short line per report, so a long sweep shows where it is without Ray's full tables, with the
+    count of trials that have ended: run to their end, stopped by the scheduler, or errored. A trial's
+    last report already counts it (Tune calls this before it marks the trial ended), so the sweep's last
+    line reads N/N."""
 
     def __init__(self, total: int):
         self.started = time.perf_counter()
         self.total = total  # the sweep's trials: Tune's list holds only those created so far
+        self.ended: set[str] = set()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         step = f"round {result[m.ROUND]}" if m.ROUND in result else f"epoch {result.get(m.EPOCH)}"
-        done = sum(t.status == "TERMINATED" for t in trials)
-        print(f"[{time.perf_counter() - self.started:6.0f} s] {trial.trial_id} {step}: "
-              f"val_accuracy {result[m.VAL_ACCURACY]:.3f}, labels_used {result[m.LABELS_USED]}, "
-              f"expert_queries {result[m.EXPERT_QUERIES]} ({done}/{self.total} trials finished)", flush=True)
+        finished = reached_the_end(trial.config.get("method", ""), trial.config, result)
+        stopped = bool(result.get("done")) and not finished  # done: the scheduler's decision to stop it
+        if finished or stopped:
+            self.ended.add(trial.trial_id)
+        note = ", stopped by the scheduler" if stopped else ""
+        self._print(f"{trial.trial_id} {step}: val_accuracy {result[m.VAL_ACCURACY]:.3f}, labels_used "
+                    f"{result[m.LABELS_USED]}, expert_queries {result[m.EXPERT_QUERIES]}{note}", trials)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.ended.add(trial.trial_id)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.ended.add(trial.trial_id)
+        self._print(f"{trial.trial_id} errored", trials)
+
+    def _print(self, text: str, trials) -> None:
+        # Trials that ended before a --resume come back with their status.
+        ended = self.ended | {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
+        print(f"[{time.perf_counter() - self.started:6.0f} s] {text} ({len(ended)}/{self.total} trials ended)",
+              flush=True)

@@ -44,7 +44,7 @@ STARTED_FLAG = "ray_started_for_teachers"  # set on the CLI's args when preparin
 
 
 def ray_starter(args) -> Callable[[], None]:
-    """`start_ray` for tuning.prepare.prepare: starts or joins Ray as the sweep would (--address,
+    """`start_ray` for tuning.prepare.prepare: starts or joins Ray as the sweep would (--address, --verbose,
     --dashboard), and notes on `args` when it started it, so the sweep that follows shuts it down."""
     def start() -> None:
         import ray  # noqa: PLC0415
@@ -53,7 +53,7 @@ def ray_starter(args) -> Callable[[], None]:
 
         if not ray.is_initialized():
             setattr(args, STARTED_FLAG, True)
-        start_ray(args.address, args.dashboard)
+        start_ray(args.address, args.dashboard, verbose=args.verbose)
 
     return start
 

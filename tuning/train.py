@@ -17,10 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
 
 from trainables.atomic import replace_folder, staging_folder  # noqa: E402
-from trainables.checkpoint import save_checkpoint  # noqa: E402
 from trainables.config import METHODS, TrialConfig  # noqa: E402
 from trainables.errors import UsageError  # noqa: E402
-from trainables.functions import run_method  # noqa: E402
 from tuning.cli import (  # noqa: E402
     Parser,
     add_data_arguments,
@@ -30,17 +28,22 @@ from tuning.cli import (  # noqa: E402
     parse_assignments,
     parse_with_explicit,
 )
-from tuning.prepare import DataSettings, prepare  # noqa: E402
+from tuning.settings import DataSettings  # noqa: E402
+
+# torch and transformers are imported in main(), after the arguments are parsed: --help answers at once.
 
 
 def parse_args(argv=None):
     parser = Parser(prog="tuning/train.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--method", required=True, choices=METHODS)
-    parser.add_argument("--config", default=None, help="best_configs.json (from analyze.py), a checkpoint's "
-                                                       "run_config.json (the same run again) or a JSON settings file")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override one setting")
+    parser.add_argument("--method", required=True, choices=METHODS, help="the method to train")
+    parser.add_argument("--config", default=None,
+                        help="best_configs.json (from analyze.py: the method's best settings and its sweep's data "
+                             "settings), a checkpoint's run_config.json (the same run again) or a JSON settings "
+                             "file (default: the defaults of trainables/config.py)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override one setting (repeatable), e.g. learning_rate=3e-5")
     parser.add_argument("--out", default=None, help="checkpoint folder (default: checkpoints/METHOD-DATE-TIME)")
-    add_data_arguments(parser)
+    add_data_arguments(parser, scope="run")
     return parse_with_explicit(parser, argv)
 
 
@@ -95,6 +98,10 @@ def main(argv=None) -> int:
     out = Path(args.out or f"checkpoints/{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
     if out.exists() and not (out / "run_config.json").is_file():
         raise UsageError(f"--out {out} exists and is not a checkpoint of this tool: refusing to overwrite it")
+    from trainables.checkpoint import save_checkpoint  # noqa: PLC0415 (torch: once the arguments are checked)
+    from trainables.functions import run_method  # noqa: PLC0415
+    from tuning.prepare import prepare  # noqa: PLC0415
+
     prepared = prepare(settings, need_teachers=trial.method != "supervised")
 
     def report(metrics: dict, model, state: dict) -> None:
