@@ -34,6 +34,7 @@ from tuning.experiment import (  # noqa: E402
 )
 from tuning.spaces import build_space, read_space_file, replicate_seeds  # noqa: E402
 from tuning.sweep import SweepSettings  # noqa: E402
+from tuning.tracking import add_tracker_arguments, describe, refuse_on_resume, tracking_settings  # noqa: E402
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")
 
@@ -63,6 +64,7 @@ def parse_args(argv=None):
     parser.add_argument("--grace-period", type=int, default=1, help="epochs/rounds before ASHA may stop a trial")
     parser.add_argument("--max-failures", type=int, default=0, help="retries of a failed trial from its checkpoint")
     parser.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
+    add_tracker_arguments(parser, "sweep")
     add_data_arguments(parser)
     return parse_with_explicit(parser, argv)
 
@@ -77,6 +79,7 @@ def main(argv=None) -> int:
         if not args.name:
             raise UsageError("--resume needs --name (the experiment to continue)")
         check_name(args.name)  # the same names as on creation: nothing outside --storage-path
+        refuse_on_resume(args)  # a restored sweep logs where it did (its callbacks are saved with it)
         return resume_sweep(args)
     methods = list(METHODS) if args.method == "all" else [args.method]
     num_samples = args.num_samples if args.num_samples is not None else (2 if args.smoke_test else 8)
@@ -84,6 +87,7 @@ def main(argv=None) -> int:
         raise UsageError(f"--num-samples must be >= 1, got {num_samples}")
     settings = data_settings(args)
     name = check_name(args.name or default_name(args.method))
+    tracking = tracking_settings(args, name, args.storage_path)
     overrides = read_space_file(args.space) if args.space else {}
     fixed = parse_assignments(args.fix, "--fix")
     spaces = {method: build_space(method, args.smoke_test, overrides, fixed) for method in methods}
@@ -94,11 +98,14 @@ def main(argv=None) -> int:
                             storage_path="", num_samples=num_samples, max_concurrent=max_concurrent,
                             cpus_per_trial=settings.cpus_per_trial, seed=settings.split_seed,
                             scheduler=args.scheduler,
-                            sampler=args.sampler, grace_period=args.grace_period, max_failures=args.max_failures)
+                            sampler=args.sampler, grace_period=args.grace_period, max_failures=args.max_failures,
+                            tracking=tracking)
               for method in methods]
     dirs = experiment_dirs(args.storage_path, name, methods)
     print(f"students' precision here: {describe_precision(spaces)}; each trial decides again where it runs",
           flush=True)
+    if tracking is not None:
+        print(describe(tracking), flush=True)
     prepared = prepare_once(settings, methods, spaces, ray_args=args)
     results = run_sweeps(sweeps, spaces, prepared, dirs, args, settings, name)
     print_best(results, prepared)
