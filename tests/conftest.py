@@ -54,12 +54,18 @@ def run_cli(script: str, *args: str, cache: Path, timeout: float = 300) -> subpr
 
 
 @pytest.fixture(scope="session")
-def smoke_sweeps_root(ray_session, tmp_path_factory) -> Path:
-    """One `--method all` smoke sweep for the whole session (about a minute), under <root>/smoke;
-    tests that only read it share it instead of sweeping again."""
+def smoke_mlflow_store(tmp_path_factory) -> Path:
+    """The local MLflow store (a folder) the session's smoke sweep logs its trials to."""
+    return tmp_path_factory.mktemp("mlruns")
+
+
+@pytest.fixture(scope="session")
+def smoke_sweeps_root(ray_session, tmp_path_factory, smoke_mlflow_store) -> Path:
+    """One `--method all` smoke sweep for the whole session (about a minute), under <root>/smoke, each
+    trial logged to MLflow too; tests that only read it share it instead of sweeping again."""
     from tuning import run
 
     root = tmp_path_factory.mktemp("ray_results")
     assert run.main(["--method", "all", "--smoke-test", "--num-samples", "2", "--storage-path", str(root),
-                     "--name", "smoke"]) == 0
+                     "--name", "smoke", "--tracker", "mlflow", "--tracking-uri", str(smoke_mlflow_store)]) == 0
     return root

@@ -262,7 +262,8 @@ def test_leakage_warning_only_beyond_noise():
 
 @pytest.mark.slow
 def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, session_cache):
-    result = run_cli("study.py", "--smoke-test", "--storage-path", str(tmp_path), "--name", "s", cache=session_cache)
+    result = run_cli("study.py", "--smoke-test", "--storage-path", str(tmp_path), "--name", "s", "--tracker", "mlflow",
+                     cache=session_cache)
     assert result.returncode == 0, result.stderr[-3000:]
     folder = tmp_path / "s"
     frame = pd.read_csv(folder / "study.csv", dtype={"test_predictions": str})
@@ -291,6 +292,22 @@ def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, sessio
     assert again.returncode == 0, again.stderr[-3000:]
     assert (folder / "report.md").is_file()
     assert pd.read_csv(folder / "study.csv", dtype={"test_predictions": str}).equals(frame)
+    assert_one_mlflow_run_per_trial(tmp_path / "mlruns", frame)
+
+
+def assert_one_mlflow_run_per_trial(store, frame) -> None:
+    """--tracker mlflow's default store (mlruns/ in --storage-path): one run per (arm, seed), a val_accuracy
+    per budget, and still one run each after --resume (the restored Tuner brings its MLflow callback back)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("s").experiment_id], max_results=100)
+    points = frame.groupby(["arm", "seed"]).size()
+    assert sorted((r.data.params["point/arm"], int(r.data.params["point/seed"])) for r in runs) == sorted(points.index)
+    for run in runs:
+        history = client.get_metric_history(run.info.run_id, "val_accuracy")
+        assert len(history) == points[(run.data.params["point/arm"], int(run.data.params["point/seed"]))]
+        assert run.info.status == "FINISHED" and "test_predictions" not in run.data.metrics
 
 
 @pytest.mark.parametrize("args, message", [

@@ -25,6 +25,7 @@ from tuning.cli import (  # noqa: E402
     parse_assignments,
     parse_with_explicit,
 )
+from tuning.tracking import add_tracker_arguments, describe, refuse_on_resume, tracking_settings  # noqa: E402
 
 # Ray, torch and transformers are imported once the arguments are parsed (main, new_sweep): --help answers at once.
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")
@@ -62,6 +63,7 @@ def parse_args(argv=None):
     parser.add_argument("--verbose", action="store_true",
                         help="also show Ray's own output: its experiment table and the trials' informational log "
                              "lines, such as \"Checkpoint successfully created\"")
+    add_tracker_arguments(parser, "sweep")
     add_data_arguments(parser)
     return parse_with_explicit(parser, argv)
 
@@ -76,6 +78,7 @@ def main(argv=None) -> int:
         if not args.name:
             raise UsageError("--resume needs --name (the experiment to continue)")
         check_name(args.name)  # the same names as on creation: nothing outside --storage-path
+        refuse_on_resume(args)  # a restored sweep logs where it did (its callbacks are saved with it)
         from tuning.experiment import resume_sweep  # noqa: PLC0415 (Ray, torch: once the arguments are parsed)
 
         return resume_sweep(args)
@@ -100,6 +103,7 @@ def new_sweep(args) -> int:
         raise UsageError(f"--num-samples must be >= 1, got {num_samples}")
     settings = data_settings(args)
     name = check_name(args.name or default_name(args.method))
+    tracking = tracking_settings(args, name, args.storage_path)
     overrides = read_space_file(args.space) if args.space else {}
     fixed = parse_assignments(args.fix, "--fix")
     spaces = {method: build_space(method, args.smoke_test, overrides, fixed) for method in methods}
@@ -110,11 +114,14 @@ def new_sweep(args) -> int:
                             storage_path="", num_samples=num_samples, max_concurrent=max_concurrent,
                             cpus_per_trial=settings.cpus_per_trial, seed=settings.split_seed,
                             scheduler=args.scheduler,
-                            sampler=args.sampler, grace_period=args.grace_period, max_failures=args.max_failures)
+                            sampler=args.sampler, grace_period=args.grace_period, max_failures=args.max_failures,
+                            tracking=tracking)
               for method in methods]
     dirs = experiment_dirs(args.storage_path, name, methods)
     print(f"students' precision here: {describe_precision(spaces)}; each trial decides again where it runs",
           flush=True)
+    if tracking is not None:
+        print(describe(tracking), flush=True)
     prepared = prepare_once(settings, methods, spaces, ray_args=args)
     results = run_sweeps(sweeps, spaces, prepared, dirs, args, settings, name)
     print_best(results, prepared, spaces)

@@ -27,6 +27,7 @@ from tuning.cli import (  # noqa: E402
     parse_assignments,
     parse_with_explicit,
 )
+from tuning.tracking import add_tracker_arguments, refuse_on_resume, tracking_settings  # noqa: E402
 
 STRATEGIES_ALL = ("least_confidence", "margin", "entropy", "random", "robust_least_confidence")
 DEFAULTS = {"budgets": "50,100,200,400,800", "initial": 50, "seeds": 5, "oracle_strategies": "random,margin",
@@ -79,6 +80,7 @@ def parse_args(argv=None):
     parser.add_argument("--verbose", action="store_true",
                         help="also show Ray's own output: its experiment table and the trials' informational log "
                              "lines, such as \"Checkpoint successfully created\"")
+    add_tracker_arguments(parser, "study")
     add_data_arguments(parser, scope="study")
     parser.set_defaults(teacher_split=0.5)  # the experts learn from rows the student never gets
     return parse_with_explicit(parser, argv)
@@ -189,9 +191,11 @@ def main(argv=None) -> int:
     if args.resume:
         if not args.name:
             raise UsageError("--resume needs --name (the study to continue)")
+        refuse_on_resume(args)  # a restored study logs where it did (its callbacks are saved with it)
         return study_run.resume(args, check_name(args.name))
     name = check_name(args.name or study_run.default_name())
-    return study_run.start(args, name, study_settings(args), data_settings(args))
+    tracking = tracking_settings(args, name, args.storage_path)
+    return study_run.start(args, name, study_settings(args), data_settings(args), tracking)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from ray import tune
@@ -22,6 +23,8 @@ from tuning.prepare import DataSettings, load_data, prepare, teacher_rows
 from tuning.study_report import STUDY_CSV, SUMMARY_JSON, per_class_f1, summarise, write_report, write_study_csv
 from tuning.sweep import start_ray
 from tuning.teacher_tasks import ray_starter, started_for_teachers
+from tuning.tracking import Tracking, describe
+from tuning.tracking import callbacks as tracker_callbacks
 
 STUDY_FILE = "study.json"  # how the study was made: read back by --resume
 
@@ -34,7 +37,7 @@ def study_folder(storage_path: str, name: str) -> Path:
     return Path(storage_path).expanduser().resolve() / name
 
 
-def start(args, name: str, plan: dict, settings: DataSettings) -> int:
+def start(args, name: str, plan: dict, settings: DataSettings, tracking: Tracking | None = None) -> int:
     folder = study_folder(args.storage_path, name)
     if folder.exists():
         raise UsageError(f"study {folder} already exists: use --resume --name {name} or another --name")
@@ -42,11 +45,14 @@ def start(args, name: str, plan: dict, settings: DataSettings) -> int:
     pool = len(data.train) - (len(teacher_rows(settings, data)) if settings.teacher_split > 0 else 0)
     check_budgets(StudySettings.from_dict(plan["template"]), pool)
     prepared = prepare(settings, need_teachers=True, data=data, start_ray=ray_starter(args))
-    record = {"plan": plan, "data": settings.to_dict(), "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+    record = {"plan": plan, "data": settings.to_dict(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "tracking": asdict(tracking) if tracking is not None else None}
     folder.mkdir(parents=True)
     write_json(folder / STUDY_FILE, record)
     _announce(plan, prepared, folder)
-    return _run(args, folder, plan, prepared, tuner=None)
+    if tracking is not None:
+        print(describe(tracking), flush=True)
+    return _run(args, folder, plan, prepared, tuner=None, tracking=tracking)
 
 
 def resume(args, name: str) -> int:
@@ -59,7 +65,9 @@ def resume(args, name: str) -> int:
     if tune.Tuner.can_restore(str(folder)):
         print(f"resuming {folder}", flush=True)
         tuner = "restore"
-    return _run(args, folder, record["plan"], prepared, tuner)
+    # Used when the study was interrupted before its Tuner began; a restored Tuner keeps its own callbacks.
+    tracking = Tracking(**record["tracking"]) if record.get("tracking") else None
+    return _run(args, folder, record["plan"], prepared, tuner, tracking)
 
 
 def _announce(plan: dict, prepared, folder: Path) -> None:
@@ -91,7 +99,7 @@ def _flat_trial(config: dict, prepared) -> None:
     study_trial({**config["template"], "arm": point["arm"], "seed": point["seed"]}, prepared)
 
 
-def _run(args, folder: Path, plan: dict, prepared, tuner) -> int:
+def _run(args, folder: Path, plan: dict, prepared, tuner, tracking: Tracking | None = None) -> int:
     cpus = prepared.num_threads
     trials = grid(plan)
     started_here = not _ray_running() or started_for_teachers(args)
@@ -108,7 +116,8 @@ def _run(args, folder: Path, plan: dict, prepared, tuner) -> int:
                 tune_config=tune.TuneConfig(max_concurrent_trials=concurrent),
                 run_config=tune.RunConfig(name=folder.name, storage_path=str(folder.parent), verbose=0,
                                           checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                                          callbacks=[StudyProgress(len(trials), plan)]))
+                                          callbacks=[StudyProgress(len(trials), plan),
+                                                     *tracker_callbacks(tracking)]))
         grid_result = fit(tuner, args.verbose)
     finally:
         if started_here:

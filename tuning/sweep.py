@@ -20,6 +20,8 @@ from trainables import metrics as m
 from trainables.functions import student_trial
 from trainables.prepared import Prepared
 from tuning.spaces import largest, starting_points, to_tune
+from tuning.tracking import Tracking
+from tuning.tracking import callbacks as tracker_callbacks
 
 OPTUNA_JOURNAL = "optuna_journal.log"
 logger = logging.getLogger(__name__)
@@ -41,8 +43,11 @@ class SweepSettings:
     # Random proposals before TPE/GP model the finished trials; filled from num_samples when not given.
     # Recorded in sweep.json so the report can say whether the search was in effect random.
     startup_trials: int | None = None
+    tracking: Tracking | None = None  # --tracker: where every trial is logged (None: nowhere but Ray's folders)
 
     def __post_init__(self):
+        if isinstance(self.tracking, dict):  # read back from sweep.json
+            object.__setattr__(self, "tracking", Tracking(**self.tracking))
         if self.startup_trials is None and self.sampler in MODEL_BASED:
             object.__setattr__(self, "startup_trials", startup_trials(self.num_samples))
 
@@ -221,7 +226,7 @@ def run_config(sweep: SweepSettings, callbacks: list) -> tune.RunConfig:
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=m.METRIC,
                                                 checkpoint_score_order=m.MODE),
         failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-        callbacks=callbacks,
+        callbacks=[*callbacks, *tracker_callbacks(sweep.tracking)],
         verbose=0,  # ProgressLines prints one line per report instead of full tables
     )
 
