@@ -21,6 +21,7 @@ from trainables import metrics as m
 from trainables.atomic import write_text  # also used from here by analyze.py and the study
 from trainables.config import METHODS
 from trainables.errors import UsageError
+from trainables.model_card import teacher_accuracies  # noqa: F401 (analyze.py reads it from here)
 from tuning.experiment import SWEEP_FILE
 from tuning.sweep import OPTUNA_JOURNAL, reached_the_end
 
@@ -291,16 +292,6 @@ def best_configs(experiments: list[Experiment], storage_path: str = "") -> dict:
             methods[method] = best_entry(best, experiment_of(best, experiments))
     return {"created": datetime.now(UTC).isoformat(timespec="seconds"), "storage_path": storage_path,
             "methods": methods}
-
-
-def teacher_accuracies(last: dict) -> dict[str, dict[str, float]]:
-    """{'ensemble': {'val': x, 'test': y}, 'tiny-bert': {...}} from 'teacher_accuracy/<name>/<split>'."""
-    found: dict[str, dict[str, float]] = {}
-    for key, value in last.items():
-        if key.startswith(TEACHER_PREFIX):
-            name, _, split = key[len(TEACHER_PREFIX):].rpartition("/")  # hub names may hold a '/'
-            found.setdefault(name, {})[split] = value
-    return found
 
 
 # ---------------------------------------------------------------- tables and files
