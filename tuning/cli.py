@@ -107,6 +107,13 @@ SCOPES = {
 }
 
 
+def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
+    """run.py's and study.py's --verbose: Ray's own output is kept out of the terminal otherwise."""
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show Ray's own output: its experiment table and the trials' informational log "
+                             "lines, such as \"Checkpoint successfully created\"")
+
+
 def add_data_arguments(parser: argparse.ArgumentParser, scope: str = "sweep") -> None:
     """The data flags, with help worded for `scope` (a SCOPES key). Their defaults are None ("not
     given"); --help shows the value each falls back to (DefaultsFormatter)."""

@@ -19,6 +19,7 @@ from tuning.cli import (  # noqa: E402
     DEFAULT_STORAGE,
     Parser,
     add_data_arguments,
+    add_verbose_argument,
     check_name,
     data_settings,
     main_guard,
@@ -60,9 +61,7 @@ def parse_args(argv=None):
     parser.add_argument("--grace-period", type=int, default=1, help="epochs/rounds before ASHA may stop a trial")
     parser.add_argument("--max-failures", type=int, default=0, help="retries of a failed trial from its checkpoint")
     parser.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
-    parser.add_argument("--verbose", action="store_true",
-                        help="also show Ray's own output: its experiment table and the trials' informational log "
-                             "lines, such as \"Checkpoint successfully created\"")
+    add_verbose_argument(parser)
     add_tracker_arguments(parser, "sweep")
     add_data_arguments(parser)
     return parse_with_explicit(parser, argv)

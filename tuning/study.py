@@ -21,6 +21,7 @@ from trainables.errors import UsageError  # noqa: E402
 from tuning.cli import (  # noqa: E402
     Parser,
     add_data_arguments,
+    add_verbose_argument,
     check_name,
     data_settings,
     main_guard,
@@ -35,13 +36,13 @@ DEFAULTS = {"budgets": "50,100,200,400,800", "initial": 50, "seeds": 5, "oracle_
 QUICK = {"budgets": "100,200,400", "initial": 50, "seeds": 3,
          "arms": "supervised,kd_all,expert:random,expert:margin,expert:robust_least_confidence,full:supervised"}
 SMOKE = {"budgets": "8,16,32", "initial": 8, "seeds": 2, "min_steps": 24}
-SMOKE_RECIPE = {"learning_rate": 5e-3, "batch_size": 8}
+SMOKE_RECIPE = {"learning_rate": 5e-3, "batch_size": 8}  # a tiny random model learns only at a high rate
 # The recipe without --config or --from: the original research's settings (2e-5, batch 16, tuned for a
 # 6-layer DistilBERT) with the rate and batch the default data's supervised sweep chose on validation
 # (5.2e-5, batch 8; benchmarks/results/comparison-all-2026-11-26). Measured: with 2e-5 and batch 16 a
 # --quick study's full-data supervised student reached 0.586 test accuracy after 284 steps, against
 # 0.780 with the sweep's recipe (study-2026-11-29); the 3-layer student barely moves at 2e-5 in 250 steps.
-DEFAULT_RECIPE = {"learning_rate": 5e-5, "batch_size": 8}  # a tiny random model learns only at a high rate
+DEFAULT_RECIPE = {"learning_rate": 5e-5, "batch_size": 8}
 MIN_STEPS = 250  # measured: see benchmarks/results/study-2026-11-29/README.md
 STUDY_FILE = "study.json"
 RECIPE_KEYS = ("learning_rate", "batch_size", "epochs", "weight_decay", "warmup_ratio")
@@ -52,9 +53,9 @@ def parse_args(argv=None):
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--from", dest="from_dir", default=None,
                         help="take the training recipe from a sweep's best trials (an experiment folder) "
-                             "(default: the original research's recipe)")
+                             "(default: the original research's recipe with learning rate 5e-5 and batch 8)")
     source.add_argument("--config", default=None,
-                        help="take the recipe from best_configs.json (analyze.py) (default: the original research's)")
+                        help="take the recipe from best_configs.json (analyze.py) (default: as for --from)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override one recipe setting (learning_rate, epochs, temperature, bf16, ...)")
     parser.add_argument("--budgets", default=None, help=f"labelled examples per point (default {DEFAULTS['budgets']})")
@@ -77,9 +78,7 @@ def parse_args(argv=None):
     parser.add_argument("--max-concurrent", type=int, default=None,
                         help="trials at once (default CPUs / cpus-per-trial)")
     parser.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
-    parser.add_argument("--verbose", action="store_true",
-                        help="also show Ray's own output: its experiment table and the trials' informational log "
-                             "lines, such as \"Checkpoint successfully created\"")
+    add_verbose_argument(parser)
     add_tracker_arguments(parser, "study")
     add_data_arguments(parser, scope="study")
     parser.set_defaults(teacher_split=0.5)  # the experts learn from rows the student never gets
