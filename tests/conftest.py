@@ -46,11 +46,12 @@ def tiny_bert_task(tmp_path_factory):
     return blueprint, encode_task(blueprint.tokenizer, data, 32, None), data.num_labels
 
 
-def run_cli(script: str, *args: str, cache: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run tuning/<script> as a user would, in a fresh process."""
+def run_cli(script: str, *args: str, cache: Path, timeout: float = 300,
+            python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run tuning/<script> as a user would, in a fresh process (python_flags: e.g. -X importtime)."""
     env = {**os.environ, "EXPERT_LOOP_CACHE": str(cache), "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, str(ROOT / "tuning" / script), *args], capture_output=True, text=True,
-                          env=env, timeout=timeout, cwd=ROOT)
+    return subprocess.run([sys.executable, *python_flags, str(ROOT / "tuning" / script), *args], capture_output=True,
+                          text=True, env=env, timeout=timeout, cwd=ROOT)
 
 
 @pytest.fixture(scope="session")

@@ -116,3 +116,13 @@ def test_the_resume_hint_parses_back_into_the_same_experiment_and_cluster():
     again = run.parse_args(command[2:])
     assert (again.resume, again.name, again.storage_path, again.address) == (True, "big", "/data/my results",
                                                                             "10.0.0.1:6379")
+
+
+def test_the_study_resume_hint_parses_back_into_the_same_study_and_cluster():
+    from tuning import study
+
+    given = study.parse_args(["--storage-path", "/data/my studies", "--address", "auto", "--name", "s 1"])
+    command = shlex.split(resume_command(given, "s 1", script="tuning/study.py"))
+    assert command[:2] == ["python", "tuning/study.py"]
+    again = study.parse_args(command[2:])
+    assert (again.resume, again.name, again.storage_path, again.address) == (True, "s 1", "/data/my studies", "auto")

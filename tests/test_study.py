@@ -16,15 +16,8 @@ from tests.conftest import run_cli
 from trainables import metrics as m
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
-from trainables.study_arms import (
-    StudySettings,
-    decode_predictions,
-    encode_predictions,
-    epochs_for,
-    initial_and_order,
-    parse_arm,
-    run_study_arm,
-)
+from trainables.study_arms import decode_predictions, encode_predictions, epochs_for, initial_and_order, run_study_arm
+from trainables.study_settings import StudySettings, parse_arm
 from trainables.teachers import TeacherSettings
 from tuning.bootstrap import replicate_accuracies, statistic_interval
 from tuning.prepare import SMOKE_SETTINGS, DataSettings, prepare
@@ -323,10 +316,20 @@ def assert_one_mlflow_run_per_trial(store, frame) -> None:
 ])
 def test_bad_input_exits_2_before_anything_is_written(tmp_path, session_cache, args, message):
     result = run_cli("study.py", "--smoke-test", "--storage-path", str(tmp_path), "--name", "bad", *args,
-                     cache=session_cache, timeout=120)
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+                     cache=session_cache, timeout=120, python_flags=("-X", "importtime"))
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+    assert result.returncode == 2, errors[-20:]
+    assert len(errors) == 1 and message in errors[0], errors
     assert not (tmp_path / "bad").exists()
+    if "pool" not in message:  # only the pool's size needs the data; every other check comes first
+        assert not heavy_imports(result.stderr), heavy_imports(result.stderr)
+
+
+def heavy_imports(importtime_log: str) -> set[str]:
+    """Ray, torch and transformers among the packages `python -X importtime` says were imported."""
+    names = {line.split("|")[-1].strip().split(".")[0] for line in importtime_log.splitlines()
+             if line.startswith("import time:")}
+    return names & {"ray", "torch", "transformers"}
 
 
 def test_an_existing_study_is_never_overwritten(tmp_path, session_cache):
@@ -336,7 +339,6 @@ def test_an_existing_study_is_never_overwritten(tmp_path, session_cache):
                      cache=session_cache, timeout=120)
     assert result.returncode == 2 and "already exists" in result.stderr
     assert (tmp_path / "taken" / "keep.txt").read_text() == "x"
-
 
 
 # ---------------------------------------------------------------- the recipe without a sweep

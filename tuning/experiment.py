@@ -157,9 +157,10 @@ def replicate_tuner(sweep: SweepSettings, space: dict, seeds: list[int], prepare
     )
 
 
-def resume_command(args, name: str, *extra: str) -> str:
-    """The command that continues experiment `name` as this one ran: the same storage path and cluster."""
-    words = ["python", "tuning/run.py", "--resume", "--name", name, "--storage-path", args.storage_path]
+def resume_command(args, name: str, *extra: str, script: str = "tuning/run.py") -> str:
+    """The command that continues experiment (or study) `name` as this one ran: the same storage path and
+    cluster, shell-quoted."""
+    words = ["python", script, "--resume", "--name", name, "--storage-path", args.storage_path]
     if args.address:
         words += ["--address", args.address]
     return shlex.join([*words, *extra])

@@ -13,11 +13,13 @@ trials (a grid over arm x seed): they run in parallel, resume after a kill and r
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
 
 from trainables.errors import UsageError  # noqa: E402
+from trainables.precision import AUTO  # noqa: E402
 from tuning.cli import (  # noqa: E402
     Parser,
     add_data_arguments,
@@ -44,7 +46,6 @@ SMOKE_RECIPE = {"learning_rate": 5e-3, "batch_size": 8}  # a tiny random model l
 # 0.780 with the sweep's recipe (study-2026-11-29); the 3-layer student barely moves at 2e-5 in 250 steps.
 DEFAULT_RECIPE = {"learning_rate": 5e-5, "batch_size": 8}
 MIN_STEPS = 250  # measured: see benchmarks/results/study-2026-11-29/README.md
-STUDY_FILE = "study.json"
 RECIPE_KEYS = ("learning_rate", "batch_size", "epochs", "weight_decay", "warmup_ratio")
 
 
@@ -108,7 +109,7 @@ def choose(args, key: str):
 
 
 def arm_names(args) -> list[str]:
-    from trainables.study_arms import parse_arm  # noqa: PLC0415
+    from trainables.study_settings import parse_arm  # noqa: PLC0415
 
     explicit = choose(args, "arms")
     if explicit:
@@ -138,6 +139,10 @@ def recipe(args):
         values.update(SMOKE_RECIPE if args.smoke_test else DEFAULT_RECIPE)
     values.update(parse_assignments(args.set, "--set"))
     values.pop("method", None)
+    # Each trial decides "auto" precision where it runs (study_settings keeps "auto"); checking the recipe
+    # here must not import torch to measure this machine, so "auto" is checked as false.
+    if str(values.get("bf16", AUTO)).strip().lower() == AUTO:
+        values["bf16"] = False
     return TrialConfig.from_dict({**values, "method": "active_loop"})
 
 
@@ -166,7 +171,7 @@ def _has_method(path: str, method: str) -> bool:
 
 def study_settings(args) -> dict:
     """Everything one trial needs except the arm and the seed, checked before anything runs."""
-    from trainables.study_arms import StudySettings  # noqa: PLC0415
+    from trainables.study_settings import StudySettings  # noqa: PLC0415
 
     seeds = choose(args, "seeds")
     if seeds < 1:
@@ -177,7 +182,7 @@ def study_settings(args) -> dict:
                              warm_start=args.warm_start)
     values = template.to_dict()
     # The recipe was checked here, but its precision is decided in each trial's process ("auto" stays).
-    values["recipe"]["bf16"] = parse_assignments(args.set, "--set").get("bf16", "auto")
+    values["recipe"]["bf16"] = parse_assignments(args.set, "--set").get("bf16", AUTO)
     return {"template": values, "arms": arm_names(args), "seeds": list(range(seeds))}
 
 
@@ -185,16 +190,27 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise UsageError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
-    from tuning import study_run  # noqa: PLC0415 (Ray, torch: after the arguments are checked)
-
     if args.resume:
         if not args.name:
             raise UsageError("--resume needs --name (the study to continue)")
         refuse_on_resume(args)  # a restored study logs where it did (its callbacks are saved with it)
-        return study_run.resume(args, check_name(args.name))
-    name = check_name(args.name or study_run.default_name())
+        from tuning import study_run  # noqa: PLC0415 (Ray, torch: after the arguments are checked)
+
+        return study_run.resume(args, study_folder(args.storage_path, check_name(args.name)))
+    name = check_name(args.name or f"study-{time.strftime('%Y%m%d-%H%M%S')}")
+    folder = study_folder(args.storage_path, name)
+    if folder.exists():
+        raise UsageError(f"study {folder} already exists: use --resume --name {name} or another --name")
     tracking = tracking_settings(args, name, args.storage_path)
-    return study_run.start(args, name, study_settings(args), data_settings(args), tracking)
+    plan, data = study_settings(args), data_settings(args)
+    # Every check that needs no data is done: only now Ray, torch and transformers (seconds) are imported.
+    from tuning import study_run  # noqa: PLC0415
+
+    return study_run.start(args, folder, plan, data, tracking)
+
+
+def study_folder(storage_path: str, name: str) -> Path:
+    return Path(storage_path).expanduser().resolve() / name
 
 
 if __name__ == "__main__":

@@ -15,10 +15,11 @@ from trainables import precision
 from trainables.errors import UsageError
 from trainables.expert_loop import candidate_rows
 from trainables.functions import study_trial
-from trainables.study_arms import BUDGET, StudySettings, check_budgets, parse_arm
+from trainables.study_arms import BUDGET
+from trainables.study_settings import StudySettings, check_budgets, parse_arm
 from tuning import study_plots
 from tuning.analysis import write_json
-from tuning.experiment import SweepInterrupted, fit
+from tuning.experiment import SweepInterrupted, fit, resume_command
 from tuning.prepare import DataSettings, load_data, prepare, teacher_rows
 from tuning.study_report import STUDY_CSV, SUMMARY_JSON, per_class_f1, summarise, write_report, write_study_csv
 from tuning.sweep import start_ray
@@ -29,18 +30,8 @@ from tuning.tracking import callbacks as tracker_callbacks
 STUDY_FILE = "study.json"  # how the study was made: read back by --resume
 
 
-def default_name() -> str:
-    return f"study-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def study_folder(storage_path: str, name: str) -> Path:
-    return Path(storage_path).expanduser().resolve() / name
-
-
-def start(args, name: str, plan: dict, settings: DataSettings, tracking: Tracking | None = None) -> int:
-    folder = study_folder(args.storage_path, name)
-    if folder.exists():
-        raise UsageError(f"study {folder} already exists: use --resume --name {name} or another --name")
+def start(args, folder: Path, plan: dict, settings: DataSettings, tracking: Tracking | None = None) -> int:
+    """A new study in `folder` (study.py checked that it does not exist yet)."""
     data = load_data(settings)
     pool = len(data.train) - (len(teacher_rows(settings, data)) if settings.teacher_split > 0 else 0)
     check_budgets(StudySettings.from_dict(plan["template"]), pool)
@@ -55,8 +46,7 @@ def start(args, name: str, plan: dict, settings: DataSettings, tracking: Trackin
     return _run(args, folder, plan, prepared, tuner=None, tracking=tracking)
 
 
-def resume(args, name: str) -> int:
-    folder = study_folder(args.storage_path, name)
+def resume(args, folder: Path) -> int:
     if not (folder / STUDY_FILE).is_file():
         raise UsageError(f"no study to resume at {folder} (no {STUDY_FILE})")
     record = json.loads((folder / STUDY_FILE).read_text(encoding="utf-8"))
@@ -129,8 +119,8 @@ def _run(args, folder: Path, plan: dict, prepared, tuner, tracking: Tracking | N
     errors = [result.error for result in grid_result if result.error is not None]
     write_outputs(folder, plan, prepared, rows)
     if len(ended) + len(errors) < len(trials):
-        raise SweepInterrupted(f"{len(ended)} of {len(trials)} study trials ended; continue with: python "
-                               f"tuning/study.py --resume --name {folder.name} --storage-path {args.storage_path}")
+        raise SweepInterrupted(f"{len(ended)} of {len(trials)} study trials ended; continue with: "
+                               f"{resume_command(args, folder.name, script='tuning/study.py')}")
     if errors:
         print(f"{len(errors)} trial(s) failed; the report compares the seeds every arm finished", flush=True)
     return 0
