@@ -21,6 +21,7 @@ from tests.conftest import ROOT
 from tests.ray_processes import processes_of, remove_temp_dir, short_temp_dir, stop_processes, wait_until_gone
 
 NAME = "interrupted"
+KILLED_SWEEP_TRIALS = 6  # trials of about a second each, one at a time: the kill lands mid-sweep
 
 
 @pytest.fixture
@@ -75,19 +76,29 @@ def finished_trials(experiment: Path) -> dict[str, str]:
     return done
 
 
-def last_change(experiment: Path) -> float:
-    return max((p.stat().st_mtime for p in experiment.rglob("result.json")), default=0.0)
+def terminated_in_tune_snapshot(experiment: Path) -> int:
+    """Trials the newest experiment_state-*.json of each sweep folder records as TERMINATED: what a resumed
+    Tuner will not run again."""
+    count = 0
+    for folder in {path.parent for path in experiment.rglob("experiment_state-*.json")}:
+        newest = max(folder.glob("experiment_state-*.json"), key=lambda path: path.name)  # names carry the time
+        try:
+            trials = json.loads(newest.read_text())["trial_data"]
+        except (OSError, ValueError, KeyError):
+            continue  # being replaced just now: read it again at the next poll
+        count += sum(json.loads(state)["status"] == "TERMINATED" for state, _ in trials)
+    return count
 
 
-def wait_for_a_quiet_moment_after_a_finished_trial(experiment: Path, process: subprocess.Popen) -> None:
-    """At least one trial finished, none reported for a second (so Ray's experiment snapshot, forced
-    after every checkpoint, has caught up), and the sweep not over yet."""
+def wait_until_a_finished_trial_is_in_tunes_snapshot(experiment: Path, process: subprocess.Popen) -> None:
+    """At least one trial finished and Ray's experiment snapshot records it so, the sweep not over yet.
+    (Trials reuse their Ray actor, so one starts as soon as the last ended: there is no quiet moment.)"""
     deadline = time.monotonic() + 300  # a cold cache fine-tunes the two tiny teachers first
     while time.monotonic() < deadline and process.poll() is None:
-        if finished_trials(experiment) and time.time() - last_change(experiment) > 1.0:
+        if finished_trials(experiment) and terminated_in_tune_snapshot(experiment):
             return
-        time.sleep(0.2)
-    raise AssertionError(f"no quiet moment after a finished trial (exit status {process.poll()})")
+        time.sleep(0.1)
+    raise AssertionError(f"no finished trial in Tune's snapshot while the sweep ran (exit status {process.poll()})")
 
 
 def resume(storage: Path, env: dict, *extra: str) -> subprocess.CompletedProcess:
@@ -146,14 +157,14 @@ def test_sigkill_then_resume_keeps_every_trial_once(tmp_path, session_cache, ray
     storage, experiment = tmp_path / "results", tmp_path / "results" / NAME
     env = {**os.environ, "EXPERT_LOOP_CACHE": str(session_cache), "RAY_TMPDIR": ray_tmpdir,
            "PYTHONWARNINGS": "ignore"}
-    process = start_sweep(storage, env, tmp_path / "killed.log", "active_loop", 4)
+    process = start_sweep(storage, env, tmp_path / "killed.log", "active_loop", KILLED_SWEEP_TRIALS)
     try:
-        wait_for_a_quiet_moment_after_a_finished_trial(experiment, process)
+        wait_until_a_finished_trial_is_in_tunes_snapshot(experiment, process)
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # the driver and everything in its process group
         process.wait()
     before = finished_trials(experiment)
-    assert len(before) < 4, "the sweep finished before it could be killed"
+    assert len(before) < KILLED_SWEEP_TRIALS, "the sweep finished before it could be killed"
     # Not every Ray worker is in the driver's process group. Those that outlive it exit on their own once
     # they notice the raylet is gone, which can take a minute; after a few seconds the test stops them.
     wait_until_gone(ray_tmpdir, timeout=5)
@@ -164,7 +175,7 @@ def test_sigkill_then_resume_keeps_every_trial_once(tmp_path, session_cache, ray
     assert "trials ended)" in quiet and not [noise for noise in RAY_NOISE if noise in quiet]
 
     resumed = resume(storage, env, "--verbose")
-    check_resumed(experiment, before, resumed, {".": 4})
+    check_resumed(experiment, before, resumed, {".": KILLED_SWEEP_TRIALS})
     assert all(noise in resumed.stdout + resumed.stderr for noise in RAY_NOISE)
     assert not wait_until_gone(ray_tmpdir, timeout=20), "the resumed sweep left Ray processes behind"
 
@@ -181,7 +192,7 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path, session_cache, ray_tmpdir):
     log = tmp_path / "interrupted.log"
     process = start_sweep(storage, env, log, "all", 2)
     try:
-        wait_for_a_quiet_moment_after_a_finished_trial(experiment, process)
+        wait_until_a_finished_trial_is_in_tunes_snapshot(experiment, process)
         os.killpg(process.pid, signal.SIGINT)
         status = process.wait(timeout=120)
     finally:

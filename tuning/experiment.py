@@ -24,7 +24,7 @@ from trainables.prepared import Prepared
 from tuning.cli import DEFAULT_STORAGE
 from tuning.prepare import DataSettings, load_data, prepare, teacher_rows
 from tuning.spaces import largest, replicate_seeds, searched_names, to_tune
-from tuning.sweep import ProgressLines, SweepSettings, make_tuner, run_config, start_ray, trainable
+from tuning.sweep import REUSE_ACTORS, ProgressLines, SweepSettings, make_tuner, run_config, start_ray, trainable
 from tuning.teacher_tasks import ray_starter, started_for_teachers
 
 SWEEP_FILE = "sweep.json"  # how the sweep was made: read back by --resume and by the analysis
@@ -152,7 +152,8 @@ def replicate_tuner(sweep: SweepSettings, space: dict, seeds: list[int], prepare
     return tune.Tuner(
         trainable(prepared, sweep.cpus_per_trial),
         param_space={**to_tune(space), "seed": tune.grid_search(seeds)},
-        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=sweep.max_concurrent),
+        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=sweep.max_concurrent,
+                                    reuse_actors=REUSE_ACTORS),
         run_config=run_config(sweep, [ProgressLines(len(seeds))]),
     )
 

@@ -21,8 +21,9 @@ from tuning import study_plots
 from tuning.analysis import write_json
 from tuning.experiment import SweepInterrupted, fit, resume_command
 from tuning.prepare import DataSettings, load_data, prepare, teacher_rows
+from tuning.replayed_reports import TrimReplayedReports
 from tuning.study_report import STUDY_CSV, SUMMARY_JSON, per_class_f1, summarise, write_report, write_study_csv
-from tuning.sweep import start_ray
+from tuning.sweep import REUSE_ACTORS, start_ray
 from tuning.teacher_tasks import ray_starter, started_for_teachers
 from tuning.tracking import Tracking, describe
 from tuning.tracking import callbacks as tracker_callbacks
@@ -103,10 +104,10 @@ def _run(args, folder: Path, plan: dict, prepared, tuner, tracking: Tracking | N
             tuner = tune.Tuner(
                 _trainable(prepared, cpus),
                 param_space={"template": plan["template"], "point": tune.grid_search(trials)},
-                tune_config=tune.TuneConfig(max_concurrent_trials=concurrent),
+                tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=REUSE_ACTORS),
                 run_config=tune.RunConfig(name=folder.name, storage_path=str(folder.parent), verbose=0,
                                           checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                                          callbacks=[StudyProgress(len(trials), plan),
+                                          callbacks=[StudyProgress(len(trials), plan), TrimReplayedReports(),
                                                      *tracker_callbacks(tracking)]))
         grid_result = fit(tuner, args.verbose)
     finally:

@@ -19,6 +19,7 @@ from ray.tune.search.optuna import OptunaSearch
 from trainables import metrics as m
 from trainables.functions import student_trial
 from trainables.prepared import Prepared
+from tuning.replayed_reports import TrimReplayedReports
 from tuning.spaces import largest, starting_points, to_tune
 from tuning.tracking import Tracking
 from tuning.tracking import callbacks as tracker_callbacks
@@ -226,9 +227,16 @@ def run_config(sweep: SweepSettings, callbacks: list) -> tune.RunConfig:
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=m.METRIC,
                                                 checkpoint_score_order=m.MODE),
         failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-        callbacks=[*callbacks, *tracker_callbacks(sweep.tracking)],
+        callbacks=[*callbacks, TrimReplayedReports(), *tracker_callbacks(sweep.tracking)],
         verbose=0,  # ProgressLines prints one line per report instead of full tables
     )
+
+
+# A trial runs in a Ray actor that Tune hands to the next trial (FunctionTrainable.reset_config) instead of
+# starting a new process that imports torch and transformers again: measured on the smoke study (22 short
+# trials, 2 at a time) 14 s of trials instead of 89 s, with identical metrics. Each trial seeds and sets
+# up everything it uses, so nothing carries over; an actor whose trial failed is not reused.
+REUSE_ACTORS = True
 
 
 def make_tuner(sweep: SweepSettings, space: dict, prepared: Prepared, experiment_dir: Path | None):
@@ -236,7 +244,8 @@ def make_tuner(sweep: SweepSettings, space: dict, prepared: Prepared, experiment
         trainable(prepared, sweep.cpus_per_trial),
         param_space=to_tune(space),
         tune_config=tune.TuneConfig(search_alg=make_searcher(sweep, space, experiment_dir),
-                                    scheduler=make_scheduler(sweep, space), num_samples=sweep.num_samples),
+                                    scheduler=make_scheduler(sweep, space), num_samples=sweep.num_samples,
+                                    reuse_actors=REUSE_ACTORS),
         run_config=run_config(sweep, [ProgressLines(sweep.num_samples)]),
     )
 
