@@ -5,6 +5,8 @@ import argparse
 import shlex
 from types import SimpleNamespace
 
+import pytest
+
 from trainables import metrics as m
 from tuning import run
 from tuning.experiment import closing_hints, print_best, resume_command
@@ -122,7 +124,24 @@ def test_the_study_resume_hint_parses_back_into_the_same_study_and_cluster():
     from tuning import study
 
     given = study.parse_args(["--storage-path", "/data/my studies", "--address", "auto", "--name", "s 1"])
-    command = shlex.split(resume_command(given, "s 1", script="tuning/study.py"))
+    command = shlex.split(resume_command(given, "s 1", script="study"))
     assert command[:2] == ["python", "tuning/study.py"]
     again = study.parse_args(command[2:])
     assert (again.resume, again.name, again.storage_path, again.address) == (True, "s 1", "/data/my studies", "auto")
+
+
+def test_under_the_installed_command_the_hints_use_it(monkeypatch):
+    """`expert-loop run` works from any folder, `python tuning/run.py` only from the project's root: the
+    hints repeat how the user started the command (tuning/main.py says so before dispatching)."""
+    from tuning import cli, main
+
+    monkeypatch.setattr(cli, "_installed_command", None)
+    with pytest.raises(SystemExit):
+        main.main(["run", "--no-such-flag"])  # refused after dispatch, before any work
+    assert cli.command_words("study") == ["expert-loop", "study"]
+    given = cli_args("--storage-path", "/data/my results", "--name", "big")
+    assert closing_hints(given, "big", errored=True) == [
+        "compare the methods:   expert-loop analyze '/data/my results/big' --storage-path '/data/my results'",
+        "curves in TensorBoard: tensorboard --logdir '/data/my results/big'",
+        "re-run errored trials: expert-loop run --resume --name big --storage-path '/data/my results' "
+        "--retry-errored"]

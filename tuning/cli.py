@@ -19,6 +19,22 @@ from tuning.settings import SMOKE_SETTINGS, DataSettings  # light: --help import
 
 USAGE_ERROR = 2
 DEFAULT_STORAGE = "ray_results"  # --storage-path of run.py, study.py and analyze.py when not given
+# The installed command when tuning/main.py dispatched this process (`expert-loop run ...`), else None: the
+# commands a run prints (resume, analyze) are then spelled the way the user started it.
+_installed_command: str | None = None
+
+
+def started_as(command: str) -> None:
+    global _installed_command  # noqa: PLW0603 (one process, one way it was started)
+    _installed_command = command
+
+
+def command_words(script: str) -> list[str]:
+    """How to run tuning/<script>.py as this process was run: `expert-loop <script>` after the installed
+    command (which works from any folder), else `python tuning/<script>.py` (from the project's root)."""
+    if _installed_command:
+        return [_installed_command, script.replace("_", "-")]
+    return ["python", f"tuning/{script}.py"]
 
 
 class _YamlLoader(yaml.SafeLoader):

@@ -21,7 +21,7 @@ from trainables import metrics as m
 from trainables.atomic import write_text
 from trainables.errors import UsageError
 from trainables.prepared import Prepared
-from tuning.cli import DEFAULT_STORAGE
+from tuning.cli import DEFAULT_STORAGE, command_words
 from tuning.prepare import DataSettings, load_data, prepare, teacher_rows
 from tuning.spaces import largest, replicate_seeds, searched_names, to_tune
 from tuning.sweep import REUSE_ACTORS, ProgressLines, SweepSettings, make_tuner, run_config, start_ray, trainable
@@ -158,10 +158,10 @@ def replicate_tuner(sweep: SweepSettings, space: dict, seeds: list[int], prepare
     )
 
 
-def resume_command(args, name: str, *extra: str, script: str = "tuning/run.py") -> str:
-    """The command that continues experiment (or study) `name` as this one ran: the same storage path and
-    cluster, shell-quoted."""
-    words = ["python", script, "--resume", "--name", name, "--storage-path", args.storage_path]
+def resume_command(args, name: str, *extra: str, script: str = "run") -> str:
+    """The command that continues experiment (or study, script="study") `name` as this one ran: the same
+    storage path and cluster, shell-quoted, through the installed command if that started it."""
+    words = [*command_words(script), "--resume", "--name", name, "--storage-path", args.storage_path]
     if args.address:
         words += ["--address", args.address]
     return shlex.join([*words, *extra])
@@ -171,7 +171,7 @@ def closing_hints(args, name: str, errored: bool = False) -> list[str]:
     """What to run next, naming the experiment's own folder (where its trials' TensorBoard event files
     are, not Ray's temporary session folder); --storage-path when the user gave one."""
     folder = f"{args.storage_path.rstrip('/')}/{name}"
-    analyze = ["python", "tuning/analyze.py", folder]
+    analyze = [*command_words("analyze"), folder]
     if args.storage_path != DEFAULT_STORAGE:
         analyze += ["--storage-path", args.storage_path]
     hints = [f"compare the methods:   {shlex.join(analyze)}",

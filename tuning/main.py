@@ -22,6 +22,7 @@ COMMANDS = {
     "fetch-assets": ("tuning.fetch_assets", "fetch or confirm the offline models and data sets"),
 }
 USAGE_ERROR = 2
+PROGRAM = "expert-loop"  # [project.scripts] in pyproject.toml
 
 
 def usage() -> str:
@@ -40,8 +41,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: unknown command '{command}' (choose from {', '.join(COMMANDS)})", file=sys.stderr)
         sys.exit(USAGE_ERROR)
     module = importlib.import_module(COMMANDS[command][0])
-    from tuning.cli import main_guard  # noqa: PLC0415
+    from tuning.cli import main_guard, started_as  # noqa: PLC0415
 
+    started_as(PROGRAM)
     main_guard(lambda: module.main(rest))
 
 

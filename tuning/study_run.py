@@ -121,7 +121,7 @@ def _run(args, folder: Path, plan: dict, prepared, tuner, tracking: Tracking | N
     write_outputs(folder, plan, prepared, rows)
     if len(ended) + len(errors) < len(trials):
         raise SweepInterrupted(f"{len(ended)} of {len(trials)} study trials ended; continue with: "
-                               f"{resume_command(args, folder.name, script='tuning/study.py')}")
+                               f"{resume_command(args, folder.name, script='study')}")
     if errors:
         print(f"{len(errors)} trial(s) failed; the report compares the seeds every arm finished", flush=True)
     return 0
