@@ -117,7 +117,7 @@ def new_sweep(args) -> int:
                             tracking=tracking)
               for method in methods]
     dirs = experiment_dirs(args.storage_path, name, methods)
-    print(f"students' precision here: {describe_precision(spaces)}; each trial decides again where it runs",
+    print(f"students' precision here: {describe_precision(spaces)}; each trial worker decides again where it runs",
           flush=True)
     if tracking is not None:
         print(describe(tracking), flush=True)

@@ -70,7 +70,7 @@ def _announce(plan: dict, prepared, folder: Path) -> None:
     print(f"arms: {', '.join(plan['arms'])}", flush=True)
     chosen = template["recipe"]["bf16"]
     shown = precision.choice().describe() if chosen == precision.AUTO else f"forced bf16={chosen}"
-    print(f"students' precision here: {shown}; each trial decides again where it runs", flush=True)
+    print(f"students' precision here: {shown}; each trial worker decides again where it runs", flush=True)
     print(f"results in {folder}", flush=True)
 
 
