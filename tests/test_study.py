@@ -52,6 +52,18 @@ def run(arm: str, prepared, **values) -> list[dict]:
     return reports
 
 
+def test_a_trial_reports_the_same_whatever_ran_before_it_in_the_process(prepared):
+    """Trials reuse their Ray worker process (tuning/sweep.REUSE_ACTORS), so nothing a trial leaves in the
+    process (torch's random state, threads, autocast, caches) may change the next trial's results."""
+    def without_times(reports: list[dict]) -> str:  # as JSON text: NaN (no expert labels yet) equals NaN
+        return json.dumps([{k: v for k, v in r.items() if not k.endswith("seconds")} for r in reports])
+
+    first = run("expert:margin", prepared)
+    run("full:kd", prepared, seed=7)  # other arms, seeds and models in between
+    run("kd_all", prepared, seed=1, warm_start=True)
+    assert without_times(run("expert:margin", prepared)) == without_times(first)
+
+
 # ---------------------------------------------------------------- accounting (the contract of study.csv)
 
 def test_supervised_and_oracle_count_every_label_as_gold(prepared):
