@@ -6,6 +6,8 @@ from a checkpoint continues where it stopped."""
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import tempfile
 
@@ -36,7 +38,21 @@ def run_method(trial: TrialConfig, prepared: Prepared, report, resume=None, mode
     runner(trial, prepared, report, resume=resume, model=model)
 
 
+def release_memory_of_earlier_trials() -> None:
+    """Trials reuse their worker process (Tune's reuse_actors): collect what the previous trial left in
+    reference cycles and give freed heap pages back to the operating system, so a worker does not keep
+    the high-water mark of every trial it ran. Measured on the default data (3 supervised + 3 kd_all study
+    trials, 2 workers): peak worker memory 2.50-2.58 GB without this, 1.77-1.95 GB with it, 1.4-1.7 GB with a
+    fresh process per trial; a --quick study's two workers had grown to 4.1 and 5.4 GB without it."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: the collection alone
+
+
 def student_trial(config: dict, prepared: Prepared) -> None:
+    release_memory_of_earlier_trials()
     os.environ[IN_TRIAL_ENV] = "1"
     trial = TrialConfig.from_dict(config)
     node_id = ray.get_runtime_context().get_node_id()
@@ -67,6 +83,7 @@ def study_trial(config: dict, prepared: Prepared) -> None:
 
     from safetensors.torch import save_file  # noqa: PLC0415
 
+    release_memory_of_earlier_trials()
     os.environ[IN_TRIAL_ENV] = "1"
     study = StudySettings.from_dict(config)
     node_id = ray.get_runtime_context().get_node_id()

@@ -235,7 +235,8 @@ def run_config(sweep: SweepSettings, callbacks: list) -> tune.RunConfig:
 # A trial runs in a Ray actor that Tune hands to the next trial (FunctionTrainable.reset_config) instead of
 # starting a new process that imports torch and transformers again: measured on the smoke study (22 short
 # trials, 2 at a time) 14 s of trials instead of 89 s, with identical metrics. Each trial seeds and sets
-# up everything it uses, so nothing carries over; an actor whose trial failed is not reused.
+# up everything it uses, so nothing carries over (tests/test_study.py), and first releases the memory the
+# last one left (trainables/functions.py); an actor whose trial failed is not reused.
 REUSE_ACTORS = True
 
 
