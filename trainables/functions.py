@@ -42,7 +42,7 @@ def release_memory_of_earlier_trials() -> None:
     """Trials reuse their worker process (Tune's reuse_actors): collect what the previous trial left in
     reference cycles and give freed heap pages back to the operating system, so a worker does not keep
     the high-water mark of every trial it ran. Measured on the default data (3 supervised + 3 kd_all study
-    trials, 2 workers): peak worker memory 2.50-2.58 GB without this, 1.77-1.95 GB with it, 1.4-1.7 GB with a
+    trials, 2 workers): peak worker memory 2.50-2.58 GB without this, 1.77-1.95 GB with it, 1.3-1.9 GB with a
     fresh process per trial; a --quick study's two workers had grown to 4.1 and 5.4 GB without it."""
     gc.collect()
     try:
