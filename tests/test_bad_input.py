@@ -139,3 +139,19 @@ def test_subprocess_exit_status_and_single_line(tmp_path, session_cache):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: alpha must be in [0, 1], got 2.0"]
     assert "Ray" not in result.stdout and not (tmp_path / "r").exists()
+
+
+def test_withdrawn_default_of_old_names_what_works(tmp_path, capsys, monkeypatch, no_ray):
+    """A fresh machine whose registry no longer serves bigbench==1.0.0 (a real pip, told to use no index):
+    one line that names the presets that work, exit 2, nothing in the results or the cache."""
+    monkeypatch.setenv("EXPERT_LOOP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")  # no configured index or wheel folder
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    storage = tmp_path / "results"
+    code, line = exit_and_message(run.main, ["--method", "supervised", "--smoke-test", "--dataset",
+                                             "multiemo-medicine", "--storage-path", str(storage)], capsys)
+    assert code == 2
+    assert line.startswith("error: cannot fetch asset 'multiemo-medicine': the registry no longer serves "
+                           "bigbench==1.0.0 (withdrawn 2026-12-06; pip: ERROR: No matching distribution"), line
+    assert "data set presets that work: medmcqa-subjects, medmcqa; or --dataset FILE" in line
+    assert not storage.exists() and list((tmp_path / "cache").iterdir()) == []

