@@ -1,6 +1,6 @@
 """The Expert-Loop: query the pool, let the teacher ensemble label, distil, round after round.
 
-Sizes are in examples of the training split (2,272 on the default data). Epochs are per round."""
+Sizes are in examples of the training split (4,006 on the default data). Epochs are per round."""
 
 from search_spaces.kd import SPACE as KD_SPACE
 
@@ -15,7 +15,7 @@ SPACE = {
     # Query rounds after the first training; every round is one report the scheduler can stop at.
     "max_iterations": {"type": "int", "low": 1, "high": 3},
     # Candidates scored per round: a seeded sample keeps a round's scoring to seconds on CPU (the whole
-    # 2,000-example pool costs more than the training). Set 0 to score the whole pool.
+    # pool of some 4,000 examples costs more than the training). Set 0 to score the whole pool.
     "pool_sample_size": 500,
     "strategy": {"type": "choice",
                  "values": ["least_confidence", "margin", "entropy", "random", "robust_least_confidence"]},

@@ -161,7 +161,7 @@ def test_directory_missing_validation_is_carved_from_train(tmp_path: Path) -> No
 
 
 def test_split_sizes_exact_stratified_and_disjoint(tmp_path: Path) -> None:
-    # The default data set's class counts: 3272 rows -> 2272 / 500 / 500 with the default sizes.
+    # multiemo-medicine's class counts (the default before 2026-12-06): 3272 rows -> 2272 / 500 / 500.
     counts = {"negative": 1209, "positive": 961, "neutral": 789, "ambivalent": 313}
     data = load_task_data(str(write(tmp_path / "big.csv", class_rows(counts))))
     assert (len(data.train), len(data.validation), len(data.test)) == (2272, 500, 500)
