@@ -36,7 +36,7 @@ def tiny_bert_task(tmp_path_factory):
     from trainables.data import smoke_task_data
     from trainables.encode import encode_task
     from trainables.models import make_blueprint
-    from tuning.prepare import resolve_model
+    from tuning.assets.prepare import resolve_model
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EXPERT_LOOP_CACHE", str(tmp_path_factory.mktemp("cache")))

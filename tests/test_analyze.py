@@ -18,9 +18,9 @@ from tests.conftest import run_cli
 from trainables import metrics as m
 from trainables.config import METHODS, TrialConfig
 from trainables.errors import TrainingDiverged, UsageError
-from tuning import analysis as a
 from tuning import analyze, cli, run, train
-from tuning.confirm import prepare_groups
+from tuning.analysis import results as a
+from tuning.analysis.confirm import prepare_groups
 
 
 def read_grid(path) -> tune.ResultGrid:

@@ -21,7 +21,7 @@ import trainables.functions as functions
 from trainables import metrics as m
 from trainables.checkpoint import TRAINING_JSON, TRAINING_TENSORS
 from trainables.prepared import TeacherOutputs
-from tuning.prepare import SMOKE_SETTINGS, DataSettings, prepare
+from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, prepare
 
 # Wall time and where it ran differ between any two runs; everything else must not.
 VARYING = {m.TRAIN_SECONDS, functions.NODE_ID}

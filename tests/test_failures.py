@@ -28,7 +28,7 @@ from trainables import metrics as m
 from trainables.errors import TrainingDiverged
 from trainables.prepared import TeacherOutputs
 from tuning import run
-from tuning.prepare import SMOKE_SETTINGS, DataSettings, prepare
+from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, prepare
 
 
 def read_grid(path: Path) -> tune.ResultGrid:

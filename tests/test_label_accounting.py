@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import tuning.prepare
+import tuning.assets.prepare
 from trainables import metrics as m
 from trainables.checkpoint import save_checkpoint
 from trainables.config import TrialConfig
@@ -17,7 +17,7 @@ from trainables.expert_loop import candidate_rows
 from trainables.methods import label_counts
 from trainables.models import build_model
 from trainables.teachers import TeacherSettings
-from tuning.prepare import SMOKE_SETTINGS, DataSettings, load_data, prepare, teacher_rows
+from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, load_data, prepare, teacher_rows
 
 TRAIN, VALIDATION = 96, 24  # the smoke data's splits
 
@@ -79,7 +79,7 @@ def test_the_split_takes_rows_only_for_teachers_fine_tuned_here(checkpoints):
 def test_given_checkpoints_and_a_teacher_split_leave_the_whole_pool_end_to_end(checkpoints, tmp_path, monkeypatch):
     torch.set_num_threads(1)
     monkeypatch.setenv("EXPERT_LOOP_CACHE", str(tmp_path))
-    monkeypatch.setattr(tuning.prepare, "TeacherSettings", one_thread_teachers)
+    monkeypatch.setattr(tuning.assets.prepare, "TeacherSettings", one_thread_teachers)
     said = []
     prepared = prepare(settings(checkpoints, 0.5), need_teachers=True, progress=said.append)
     assert prepared.teachers.teacher_labels == 0

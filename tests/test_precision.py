@@ -7,7 +7,7 @@ import pytest
 from trainables import precision
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
-from tuning.prepare import DataSettings
+from tuning.assets.prepare import DataSettings
 
 
 @pytest.fixture

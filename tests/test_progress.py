@@ -9,9 +9,9 @@ import pytest
 
 from trainables import metrics as m
 from tuning import run
-from tuning.experiment import closing_hints, print_best, resume_command
-from tuning.spaces import build_space
-from tuning.sweep import ProgressLines
+from tuning.sweep.experiment import closing_hints, print_best, resume_command
+from tuning.sweep.search import ProgressLines
+from tuning.sweep.spaces import build_space
 
 SUPERVISED = {"method": "supervised", "epochs": 3}
 

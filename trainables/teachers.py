@@ -48,7 +48,7 @@ class TeacherSettings:
 @dataclass(frozen=True)
 class TeacherJob:
     """One teacher to fine-tune, with everything the work needs and nothing of the driver's disk, so that
-    it runs alike in this process or as a Ray task on another node (tuning/teacher_tasks.py)."""
+    it runs alike in this process or as a Ray task on another node (tuning/assets/teacher_tasks.py)."""
 
     name: str
     blueprint: ModelBlueprint

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import yaml
 
 from trainables.errors import UsageError
-from tuning.settings import SMOKE_SETTINGS, DataSettings  # light: --help imports no torch, Ray
+from tuning.assets.settings import SMOKE_SETTINGS, DataSettings  # light: --help imports no torch, Ray
 
 USAGE_ERROR = 2
 DEFAULT_STORAGE = "ray_results"  # --storage-path of run.py, study.py and analyze.py when not given

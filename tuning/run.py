@@ -26,7 +26,7 @@ from tuning.cli import (  # noqa: E402
     parse_assignments,
     parse_with_explicit,
 )
-from tuning.tracking import add_tracker_arguments, describe, refuse_on_resume, tracking_settings  # noqa: E402
+from tuning.tracking.settings import add_tracker_arguments, describe, refuse_on_resume, tracking_settings  # noqa: E402
 
 # Ray, torch and transformers are imported once the arguments are parsed (main, new_sweep): --help answers at once.
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")
@@ -78,14 +78,14 @@ def main(argv=None) -> int:
             raise UsageError("--resume needs --name (the experiment to continue)")
         check_name(args.name)  # the same names as on creation: nothing outside --storage-path
         refuse_on_resume(args)  # a restored sweep logs where it did (its callbacks are saved with it)
-        from tuning.experiment import resume_sweep  # noqa: PLC0415 (Ray, torch: once the arguments are parsed)
+        from tuning.sweep.experiment import resume_sweep  # noqa: PLC0415 (Ray, torch: once the arguments are parsed)
 
         return resume_sweep(args)
     return new_sweep(args)
 
 
 def new_sweep(args) -> int:
-    from tuning.experiment import (  # noqa: PLC0415 (Ray, torch: once the arguments are parsed)
+    from tuning.sweep.experiment import (  # noqa: PLC0415 (Ray, torch: once the arguments are parsed)
         default_name,
         experiment_dirs,
         prepare_once,
@@ -93,8 +93,8 @@ def new_sweep(args) -> int:
         print_hints,
         run_sweeps,
     )
-    from tuning.spaces import build_space, read_space_file, replicate_seeds  # noqa: PLC0415
-    from tuning.sweep import SweepSettings  # noqa: PLC0415
+    from tuning.sweep.search import SweepSettings  # noqa: PLC0415
+    from tuning.sweep.spaces import build_space, read_space_file, replicate_seeds  # noqa: PLC0415
 
     methods = list(METHODS) if args.method == "all" else [args.method]
     num_samples = args.num_samples if args.num_samples is not None else (2 if args.smoke_test else 8)

@@ -21,13 +21,12 @@ from trainables import metrics as m
 from trainables.atomic import write_text
 from trainables.errors import UsageError
 from trainables.prepared import Prepared
+from tuning.assets.prepare import DataSettings, load_data, prepare, teacher_rows
+from tuning.assets.teacher_tasks import ray_starter, started_for_teachers
 from tuning.cli import DEFAULT_STORAGE, command_words
-from tuning.prepare import DataSettings, load_data, prepare, teacher_rows
-from tuning.spaces import largest, replicate_seeds, searched_names, to_tune
-from tuning.sweep import REUSE_ACTORS, ProgressLines, SweepSettings, make_tuner, run_config, start_ray, trainable
-from tuning.teacher_tasks import ray_starter, started_for_teachers
-
-SWEEP_FILE = "sweep.json"  # how the sweep was made: read back by --resume and by the analysis
+from tuning.records import SWEEP_FILE
+from tuning.sweep.search import REUSE_ACTORS, ProgressLines, SweepSettings, make_tuner, run_config, start_ray, trainable
+from tuning.sweep.spaces import largest, replicate_seeds, searched_names, to_tune
 
 
 def default_name(method: str) -> str:

@@ -19,12 +19,12 @@ from ray.tune.search.optuna import OptunaSearch
 from trainables import metrics as m
 from trainables.functions import student_trial
 from trainables.prepared import Prepared
-from tuning.replayed_reports import TrimReplayedReports
-from tuning.spaces import largest, starting_points, to_tune
-from tuning.tracking import Tracking
-from tuning.tracking import callbacks as tracker_callbacks
+from tuning.records import MODEL_BASED, OPTUNA_JOURNAL, reached_the_end
+from tuning.sweep.spaces import largest, starting_points, to_tune
+from tuning.tracking.callbacks import tracker_callbacks
+from tuning.tracking.settings import Tracking
+from tuning.trials.replayed_reports import TrimReplayedReports
 
-OPTUNA_JOURNAL = "optuna_journal.log"
 logger = logging.getLogger(__name__)
 
 
@@ -53,31 +53,10 @@ class SweepSettings:
             object.__setattr__(self, "startup_trials", startup_trials(self.num_samples))
 
 
-# Samplers that propose at random until `n_startup_trials` trials have finished, then from a model of them.
-MODEL_BASED = ("tpe", "gp")
-OPTUNA_DEFAULT_STARTUP = 10  # TPESampler's and GPSampler's default n_startup_trials
-
-
 def startup_trials(num_samples: int) -> int:
     """A quarter of the budget, at least 3: Optuna's default of 10 turns a sweep of 8 trials into a
     random search, while fewer than 3 finished trials give TPE nothing to split into good and bad."""
     return max(3, math.ceil(num_samples / 4))
-
-
-def search_kind(sweep: dict) -> str:
-    """What the searcher really did, from a sweep.json "sweep" record (records from before
-    startup_trials was recorded ran with Optuna's default of 10)."""
-    sampler, total = sweep.get("sampler", "tpe"), int(sweep.get("num_samples", 0))
-    if sampler == "random":
-        return "random search (--sampler random)"
-    if sampler not in MODEL_BASED:
-        return f"{sampler} sampler"
-    startup = sweep.get("startup_trials") or OPTUNA_DEFAULT_STARTUP
-    if startup >= total:
-        return (f"random search in effect: {sampler.upper()} proposes at random until {startup} trials have "
-                f"finished, and the sweep had {total}")
-    return (f"{sampler.upper()}: random proposals until {startup} of {total} trials had finished "
-            "(a few more when trials ran at once), model-guided after that")
 
 
 def start_ray(address: str | None, dashboard: bool, num_cpus: int | None = None, verbose: bool = False) -> None:
@@ -88,7 +67,7 @@ def start_ray(address: str | None, dashboard: bool, num_cpus: int | None = None,
         return
     # One checkpoint per epoch is the design; Ray's warning about frequent snapshots is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    project_root = str(Path(__file__).resolve().parents[1])
+    project_root = str(Path(__file__).resolve().parents[2])  # tuning/sweep/search.py -> the project
     runtime_env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}
     if not verbose:
         runtime_env["worker_process_setup_hook"] = quiet_worker_logs(QUIET_LOGGERS)
@@ -145,17 +124,6 @@ def make_searcher(sweep: SweepSettings, space: dict, experiment_dir: Path | None
                                    sampler=sampler, seed=None, storage=storage, study_name=sweep.name)
     # TPE learns from finished trials: too many at once and it degrades to random proposals.
     return ConcurrencyLimiter(searcher, max_concurrent=sweep.max_concurrent)
-
-
-def reached_the_end(method: str, config: dict, last: dict) -> bool:
-    """Did a trial whose last report is `last` run all its planned epochs (rounds for the Expert-Loop)?
-    A trial that did not, and did not fail, was stopped by the scheduler."""
-    if method == "active_loop":
-        done_round = last.get(m.ROUND, last.get("training_iteration", 0) - 1)
-        # The loop also ends when the pool runs out, before max_iterations.
-        return done_round >= int(config.get("max_iterations", 0)) or last.get("pool_left") == 0
-    done_epoch = last.get(m.EPOCH, last.get("training_iteration", 0))
-    return done_epoch >= int(config.get("epochs", 1))
 
 
 class PruningOptunaSearch(OptunaSearch):

@@ -15,18 +15,17 @@ from trainables import precision
 from trainables.errors import UsageError
 from trainables.expert_loop import candidate_rows
 from trainables.functions import study_trial
-from trainables.study_arms import BUDGET
-from trainables.study_settings import StudySettings, check_budgets, parse_arm
-from tuning import study_plots
-from tuning.analysis import write_json
-from tuning.experiment import SweepInterrupted, fit, resume_command
-from tuning.prepare import DataSettings, load_data, prepare, teacher_rows
-from tuning.replayed_reports import TrimReplayedReports
-from tuning.study_report import STUDY_CSV, SUMMARY_JSON, per_class_f1, summarise, write_report, write_study_csv
-from tuning.sweep import REUSE_ACTORS, start_ray
-from tuning.teacher_tasks import ray_starter, started_for_teachers
-from tuning.tracking import Tracking, describe
-from tuning.tracking import callbacks as tracker_callbacks
+from trainables.study_settings import BUDGET, StudySettings, check_budgets, parse_arm
+from tuning.assets.prepare import DataSettings, load_data, prepare, teacher_rows
+from tuning.assets.teacher_tasks import ray_starter, started_for_teachers
+from tuning.budget_study import plots as study_plots
+from tuning.budget_study.report import STUDY_CSV, SUMMARY_JSON, per_class_f1, summarise, write_report, write_study_csv
+from tuning.records import write_json
+from tuning.sweep.experiment import SweepInterrupted, fit, resume_command
+from tuning.sweep.search import REUSE_ACTORS, start_ray
+from tuning.tracking.callbacks import tracker_callbacks
+from tuning.tracking.settings import Tracking, describe
+from tuning.trials.replayed_reports import TrimReplayedReports
 
 STUDY_FILE = "study.json"  # how the study was made: read back by --resume
 

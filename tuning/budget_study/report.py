@@ -1,6 +1,6 @@
 """The budget study's numbers: study.csv in, summary.json, report.md and plots out (no Ray, no torch).
 
-Every interval here is a 95% paired bootstrap over seeds AND test examples (tuning/bootstrap.py), so it
+Every interval here is a 95% paired bootstrap over seeds AND test examples (tuning/analysis/bootstrap.py), so it
 covers both the seed-to-seed variation and the sampling of the test set. Choices look at validation
 only; test accuracy is what is reported."""
 
@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from trainables import metrics as m
-from trainables.study_arms import BUDGET, GOLD_LABELS, TEST_PREDICTIONS, VALIDATION_LABELS, decode_predictions
-from tuning.analysis import write_text
-from tuning.bootstrap import REPLICATES, interval, replicate_accuracies
+from trainables.atomic import write_text
+from trainables.study_settings import BUDGET, GOLD_LABELS, TEST_PREDICTIONS, VALIDATION_LABELS, decode_predictions
+from tuning.analysis.bootstrap import REPLICATES, interval, replicate_accuracies
 
 STUDY_CSV = "study.csv"
 SUMMARY_JSON = "summary.json"

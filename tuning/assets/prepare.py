@@ -20,9 +20,9 @@ from trainables.models import TINY_MODELS, make_blueprint, make_tiny_model_folde
 from trainables.prepared import Prepared, TeacherOutputs
 from trainables.sampling import stratified_subset
 from trainables.teachers import TeacherSettings, prepare_teachers, run_in_process
-from tuning import assets
-from tuning.settings import DEFAULT_TEACHERS, SMOKE_SETTINGS, DataSettings  # noqa: F401 (their old home)
-from tuning.teacher_tasks import ray_runner
+from tuning.assets import catalog as assets
+from tuning.assets.settings import DEFAULT_TEACHERS, SMOKE_SETTINGS, DataSettings  # noqa: F401 (their old home)
+from tuning.assets.teacher_tasks import ray_runner
 
 
 def load_data(settings: DataSettings, progress=print) -> TaskData:
