@@ -121,8 +121,7 @@ def no_ray(monkeypatch):
     def tripwire(*args, **kwargs):
         raise AssertionError("Ray was started for bad input")
 
-    monkeypatch.setattr("tuning.sweep.experiment.start_ray", tripwire)
-    monkeypatch.setattr("tuning.budget_study.runner.start_ray", tripwire)
+    monkeypatch.setattr("tuning.trials.ray_session.start_ray", tripwire)  # the sweep's and the study's
 
 
 BAD = {

@@ -53,7 +53,7 @@ def run(arm: str, prepared, **values) -> list[dict]:
 
 
 def test_a_trial_reports_the_same_whatever_ran_before_it_in_the_process(prepared):
-    """Trials reuse their Ray worker process (tuning/sweep.REUSE_ACTORS), so nothing a trial leaves in the
+    """Trials reuse their Ray worker process (tuning/trials/tuner.REUSE_ACTORS), so nothing a trial leaves in the
     process (torch's random state, threads, autocast, caches) may change the next trial's results."""
     def without_times(reports: list[dict]) -> str:  # as JSON text: NaN (no expert labels yet) equals NaN
         return json.dumps([{k: v for k, v in r.items() if not k.endswith("seconds")} for r in reports])

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
 
 from trainables import metrics as m  # noqa: E402
+from trainables.atomic import write_text  # noqa: E402
 from trainables.errors import UsageError  # noqa: E402
 from tuning.cli import Parser, main_guard  # noqa: E402
+from tuning.records import write_json  # noqa: E402
 
 # tuning.analysis.results (Ray, pandas), the plots (matplotlib) and --confirm (torch) are imported in the functions
 # that use them: --help answers at once.
@@ -64,16 +66,16 @@ def main(argv=None) -> int:
     best = a.best_configs(experiments, shown_root)
     if args.confirm and not best["methods"]:  # checked before anything is written
         raise UsageError("--confirm: no method has a trial with a val_accuracy to retrain")
-    a.write_json(out / BEST_FILE, best)
-    a.write_text(out / "results.csv", a.results_frame(experiments).to_csv(index=False))
+    write_json(out / BEST_FILE, best)
+    write_text(out / "results.csv", a.results_frame(experiments).to_csv(index=False))
     confirmation = None
     if args.confirm:
         runs = retrain(best["methods"], args.confirm)
-        a.write_text(out / CONFIRM_FILE, pd.DataFrame(seed_rows(runs)).to_csv(index=False))
+        write_text(out / CONFIRM_FILE, pd.DataFrame(seed_rows(runs)).to_csv(index=False))
         confirmation = summarise(runs)
     plots, notes = make_plots(experiments, best["methods"], confirmation, out)
     sections = report_sections(experiments, best["methods"], confirmation, plots, shown_root, mixed, notes)
-    a.write_text(out / "report.md", "\n\n".join(sections) + "\n")
+    write_text(out / "report.md", "\n\n".join(sections) + "\n")
     print("\n" + "\n\n".join(sections[1:3] + ([sections[3]] if confirmation else [])))
     print(f"\nwritten to {out}: {BEST_FILE}, report.md, results.csv, {len(plots)} plot(s)")
     return 0

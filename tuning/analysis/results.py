@@ -18,11 +18,10 @@ from ray import tune
 from ray.exceptions import RayTaskError
 
 from trainables import metrics as m
-from trainables.atomic import write_text  # also used from here by analyze.py and the study
 from trainables.config import METHODS
 from trainables.errors import UsageError
 from trainables.model_card import teacher_accuracies  # noqa: F401 (analyze.py reads it from here)
-from tuning.records import OPTUNA_JOURNAL, SWEEP_FILE, reached_the_end, write_json  # noqa: F401 (analyze.py)
+from tuning.records import OPTUNA_JOURNAL, SWEEP_FILE, reached_the_end
 
 COMPLETED, STOPPED, ERRORED, UNFINISHED = "completed", "stopped", "errored", "unfinished"
 STATUSES = (COMPLETED, STOPPED, ERRORED, UNFINISHED)

@@ -17,25 +17,27 @@ from trainables.expert_loop import candidate_rows
 from trainables.functions import study_trial
 from trainables.study_settings import BUDGET, StudySettings, check_budgets, parse_arm
 from tuning.assets.prepare import DataSettings, load_data, prepare, teacher_rows
-from tuning.assets.teacher_tasks import ray_starter, started_for_teachers
 from tuning.budget_study import plots as study_plots
 from tuning.budget_study.report import STUDY_CSV, SUMMARY_JSON, per_class_f1, summarise, write_report, write_study_csv
 from tuning.records import write_json
-from tuning.sweep.experiment import SweepInterrupted, fit, resume_command
-from tuning.sweep.search import REUSE_ACTORS, start_ray
 from tuning.tracking.callbacks import tracker_callbacks
 from tuning.tracking.settings import Tracking, describe
+from tuning.trials.progress import ProgressLines
+from tuning.trials.ray_session import RaySession
 from tuning.trials.replayed_reports import TrimReplayedReports
+from tuning.trials.tuner import REUSE_ACTORS, SweepInterrupted, fit, trainable
 
 STUDY_FILE = "study.json"  # how the study was made: read back by --resume
 
 
-def start(args, folder: Path, plan: dict, settings: DataSettings, tracking: Tracking | None = None) -> int:
-    """A new study in `folder` (study.py checked that it does not exist yet)."""
+def start(folder: Path, plan: dict, settings: DataSettings, session: RaySession, max_concurrent: int | None,
+          resume_hint: str, tracking: Tracking | None = None) -> int:
+    """A new study in `folder` (study.py checked that it does not exist yet). `resume_hint`: the command
+    that continues it, said when Ctrl-C stops it."""
     data = load_data(settings)
     pool = len(data.train) - (len(teacher_rows(settings, data)) if settings.teacher_split > 0 else 0)
     check_budgets(StudySettings.from_dict(plan["template"]), pool)
-    prepared = prepare(settings, need_teachers=True, data=data, start_ray=ray_starter(args))
+    prepared = prepare(settings, need_teachers=True, data=data, start_ray=session.start)
     record = {"plan": plan, "data": settings.to_dict(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
               "tracking": asdict(tracking) if tracking is not None else None}
     folder.mkdir(parents=True)
@@ -43,21 +45,20 @@ def start(args, folder: Path, plan: dict, settings: DataSettings, tracking: Trac
     _announce(plan, prepared, folder)
     if tracking is not None:
         print(describe(tracking), flush=True)
-    return _run(args, folder, plan, prepared, tuner=None, tracking=tracking)
+    return _run(folder, plan, prepared, session, max_concurrent, resume_hint, restore=False, tracking=tracking)
 
 
-def resume(args, folder: Path) -> int:
+def resume(folder: Path, session: RaySession, max_concurrent: int | None, resume_hint: str) -> int:
     if not (folder / STUDY_FILE).is_file():
         raise UsageError(f"no study to resume at {folder} (no {STUDY_FILE})")
     record = json.loads((folder / STUDY_FILE).read_text(encoding="utf-8"))
-    prepared = prepare(DataSettings.from_dict(record["data"]), need_teachers=True, start_ray=ray_starter(args))
-    tuner = None
-    if tune.Tuner.can_restore(str(folder)):
+    prepared = prepare(DataSettings.from_dict(record["data"]), need_teachers=True, start_ray=session.start)
+    restore = tune.Tuner.can_restore(str(folder))
+    if restore:
         print(f"resuming {folder}", flush=True)
-        tuner = "restore"
     # Used when the study was interrupted before its Tuner began; a restored Tuner keeps its own callbacks.
     tracking = Tracking(**record["tracking"]) if record.get("tracking") else None
-    return _run(args, folder, record["plan"], prepared, tuner, tracking)
+    return _run(folder, record["plan"], prepared, session, max_concurrent, resume_hint, restore, tracking)
 
 
 def _announce(plan: dict, prepared, folder: Path) -> None:
@@ -80,74 +81,44 @@ def grid(plan: dict) -> list[dict]:
     return [{"arm": arm, "seed": seed} for seed in plan["seeds"] for arm in slow_first]
 
 
-def _trainable(prepared, cpus: int):
-    return tune.with_resources(tune.with_parameters(_flat_trial, prepared=prepared), {"cpu": cpus})
-
-
-def _flat_trial(config: dict, prepared) -> None:
-    point = config["point"]
-    study_trial({**config["template"], "arm": point["arm"], "seed": point["seed"]}, prepared)
-
-
-def _run(args, folder: Path, plan: dict, prepared, tuner, tracking: Tracking | None = None) -> int:
+def _run(folder: Path, plan: dict, prepared, session: RaySession, max_concurrent: int | None, resume_hint: str,
+         restore: bool, tracking: Tracking | None = None) -> int:
+    """The grid on Ray (a restored Tuner when `restore`), then the study's files from what was measured."""
     cpus = prepared.num_threads
     trials = grid(plan)
-    started_here = not _ray_running() or started_for_teachers(args)
-    start_ray(args.address, args.dashboard, verbose=args.verbose)
-    try:
-        if tuner == "restore":
-            tuner = tune.Tuner.restore(str(folder), trainable=_trainable(prepared, cpus), resume_unfinished=True,
-                                       resume_errored=False)
-        elif tuner is None:
-            concurrent = args.max_concurrent or max(1, (os.cpu_count() or 1) // cpus)
+    with session:
+        if restore:
+            tuner = tune.Tuner.restore(str(folder), trainable=trainable(study_trial, prepared, cpus),
+                                       resume_unfinished=True, resume_errored=False)
+        else:
+            concurrent = max_concurrent or max(1, (os.cpu_count() or 1) // cpus)
             tuner = tune.Tuner(
-                _trainable(prepared, cpus),
+                trainable(study_trial, prepared, cpus),
                 param_space={"template": plan["template"], "point": tune.grid_search(trials)},
                 tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=REUSE_ACTORS),
                 run_config=tune.RunConfig(name=folder.name, storage_path=str(folder.parent), verbose=0,
                                           checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                                          callbacks=[StudyProgress(len(trials), plan), TrimReplayedReports(),
-                                                     *tracker_callbacks(tracking)]))
-        grid_result = fit(tuner, args.verbose)
-    finally:
-        if started_here:
-            import ray  # noqa: PLC0415
-
-            ray.shutdown()
+                                          callbacks=[ProgressLines(len(trials), describe_point, word="done"),
+                                                     TrimReplayedReports(), *tracker_callbacks(tracking)]))
+        grid_result = fit(tuner, session.settings.verbose)
     rows = collect_rows(grid_result)
     ended = {(r["arm"], r["seed"]) for r in rows if r.get("done")}
     errors = [result.error for result in grid_result if result.error is not None]
     write_outputs(folder, plan, prepared, rows)
     if len(ended) + len(errors) < len(trials):
-        raise SweepInterrupted(f"{len(ended)} of {len(trials)} study trials ended; continue with: "
-                               f"{resume_command(args, folder.name, script='study')}")
+        raise SweepInterrupted(f"{len(ended)} of {len(trials)} study trials ended; continue with: {resume_hint}")
     if errors:
         print(f"{len(errors)} trial(s) failed; the report compares the seeds every arm finished", flush=True)
     return 0
 
 
-def _ray_running() -> bool:
-    import ray  # noqa: PLC0415
-
-    return ray.is_initialized()
-
-
-class StudyProgress(tune.Callback):
-    """One line per point, with the count of (arm, seed) trials that have reported every budget."""
-
-    def __init__(self, total: int, plan: dict):
-        # Wall-clock time: Tuner.restore brings this callback back in a new process, where a
-        # perf_counter origin would mean nothing; the elapsed time then counts from the study's start.
-        self.started, self.total, self.done = time.time(), total, set()
-        self.points = len(plan["template"]["budgets"])
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        arm, seed = result["arm"], trial.config["point"]["seed"]
-        if is_last_point(arm, result["training_iteration"], self.points):
-            self.done.add((arm, seed))
-        print(f"[{time.time() - self.started:6.0f} s] {arm} seed {seed} budget {result[BUDGET]}: "
-              f"val {result[m.VAL_ACCURACY]:.3f} test {result[m.TEST_ACCURACY]:.3f} "
-              f"({result[m.TRAIN_SECONDS]:.0f} s; {len(self.done)}/{self.total} trials done)", flush=True)
+def describe_point(trial, result: dict) -> tuple[str, bool]:
+    """A study's progress line for one report (one budget of an arm and seed), and whether it is the trial's
+    last: a reference arm (full:*) has one point, every other arm one per budget."""
+    arm, seed = result["arm"], trial.config["point"]["seed"]
+    last = is_last_point(arm, result["training_iteration"], len(trial.config["template"]["budgets"]))
+    return (f"{arm} seed {seed} budget {result[BUDGET]}: val {result[m.VAL_ACCURACY]:.3f} test "
+            f"{result[m.TEST_ACCURACY]:.3f} ({result[m.TRAIN_SECONDS]:.0f} s)", last)
 
 
 def collect_rows(grid_result) -> list[dict]:
