@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -368,3 +370,44 @@ def test_the_default_recipe_is_the_original_with_the_sweeps_rate_and_batch():
     assert (recipe.temperature, recipe.alpha) == (original_kd["temperature"], original_kd["alpha"])
     assert study.recipe(study.parse_args(["--set", "learning_rate=1e-4"])).learning_rate == 1e-4
     assert study.recipe(study.parse_args(["--smoke-test"])).learning_rate == 5e-3
+
+
+# ---------------------------------------------------------------- no silent loss when reading the trials back
+
+def _fake_result(folder: Path, arm: str, seed: int, last: dict) -> SimpleNamespace:
+    """What tuning/budget_study/runner.collect_rows reads of a Tune Result."""
+    import pyarrow.fs
+
+    return SimpleNamespace(path=str(folder), filesystem=pyarrow.fs.LocalFileSystem(), metrics=last, error=None,
+                           config={"point": {"arm": arm, "seed": seed}, "template": {"budgets": [8, 16]}})
+
+
+def test_a_trial_whose_reports_cannot_be_read_is_a_counted_gap_not_a_silent_loss(tmp_path):
+    """study_run.py returned no rows for a trial on any OSError, so its points vanished from study.csv
+    without a word. Now only a trial that never reported has nothing to read; any other failure is a gap
+    named with its arm, seed and reason."""
+    from tuning.budget_study import runner
+
+    def folder(name: str, content: str | None = None) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        if content is not None:
+            (path / "result.json").write_text(content, encoding="utf-8")
+        return path
+
+    lines = "".join(json.dumps({"arm": "supervised", "budget": b, "training_iteration": i}) + "\n"
+                    for i, b in ((1, 8), (2, 16)))
+    unreadable = folder("a-folder-where-the-file-should-be")
+    (unreadable / "result.json").mkdir()
+    results = [
+        _fake_result(folder("good", lines), "supervised", 0, {"training_iteration": 2}),
+        _fake_result(folder("cut", '{"arm": "supervised", "bud'), "supervised", 1, {"training_iteration": 1}),
+        _fake_result(folder("gone"), "kd_all", 0, {"training_iteration": 2}),  # reported, but no result.json
+        _fake_result(unreadable, "kd_all", 1, {"training_iteration": 1}),
+        _fake_result(folder("pending"), "kd_all", 2, {}),  # never started: nothing to read, nothing lost
+    ]
+    rows, gaps = runner.collect_rows(results)
+    assert [(r["seed"], r["budget"], r["done"]) for r in rows] == [(0, 8, False), (0, 16, True)]
+    assert [(gap["arm"], gap["seed"]) for gap in gaps] == [("supervised", 1), ("kd_all", 0), ("kd_all", 1)]
+    assert "not JSON" in gaps[0]["error"] and "missing" in gaps[1]["error"]
+    assert all(gap["path"].endswith("result.json") for gap in gaps)

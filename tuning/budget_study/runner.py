@@ -101,14 +101,21 @@ def _run(folder: Path, plan: dict, prepared, session: RaySession, max_concurrent
                                           callbacks=[ProgressLines(len(trials), describe_point, word="done"),
                                                      TrimReplayedReports(), *tracker_callbacks(tracking)]))
         grid_result = fit(tuner, session.settings.verbose)
-    rows = collect_rows(grid_result)
+    rows, unreadable = collect_rows(grid_result)
+    for gap in unreadable:
+        print(f"cannot read the reports of {gap['arm']} seed {gap['seed']} ({gap['path']}): {gap['error']}",
+              flush=True)
     ended = {(r["arm"], r["seed"]) for r in rows if r.get("done")}
-    errors = [result.error for result in grid_result if result.error is not None]
-    write_outputs(folder, plan, prepared, rows)
-    if len(ended) + len(errors) < len(trials):
+    errored = {_point_of(result) for result in grid_result if result.error is not None}
+    accounted = ended | errored | {(gap["arm"], gap["seed"]) for gap in unreadable}
+    write_outputs(folder, plan, prepared, rows, unreadable)
+    if len(accounted) < len(trials):
         raise SweepInterrupted(f"{len(ended)} of {len(trials)} study trials ended; continue with: {resume_hint}")
-    if errors:
-        print(f"{len(errors)} trial(s) failed; the report compares the seeds every arm finished", flush=True)
+    if errored:
+        print(f"{len(errored)} trial(s) failed; the report compares the seeds every arm finished", flush=True)
+    if unreadable:
+        print(f"{len(unreadable)} trial(s) whose reports could not be read are left out (listed in summary.json "
+              "as unreadable_trials); the report compares the seeds every arm finished", flush=True)
     return 0
 
 
@@ -121,18 +128,28 @@ def describe_point(trial, result: dict) -> tuple[str, bool]:
             f"{result[m.TEST_ACCURACY]:.3f} ({result[m.TRAIN_SECONDS]:.0f} s)", last)
 
 
-def collect_rows(grid_result) -> list[dict]:
+def collect_rows(grid_result) -> tuple[list[dict], list[dict]]:
     """Every report of every trial, read from its result.json (a CSV would turn the predictions'
-    digit strings into numbers), with the seed, and `done` on a trial's last expected report."""
-    rows = []
+    digit strings into numbers), with the seed, and `done` on a trial's last expected report; and the
+    trials whose reports could not be read ({arm, seed, path, error}), so that none vanishes unsaid."""
+    rows, unreadable = [], []
     for result in grid_result:
-        seed = result.config["point"]["seed"]
+        arm, seed = _point_of(result)
         budgets = len(result.config["template"]["budgets"])
-        reports = _reports(result)
+        try:
+            reports = _reports(result)
+        except UnreadableReports as error:
+            unreadable.append({"arm": arm, "seed": seed, "path": error.path, "error": error.reason})
+            continue
         for report in reports:
             rows.append({**report, "seed": seed,
                          "done": is_last_point(report["arm"], report.get("training_iteration"), budgets)})
-    return rows
+    return rows, unreadable
+
+
+def _point_of(result) -> tuple[str, int]:
+    point = result.config["point"]
+    return point["arm"], point["seed"]
 
 
 def is_last_point(arm: str, iteration: int | None, budgets: int) -> bool:
@@ -140,21 +157,43 @@ def is_last_point(arm: str, iteration: int | None, budgets: int) -> bool:
     return iteration == (1 if parse_arm(arm).kind == "full" else budgets)
 
 
+class UnreadableReports(Exception):
+    """A trial that reported, but whose result.json cannot be read (gone, unreadable, not JSON)."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
 def _reports(result) -> list[dict]:
+    """The trial's reports; none for a trial that never reported (one an interruption left pending)."""
     path = f"{result.path}/result.json"
     try:
         with result.filesystem.open_input_stream(path) as stream:
             text = stream.read().decode("utf-8")
-    except (FileNotFoundError, OSError):
+    except FileNotFoundError:
+        if _reported(result):
+            raise UnreadableReports(path, "the trial reported, but its result.json is missing") from None
         return []
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise UnreadableReports(path, f"{type(error).__name__}: {error}") from None
+    try:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError as error:  # e.g. a line cut short when the driver was killed while writing it
+        raise UnreadableReports(path, f"not JSON lines ({error})") from None
+
+
+def _reported(result) -> bool:
+    """Whether Tune holds a report of this trial (its last result has a training_iteration)."""
+    return bool((result.metrics or {}).get("training_iteration"))
 
 
 KEEP = ("arm", BUDGET, "seed")
 
 
-def write_outputs(folder: Path, plan: dict, prepared, rows: list[dict]) -> None:
-    """study.csv, summary.json, report.md and the plots, from whatever has been measured so far."""
+def write_outputs(folder: Path, plan: dict, prepared, rows: list[dict], unreadable: list[dict] | None = None) -> None:
+    """study.csv, summary.json, report.md and the plots, from whatever has been measured so far; trials
+    whose reports could not be read are listed in summary.json (unreadable_trials)."""
     if not rows:
         print("no point has been measured yet: no report written", flush=True)
         return
@@ -178,6 +217,8 @@ def write_outputs(folder: Path, plan: dict, prepared, rows: list[dict]) -> None:
             "teacher_accuracy": teachers.accuracy, "ensemble_pool_accuracy": round(ensemble_pool, 4),
             "data": prepared.data_name, "student": prepared.provenance["data"]["student"],
             "teachers": prepared.provenance["data"]["teachers"]}
+    if unreadable:
+        meta["unreadable_trials"] = unreadable
     try:
         summary = summarise(frame, test_labels, list(template["budgets"]), meta)
     except ValueError as error:
