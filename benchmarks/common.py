@@ -17,7 +17,7 @@ MAX_LENGTH = 128  # tokens, the default
 BATCH_SIZE = 16  # the default trial's batch
 LEARNING_RATE = 5e-5  # the recipe ASSETS.md measured minilm-l3 with
 THREADS = 2  # this machine's cores
-TRIAL_BF16 = TrialConfig(method="supervised").bf16  # the precision a trial trains and evaluates in by default
+TRIAL_BF16 = TrialConfig(method="supervised").decided().bf16  # the precision a trial trains and evaluates in by default
 
 
 def quiet(*_args, **_kwargs) -> None:

@@ -8,6 +8,7 @@ checkpoint, and a trial restored from a checkpoint continues where it stopped.""
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import gc
 import json
 import os
@@ -41,6 +42,7 @@ def precision_name(bf16: bool) -> str:
 
 
 def run_method(trial: TrialConfig, prepared: Prepared, report, resume=None, model=None) -> None:
+    trial = trial.decided()
     runner = run_active_loop if trial.method == "active_loop" else run_supervised_or_kd
     runner(trial, prepared, report, resume=resume, model=model)
 
@@ -107,7 +109,11 @@ def _run_student(trial: TrialConfig, prepared: Prepared, report, resume=None, mo
     run_method(trial, prepared, report, resume=resume, model=model)  # looked up here: tests wrap run_method
 
 
-STUDENT = TrialKind(settings=TrialConfig.from_dict, recipe=lambda trial: trial, save=_save_student,
+def _student_settings(config: dict) -> TrialConfig:
+    return TrialConfig.from_dict(config).decided()  # "auto" precision decided where the trial runs
+
+
+STUDENT = TrialKind(settings=_student_settings, recipe=lambda trial: trial, save=_save_student,
                     restore=_restore_student, run=_run_student)
 
 
@@ -124,7 +130,8 @@ STUDY_STATE = "study_state.json"
 def _study_settings(config: dict) -> StudySettings:
     """The study's Tune config is {"template": the settings every trial shares, "point": its arm and seed}."""
     point = config["point"]
-    return StudySettings.from_dict({**config["template"], "arm": point["arm"], "seed": point["seed"]})
+    study = StudySettings.from_dict({**config["template"], "arm": point["arm"], "seed": point["seed"]})
+    return dataclasses.replace(study, recipe=study.recipe.decided())  # precision decided where the trial runs
 
 
 def _save_study(folder: Path, model, prepared: Prepared, study: StudySettings, metrics: dict, state: dict) -> None:

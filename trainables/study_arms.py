@@ -118,6 +118,7 @@ def run_study_arm(study: StudySettings, prepared: Prepared, report: Reporter,
                   resume: dict | None = None, model=None) -> None:
     """Train one fresh student per budget and report one point per budget. `resume` (the state of the
     last report) with `model` (its student, for query arms) continues an interrupted trial."""
+    study = dataclasses.replace(study, recipe=study.recipe.decided())
     arm = parse_arm(study.arm)
     labelled, order = initial_and_order(study, prepared)
     budgets = point_budgets(arm, study, len(labelled) + len(order))

@@ -98,6 +98,7 @@ def main(argv=None) -> int:
     out = Path(args.out or f"checkpoints/{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
     if out.exists() and not (out / "run_config.json").is_file():
         raise UsageError(f"--out {out} exists and is not a checkpoint of this tool: refusing to overwrite it")
+    trial = trial.decided()  # "auto" precision: decided here, where it trains, and recorded in the checkpoint
     from trainables.checkpoint import save_checkpoint  # noqa: PLC0415 (torch: once the arguments are checked)
     from trainables.functions import run_method  # noqa: PLC0415
     from tuning.assets.prepare import prepare  # noqa: PLC0415

@@ -162,6 +162,7 @@ def final_run(trial, prepared) -> tuple[dict, np.ndarray]:
     from trainables.functions import run_method  # noqa: PLC0415
     from trainables.loop import predict_logits  # noqa: PLC0415
 
+    trial = trial.decided()
     reports, models = [], []
     run_method(trial, prepared, lambda metrics, model, state: (reports.append(metrics), models.append(model)))
     logits = predict_logits(models[-1], prepared.encoded["test"], bf16=trial.bf16)
