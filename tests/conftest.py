@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Teachers fine-tuned in the test process get one thread (prepare(..., teacher_threads=...)): the driver's
+# default, every core, thrashes on a shared 2-core machine.
+TEACHER_THREADS = 1
 
 
 @pytest.fixture(scope="session")

@@ -13,14 +13,12 @@ import pandas as pd
 import pytest
 import torch
 
-import tuning.assets.prepare
-from tests.conftest import run_cli
+from tests.conftest import TEACHER_THREADS, run_cli
 from trainables import metrics as m
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
 from trainables.study_arms import epochs_for, initial_and_order, run_study_arm
 from trainables.study_settings import StudySettings, decode_predictions, encode_predictions, parse_arm
-from trainables.teachers import TeacherSettings
 from tuning.analysis.bootstrap import replicate_accuracies, statistic_interval
 from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, prepare
 from tuning.budget_study.report import aulc, baseline_of, common_seeds, leakage_warnings, summarise
@@ -28,18 +26,13 @@ from tuning.budget_study.report import aulc, baseline_of, common_seeds, leakage_
 POOL = 48  # the smoke data's 96 training rows minus the teachers' half
 
 
-def one_thread_teachers(**values):
-    return TeacherSettings(**{**values, "num_threads": 1})
-
-
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EXPERT_LOOP_CACHE", str(tmp_path_factory.mktemp("cache")))
-        patch.setattr(tuning.assets.prepare, "TeacherSettings", one_thread_teachers)
         return prepare(DataSettings(**{**SMOKE_SETTINGS, "teacher_split": 0.5}), need_teachers=True,
-                       progress=lambda *a: None)
+                       progress=lambda *a: None, teacher_threads=TEACHER_THREADS)
 
 
 def study(arm: str, **values) -> StudySettings:

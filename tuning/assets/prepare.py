@@ -74,15 +74,17 @@ def teacher_rows(settings: DataSettings, data: TaskData) -> np.ndarray:
 
 
 def prepare_teacher_ensemble(settings: DataSettings, data: TaskData, progress=print,
-                             start_ray: Callable[[], None] | None = None) -> TeacherOutputs:
+                             start_ray: Callable[[], None] | None = None,
+                             teacher_threads: int | None = None) -> TeacherOutputs:
     """The ensemble's logits, from the cache or fine-tuned now. With `start_ray` (a function that starts
     or joins Ray), teachers to fine-tune run as Ray tasks of `cpus_per_trial` CPUs each, side by side;
-    without it, one after the other in this process with every core."""
+    without it, one after the other in this process with `teacher_threads` threads (default: every core;
+    tests on a shared machine give 1)."""
     started = time.perf_counter()
     teacher_settings = TeacherSettings(
         epochs=settings.teacher_epochs, learning_rate=settings.teacher_learning_rate,
         batch_size=settings.teacher_batch_size, max_length=settings.max_length, seed=settings.split_seed,
-        num_threads=os.cpu_count() or 1, bf16=precision.resolve(settings.bf16),
+        num_threads=teacher_threads or os.cpu_count() or 1, bf16=precision.resolve(settings.bf16),
     )
     progress(f"teachers' precision: {'bf16' if teacher_settings.bf16 else 'fp32'}"
              + (f" ({precision.choice().reason})" if settings.bf16 == precision.AUTO else " (forced)"))
@@ -97,14 +99,15 @@ def prepare_teacher_ensemble(settings: DataSettings, data: TaskData, progress=pr
 
 
 def prepare(settings: DataSettings, need_teachers: bool, data: TaskData | None = None,
-            progress=print, start_ray: Callable[[], None] | None = None) -> Prepared:
-    """start_ray: see prepare_teacher_ensemble (teachers as Ray tasks)."""
+            progress=print, start_ray: Callable[[], None] | None = None, teacher_threads: int | None = None
+            ) -> Prepared:
+    """start_ray, teacher_threads: see prepare_teacher_ensemble (teachers as Ray tasks, or here)."""
     data = data or load_data(settings, progress)
     progress(f"data: {data.summary()}")
     student_location = resolve_model(settings.student, progress)
     student = make_blueprint(settings.student, student_location, data.task, data.num_labels)
     encoded = encode_task(student.tokenizer, data, settings.max_length, assets.cache_dir() / "tokens")
-    teachers = prepare_teacher_ensemble(settings, data, progress, start_ray) if need_teachers else None
+    teachers = prepare_teacher_ensemble(settings, data, progress, start_ray, teacher_threads) if need_teachers else None
     provenance = {"data": settings.to_dict(), "data_fingerprint": data.fingerprint(),
                   "student_location": student_location,
                   "split_sizes": {split: len(encoded[split]) for split in encoded}}  # for the model card
