@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.metrics import f1_score, recall_score
 
 from trainables import metrics as m
-from tuning.analysis.bootstrap import REPLICATES, interval, replicate_accuracies
+from tuning.analysis.bootstrap import REPLICATES, estimate, replicate_accuracies
 
 SEED_BASE = 1000  # confirmation seeds 1000, 1001, ...: far from the sweep's seed 0
 BASELINE = "supervised"
@@ -83,10 +83,8 @@ def summarise(runs: dict[str, Confirmed], replicates: int = REPLICATES) -> list[
             base = accuracy[:, group.index(BASELINE)]
             for i, method in enumerate(group):
                 if method != BASELINE:
-                    difference = accuracy[:, i] - base
-                    ci = list(interval(difference[1:]))
-                    rows[method]["difference"] = {"mean": float(difference[0]), "ci": ci}
-                    rows[method]["verdict"] = verdict(ci)
+                    rows[method]["difference"] = estimate(accuracy[:, i] - base)
+                    rows[method]["verdict"] = verdict(rows[method]["difference"]["ci"])
     return [rows[method] for method in runs]
 
 
@@ -103,7 +101,7 @@ def _row(run: Confirmed, accuracy: np.ndarray) -> dict:
     f1 = macro_f1(run)
     last = run.reports[-1]
     return {"method": run.method, "n": len(run.seeds), "test_examples": int(len(run.labels)),
-            m.TEST_ACCURACY: {"mean": float(accuracy[0]), "ci": list(interval(accuracy[1:]))},
+            m.TEST_ACCURACY: estimate(accuracy),
             m.TEST_MACRO_F1: {"mean": float(np.mean(f1)), "sd": float(np.std(f1, ddof=1)) if len(f1) > 1 else None},
             m.VAL_ACCURACY: float(np.mean([r[m.VAL_ACCURACY] for r in run.reports])),
             "per_class_recall": per_class_recall(run),
