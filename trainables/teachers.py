@@ -223,6 +223,12 @@ def _portable_config(config: dict) -> bytes:
     return json.dumps(kept, sort_keys=True, default=str).encode()
 
 
+def flushed_print(*args) -> None:
+    """A Ray worker's stdout is a pipe: without a flush its lines reach the driver late, in bursts. Here, not
+    in tuning/: a teacher's Ray task receives it by reference, and cluster nodes get only trainables/."""
+    print(*args, flush=True)
+
+
 def fine_tune_and_predict(job: TeacherJob, progress: Callable = print, bar: Callable = tqdm) -> tuple[object, dict]:
     """Fine-tune one teacher and compute its logits on every split: (model, {split: logits}).
     Pure work on what the job carries, so it runs in any process. `bar(desc=, total=, unit=)` makes a

@@ -9,12 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from trainables.teachers import Runner, TeacherJob, fine_tune_and_predict
-
-
-def flushed_print(*args) -> None:
-    """A Ray worker's stdout is a pipe: without a flush its lines reach the driver late, in bursts."""
-    print(*args, flush=True)
+from trainables.teachers import Runner, TeacherJob, fine_tune_and_predict, flushed_print
 
 
 def ray_runner(cpus: int, start_ray: Callable[[], None]) -> Runner:
