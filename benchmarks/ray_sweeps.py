@@ -1,6 +1,6 @@
 """Sections 4 and 5: a fixed small supervised sweep through the project's own Tune wiring
-(tuning.sweep: trainable, searcher, scheduler, run config), run as two concurrent 1-CPU trials and
-as one 2-CPU trial at a time, in turns; memory of the trial processes and of the whole tree.
+(tuning.sweep.search, tuning.trials: trainable, searcher, scheduler, run config), run as two concurrent 1-CPU
+trials and as one 2-CPU trial at a time, in turns; memory of the trial processes and of the whole tree.
 
 Ray's overhead per trial is Tune's `time_total_s` (the trial's time inside its worker) minus the
 trial's own `train_seconds` (training and evaluation): building the student from the blueprint,
@@ -23,9 +23,12 @@ from benchmarks import common
 from benchmarks.memory import TreeMemory
 from benchmarks.timing import interleave, median, ratio, timed
 from trainables import metrics as m
-from tuning.prepare import DataSettings, load_data, prepare
-from tuning.spaces import build_space, to_tune
-from tuning.sweep import SweepSettings, make_scheduler, make_searcher, run_config, start_ray, trainable
+from trainables.functions import student_trial
+from tuning.assets.prepare import DataSettings, load_data, prepare
+from tuning.sweep.search import SweepSettings, make_scheduler, make_searcher, run_config
+from tuning.sweep.spaces import build_space, to_tune
+from tuning.trials.ray_session import start_ray
+from tuning.trials.tuner import trainable
 
 TRIAL_MARKER = "ImplicitFunc"  # Ray names a function trainable's actor process ray::ImplicitFunc
 CONFIGS = {"concurrent_1cpu": (1, 2), "single_2cpu": (2, 1)}  # name -> (cpus per trial, trials at once)
@@ -43,11 +46,11 @@ def _tuner(prepared, cpus: int, concurrent: int, trials: int, storage: str):
                           num_samples=trials, max_concurrent=concurrent, cpus_per_trial=cpus, seed=0, scheduler="none")
     # One epoch at batch 16 for every trial, so all trials cost the same; Optuna still proposes the
     # learning rate. Only one searched setting: OptunaSearch refuses a starting point (the original
-    # research's settings, tuning.spaces.starting_points) that names fewer settings than the space searches.
+    # research's settings, tuning.sweep.spaces.starting_points) that names fewer settings than the space searches.
     fixed = {"batch_size": common.BATCH_SIZE, "epochs": 1, "weight_decay": 0.01, "warmup_ratio": 0.1}
     space = build_space("supervised", smoke=False, fixed=fixed)
     return tune.Tuner(
-        trainable(dataclasses.replace(prepared, num_threads=cpus), cpus),
+        trainable(student_trial, dataclasses.replace(prepared, num_threads=cpus), cpus),
         param_space=to_tune(space),
         tune_config=tune.TuneConfig(search_alg=make_searcher(sweep, space, None),
                                     scheduler=make_scheduler(sweep, space), num_samples=trials),

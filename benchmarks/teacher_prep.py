@@ -23,7 +23,7 @@ from trainables import precision
 from trainables.encode import SPLITS
 from trainables.models import build_model
 from trainables.teachers import TeacherJob, TeacherSettings, run_in_process
-from tuning.teacher_tasks import ray_runner
+from tuning.assets.teacher_tasks import ray_runner
 
 EPOCHS = 1  # the default is 2; one epoch measures the same rate in half the time
 

@@ -1,4 +1,4 @@
-"""Search spaces as data, one module per method (see tuning/spaces.py for how they become Tune's)."""
+"""Search spaces as data, one module per method (see tuning/sweep/spaces.py for how they become Tune's)."""
 
 from search_spaces import active_loop, kd, supervised
 

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Teachers fine-tuned in the test process get one thread (prepare(..., teacher_threads=...)): the driver's
+# default, every core, thrashes on a shared 2-core machine.
+TEACHER_THREADS = 1
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +39,7 @@ def tiny_bert_task(tmp_path_factory):
     from trainables.data import smoke_task_data
     from trainables.encode import encode_task
     from trainables.models import make_blueprint
-    from tuning.prepare import resolve_model
+    from tuning.assets.prepare import resolve_model
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EXPERT_LOOP_CACHE", str(tmp_path_factory.mktemp("cache")))

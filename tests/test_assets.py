@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from trainables.errors import AssetError
-from tuning import assets
-from tuning.assets import Archive, Asset, DerivedModel, Member
+from tuning.assets import catalog as assets
+from tuning.assets.catalog import Archive, Asset, DerivedModel, Member
 
 
 def sha(data: bytes) -> str:

@@ -16,7 +16,7 @@ def no_ray(monkeypatch):
     def tripwire(*args, **kwargs):
         raise AssertionError("Ray was started for bad input")
 
-    monkeypatch.setattr("tuning.experiment.start_ray", tripwire)
+    monkeypatch.setattr("tuning.trials.ray_session.start_ray", tripwire)
 
 
 def exit_and_message(main, argv, capsys) -> tuple[int, str]:

@@ -18,7 +18,7 @@ from trainables.errors import UsageError
 from trainables.loop import TRAINING_STATE, TrainingState
 from trainables.model_card import CARD
 from trainables.models import build_model, load_finetuned, make_blueprint
-from tuning.prepare import resolve_model
+from tuning.assets.prepare import resolve_model
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from trainables.errors import UsageError
+from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings
 from tuning.cli import (
     Parser,
     add_data_arguments,
@@ -16,7 +17,6 @@ from tuning.cli import (
     parse_with_explicit,
     split_names,
 )
-from tuning.prepare import SMOKE_SETTINGS, DataSettings
 
 
 def test_parse_assignments_reads_values_as_numbers_words_and_lists():
@@ -101,8 +101,9 @@ def no_work_past_parsing(monkeypatch):
     def tripwire(*args, **kwargs):
         raise AssertionError("the command went past parsing")
 
-    for target in ("tuning.experiment.prepare_once", "tuning.prepare.prepare", "tuning.study_run.start",
-                   "tuning.assets.fetch_model", "tuning.assets.fetch_dataset"):
+    for target in ("tuning.sweep.experiment.prepare_once", "tuning.assets.prepare.prepare",
+                   "tuning.budget_study.runner.start", "tuning.assets.catalog.fetch_model",
+                   "tuning.assets.catalog.fetch_dataset"):
         monkeypatch.setattr(target, tripwire)
 
 

@@ -5,7 +5,7 @@ driven by `tuning/run.py --address`.
 What it proves:
 - trials run on both nodes (each report carries the node id);
 - no trial reads the driver's disk: each trial process sets EXPERT_LOOP_IN_TRIAL, which makes
-  tuning.assets.cache_dir() raise, and the nodes' EXPERT_LOOP_CACHE points at folders that must still not
+  tuning.assets.catalog.cache_dir() raise, and the nodes' EXPERT_LOOP_CACHE points at folders that must still not
   exist afterwards; data, student weights and teacher logits travel through Ray's object store;
 - the code travels with the job: on both nodes `tuning`, `trainables` and `search_spaces` are shadowed
   by packages that refuse to import, so a trial works only with the copies `start_ray` ships as
@@ -129,7 +129,7 @@ def test_kd_sweep_runs_on_both_nodes_without_the_driver_disk(cluster, tmp_path, 
 def test_the_driver_cache_refuses_a_trial(monkeypatch, tmp_path):
     """The guard the cluster test relies on: inside a trial (EXPERT_LOOP_IN_TRIAL set by student_trial)
     the driver's cache folder is never opened, not even created."""
-    from tuning import assets
+    from tuning.assets import catalog as assets
 
     monkeypatch.setenv("EXPERT_LOOP_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("EXPERT_LOOP_IN_TRIAL", "1")

@@ -1,5 +1,5 @@
-"""tuning/confirm.py's statistics on predictions worked out by hand: the paired bootstrap over seeds and
-test examples (tuning/bootstrap.py), macro-F1 and per-class recall beside accuracy, and confirm.csv's rows."""
+"""tuning/analysis/confirm.py's statistics on predictions worked out by hand: the paired bootstrap over seeds and
+test examples (tuning/analysis/bootstrap.py), macro-F1 and per-class recall beside accuracy, and confirm.csv's rows."""
 
 import math
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from trainables import metrics as m
-from tuning.confirm import Confirmed, macro_f1, per_class_recall, seed_rows, summarise, verdict
+from tuning.analysis.confirm import Confirmed, macro_f1, per_class_recall, seed_rows, summarise, verdict
 
 COUNTS = {m.LABELS_USED: 96, m.TEACHER_LABELS: 0, m.EXPERT_QUERIES: 0}
 

@@ -8,7 +8,6 @@ import contextlib
 import dataclasses
 import os
 import random
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,47 +17,14 @@ import torch
 from safetensors.torch import load_file
 
 import trainables.functions as functions
+from tests.fake_tune import FakeCheckpoint, FakeTune, Killed
 from trainables import metrics as m
 from trainables.checkpoint import TRAINING_JSON, TRAINING_TENSORS
 from trainables.prepared import TeacherOutputs
-from tuning.prepare import SMOKE_SETTINGS, DataSettings, prepare
+from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, prepare
 
 # Wall time and where it ran differ between any two runs; everything else must not.
 VARYING = {m.TRAIN_SECONDS, functions.NODE_ID}
-
-
-class Killed(Exception):
-    """Stands in for SIGKILL: the trial stops right after a report, its checkpoint already saved."""
-
-
-class Checkpoint:
-    def __init__(self, folder: Path):
-        self.folder = folder
-
-    @contextlib.contextmanager
-    def as_directory(self):
-        yield str(self.folder)
-
-
-class FakeTune:
-    """What student_trial uses of ray.tune. `kill_after`: raise Killed after that many reports."""
-
-    def __init__(self, store: Path, checkpoint: Checkpoint | None = None, kill_after: int | None = None):
-        self.store, self.checkpoint, self.kill_after, self.reports = store, checkpoint, kill_after, []
-        self.Checkpoint = SimpleNamespace(from_directory=self._keep)
-
-    def _keep(self, folder: str) -> Checkpoint:  # the trial deletes its folder after reporting
-        kept = self.store / f"checkpoint-{len(self.reports)}"
-        shutil.copytree(folder, kept)
-        return Checkpoint(kept)
-
-    def get_checkpoint(self):
-        return self.checkpoint
-
-    def report(self, metrics: dict, checkpoint: Checkpoint) -> None:
-        self.reports.append((metrics, checkpoint))
-        if self.kill_after is not None and len(self.reports) == self.kill_after:
-            raise Killed
 
 
 @pytest.fixture(scope="module")
@@ -100,11 +66,11 @@ def comparable(metrics: dict) -> dict:
     return {key: value for key, value in metrics.items() if key not in VARYING}
 
 
-def weights(checkpoint: Checkpoint) -> dict:
+def weights(checkpoint: FakeCheckpoint) -> dict:
     return load_file(str(checkpoint.folder / "model.safetensors"))
 
 
-def assert_same_weights(one: Checkpoint, other: Checkpoint) -> None:
+def assert_same_weights(one: FakeCheckpoint, other: FakeCheckpoint) -> None:
     first, second = weights(one), weights(other)
     assert first.keys() == second.keys()
     for name in first:
@@ -146,7 +112,7 @@ def test_without_the_training_state_a_resumed_trial_ends_differently(monkeypatch
     folder = killed.reports[-1][1].folder
     for name in (TRAINING_TENSORS, TRAINING_JSON):
         (folder / name).unlink()
-    resumed = run_trial(monkeypatch, tmp_path / "resumed", SUPERVISED, prepared, checkpoint=Checkpoint(folder))
+    resumed = run_trial(monkeypatch, tmp_path / "resumed", SUPERVISED, prepared, checkpoint=FakeCheckpoint(folder))
     assert [r[0][m.EPOCH] for r in resumed.reports] == [3, 4]
     last, other = weights(whole.reports[-1][1]), weights(resumed.reports[-1][1])
     assert any(not torch.equal(last[name], other[name]) for name in last)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import trainables.expert_loop as el
-import tuning.prepare
+from tests.conftest import TEACHER_THREADS
 from trainables import metrics as m
 from trainables.config import TrialConfig
 from trainables.encode import EncodedSplit
@@ -28,15 +28,9 @@ from trainables.expert_loop import (
 )
 from trainables.losses import kd_loss_masked
 from trainables.prepared import TeacherOutputs
-from trainables.teachers import TeacherSettings
-from tuning.prepare import SMOKE_SETTINGS, DataSettings, prepare
+from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, prepare
 
 TRAIN = 96  # the smoke data's training split: 24 per class
-
-
-def one_thread_teachers(**values):
-    # The driver fine-tunes teachers with every core; on a shared 2-core machine that thrashes.
-    return TeacherSettings(**{**values, "num_threads": 1})
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +38,8 @@ def prepared(tmp_path_factory):
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EXPERT_LOOP_CACHE", str(tmp_path_factory.mktemp("cache")))
-        patch.setattr(tuning.prepare, "TeacherSettings", one_thread_teachers)
-        return prepare(DataSettings(**SMOKE_SETTINGS), need_teachers=True, progress=lambda *a: None)
+        return prepare(DataSettings(**SMOKE_SETTINGS), need_teachers=True, progress=lambda *a: None,
+                       teacher_threads=TEACHER_THREADS)
 
 
 def trial(**values) -> TrialConfig:

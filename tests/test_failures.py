@@ -8,7 +8,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import threading
 import time
@@ -24,11 +23,12 @@ from ray import tune
 from safetensors.torch import load_file
 
 import trainables.functions as functions
+from tests.fake_tune import FakeTune
 from trainables import metrics as m
 from trainables.errors import TrainingDiverged
 from trainables.prepared import TeacherOutputs
 from tuning import run
-from tuning.prepare import SMOKE_SETTINGS, DataSettings, prepare
+from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, prepare
 
 
 def read_grid(path: Path) -> tune.ResultGrid:
@@ -125,34 +125,6 @@ def test_a_dead_trial_is_retried_from_its_last_checkpoint_or_recorded(ray_sessio
 
 
 # ---------------------------------------------------------------- the trainable's resume logic, without Ray
-
-
-class FakeCheckpoint:
-    def __init__(self, folder: Path):
-        self.folder = folder
-
-    @contextlib.contextmanager
-    def as_directory(self):
-        yield str(self.folder)
-
-
-class FakeTune:
-    """What student_trial uses of ray.tune: get_checkpoint, report, Checkpoint.from_directory."""
-
-    def __init__(self, store: Path, checkpoint: FakeCheckpoint | None = None):
-        self.store, self.checkpoint, self.reports = store, checkpoint, []
-        self.Checkpoint = SimpleNamespace(from_directory=self._keep)
-
-    def _keep(self, folder: str) -> FakeCheckpoint:  # the trial deletes its folder after reporting
-        kept = self.store / f"checkpoint-{len(self.reports)}"
-        shutil.copytree(folder, kept)
-        return FakeCheckpoint(kept)
-
-    def get_checkpoint(self):
-        return self.checkpoint
-
-    def report(self, metrics: dict, checkpoint: FakeCheckpoint) -> None:
-        self.reports.append((metrics, checkpoint))
 
 
 @pytest.fixture(scope="module")

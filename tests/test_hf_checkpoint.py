@@ -13,7 +13,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipe
 from trainables.errors import UsageError
 from trainables.model_card import CARD, model_card
 from tuning import evaluate, train
-from tuning.prepare import DataSettings, load_data
+from tuning.assets.prepare import DataSettings, load_data
 
 SMOKE_NAMES = ["ambivalent", "negative", "neutral", "positive"]  # the smoke data's classes, sorted
 COUNTS = ("labels_used", "validation_labels", "teacher_labels", "expert_queries", "teacher_labelled_rows")

@@ -9,15 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-import tuning.prepare
+from tests.conftest import TEACHER_THREADS
 from trainables import metrics as m
 from trainables.checkpoint import save_checkpoint
 from trainables.config import TrialConfig
 from trainables.expert_loop import candidate_rows
 from trainables.methods import label_counts
 from trainables.models import build_model
-from trainables.teachers import TeacherSettings
-from tuning.prepare import SMOKE_SETTINGS, DataSettings, load_data, prepare, teacher_rows
+from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, load_data, prepare, teacher_rows
 
 TRAIN, VALIDATION = 96, 24  # the smoke data's splits
 
@@ -44,10 +43,6 @@ def test_labels_count_when_the_loss_reads_them(method, alpha, gold, teacher_rows
 
 
 # ---------------------------------------------------------------- --teacher-split and given checkpoints
-
-
-def one_thread_teachers(**values):
-    return TeacherSettings(**{**values, "num_threads": 1})
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +74,9 @@ def test_the_split_takes_rows_only_for_teachers_fine_tuned_here(checkpoints):
 def test_given_checkpoints_and_a_teacher_split_leave_the_whole_pool_end_to_end(checkpoints, tmp_path, monkeypatch):
     torch.set_num_threads(1)
     monkeypatch.setenv("EXPERT_LOOP_CACHE", str(tmp_path))
-    monkeypatch.setattr(tuning.prepare, "TeacherSettings", one_thread_teachers)
     said = []
-    prepared = prepare(settings(checkpoints, 0.5), need_teachers=True, progress=said.append)
+    prepared = prepare(settings(checkpoints, 0.5), need_teachers=True, progress=said.append,
+                       teacher_threads=TEACHER_THREADS)
     assert prepared.teachers.teacher_labels == 0
     assert np.array_equal(candidate_rows(prepared), np.arange(TRAIN))
     assert any("--teacher-split takes nothing from the pool" in line for line in said)

@@ -14,7 +14,7 @@ from trainables.errors import TrainingDiverged
 from trainables.loop import LoopSettings, TrainingSet, batch_order, evaluate, predict_logits, train
 from trainables.losses import cross_entropy_loss
 from trainables.models import build_model
-from tuning.spaces import SMOKE_OVERRIDES
+from tuning.sweep.spaces import SMOKE_OVERRIDES
 
 
 def ce(logits, batch):

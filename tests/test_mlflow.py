@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tuning import cli, run, study, tracking
-from tuning.mlflow_logger import CHECKPOINT_ARTIFACT, TrialLogger
+from tuning import cli, run, study
+from tuning.tracking import settings as tracking
+from tuning.tracking.mlflow_logger import CHECKPOINT_ARTIFACT, TrialLogger
 
 
 def client_of(store: Path) -> MlflowClient:
@@ -120,8 +121,7 @@ def no_ray(monkeypatch):
     def tripwire(*args, **kwargs):
         raise AssertionError("Ray was started for bad input")
 
-    monkeypatch.setattr("tuning.experiment.start_ray", tripwire)
-    monkeypatch.setattr("tuning.study_run.start_ray", tripwire)
+    monkeypatch.setattr("tuning.trials.ray_session.start_ray", tripwire)  # the sweep's and the study's
 
 
 BAD = {

@@ -7,7 +7,7 @@ import pytest
 from trainables import precision
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
-from tuning.prepare import DataSettings
+from tuning.assets.prepare import DataSettings
 
 
 @pytest.fixture
@@ -49,11 +49,17 @@ def test_true_and_false_still_force_it(fake_cpu, native):
     assert precision.resolve("true") is True and precision.resolve(False) is False and calls == []
 
 
-def test_a_trial_config_holds_the_decision_not_auto(fake_cpu):
+def test_building_a_trial_config_measures_nothing_and_the_trained_config_holds_the_decision(fake_cpu):
+    """Issue 21: TrialConfig.__post_init__ measured this CPU whenever a config was built (in the driver, for
+    every space check). Now "auto" stays until the process that trains decides (`decided`, used by the
+    trainable, train.py and --confirm), and that decision, a bool, is what reports and checkpoints record."""
+    calls = fake_cpu(native=True, speedup=3.0)
+    assert TrialConfig(method="kd").bf16 == "auto" and calls == []  # built, checked, not measured
+    assert TrialConfig(method="kd").decided().bf16 is True and calls == [1]
     fake_cpu(native=False, speedup=3.0)
-    assert TrialConfig(method="kd").bf16 is False
+    assert TrialConfig(method="kd").decided().bf16 is False
     assert TrialConfig.from_dict({"method": "kd", "bf16": "true"}).bf16 is True
-    assert TrialConfig(method="kd").to_dict()["bf16"] is False  # reports and checkpoints record it
+    assert TrialConfig(method="kd").decided().to_dict()["bf16"] is False  # reports and checkpoints record it
 
 
 def test_bad_precision_values_are_usage_errors():

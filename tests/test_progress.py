@@ -9,9 +9,10 @@ import pytest
 
 from trainables import metrics as m
 from tuning import run
-from tuning.experiment import closing_hints, print_best, resume_command
-from tuning.spaces import build_space
-from tuning.sweep import ProgressLines
+from tuning.cli import closing_hints, resume_command
+from tuning.sweep.experiment import print_best
+from tuning.sweep.search import sweep_progress
+from tuning.sweep.spaces import build_space
 
 SUPERVISED = {"method": "supervised", "epochs": 3}
 
@@ -27,7 +28,7 @@ def report(epoch: int, done: bool = False) -> dict:
 def test_ended_trials_are_counted_against_the_whole_sweep(capsys):
     # With a concurrency limit Tune has created only 2 of the 8 trials when the first results arrive.
     trials = [trial("a1", "TERMINATED"), trial("b2")]
-    ProgressLines(total=8).on_trial_result(3, trials, trials[1], report(2))
+    sweep_progress(total=8).on_trial_result(3, trials, trials[1], report(2))
     line = capsys.readouterr().out
     assert line.endswith("b2 epoch 2: val_accuracy 0.812, labels_used 2272, expert_queries 0 (1/8 trials ended)\n")
 
@@ -35,7 +36,7 @@ def test_ended_trials_are_counted_against_the_whole_sweep(capsys):
 def test_rounds_are_named_for_the_expert_loop(capsys):
     loop = trial("c3", config={"method": "active_loop", "max_iterations": 3})
     result = {m.ROUND: 1, m.VAL_ACCURACY: 0.7, m.LABELS_USED: 150, m.EXPERT_QUERIES: 50}
-    ProgressLines(total=4).on_trial_result(1, [loop], loop, result)
+    sweep_progress(total=4).on_trial_result(1, [loop], loop, result)
     expected = "c3 round 1: val_accuracy 0.700, labels_used 150, expert_queries 50 (0/4 trials ended)"
     assert expected in capsys.readouterr().out
 
@@ -43,7 +44,7 @@ def test_rounds_are_named_for_the_expert_loop(capsys):
 def test_a_trial_the_scheduler_stopped_has_ended_and_the_last_line_counts_every_trial(capsys):
     """Before: a smoke sweep's last line read "1/2 trials finished": a trial's last report arrives while it
     still runs, and a trial ASHA stopped was not counted at all until its status changed."""
-    progress, first, second = ProgressLines(total=2), trial("a1"), trial("b2")
+    progress, first, second = sweep_progress(total=2), trial("a1"), trial("b2")
     trials = [first, second]
     progress.on_trial_result(1, trials, first, report(1))
     progress.on_trial_result(2, trials, second, report(1, done=True))  # done: ASHA's decision to stop it
@@ -57,7 +58,7 @@ def test_a_trial_the_scheduler_stopped_has_ended_and_the_last_line_counts_every_
 
 
 def test_an_errored_trial_has_ended(capsys):
-    progress, failing = ProgressLines(total=3), trial("e5", "ERROR")
+    progress, failing = sweep_progress(total=3), trial("e5", "ERROR")
     progress.on_trial_error(4, [failing, trial("f6")], failing)
     assert capsys.readouterr().out.endswith("e5 errored (1/3 trials ended)\n")
 

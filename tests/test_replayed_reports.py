@@ -1,4 +1,4 @@
-"""A resumed trial's logs keep only the reports its checkpoint covers (tuning/replayed_reports.py). The race
+"""A resumed trial's logs keep only the reports its checkpoint covers (tuning/trials/replayed_reports.py). The race
 itself (Ctrl-C between a report and its checkpoint's registration) is exercised end to end by
 tests/test_resume.py::test_ctrl_c_stops_cleanly_and_resumes, which logged an epoch twice before the fix."""
 
@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pyarrow.fs
 
-from tuning.replayed_reports import TrimReplayedReports, trim_csv, trim_json_lines
+from tuning.trials.replayed_reports import TrimReplayedReports, trim_csv, trim_json_lines
 
 CSV_HEADER = "val_accuracy,epoch,training_iteration,trial_id\r\n"
 
@@ -77,7 +77,7 @@ def test_a_new_trial_without_logs_is_left_alone(tmp_path):
 
 
 def test_sweeps_run_with_the_callback():
-    from tuning.sweep import SweepSettings, run_config
+    from tuning.sweep.search import SweepSettings, run_config
 
     sweep = SweepSettings(method="kd", name="x", storage_path="/tmp/x", num_samples=2, max_concurrent=1,
                           cpus_per_trial=1, seed=0)

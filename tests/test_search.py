@@ -1,4 +1,4 @@
-"""tuning/sweep.py's searcher: TPE's random start-up fitted to the budget, and trials the scheduler
+"""tuning/sweep/search.py's searcher: TPE's random start-up fitted to the budget, and trials the scheduler
 stopped told to the Optuna study as PRUNED (checked by reading the journal back with Optuna)."""
 
 import optuna
@@ -6,12 +6,12 @@ import pytest
 from ray import tune
 
 from trainables import metrics as m
-from tuning.sweep import (
+from tuning.records import search_kind
+from tuning.sweep.search import (
     PruningOptunaSearch,
     SweepSettings,
     journal_storage,
     make_sampler,
-    search_kind,
     startup_trials,
 )
 

@@ -1,4 +1,4 @@
-"""tuning/spaces.py: search spaces with overrides, their checks, Tune domains and starting points."""
+"""tuning/sweep/spaces.py: search spaces with overrides, their checks, Tune domains and starting points."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from search_spaces import MODULES
 from trainables.errors import UsageError
-from tuning.spaces import build_space, read_space_file, starting_points, to_tune
+from tuning.sweep.spaces import build_space, read_space_file, starting_points, to_tune
 
 SPACE_FILE = """
 learning_rate: {type: loguniform, low: 1e-4, high: 5e-3}   # 1e-4 without a dot: YAML 1.1 reads a string

@@ -5,29 +5,25 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-import tuning.prepare
-from tests.conftest import run_cli
+from tests.conftest import TEACHER_THREADS, run_cli
 from trainables import metrics as m
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
-from trainables.study_arms import decode_predictions, encode_predictions, epochs_for, initial_and_order, run_study_arm
-from trainables.study_settings import StudySettings, parse_arm
-from trainables.teachers import TeacherSettings
-from tuning.bootstrap import replicate_accuracies, statistic_interval
-from tuning.prepare import SMOKE_SETTINGS, DataSettings, prepare
-from tuning.study_report import aulc, baseline_of, common_seeds, leakage_warnings, summarise
+from trainables.study_arms import epochs_for, initial_and_order, run_study_arm
+from trainables.study_settings import StudySettings, decode_predictions, encode_predictions, parse_arm
+from tuning.analysis.bootstrap import replicate_accuracies, statistic_interval
+from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, prepare
+from tuning.budget_study.report import aulc, baseline_of, common_seeds, leakage_warnings, summarise
 
 POOL = 48  # the smoke data's 96 training rows minus the teachers' half
-
-
-def one_thread_teachers(**values):
-    return TeacherSettings(**{**values, "num_threads": 1})
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +31,8 @@ def prepared(tmp_path_factory):
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EXPERT_LOOP_CACHE", str(tmp_path_factory.mktemp("cache")))
-        patch.setattr(tuning.prepare, "TeacherSettings", one_thread_teachers)
         return prepare(DataSettings(**{**SMOKE_SETTINGS, "teacher_split": 0.5}), need_teachers=True,
-                       progress=lambda *a: None)
+                       progress=lambda *a: None, teacher_threads=TEACHER_THREADS)
 
 
 def study(arm: str, **values) -> StudySettings:
@@ -53,7 +48,7 @@ def run(arm: str, prepared, **values) -> list[dict]:
 
 
 def test_a_trial_reports_the_same_whatever_ran_before_it_in_the_process(prepared):
-    """Trials reuse their Ray worker process (tuning/sweep.REUSE_ACTORS), so nothing a trial leaves in the
+    """Trials reuse their Ray worker process (tuning/trials/tuner.REUSE_ACTORS), so nothing a trial leaves in the
     process (torch's random state, threads, autocast, caches) may change the next trial's results."""
     def without_times(reports: list[dict]) -> str:  # as JSON text: NaN (no expert labels yet) equals NaN
         return json.dumps([{k: v for k, v in r.items() if not k.endswith("seconds")} for r in reports])
@@ -368,3 +363,44 @@ def test_the_default_recipe_is_the_original_with_the_sweeps_rate_and_batch():
     assert (recipe.temperature, recipe.alpha) == (original_kd["temperature"], original_kd["alpha"])
     assert study.recipe(study.parse_args(["--set", "learning_rate=1e-4"])).learning_rate == 1e-4
     assert study.recipe(study.parse_args(["--smoke-test"])).learning_rate == 5e-3
+
+
+# ---------------------------------------------------------------- no silent loss when reading the trials back
+
+def _fake_result(folder: Path, arm: str, seed: int, last: dict) -> SimpleNamespace:
+    """What tuning/budget_study/runner.collect_rows reads of a Tune Result."""
+    import pyarrow.fs
+
+    return SimpleNamespace(path=str(folder), filesystem=pyarrow.fs.LocalFileSystem(), metrics=last, error=None,
+                           config={"point": {"arm": arm, "seed": seed}, "template": {"budgets": [8, 16]}})
+
+
+def test_a_trial_whose_reports_cannot_be_read_is_a_counted_gap_not_a_silent_loss(tmp_path):
+    """study_run.py returned no rows for a trial on any OSError, so its points vanished from study.csv
+    without a word. Now only a trial that never reported has nothing to read; any other failure is a gap
+    named with its arm, seed and reason."""
+    from tuning.budget_study import runner
+
+    def folder(name: str, content: str | None = None) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        if content is not None:
+            (path / "result.json").write_text(content, encoding="utf-8")
+        return path
+
+    lines = "".join(json.dumps({"arm": "supervised", "budget": b, "training_iteration": i}) + "\n"
+                    for i, b in ((1, 8), (2, 16)))
+    unreadable = folder("a-folder-where-the-file-should-be")
+    (unreadable / "result.json").mkdir()
+    results = [
+        _fake_result(folder("good", lines), "supervised", 0, {"training_iteration": 2}),
+        _fake_result(folder("cut", '{"arm": "supervised", "bud'), "supervised", 1, {"training_iteration": 1}),
+        _fake_result(folder("gone"), "kd_all", 0, {"training_iteration": 2}),  # reported, but no result.json
+        _fake_result(unreadable, "kd_all", 1, {"training_iteration": 1}),
+        _fake_result(folder("pending"), "kd_all", 2, {}),  # never started: nothing to read, nothing lost
+    ]
+    rows, gaps = runner.collect_rows(results)
+    assert [(r["seed"], r["budget"], r["done"]) for r in rows] == [(0, 8, False), (0, 16, True)]
+    assert [(gap["arm"], gap["seed"]) for gap in gaps] == [("supervised", 1), ("kd_all", 0), ("kd_all", 1)]
+    assert "not JSON" in gaps[0]["error"] and "missing" in gaps[1]["error"]
+    assert all(gap["path"].endswith("result.json") for gap in gaps)

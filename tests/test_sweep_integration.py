@@ -96,12 +96,12 @@ def pruning_sweep(ray_session, tmp_path_factory):
 
 
 def test_trials_asha_stopped_are_pruned_in_the_optuna_journal(pruning_sweep):
-    """optuna-dashboard (the journal) and report.md (tuning/analysis.py) agree on every trial's state,
+    """optuna-dashboard (the journal) and report.md (tuning/analysis/results.py) agree on every trial's state,
     and the journal holds every epoch's val_accuracy, the one ASHA stopped the trial on included."""
     import optuna
 
-    from tuning import analysis
-    from tuning.sweep import journal_storage
+    from tuning.analysis import results as analysis
+    from tuning.sweep.search import journal_storage
 
     study = optuna.load_study(study_name="pruning", storage=journal_storage(pruning_sweep))
     in_journal = sorted((t.state.name, tuple(t.intermediate_values[s] for s in sorted(t.intermediate_values)))

@@ -12,7 +12,7 @@ from ray import tune
 from trainables import metrics as m
 from trainables.errors import UsageError
 from tuning import run
-from tuning.spaces import SMOKE_OVERRIDES, build_space, replicate_seeds
+from tuning.sweep.spaces import SMOKE_OVERRIDES, build_space, replicate_seeds
 
 # With these, nothing is left to search in the smoke space of `supervised` (batch size and epochs are
 # fixed there already).

@@ -1,4 +1,4 @@
-"""The teacher ensemble's disk cache (trainables/teachers.py via tuning.prepare.prepare_teacher_ensemble):
+"""The teacher ensemble's disk cache (trainables/teachers.py via tuning.assets.prepare.prepare_teacher_ensemble):
 hits run no teacher, damaged entries are rebuilt, and the accuracy table and ensemble are right."""
 
 from __future__ import annotations
@@ -13,19 +13,14 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import trainables.teachers as teachers
-import tuning.prepare
+from tests.conftest import TEACHER_THREADS
 from trainables.errors import UsageError
 from trainables.prepared import TeacherOutputs
-from trainables.teachers import COMPLETE, TeacherSettings, accuracy_table
-from tuning.prepare import SMOKE_SETTINGS, DataSettings, load_data, prepare_teacher_ensemble
+from trainables.teachers import COMPLETE, accuracy_table
+from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, load_data, prepare_teacher_ensemble
 
 SETTINGS = DataSettings(**SMOKE_SETTINGS)
 NAMES = SETTINGS.teachers  # ("tiny-bert", "tiny-bert-2")
-
-
-def one_thread_teachers(**values):
-    # The driver fine-tunes teachers with every core; on a shared 2-core machine that thrashes.
-    return TeacherSettings(**{**values, "num_threads": 1})
 
 
 def prepare_in(cache, patch, fine_tune=None, settings=SETTINGS):
@@ -38,9 +33,9 @@ def prepare_in(cache, patch, fine_tune=None, settings=SETTINGS):
         return (fine_tune or real)(job, *args, **kwargs)
 
     patch.setenv("EXPERT_LOOP_CACHE", str(cache))
-    patch.setattr(tuning.prepare, "TeacherSettings", one_thread_teachers)
     patch.setattr(teachers, "fine_tune_and_predict", spy)
-    return prepare_teacher_ensemble(settings, load_data(settings), progress=lambda *a: None), trained
+    return prepare_teacher_ensemble(settings, load_data(settings), progress=lambda *a: None,
+                                    teacher_threads=TEACHER_THREADS), trained
 
 
 def entries(cache) -> dict[str, list]:

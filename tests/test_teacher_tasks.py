@@ -1,4 +1,4 @@
-"""Teachers as Ray tasks (tuning/teacher_tasks.py), the per-entry lock of the teacher cache (two cold
+"""Teachers as Ray tasks (tuning/assets/teacher_tasks.py), the per-entry lock of the teacher cache (two cold
 preparations at once fine-tune each teacher once), and the progress the fine-tuning shows."""
 
 from __future__ import annotations
@@ -13,25 +13,20 @@ import numpy as np
 import pytest
 
 import trainables.teachers as teachers
-import tuning.prepare
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TEACHER_THREADS
 from trainables.encode import encode_task
 from trainables.models import make_blueprint
 from trainables.teachers import StepMeter, TeacherJob, TeacherSettings, estimate_text, format_duration
-from tuning.prepare import SMOKE_SETTINGS, DataSettings, load_data, prepare_teacher_ensemble, resolve_model
+from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, load_data, prepare_teacher_ensemble, resolve_model
 
 SETTINGS = DataSettings(**SMOKE_SETTINGS)  # two tiny teachers, 96 training examples, 24 + 24 to evaluate
 
 
-def one_thread_teachers(**values):
-    return TeacherSettings(**{**values, "num_threads": 1})
-
-
 def prepare_here(cache, patch, lines=None, start_ray=None):
     patch.setenv("EXPERT_LOOP_CACHE", str(cache))
-    patch.setattr(tuning.prepare, "TeacherSettings", one_thread_teachers)
     progress = (lines.append if lines is not None else lambda *a: None)
-    return prepare_teacher_ensemble(SETTINGS, load_data(SETTINGS), progress=progress, start_ray=start_ray)
+    return prepare_teacher_ensemble(SETTINGS, load_data(SETTINGS), progress=progress, start_ray=start_ray,
+                                    teacher_threads=TEACHER_THREADS)
 
 
 def entry_names(cache) -> set[str]:
@@ -64,16 +59,15 @@ RACE = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     import numpy as np
-    import tuning.prepare as prepare
-    from trainables.teachers import TeacherSettings
-    prepare.TeacherSettings = lambda **values: TeacherSettings(**{**values, "num_threads": 1})
+    import tuning.assets.prepare as prepare
     barrier, me, out, bf16 = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
     settings = prepare.DataSettings(**{**prepare.SMOKE_SETTINGS, "bf16": bf16})
     data = prepare.load_data(settings)
     (barrier / me).touch()
     while len(list(barrier.iterdir())) < 2:
         time.sleep(0.01)
-    outputs = prepare.prepare_teacher_ensemble(settings, data, progress=lambda line: print(line, flush=True))
+    outputs = prepare.prepare_teacher_ensemble(settings, data, progress=lambda line: print(line, flush=True),
+                                               teacher_threads=1)
     np.savez(out, **outputs.logits)
 """)
 

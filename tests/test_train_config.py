@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tuning import evaluate, train
-from tuning.prepare import SMOKE_SETTINGS, DataSettings, load_data
+from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, load_data
 
 # Models, tokens and teachers go to the session's temporary cache, never the user's.
 pytestmark = pytest.mark.usefixtures("session_cache")

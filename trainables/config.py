@@ -24,8 +24,8 @@ class TrialConfig:
     warmup_ratio: float = 0.1
     seed: int = 0  # model initialisation and batch order (the data split has its own seed)
     # bfloat16 autocast on CPU: "auto" uses it only where the CPU computes bfloat16 natively and a short
-    # measurement finds it faster (trainables/precision.py), decided in the process that trains; true or
-    # false force it. After construction the field holds the decision (a bool), so reports record it.
+    # measurement finds it faster (trainables/precision.py), decided in the process that trains (`decided`,
+    # whose bool the reports and checkpoints record); true or false force it. Building a config measures nothing.
     bf16: bool | str = "auto"
     temperature: float = 4.0  # kd, active_loop: softens the teachers' distributions
     alpha: float = 0.7  # kd, active_loop: weight of the distillation term against gold cross-entropy
@@ -42,7 +42,7 @@ class TrialConfig:
 
     def __post_init__(self) -> None:
         try:
-            object.__setattr__(self, "bf16", precision.resolve(self.bf16))
+            object.__setattr__(self, "bf16", precision.parse(self.bf16))
         except ValueError:
             raise UsageError(f"bf16 must be auto, true or false, got {self.bf16!r}") from None
         _check(self.method in METHODS, f"unknown method '{self.method}' (choose from {', '.join(METHODS)})")
@@ -63,6 +63,13 @@ class TrialConfig:
         _check(self.pool_sample_size >= 0, f"pool_sample_size must be >= 0, got {self.pool_sample_size}")
         _check(not self.pool_sample_size or self.query_size <= self.pool_sample_size,
                f"query_size {self.query_size} is larger than pool_sample_size {self.pool_sample_size}")
+
+    def decided(self) -> TrialConfig:
+        """This config with "auto" precision replaced by the rule's answer in this process (measured once
+        per process): what the process that trains uses and records."""
+        if isinstance(self.bf16, bool):
+            return self
+        return dataclasses.replace(self, bf16=precision.resolve(self.bf16))
 
     @classmethod
     def from_dict(cls, values: dict) -> TrialConfig:

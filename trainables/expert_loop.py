@@ -118,6 +118,7 @@ def expert_accuracy(prepared: Prepared, rows: list[int]) -> float:
 
 def run_active_loop(trial: TrialConfig, prepared: Prepared, report: Reporter,
                     resume: dict | None = None, model=None) -> None:
+    trial = trial.decided()
     state = LoopState(**resume) if resume else initial_state(trial, prepared)
     started = time.perf_counter() - state.train_seconds
     first_round = state.round + 1 if resume else 0

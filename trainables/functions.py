@@ -1,18 +1,26 @@
 """The thin Ray Tune trainable: the only module under trainables/ that imports ray.
 
-Every method runs through `student_trial`; the trial's config names the method. Each report carries
-a checkpoint (safetensors weights, tokenizer, run_config.json, trial state), and a trial restored
-from a checkpoint continues where it stopped."""
+One wrapper, `run_trial`, for the sweep's trials (`student_trial`: every method, the config names it; a
+checkpoint with safetensors weights, tokenizer, run_config.json and trial state) and the budget study's
+(`study_trial`: one arm and seed, a report per budget, a small checkpoint). Each report carries a
+checkpoint, and a trial restored from a checkpoint continues where it stopped."""
 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import gc
+import json
 import os
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import ray
 from ray import tune
+from safetensors.torch import save_file
 
 from trainables.checkpoint import load_weights, read_trial_state, save_checkpoint
 from trainables.config import TrialConfig
@@ -34,6 +42,7 @@ def precision_name(bf16: bool) -> str:
 
 
 def run_method(trial: TrialConfig, prepared: Prepared, report, resume=None, model=None) -> None:
+    trial = trial.decided()
     runner = run_active_loop if trial.method == "active_loop" else run_supervised_or_kd
     runner(trial, prepared, report, resume=resume, model=model)
 
@@ -51,60 +60,101 @@ def release_memory_of_earlier_trials() -> None:
         pass  # not glibc: the collection alone
 
 
-def student_trial(config: dict, prepared: Prepared) -> None:
+@dataclass(frozen=True)
+class TrialKind:
+    """What differs between the sweep's trials and the study's: how a Tune config becomes the trial's
+    settings, how a checkpoint is written and read back, and what trains. `run_trial` does the rest, once."""
+
+    settings: Callable[[dict], Any]  # Tune's config -> the trial's frozen settings
+    recipe: Callable[[Any], TrialConfig]  # the settings -> the TrialConfig that builds and trains the student
+    save: Callable[[Path, Any, Prepared, Any, dict, dict], None]  # (folder, model, prepared, settings, metrics, state)
+    restore: Callable[[Path, Prepared, Any], tuple[dict | None, Any]]  # folder -> (resume state, model or None)
+    run: Callable[..., None]  # (settings, prepared, report, resume=, model=)
+
+
+def run_trial(kind: TrialKind, config: dict, prepared: Prepared) -> None:
+    """The one Ray Tune trainable: each report carries a checkpoint (and where the trial ran, in which
+    precision), and a trial restored from a checkpoint continues where it stopped."""
     release_memory_of_earlier_trials()
     os.environ[IN_TRIAL_ENV] = "1"
-    trial = TrialConfig.from_dict(config)
+    settings = kind.settings(config)
     node_id = ray.get_runtime_context().get_node_id()
+    precision = precision_name(kind.recipe(settings).bf16)
 
     def report(metrics: dict, model, state: dict) -> None:
-        metrics = {**metrics, NODE_ID: node_id, PRECISION: precision_name(trial.bf16)}
+        metrics = {**metrics, NODE_ID: node_id, PRECISION: precision}
         with tempfile.TemporaryDirectory(prefix="checkpoint-") as folder:
-            save_checkpoint(folder, model, prepared, trial, metrics, state, resumable=True)
+            kind.save(Path(folder), model, prepared, settings, metrics, state)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
     resume, model = None, None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            resume = read_trial_state(folder)
-            model = _restored_model(prepared, trial, folder)
-    run_method(trial, prepared, report, resume=resume, model=model)
+            resume, model = kind.restore(Path(folder), prepared, settings)
+    kind.run(settings, prepared, report, resume=resume, model=model)
 
+
+# ---------------------------------------------------------------- a sweep's trial: one method, one config
+
+def _save_student(folder: Path, model, prepared: Prepared, trial: TrialConfig, metrics: dict, state: dict) -> None:
+    save_checkpoint(folder, model, prepared, trial, metrics, state, resumable=True)
+
+
+def _restore_student(folder: Path, prepared: Prepared, trial: TrialConfig) -> tuple[dict | None, Any]:
+    return read_trial_state(folder), _restored_model(prepared, trial, folder)
+
+
+def _run_student(trial: TrialConfig, prepared: Prepared, report, resume=None, model=None) -> None:
+    run_method(trial, prepared, report, resume=resume, model=model)  # looked up here: tests wrap run_method
+
+
+def _student_settings(config: dict) -> TrialConfig:
+    return TrialConfig.from_dict(config).decided()  # "auto" precision decided where the trial runs
+
+
+STUDENT = TrialKind(settings=_student_settings, recipe=lambda trial: trial, save=_save_student,
+                    restore=_restore_student, run=_run_student)
+
+
+def student_trial(config: dict, prepared: Prepared) -> None:
+    """A sweep's trial: every method runs through it; the config names the method."""
+    run_trial(STUDENT, config, prepared)
+
+
+# ---------------------------------------------------------------- a study's trial: one (arm, seed)
 
 STUDY_STATE = "study_state.json"
 
 
+def _study_settings(config: dict) -> StudySettings:
+    """The study's Tune config is {"template": the settings every trial shares, "point": its arm and seed}."""
+    point = config["point"]
+    study = StudySettings.from_dict({**config["template"], "arm": point["arm"], "seed": point["seed"]})
+    return dataclasses.replace(study, recipe=study.recipe.decided())  # precision decided where the trial runs
+
+
+def _save_study(folder: Path, model, prepared: Prepared, study: StudySettings, metrics: dict, state: dict) -> None:
+    """Small: the loop's state, plus the student's weights only where the next point needs them (to
+    query, or a warm start)."""
+    (folder / STUDY_STATE).write_text(json.dumps(state), encoding="utf-8")
+    if model is not None:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{folder}/model.safetensors")
+
+
+def _restore_study(folder: Path, prepared: Prepared, study: StudySettings) -> tuple[dict | None, Any]:
+    resume = json.loads((folder / STUDY_STATE).read_text(encoding="utf-8"))
+    model = _restored_model(prepared, study.recipe, folder) if (folder / "model.safetensors").is_file() else None
+    return resume, model
+
+
+STUDY = TrialKind(settings=_study_settings, recipe=lambda study: study.recipe, save=_save_study,
+                  restore=_restore_study, run=run_study_arm)
+
+
 def study_trial(config: dict, prepared: Prepared) -> None:
-    """One (arm, seed) of the budget study: one report per budget. Its checkpoint is small: the loop's
-    state, plus the student's weights only where the next point needs them (to query, or a warm start)."""
-    import json  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-
-    from safetensors.torch import save_file  # noqa: PLC0415
-
-    release_memory_of_earlier_trials()
-    os.environ[IN_TRIAL_ENV] = "1"
-    study = StudySettings.from_dict(config)
-    node_id = ray.get_runtime_context().get_node_id()
-
-    def report(metrics: dict, model, state: dict) -> None:
-        with tempfile.TemporaryDirectory(prefix="checkpoint-") as folder:
-            (Path(folder) / STUDY_STATE).write_text(json.dumps(state), encoding="utf-8")
-            if model is not None:
-                save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-                          f"{folder}/model.safetensors")
-            tune.report({**metrics, NODE_ID: node_id, PRECISION: precision_name(study.recipe.bf16)},
-                        checkpoint=tune.Checkpoint.from_directory(folder))
-
-    resume, model = None, None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            resume = json.loads((Path(folder) / STUDY_STATE).read_text(encoding="utf-8"))
-            if (Path(folder) / "model.safetensors").is_file():
-                model = _restored_model(prepared, study.recipe, folder)
-    run_study_arm(study, prepared, report, resume=resume, model=model)
+    """One (arm, seed) of the budget study: one report per budget."""
+    run_trial(STUDY, config, prepared)
 
 
 def _restored_model(prepared: Prepared, trial: TrialConfig, folder: str):

@@ -76,6 +76,7 @@ def run_supervised_or_kd(trial: TrialConfig, prepared: Prepared, report: Reporte
     """Train on the whole training split, evaluate and report after every epoch.
     `resume` (the state of a report: {"epoch": n, ...}, with its TrainingState when the checkpoint
     kept one) with `model` (weights of epoch n) continues an interrupted trial, exactly when it can."""
+    trial = trial.decided()
     teacher_logits = None
     if trial.method == "kd":
         teacher_logits = prepared.teachers.logits["train"]

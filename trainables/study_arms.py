@@ -36,12 +36,16 @@ from trainables.metrics import classification_metrics
 from trainables.models import build_model
 from trainables.prepared import Prepared
 from trainables.sampling import stratified_subset
-from trainables.study_settings import Arm, StudySettings, parse_arm
-
-BUDGET = "budget"
-GOLD_LABELS = "gold_labels"
-VALIDATION_LABELS = "validation_labels"  # gold labels of the validation split: they choose every setting
-TEST_PREDICTIONS = "test_predictions"  # the predicted class of every test example, as digits/commas
+from trainables.study_settings import (
+    BUDGET,
+    GOLD_LABELS,
+    TEST_PREDICTIONS,
+    VALIDATION_LABELS,
+    Arm,
+    StudySettings,
+    encode_predictions,
+    parse_arm,
+)
 
 
 def epochs_for(recipe_epochs: int, min_steps: int, batch_size: int, n: int) -> int:
@@ -114,6 +118,7 @@ def run_study_arm(study: StudySettings, prepared: Prepared, report: Reporter,
                   resume: dict | None = None, model=None) -> None:
     """Train one fresh student per budget and report one point per budget. `resume` (the state of the
     last report) with `model` (its student, for query arms) continues an interrupted trial."""
+    study = dataclasses.replace(study, recipe=study.recipe.decided())
     arm = parse_arm(study.arm)
     labelled, order = initial_and_order(study, prepared)
     budgets = point_budgets(arm, study, len(labelled) + len(order))
@@ -188,16 +193,3 @@ def point_metrics(arm: Arm, recipe: TrialConfig, prepared: Prepared, model, budg
 def _split_metrics(model, prepared: Prepared, split: str, bf16: bool) -> dict:
     logits = predict_logits(model, prepared.encoded[split], bf16=bf16)
     return classification_metrics(logits, prepared.encoded[split].labels, prepared.num_labels)
-
-
-def encode_predictions(predictions: np.ndarray) -> str:
-    """Predicted classes as text that fits a CSV cell: one digit each below 10 classes, else commas."""
-    values = [int(p) for p in predictions]
-    if all(v < 10 for v in values):
-        return "".join(str(v) for v in values)
-    return ",".join(str(v) for v in values)
-
-
-def decode_predictions(text: str) -> np.ndarray:
-    text = str(text)
-    return np.array([int(v) for v in (text.split(",") if "," in text else text)], dtype=np.int64)

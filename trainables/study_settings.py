@@ -6,11 +6,19 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
 
 KINDS = ("supervised", "kd_all", "oracle", "expert", "full")
 FULL_ARMS = ("full:supervised", "full:kd")
+# Columns of a study's reports and study.csv (here, not beside the training code, so that the report
+# reads them without importing torch).
+BUDGET = "budget"
+GOLD_LABELS = "gold_labels"
+VALIDATION_LABELS = "validation_labels"  # gold labels of the validation split: they choose every setting
+TEST_PREDICTIONS = "test_predictions"  # the predicted class of every test example, as digits/commas
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,3 +86,16 @@ def check_budgets(study: StudySettings, pool_size: int) -> None:
     if study.budgets[-1] > pool_size:
         raise UsageError(f"the largest budget {study.budgets[-1]} is larger than the student's pool of "
                          f"{pool_size} examples (the training split minus the teachers' share)")
+
+
+def encode_predictions(predictions: np.ndarray) -> str:
+    """Predicted classes as text that fits a CSV cell: one digit each below 10 classes, else commas."""
+    values = [int(p) for p in predictions]
+    if all(v < 10 for v in values):
+        return "".join(str(v) for v in values)
+    return ",".join(str(v) for v in values)
+
+
+def decode_predictions(text: str) -> np.ndarray:
+    text = str(text)
+    return np.array([int(v) for v in (text.split(",") if "," in text else text)], dtype=np.int64)

@@ -48,7 +48,7 @@ class TeacherSettings:
 @dataclass(frozen=True)
 class TeacherJob:
     """One teacher to fine-tune, with everything the work needs and nothing of the driver's disk, so that
-    it runs alike in this process or as a Ray task on another node (tuning/teacher_tasks.py)."""
+    it runs alike in this process or as a Ray task on another node (tuning/assets/teacher_tasks.py)."""
 
     name: str
     blueprint: ModelBlueprint
@@ -221,6 +221,12 @@ def _portable_config(config: dict) -> bytes:
     invalidate fine-tuned teachers."""
     kept = {key: value for key, value in config.items() if key != "_name_or_path"}
     return json.dumps(kept, sort_keys=True, default=str).encode()
+
+
+def flushed_print(*args) -> None:
+    """A Ray worker's stdout is a pipe: without a flush its lines reach the driver late, in bursts. Here, not
+    in tuning/: a teacher's Ray task receives it by reference, and cluster nodes get only trainables/."""
+    print(*args, flush=True)
 
 
 def fine_tune_and_predict(job: TeacherJob, progress: Callable = print, bar: Callable = tqdm) -> tuple[object, dict]:

@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
 
 from trainables import metrics as m  # noqa: E402
+from trainables.atomic import write_text  # noqa: E402
 from trainables.errors import UsageError  # noqa: E402
 from tuning.cli import Parser, main_guard  # noqa: E402
+from tuning.records import write_json  # noqa: E402
 
-# tuning.analysis (Ray, pandas), the plots (matplotlib) and --confirm (torch) are imported in the functions
+# tuning.analysis.results (Ray, pandas), the plots (matplotlib) and --confirm (torch) are imported in the functions
 # that use them: --help answers at once.
 if TYPE_CHECKING:
-    from tuning import analysis as a
+    from tuning.analysis import results as a
 
 BEST_FILE = "best_configs.json"
 CONFIRM_FILE = "confirm.csv"  # one row per (method, seed) of --confirm, with its test predictions
@@ -49,8 +51,8 @@ def main(argv=None) -> int:
         raise UsageError(f"--confirm must be >= 0, got {args.confirm}")
     import pandas as pd  # noqa: PLC0415
 
-    from tuning import analysis as a  # noqa: PLC0415
-    from tuning.confirm import retrain, seed_rows, summarise  # noqa: PLC0415
+    from tuning.analysis import results as a  # noqa: PLC0415
+    from tuning.analysis.confirm import retrain, seed_rows, summarise  # noqa: PLC0415
 
     folders = a.find_experiments(args.experiments, args.storage_path)
     root = a.storage_root(folders, args.storage_path)
@@ -64,16 +66,16 @@ def main(argv=None) -> int:
     best = a.best_configs(experiments, shown_root)
     if args.confirm and not best["methods"]:  # checked before anything is written
         raise UsageError("--confirm: no method has a trial with a val_accuracy to retrain")
-    a.write_json(out / BEST_FILE, best)
-    a.write_text(out / "results.csv", a.results_frame(experiments).to_csv(index=False))
+    write_json(out / BEST_FILE, best)
+    write_text(out / "results.csv", a.results_frame(experiments).to_csv(index=False))
     confirmation = None
     if args.confirm:
         runs = retrain(best["methods"], args.confirm)
-        a.write_text(out / CONFIRM_FILE, pd.DataFrame(seed_rows(runs)).to_csv(index=False))
+        write_text(out / CONFIRM_FILE, pd.DataFrame(seed_rows(runs)).to_csv(index=False))
         confirmation = summarise(runs)
     plots, notes = make_plots(experiments, best["methods"], confirmation, out)
     sections = report_sections(experiments, best["methods"], confirmation, plots, shown_root, mixed, notes)
-    a.write_text(out / "report.md", "\n\n".join(sections) + "\n")
+    write_text(out / "report.md", "\n\n".join(sections) + "\n")
     print("\n" + "\n\n".join(sections[1:3] + ([sections[3]] if confirmation else [])))
     print(f"\nwritten to {out}: {BEST_FILE}, report.md, results.csv, {len(plots)} plot(s)")
     return 0
@@ -89,7 +91,7 @@ def shown_path(path: Path) -> str:
 def make_plots(experiments: list[a.Experiment], best: dict, confirmation: list[dict] | None,
                out: Path) -> tuple[dict[str, Path], list[str]]:
     """The plots written, by name, and notes on plots that could not be drawn."""
-    from tuning import analysis_plots as p  # noqa: PLC0415
+    from tuning.analysis import plots as p  # noqa: PLC0415
 
     plots: dict[str, Path | None] = {}
     notes: list[str] = []
@@ -113,9 +115,9 @@ def make_plots(experiments: list[a.Experiment], best: dict, confirmation: list[d
 def study_plots(experiment: a.Experiment, stem: str, out: Path, plots: dict, notes: list[str]) -> None:
     """Optuna's slice and importance plots of the study the sweep stored; a note where there is none
     (no searcher: every setting fixed) or it has too little in it."""
-    from tuning import analysis as a  # noqa: PLC0415
-    from tuning import analysis_plots as p  # noqa: PLC0415
-    from tuning.sweep import OPTUNA_JOURNAL  # noqa: PLC0415
+    from tuning.analysis import plots as p  # noqa: PLC0415
+    from tuning.analysis import results as a  # noqa: PLC0415
+    from tuning.records import OPTUNA_JOURNAL  # noqa: PLC0415
 
     study = a.stored_study(experiment)
     name = f"`{experiment.label}`"
@@ -154,7 +156,7 @@ def _experiments_by_method(experiments: list[a.Experiment]) -> dict[str, list[a.
 
 def report_sections(experiments, best: dict, confirmation, plots: dict, storage_path: str = "",
                     mixed: list[str] | None = None, plot_notes: list[str] | None = None) -> list[str]:
-    from tuning.sweep import search_kind  # noqa: PLC0415
+    from tuning.records import search_kind  # noqa: PLC0415
 
     head = ["# Sweep analysis", "Chosen on `val_accuracy` of each trial's last report; test metrics are for "
             "the record only. Label counts: `labels_used` = gold labels the student saw, `teacher_labels` = "
@@ -176,7 +178,7 @@ def report_sections(experiments, best: dict, confirmation, plots: dict, storage_
 def best_section(experiments, best: dict) -> str:
     headers = ["method", "val_acc", "test_acc", "test_macro_f1", "ran", "labels_used", "teacher_labels",
                "expert_queries", "ensemble val/test", "teachers test", "trial", "settings"]
-    from tuning import analysis as a  # noqa: PLC0415
+    from tuning.analysis import results as a  # noqa: PLC0415
 
     rows = []
     for method, entry in best.items():
@@ -204,14 +206,14 @@ def _find_trial(experiments, entry: dict) -> a.TrialRecord:
 
 
 def settings_text(trial: a.TrialRecord, experiments) -> str:
-    from tuning import analysis as a  # noqa: PLC0415
+    from tuning.analysis import results as a  # noqa: PLC0415
 
     space = a.experiment_of(trial, experiments).space
     return ", ".join(f"{name}={fmt(trial.config.get(name), 3)}" for name in a.searched(space))
 
 
 def trials_section(experiments) -> str:
-    from tuning import analysis as a  # noqa: PLC0415
+    from tuning.analysis import results as a  # noqa: PLC0415
 
     headers = ["method", "trials", *a.STATUSES]
     rows = []
@@ -228,7 +230,7 @@ def trials_section(experiments) -> str:
 
 
 def confirmation_section(rows: list[dict]) -> str:
-    from tuning.confirm import INTERVAL, SEED_BASE  # noqa: PLC0415
+    from tuning.analysis.confirm import INTERVAL, SEED_BASE  # noqa: PLC0415
 
     n = rows[0]["n"]
     headers = ["method", "n", "test_acc", "95% CI", "test_macro_f1 (sd)", "val_acc", "labels_used",
@@ -272,7 +274,7 @@ def expert_loop_section(experiments) -> str:
     """The Expert-Loop's trials grouped by query strategy. The sweep searched the budget too (initial
     pool, query size, rounds), so each strategy's trials ran at different budgets and few seeds: the table
     describes the sweep; it does not rank the strategies (tuning/study.py does, at equal budgets)."""
-    from tuning import analysis as a  # noqa: PLC0415
+    from tuning.analysis import results as a  # noqa: PLC0415
 
     trials = [t for e in experiments if e.method == "active_loop" for t in e.trials
               if t.status != a.ERRORED and not math.isnan(t.val_accuracy)]
@@ -303,8 +305,8 @@ def _mean(trials: list[a.TrialRecord], key: str) -> float:
 
 
 def importance_section(experiments) -> str:
-    from tuning import analysis as a  # noqa: PLC0415
-    from tuning.sweep import OPTUNA_JOURNAL  # noqa: PLC0415
+    from tuning.analysis import results as a  # noqa: PLC0415
+    from tuning.records import OPTUNA_JOURNAL  # noqa: PLC0415
 
     parts = ["## Hyperparameter importance (fANOVA on completed trials, Optuna)"]
     for experiment in experiments:

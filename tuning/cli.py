@@ -9,13 +9,15 @@ import argparse
 import dataclasses
 import os
 import re
+import shlex
 import sys
 from collections.abc import Callable
 
 import yaml
 
 from trainables.errors import UsageError
-from tuning.settings import SMOKE_SETTINGS, DataSettings  # light: --help imports no torch, Ray
+from tuning.assets.settings import SMOKE_SETTINGS, DataSettings  # light: --help imports no torch, Ray
+from tuning.trials.ray_session import RaySettings  # light: Ray is imported when a session starts
 
 USAGE_ERROR = 2
 DEFAULT_STORAGE = "ray_results"  # --storage-path of run.py, study.py and analyze.py when not given
@@ -35,6 +37,34 @@ def command_words(script: str) -> list[str]:
     if _installed_command:
         return [_installed_command, script.replace("_", "-")]
     return ["python", f"tuning/{script}.py"]
+
+
+def resume_command(args: argparse.Namespace, name: str, *extra: str, script: str = "run") -> str:
+    """The command that continues experiment (or study, script="study") `name` as this one ran: the same
+    storage path and cluster, shell-quoted, through the installed command if that started it."""
+    words = [*command_words(script), "--resume", "--name", name, "--storage-path", args.storage_path]
+    if args.address:
+        words += ["--address", args.address]
+    return shlex.join([*words, *extra])
+
+
+def closing_hints(args: argparse.Namespace, name: str, errored: bool = False) -> list[str]:
+    """What to run after a sweep, naming the experiment's own folder (where its trials' TensorBoard event
+    files are, not Ray's temporary session folder); --storage-path when the user gave one."""
+    folder = f"{args.storage_path.rstrip('/')}/{name}"
+    analyze = [*command_words("analyze"), folder]
+    if args.storage_path != DEFAULT_STORAGE:
+        analyze += ["--storage-path", args.storage_path]
+    hints = [f"compare the methods:   {shlex.join(analyze)}",
+             f"curves in TensorBoard: tensorboard --logdir {shlex.quote(folder)}"]
+    if errored:
+        hints.append(f"re-run errored trials: {resume_command(args, name, '--retry-errored')}")
+    return hints
+
+
+def ray_settings(args: argparse.Namespace) -> RaySettings:
+    """run.py's and study.py's --address, --dashboard and --verbose: how the command reaches Ray."""
+    return RaySettings(address=args.address, dashboard=args.dashboard, verbose=args.verbose)
 
 
 class _YamlLoader(yaml.SafeLoader):

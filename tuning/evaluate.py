@@ -105,8 +105,8 @@ def evaluate_checkpoint(folder: Path, split: str) -> Evaluation:
     from trainables.encode import encode_task  # noqa: PLC0415
     from trainables.loop import predict_logits  # noqa: PLC0415
     from trainables.models import load_finetuned  # noqa: PLC0415
-    from tuning import assets  # noqa: PLC0415
-    from tuning.prepare import DataSettings, load_data  # noqa: PLC0415
+    from tuning.assets import catalog as assets  # noqa: PLC0415
+    from tuning.assets.prepare import DataSettings, load_data  # noqa: PLC0415
 
     run_config = read_run_config(folder)
     model = load_finetuned(folder, run_config["task"])  # safetensors only

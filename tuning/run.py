@@ -21,12 +21,15 @@ from tuning.cli import (  # noqa: E402
     add_data_arguments,
     add_verbose_argument,
     check_name,
+    closing_hints,
     data_settings,
     main_guard,
     parse_assignments,
     parse_with_explicit,
+    ray_settings,
+    resume_command,
 )
-from tuning.tracking import add_tracker_arguments, describe, refuse_on_resume, tracking_settings  # noqa: E402
+from tuning.tracking.settings import add_tracker_arguments, describe, refuse_on_resume, tracking_settings  # noqa: E402
 
 # Ray, torch and transformers are imported once the arguments are parsed (main, new_sweep): --help answers at once.
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")
@@ -78,23 +81,33 @@ def main(argv=None) -> int:
             raise UsageError("--resume needs --name (the experiment to continue)")
         check_name(args.name)  # the same names as on creation: nothing outside --storage-path
         refuse_on_resume(args)  # a restored sweep logs where it did (its callbacks are saved with it)
-        from tuning.experiment import resume_sweep  # noqa: PLC0415 (Ray, torch: once the arguments are parsed)
-
-        return resume_sweep(args)
+        return resume(args)
     return new_sweep(args)
 
 
+def resume(args) -> int:
+    from tuning.sweep.experiment import print_best, resume_sweep  # noqa: PLC0415 (Ray, torch: once parsed)
+    from tuning.trials.ray_session import RaySession  # noqa: PLC0415
+
+    root = Path(args.storage_path).expanduser().resolve() / args.name
+    results, prepared, spaces = resume_sweep(root, RaySession(ray_settings(args)), args.retry_errored, args.verbose,
+                                             resume_command(args, args.name))
+    print_best(results, prepared, spaces)
+    print_hints(args, args.name, results)
+    return 0
+
+
 def new_sweep(args) -> int:
-    from tuning.experiment import (  # noqa: PLC0415 (Ray, torch: once the arguments are parsed)
+    from tuning.sweep.experiment import (  # noqa: PLC0415 (Ray, torch: once the arguments are parsed)
         default_name,
         experiment_dirs,
         prepare_once,
         print_best,
-        print_hints,
         run_sweeps,
     )
-    from tuning.spaces import build_space, read_space_file, replicate_seeds  # noqa: PLC0415
-    from tuning.sweep import SweepSettings  # noqa: PLC0415
+    from tuning.sweep.search import SweepSettings  # noqa: PLC0415
+    from tuning.sweep.spaces import build_space, read_space_file, replicate_seeds  # noqa: PLC0415
+    from tuning.trials.ray_session import RaySession  # noqa: PLC0415
 
     methods = list(METHODS) if args.method == "all" else [args.method]
     num_samples = args.num_samples if args.num_samples is not None else (2 if args.smoke_test else 8)
@@ -109,23 +122,29 @@ def new_sweep(args) -> int:
     for space in spaces.values():
         replicate_seeds(space, num_samples)  # every setting fixed, the seed too: refused here, not in Ray
     max_concurrent = args.max_concurrent or max(1, _local_cpus() // settings.cpus_per_trial)
-    sweeps = [SweepSettings(method=method, name=method if len(methods) > 1 else name,
-                            storage_path="", num_samples=num_samples, max_concurrent=max_concurrent,
+    dirs = experiment_dirs(args.storage_path, name, methods)  # method -> (storage path, experiment name)
+    sweeps = [SweepSettings(method=method, name=dirs[method][1], storage_path=dirs[method][0],
+                            num_samples=num_samples, max_concurrent=max_concurrent,
                             cpus_per_trial=settings.cpus_per_trial, seed=settings.split_seed,
                             scheduler=args.scheduler,
                             sampler=args.sampler, grace_period=args.grace_period, max_failures=args.max_failures,
                             tracking=tracking)
               for method in methods]
-    dirs = experiment_dirs(args.storage_path, name, methods)
     print(f"students' precision here: {describe_precision(spaces)}; each trial worker decides again where it runs",
           flush=True)
     if tracking is not None:
         print(describe(tracking), flush=True)
-    prepared = prepare_once(settings, methods, spaces, ray_args=args)
-    results = run_sweeps(sweeps, spaces, prepared, dirs, args, settings, name)
+    session = RaySession(ray_settings(args))  # started by the teachers' tasks or the first sweep
+    prepared = prepare_once(settings, methods, spaces, session)
+    results = run_sweeps(sweeps, spaces, prepared, settings, session, args.verbose, resume_command(args, name))
     print_best(results, prepared, spaces)
     print_hints(args, name, results)
     return 0
+
+
+def print_hints(args, name: str, results: dict) -> None:
+    errored = any(grid.num_errors for grid in results.values())
+    print("\n" + "\n".join(closing_hints(args, name, errored)))
 
 
 def describe_precision(spaces: dict) -> str:

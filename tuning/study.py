@@ -29,8 +29,10 @@ from tuning.cli import (  # noqa: E402
     main_guard,
     parse_assignments,
     parse_with_explicit,
+    ray_settings,
+    resume_command,
 )
-from tuning.tracking import add_tracker_arguments, refuse_on_resume, tracking_settings  # noqa: E402
+from tuning.tracking.settings import add_tracker_arguments, refuse_on_resume, tracking_settings  # noqa: E402
 
 STRATEGIES_ALL = ("least_confidence", "margin", "entropy", "random", "robust_least_confidence")
 DEFAULTS = {"budgets": "50,100,200,400,800", "initial": 50, "seeds": 5, "oracle_strategies": "random,margin",
@@ -153,7 +155,7 @@ def _recipe_source(args) -> dict:
         return {method: read_config_file(args.config, method) for method in ("supervised", "kd", "active_loop")
                 if _has_method(args.config, method)}
     if args.from_dir:
-        from tuning import analysis  # noqa: PLC0415
+        from tuning.analysis import results as analysis  # noqa: PLC0415
 
         experiments = analysis.read_all(analysis.find_experiments([args.from_dir], args.storage_path))
         return analysis.best_configs(experiments)["methods"]
@@ -194,9 +196,13 @@ def main(argv=None) -> int:
         if not args.name:
             raise UsageError("--resume needs --name (the study to continue)")
         refuse_on_resume(args)  # a restored study logs where it did (its callbacks are saved with it)
-        from tuning import study_run  # noqa: PLC0415 (Ray, torch: after the arguments are checked)
+        name = check_name(args.name)
+        # Ray, torch: after the arguments are checked.
+        from tuning.budget_study import runner as study_run  # noqa: PLC0415
+        from tuning.trials.ray_session import RaySession  # noqa: PLC0415
 
-        return study_run.resume(args, study_folder(args.storage_path, check_name(args.name)))
+        return study_run.resume(study_folder(args.storage_path, name), RaySession(ray_settings(args)),
+                                args.max_concurrent, resume_command(args, name, script="study"))
     name = check_name(args.name or f"study-{time.strftime('%Y%m%d-%H%M%S')}")
     folder = study_folder(args.storage_path, name)
     if folder.exists():
@@ -204,9 +210,11 @@ def main(argv=None) -> int:
     tracking = tracking_settings(args, name, args.storage_path)
     plan, data = study_settings(args), data_settings(args)
     # Every check that needs no data is done: only now Ray, torch and transformers (seconds) are imported.
-    from tuning import study_run  # noqa: PLC0415
+    from tuning.budget_study import runner as study_run  # noqa: PLC0415
+    from tuning.trials.ray_session import RaySession  # noqa: PLC0415
 
-    return study_run.start(args, folder, plan, data, tracking)
+    return study_run.start(folder, plan, data, RaySession(ray_settings(args)), args.max_concurrent,
+                           resume_command(args, name, script="study"), tracking)
 
 
 def study_folder(storage_path: str, name: str) -> Path:

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without
 from trainables.atomic import replace_folder, staging_folder  # noqa: E402
 from trainables.config import METHODS, TrialConfig  # noqa: E402
 from trainables.errors import UsageError  # noqa: E402
+from tuning.assets.settings import DataSettings  # noqa: E402
 from tuning.cli import (  # noqa: E402
     Parser,
     add_data_arguments,
@@ -28,7 +29,6 @@ from tuning.cli import (  # noqa: E402
     parse_assignments,
     parse_with_explicit,
 )
-from tuning.settings import DataSettings  # noqa: E402
 
 # torch and transformers are imported in main(), after the arguments are parsed: --help answers at once.
 
@@ -98,9 +98,10 @@ def main(argv=None) -> int:
     out = Path(args.out or f"checkpoints/{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
     if out.exists() and not (out / "run_config.json").is_file():
         raise UsageError(f"--out {out} exists and is not a checkpoint of this tool: refusing to overwrite it")
+    trial = trial.decided()  # "auto" precision: decided here, where it trains, and recorded in the checkpoint
     from trainables.checkpoint import save_checkpoint  # noqa: PLC0415 (torch: once the arguments are checked)
     from trainables.functions import run_method  # noqa: PLC0415
-    from tuning.prepare import prepare  # noqa: PLC0415
+    from tuning.assets.prepare import prepare  # noqa: PLC0415
 
     prepared = prepare(settings, need_teachers=trial.method != "supervised")
 

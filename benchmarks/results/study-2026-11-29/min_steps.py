@@ -1,6 +1,6 @@
 import sys, time, json; sys.path.insert(0, ".")  # run from the project root: python benchmarks/results/study-2026-11-29/min_steps.py SEED
 from dataclasses import replace
-from tuning.prepare import DataSettings, prepare
+from tuning.assets.prepare import DataSettings, prepare
 from trainables.study_arms import StudySettings, run_study_arm
 from trainables.config import TrialConfig
 seed = int(sys.argv[1])

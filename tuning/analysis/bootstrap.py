@@ -44,9 +44,14 @@ def interval(replicates: np.ndarray, confidence: float = 0.95) -> tuple[float, f
     return float(low), float(high)
 
 
+def estimate(values: np.ndarray) -> dict:
+    """{"mean": replicate 0 (the unresampled estimate), "ci": [lo, hi] of the other replicates}: how the
+    study's summary and --confirm state every figure with its interval."""
+    low, high = interval(values[1:])
+    return {"mean": float(values[0]), "ci": [low, high]}
+
+
 def statistic_interval(correct: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray],
                        replicates: int = REPLICATES, seed: int = 0) -> dict:
     """{"mean": statistic of the data, "ci": [lo, hi]} where statistic maps (R, ...) accuracies to (R,)."""
-    values = statistic(replicate_accuracies(correct, replicates, seed))
-    low, high = interval(values[1:])
-    return {"mean": float(values[0]), "ci": [low, high]}
+    return estimate(statistic(replicate_accuracies(correct, replicates, seed)))

@@ -20,9 +20,9 @@ from trainables.models import TINY_MODELS, make_blueprint, make_tiny_model_folde
 from trainables.prepared import Prepared, TeacherOutputs
 from trainables.sampling import stratified_subset
 from trainables.teachers import TeacherSettings, prepare_teachers, run_in_process
-from tuning import assets
-from tuning.settings import DEFAULT_TEACHERS, SMOKE_SETTINGS, DataSettings  # noqa: F401 (their old home)
-from tuning.teacher_tasks import ray_runner
+from tuning.assets import catalog as assets
+from tuning.assets.settings import DEFAULT_TEACHERS, SMOKE_SETTINGS, DataSettings  # noqa: F401 (their old home)
+from tuning.assets.teacher_tasks import ray_runner
 
 
 def load_data(settings: DataSettings, progress=print) -> TaskData:
@@ -74,15 +74,17 @@ def teacher_rows(settings: DataSettings, data: TaskData) -> np.ndarray:
 
 
 def prepare_teacher_ensemble(settings: DataSettings, data: TaskData, progress=print,
-                             start_ray: Callable[[], None] | None = None) -> TeacherOutputs:
+                             start_ray: Callable[[], None] | None = None,
+                             teacher_threads: int | None = None) -> TeacherOutputs:
     """The ensemble's logits, from the cache or fine-tuned now. With `start_ray` (a function that starts
     or joins Ray), teachers to fine-tune run as Ray tasks of `cpus_per_trial` CPUs each, side by side;
-    without it, one after the other in this process with every core."""
+    without it, one after the other in this process with `teacher_threads` threads (default: every core;
+    tests on a shared machine give 1)."""
     started = time.perf_counter()
     teacher_settings = TeacherSettings(
         epochs=settings.teacher_epochs, learning_rate=settings.teacher_learning_rate,
         batch_size=settings.teacher_batch_size, max_length=settings.max_length, seed=settings.split_seed,
-        num_threads=os.cpu_count() or 1, bf16=precision.resolve(settings.bf16),
+        num_threads=teacher_threads or os.cpu_count() or 1, bf16=precision.resolve(settings.bf16),
     )
     progress(f"teachers' precision: {'bf16' if teacher_settings.bf16 else 'fp32'}"
              + (f" ({precision.choice().reason})" if settings.bf16 == precision.AUTO else " (forced)"))
@@ -97,14 +99,15 @@ def prepare_teacher_ensemble(settings: DataSettings, data: TaskData, progress=pr
 
 
 def prepare(settings: DataSettings, need_teachers: bool, data: TaskData | None = None,
-            progress=print, start_ray: Callable[[], None] | None = None) -> Prepared:
-    """start_ray: see prepare_teacher_ensemble (teachers as Ray tasks)."""
+            progress=print, start_ray: Callable[[], None] | None = None, teacher_threads: int | None = None
+            ) -> Prepared:
+    """start_ray, teacher_threads: see prepare_teacher_ensemble (teachers as Ray tasks, or here)."""
     data = data or load_data(settings, progress)
     progress(f"data: {data.summary()}")
     student_location = resolve_model(settings.student, progress)
     student = make_blueprint(settings.student, student_location, data.task, data.num_labels)
     encoded = encode_task(student.tokenizer, data, settings.max_length, assets.cache_dir() / "tokens")
-    teachers = prepare_teacher_ensemble(settings, data, progress, start_ray) if need_teachers else None
+    teachers = prepare_teacher_ensemble(settings, data, progress, start_ray, teacher_threads) if need_teachers else None
     provenance = {"data": settings.to_dict(), "data_fingerprint": data.fingerprint(),
                   "student_location": student_location,
                   "split_sizes": {split: len(encoded[split]) for split in encoded}}  # for the model card

@@ -15,28 +15,29 @@ from trainables import precision
 from trainables.errors import UsageError
 from trainables.expert_loop import candidate_rows
 from trainables.functions import study_trial
-from trainables.study_arms import BUDGET
-from trainables.study_settings import StudySettings, check_budgets, parse_arm
-from tuning import study_plots
-from tuning.analysis import write_json
-from tuning.experiment import SweepInterrupted, fit, resume_command
-from tuning.prepare import DataSettings, load_data, prepare, teacher_rows
-from tuning.replayed_reports import TrimReplayedReports
-from tuning.study_report import STUDY_CSV, SUMMARY_JSON, per_class_f1, summarise, write_report, write_study_csv
-from tuning.sweep import REUSE_ACTORS, start_ray
-from tuning.teacher_tasks import ray_starter, started_for_teachers
-from tuning.tracking import Tracking, describe
-from tuning.tracking import callbacks as tracker_callbacks
+from trainables.study_settings import BUDGET, StudySettings, check_budgets, parse_arm
+from tuning.assets.prepare import DataSettings, load_data, prepare, teacher_rows
+from tuning.budget_study import plots as study_plots
+from tuning.budget_study.report import STUDY_CSV, SUMMARY_JSON, per_class_f1, summarise, write_report, write_study_csv
+from tuning.records import write_json
+from tuning.tracking.callbacks import tracker_callbacks
+from tuning.tracking.settings import Tracking, describe
+from tuning.trials.progress import ProgressLines
+from tuning.trials.ray_session import RaySession
+from tuning.trials.replayed_reports import TrimReplayedReports
+from tuning.trials.tuner import REUSE_ACTORS, SweepInterrupted, fit, trainable
 
 STUDY_FILE = "study.json"  # how the study was made: read back by --resume
 
 
-def start(args, folder: Path, plan: dict, settings: DataSettings, tracking: Tracking | None = None) -> int:
-    """A new study in `folder` (study.py checked that it does not exist yet)."""
+def start(folder: Path, plan: dict, settings: DataSettings, session: RaySession, max_concurrent: int | None,
+          resume_hint: str, tracking: Tracking | None = None) -> int:
+    """A new study in `folder` (study.py checked that it does not exist yet). `resume_hint`: the command
+    that continues it, said when Ctrl-C stops it."""
     data = load_data(settings)
     pool = len(data.train) - (len(teacher_rows(settings, data)) if settings.teacher_split > 0 else 0)
     check_budgets(StudySettings.from_dict(plan["template"]), pool)
-    prepared = prepare(settings, need_teachers=True, data=data, start_ray=ray_starter(args))
+    prepared = prepare(settings, need_teachers=True, data=data, start_ray=session.start)
     record = {"plan": plan, "data": settings.to_dict(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
               "tracking": asdict(tracking) if tracking is not None else None}
     folder.mkdir(parents=True)
@@ -44,21 +45,20 @@ def start(args, folder: Path, plan: dict, settings: DataSettings, tracking: Trac
     _announce(plan, prepared, folder)
     if tracking is not None:
         print(describe(tracking), flush=True)
-    return _run(args, folder, plan, prepared, tuner=None, tracking=tracking)
+    return _run(folder, plan, prepared, session, max_concurrent, resume_hint, restore=False, tracking=tracking)
 
 
-def resume(args, folder: Path) -> int:
+def resume(folder: Path, session: RaySession, max_concurrent: int | None, resume_hint: str) -> int:
     if not (folder / STUDY_FILE).is_file():
         raise UsageError(f"no study to resume at {folder} (no {STUDY_FILE})")
     record = json.loads((folder / STUDY_FILE).read_text(encoding="utf-8"))
-    prepared = prepare(DataSettings.from_dict(record["data"]), need_teachers=True, start_ray=ray_starter(args))
-    tuner = None
-    if tune.Tuner.can_restore(str(folder)):
+    prepared = prepare(DataSettings.from_dict(record["data"]), need_teachers=True, start_ray=session.start)
+    restore = tune.Tuner.can_restore(str(folder))
+    if restore:
         print(f"resuming {folder}", flush=True)
-        tuner = "restore"
     # Used when the study was interrupted before its Tuner began; a restored Tuner keeps its own callbacks.
     tracking = Tracking(**record["tracking"]) if record.get("tracking") else None
-    return _run(args, folder, record["plan"], prepared, tuner, tracking)
+    return _run(folder, record["plan"], prepared, session, max_concurrent, resume_hint, restore, tracking)
 
 
 def _announce(plan: dict, prepared, folder: Path) -> None:
@@ -81,88 +81,75 @@ def grid(plan: dict) -> list[dict]:
     return [{"arm": arm, "seed": seed} for seed in plan["seeds"] for arm in slow_first]
 
 
-def _trainable(prepared, cpus: int):
-    return tune.with_resources(tune.with_parameters(_flat_trial, prepared=prepared), {"cpu": cpus})
-
-
-def _flat_trial(config: dict, prepared) -> None:
-    point = config["point"]
-    study_trial({**config["template"], "arm": point["arm"], "seed": point["seed"]}, prepared)
-
-
-def _run(args, folder: Path, plan: dict, prepared, tuner, tracking: Tracking | None = None) -> int:
+def _run(folder: Path, plan: dict, prepared, session: RaySession, max_concurrent: int | None, resume_hint: str,
+         restore: bool, tracking: Tracking | None = None) -> int:
+    """The grid on Ray (a restored Tuner when `restore`), then the study's files from what was measured."""
     cpus = prepared.num_threads
     trials = grid(plan)
-    started_here = not _ray_running() or started_for_teachers(args)
-    start_ray(args.address, args.dashboard, verbose=args.verbose)
-    try:
-        if tuner == "restore":
-            tuner = tune.Tuner.restore(str(folder), trainable=_trainable(prepared, cpus), resume_unfinished=True,
-                                       resume_errored=False)
-        elif tuner is None:
-            concurrent = args.max_concurrent or max(1, (os.cpu_count() or 1) // cpus)
+    with session:
+        if restore:
+            tuner = tune.Tuner.restore(str(folder), trainable=trainable(study_trial, prepared, cpus),
+                                       resume_unfinished=True, resume_errored=False)
+        else:
+            concurrent = max_concurrent or max(1, (os.cpu_count() or 1) // cpus)
             tuner = tune.Tuner(
-                _trainable(prepared, cpus),
+                trainable(study_trial, prepared, cpus),
                 param_space={"template": plan["template"], "point": tune.grid_search(trials)},
                 tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=REUSE_ACTORS),
                 run_config=tune.RunConfig(name=folder.name, storage_path=str(folder.parent), verbose=0,
                                           checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                                          callbacks=[StudyProgress(len(trials), plan), TrimReplayedReports(),
-                                                     *tracker_callbacks(tracking)]))
-        grid_result = fit(tuner, args.verbose)
-    finally:
-        if started_here:
-            import ray  # noqa: PLC0415
-
-            ray.shutdown()
-    rows = collect_rows(grid_result)
+                                          callbacks=[ProgressLines(len(trials), describe_point, word="done"),
+                                                     TrimReplayedReports(), *tracker_callbacks(tracking)]))
+        grid_result = fit(tuner, session.settings.verbose)
+    rows, unreadable = collect_rows(grid_result)
+    for gap in unreadable:
+        print(f"cannot read the reports of {gap['arm']} seed {gap['seed']} ({gap['path']}): {gap['error']}",
+              flush=True)
     ended = {(r["arm"], r["seed"]) for r in rows if r.get("done")}
-    errors = [result.error for result in grid_result if result.error is not None]
-    write_outputs(folder, plan, prepared, rows)
-    if len(ended) + len(errors) < len(trials):
-        raise SweepInterrupted(f"{len(ended)} of {len(trials)} study trials ended; continue with: "
-                               f"{resume_command(args, folder.name, script='study')}")
-    if errors:
-        print(f"{len(errors)} trial(s) failed; the report compares the seeds every arm finished", flush=True)
+    errored = {_point_of(result) for result in grid_result if result.error is not None}
+    accounted = ended | errored | {(gap["arm"], gap["seed"]) for gap in unreadable}
+    write_outputs(folder, plan, prepared, rows, unreadable)
+    if len(accounted) < len(trials):
+        raise SweepInterrupted(f"{len(ended)} of {len(trials)} study trials ended; continue with: {resume_hint}")
+    if errored:
+        print(f"{len(errored)} trial(s) failed; the report compares the seeds every arm finished", flush=True)
+    if unreadable:
+        print(f"{len(unreadable)} trial(s) whose reports could not be read are left out (listed in summary.json "
+              "as unreadable_trials); the report compares the seeds every arm finished", flush=True)
     return 0
 
 
-def _ray_running() -> bool:
-    import ray  # noqa: PLC0415
-
-    return ray.is_initialized()
-
-
-class StudyProgress(tune.Callback):
-    """One line per point, with the count of (arm, seed) trials that have reported every budget."""
-
-    def __init__(self, total: int, plan: dict):
-        # Wall-clock time: Tuner.restore brings this callback back in a new process, where a
-        # perf_counter origin would mean nothing; the elapsed time then counts from the study's start.
-        self.started, self.total, self.done = time.time(), total, set()
-        self.points = len(plan["template"]["budgets"])
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        arm, seed = result["arm"], trial.config["point"]["seed"]
-        if is_last_point(arm, result["training_iteration"], self.points):
-            self.done.add((arm, seed))
-        print(f"[{time.time() - self.started:6.0f} s] {arm} seed {seed} budget {result[BUDGET]}: "
-              f"val {result[m.VAL_ACCURACY]:.3f} test {result[m.TEST_ACCURACY]:.3f} "
-              f"({result[m.TRAIN_SECONDS]:.0f} s; {len(self.done)}/{self.total} trials done)", flush=True)
+def describe_point(trial, result: dict) -> tuple[str, bool]:
+    """A study's progress line for one report (one budget of an arm and seed), and whether it is the trial's
+    last: a reference arm (full:*) has one point, every other arm one per budget."""
+    arm, seed = result["arm"], trial.config["point"]["seed"]
+    last = is_last_point(arm, result["training_iteration"], len(trial.config["template"]["budgets"]))
+    return (f"{arm} seed {seed} budget {result[BUDGET]}: val {result[m.VAL_ACCURACY]:.3f} test "
+            f"{result[m.TEST_ACCURACY]:.3f} ({result[m.TRAIN_SECONDS]:.0f} s)", last)
 
 
-def collect_rows(grid_result) -> list[dict]:
+def collect_rows(grid_result) -> tuple[list[dict], list[dict]]:
     """Every report of every trial, read from its result.json (a CSV would turn the predictions'
-    digit strings into numbers), with the seed, and `done` on a trial's last expected report."""
-    rows = []
+    digit strings into numbers), with the seed, and `done` on a trial's last expected report; and the
+    trials whose reports could not be read ({arm, seed, path, error}), so that none vanishes unsaid."""
+    rows, unreadable = [], []
     for result in grid_result:
-        seed = result.config["point"]["seed"]
+        arm, seed = _point_of(result)
         budgets = len(result.config["template"]["budgets"])
-        reports = _reports(result)
+        try:
+            reports = _reports(result)
+        except UnreadableReports as error:
+            unreadable.append({"arm": arm, "seed": seed, "path": error.path, "error": error.reason})
+            continue
         for report in reports:
             rows.append({**report, "seed": seed,
                          "done": is_last_point(report["arm"], report.get("training_iteration"), budgets)})
-    return rows
+    return rows, unreadable
+
+
+def _point_of(result) -> tuple[str, int]:
+    point = result.config["point"]
+    return point["arm"], point["seed"]
 
 
 def is_last_point(arm: str, iteration: int | None, budgets: int) -> bool:
@@ -170,21 +157,43 @@ def is_last_point(arm: str, iteration: int | None, budgets: int) -> bool:
     return iteration == (1 if parse_arm(arm).kind == "full" else budgets)
 
 
+class UnreadableReports(Exception):
+    """A trial that reported, but whose result.json cannot be read (gone, unreadable, not JSON)."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
 def _reports(result) -> list[dict]:
+    """The trial's reports; none for a trial that never reported (one an interruption left pending)."""
     path = f"{result.path}/result.json"
     try:
         with result.filesystem.open_input_stream(path) as stream:
             text = stream.read().decode("utf-8")
-    except (FileNotFoundError, OSError):
+    except FileNotFoundError:
+        if _reported(result):
+            raise UnreadableReports(path, "the trial reported, but its result.json is missing") from None
         return []
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise UnreadableReports(path, f"{type(error).__name__}: {error}") from None
+    try:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError as error:  # e.g. a line cut short when the driver was killed while writing it
+        raise UnreadableReports(path, f"not JSON lines ({error})") from None
+
+
+def _reported(result) -> bool:
+    """Whether Tune holds a report of this trial (its last result has a training_iteration)."""
+    return bool((result.metrics or {}).get("training_iteration"))
 
 
 KEEP = ("arm", BUDGET, "seed")
 
 
-def write_outputs(folder: Path, plan: dict, prepared, rows: list[dict]) -> None:
-    """study.csv, summary.json, report.md and the plots, from whatever has been measured so far."""
+def write_outputs(folder: Path, plan: dict, prepared, rows: list[dict], unreadable: list[dict] | None = None) -> None:
+    """study.csv, summary.json, report.md and the plots, from whatever has been measured so far; trials
+    whose reports could not be read are listed in summary.json (unreadable_trials)."""
     if not rows:
         print("no point has been measured yet: no report written", flush=True)
         return
@@ -208,6 +217,8 @@ def write_outputs(folder: Path, plan: dict, prepared, rows: list[dict]) -> None:
             "teacher_accuracy": teachers.accuracy, "ensemble_pool_accuracy": round(ensemble_pool, 4),
             "data": prepared.data_name, "student": prepared.provenance["data"]["student"],
             "teachers": prepared.provenance["data"]["teachers"]}
+    if unreadable:
+        meta["unreadable_trials"] = unreadable
     try:
         summary = summarise(frame, test_labels, list(template["budgets"]), meta)
     except ValueError as error:

@@ -1,6 +1,6 @@
 """The budget study's numbers: study.csv in, summary.json, report.md and plots out (no Ray, no torch).
 
-Every interval here is a 95% paired bootstrap over seeds AND test examples (tuning/bootstrap.py), so it
+Every interval here is a 95% paired bootstrap over seeds AND test examples (tuning/analysis/bootstrap.py), so it
 covers both the seed-to-seed variation and the sampling of the test set. Choices look at validation
 only; test accuracy is what is reported."""
 
@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from trainables import metrics as m
-from trainables.study_arms import BUDGET, GOLD_LABELS, TEST_PREDICTIONS, VALIDATION_LABELS, decode_predictions
-from tuning.analysis import write_text
-from tuning.bootstrap import REPLICATES, interval, replicate_accuracies
+from trainables.atomic import write_text
+from trainables.study_settings import BUDGET, GOLD_LABELS, TEST_PREDICTIONS, VALIDATION_LABELS, decode_predictions
+from tuning.analysis.bootstrap import REPLICATES, estimate, interval, replicate_accuracies
 
 STUDY_CSV = "study.csv"
 SUMMARY_JSON = "summary.json"
@@ -99,17 +99,12 @@ def summarise(frame: pd.DataFrame, test_labels: np.ndarray, budgets: list[int], 
         base = baseline_of(arm, curve_arms)
         if base in curve_arms:
             diff = areas[:, i] - areas[:, curve_arms.index(base)]
-            arms[arm]["aulc_diff_vs_random"] = {"mean": float(diff[0]), "ci": list(interval(diff[1:])),
-                                                "baseline": base}
+            arms[arm]["aulc_diff_vs_random"] = {**estimate(diff), "baseline": base}
     for arm, values in full.items():
-        arms[arm] = {"test_accuracy": _point(values), "budget": int(frame.loc[frame["arm"] == arm, BUDGET].iloc[0])}
+        arms[arm] = {"test_accuracy": estimate(values), "budget": int(frame.loc[frame["arm"] == arm, BUDGET].iloc[0])}
     return {**meta, "seeds": seeds, "budgets": budgets, "test_examples": int(len(test_labels)),
             "interval": f"95% percentile bootstrap over seeds and test examples (paired), {replicates} replicates",
             "arms": arms}
-
-
-def _point(values: np.ndarray) -> dict:
-    return {"mean": float(values[0]), "ci": list(interval(values[1:]))}
 
 
 def _arm_summary(rows: pd.DataFrame, acc: np.ndarray, area: np.ndarray, budgets: list[int], full: dict) -> dict:
@@ -117,7 +112,7 @@ def _arm_summary(rows: pd.DataFrame, acc: np.ndarray, area: np.ndarray, budgets:
     for j, budget in enumerate(budgets):
         at = rows[rows[BUDGET] == budget]
         per_budget[str(budget)] = {
-            "test_accuracy": _point(acc[:, j]),
+            "test_accuracy": estimate(acc[:, j]),
             "val_accuracy": float(at[m.VAL_ACCURACY].mean()),
             "test_macro_f1": float(at[m.TEST_MACRO_F1].mean()),
             GOLD_LABELS: int(at[GOLD_LABELS].max()),

@@ -110,7 +110,10 @@ def starting_points(method: str, space: dict) -> list[dict]:
     """The original research's settings as the first trial, when they lie inside the space. Optuna
     needs a value for every searched setting: those the original left open take TrialConfig's default
     (or the point is dropped when that default lies outside the space)."""
-    defaults = TrialConfig(method=method).to_dict()
+    defaults = TrialConfig(method=method)
+    if isinstance(space.get("bf16"), dict):  # precision searched: the original's is this machine's auto choice
+        defaults = defaults.decided()
+    defaults = defaults.to_dict()
     original = {**defaults, **MODULES[method].ORIGINAL}
     point = {}
     for name, entry in space.items():

@@ -9,12 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from trainables.teachers import Runner, TeacherJob, fine_tune_and_predict
-
-
-def flushed_print(*args) -> None:
-    """A Ray worker's stdout is a pipe: without a flush its lines reach the driver late, in bursts."""
-    print(*args, flush=True)
+from trainables.teachers import Runner, TeacherJob, fine_tune_and_predict, flushed_print
 
 
 def ray_runner(cpus: int, start_ray: Callable[[], None]) -> Runner:
@@ -25,7 +20,7 @@ def ray_runner(cpus: int, start_ray: Callable[[], None]) -> Runner:
         from ray.experimental import tqdm_ray  # noqa: PLC0415
 
         start_ray()
-        # The function lives in trainables/, which travels with a cluster job (tuning.sweep.start_ray).
+        # The function lives in trainables/, which travels with a cluster job (tuning.trials.ray_session).
         task = ray.remote(num_cpus=cpus, max_retries=0)(fine_tune_and_predict)
         progress(f"teachers: {len(jobs)} Ray task(s) of {cpus} CPU(s) each, {_cluster_cpus(ray)} CPU(s) in Ray")
         # num_threads is the task's own CPUs; the cache key keeps the settings the driver was given.
@@ -38,25 +33,3 @@ def ray_runner(cpus: int, start_ray: Callable[[], None]) -> Runner:
 
 def _cluster_cpus(ray) -> int:
     return int(ray.cluster_resources().get("CPU", 0))
-
-
-STARTED_FLAG = "ray_started_for_teachers"  # set on the CLI's args when preparing started Ray
-
-
-def ray_starter(args) -> Callable[[], None]:
-    """`start_ray` for tuning.prepare.prepare: starts or joins Ray as the sweep would (--address, --verbose,
-    --dashboard), and notes on `args` when it started it, so the sweep that follows shuts it down."""
-    def start() -> None:
-        import ray  # noqa: PLC0415
-
-        from tuning.sweep import start_ray  # noqa: PLC0415 (imports ray and the trainables)
-
-        if not ray.is_initialized():
-            setattr(args, STARTED_FLAG, True)
-        start_ray(args.address, args.dashboard, verbose=args.verbose)
-
-    return start
-
-
-def started_for_teachers(args) -> bool:
-    return bool(getattr(args, STARTED_FLAG, False))

@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import shlex
-import signal
-import threading
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import optuna
-import ray
 from ray import tune
 
 from trainables import metrics as m
 from trainables.atomic import write_text
 from trainables.errors import UsageError
+from trainables.functions import student_trial
 from trainables.prepared import Prepared
-from tuning.cli import DEFAULT_STORAGE, command_words
-from tuning.prepare import DataSettings, load_data, prepare, teacher_rows
-from tuning.spaces import largest, replicate_seeds, searched_names, to_tune
-from tuning.sweep import REUSE_ACTORS, ProgressLines, SweepSettings, make_tuner, run_config, start_ray, trainable
-from tuning.teacher_tasks import ray_starter, started_for_teachers
-
-SWEEP_FILE = "sweep.json"  # how the sweep was made: read back by --resume and by the analysis
+from tuning.assets.prepare import DataSettings, load_data, prepare, teacher_rows
+from tuning.records import SWEEP_FILE
+from tuning.sweep.search import REUSE_ACTORS, SweepSettings, make_tuner, run_config, sweep_progress
+from tuning.sweep.spaces import largest, replicate_seeds, searched_names, to_tune
+from tuning.trials.ray_session import RaySession
+from tuning.trials.tuner import SweepInterrupted, fit, trainable
 
 
 def default_name(method: str) -> str:
@@ -51,14 +44,15 @@ def experiment_dirs(storage_path: str, name: str, methods: list[str]) -> dict[st
     return dirs
 
 
-def prepare_once(settings: DataSettings, methods: list[str], spaces: dict, ray_args=None) -> Prepared:
+def prepare_once(settings: DataSettings, methods: list[str], spaces: dict, session: RaySession | None = None
+                 ) -> Prepared:
     """Load and check the data, check the Expert-Loop's sizes against it, then do the expensive part
-    (tokenizing, teachers) once for every method of the sweep. With `ray_args` (the CLI's --address,
-    --dashboard), teachers to fine-tune start Ray and run as Ray tasks."""
+    (tokenizing, teachers) once for every method of the sweep. With a Ray `session`, teachers to fine-tune
+    start it and run as Ray tasks."""
     data = load_data(settings)
     check_sizes(spaces, settings, data)
     need_teachers = any(method != "supervised" for method in methods)
-    return prepare(settings, need_teachers, data, start_ray=ray_starter(ray_args) if ray_args else None)
+    return prepare(settings, need_teachers, data, start_ray=session.start if session is not None else None)
 
 
 def check_sizes(spaces: dict, settings: DataSettings, data) -> None:
@@ -83,11 +77,6 @@ def write_sweep_file(folder: Path, sweep: SweepSettings, space: dict, settings: 
     write_text(folder / SWEEP_FILE, json.dumps(record, indent=2, default=str))
 
 
-class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) during a sweep: Ray Tune catches it, saves the experiment and returns early; the
-    entry point then exits with status 130 and says how to resume, instead of reporting a partial sweep."""
-
-
 def check_complete(grid: tune.ResultGrid, method: str, num_samples: int, resume_hint: str) -> None:
     """A sweep whose trials did not all end (finished or errored) was interrupted: stop here, so that
     `--method all` does not go on to the next method after Ctrl-C. Neither of Tune's two views suffices
@@ -100,41 +89,6 @@ def check_complete(grid: tune.ResultGrid, method: str, num_samples: int, resume_
     ended = len(ended_trials)
     if ended < num_samples:
         raise SweepInterrupted(f"{ended} of {num_samples} {method} trials ended; continue with: {resume_hint}")
-
-
-def fit(tuner: tune.Tuner, verbose: bool = False) -> tune.ResultGrid:
-    """Tuner.fit, then the Ctrl-C handler as it was before: Tune leaves its own installed after a run that
-    was not interrupted, and that one would swallow the next Ctrl-C (between two methods of `--method all`,
-    or while the summary prints). Unless `verbose`, Tune's own reporter stays silent (library_output)."""
-    handler = signal.getsignal(signal.SIGINT)
-    try:
-        with library_output(verbose):
-            return tuner.fit()
-    finally:
-        if handler is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, handler)
-
-
-NEW_OUTPUT = "RAY_AIR_NEW_OUTPUT"  # Ray's switch between its two progress reporters, read by Tuner.fit
-
-
-@contextlib.contextmanager
-def library_output(verbose: bool):
-    """Tune's newer reporter prints an experiment table and a TensorBoard hint into Ray's temporary
-    session folder even at verbose=0; the older one (RAY_AIR_NEW_OUTPUT=0) prints nothing at verbose=0.
-    Optuna logs each study it creates at INFO. ProgressLines and the closing hints say what matters;
-    --verbose brings the libraries' own output back."""
-    before, optuna_level = os.environ.get(NEW_OUTPUT), optuna.logging.get_verbosity()
-    os.environ[NEW_OUTPUT] = "1" if verbose else "0"
-    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(optuna_level)
-        if before is None:
-            os.environ.pop(NEW_OUTPUT, None)
-        else:
-            os.environ[NEW_OUTPUT] = before
 
 
 def build_tuner(sweep: SweepSettings, space: dict, prepared: Prepared, experiment_dir: Path | None) -> tune.Tuner:
@@ -150,96 +104,59 @@ def replicate_tuner(sweep: SweepSettings, space: dict, seeds: list[int], prepare
     """Every setting fixed: Tune's own BasicVariantGenerator runs a grid over the trial seed. No scheduler
     (FIFO): the trials differ only by seed, so stopping some early would choose on noise."""
     return tune.Tuner(
-        trainable(prepared, sweep.cpus_per_trial),
+        trainable(student_trial, prepared, sweep.cpus_per_trial),
         param_space={**to_tune(space), "seed": tune.grid_search(seeds)},
         tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=sweep.max_concurrent,
                                     reuse_actors=REUSE_ACTORS),
-        run_config=run_config(sweep, [ProgressLines(len(seeds))]),
+        run_config=run_config(sweep, [sweep_progress(len(seeds))]),
     )
 
 
-def resume_command(args, name: str, *extra: str, script: str = "run") -> str:
-    """The command that continues experiment (or study, script="study") `name` as this one ran: the same
-    storage path and cluster, shell-quoted, through the installed command if that started it."""
-    words = [*command_words(script), "--resume", "--name", name, "--storage-path", args.storage_path]
-    if args.address:
-        words += ["--address", args.address]
-    return shlex.join([*words, *extra])
-
-
-def closing_hints(args, name: str, errored: bool = False) -> list[str]:
-    """What to run next, naming the experiment's own folder (where its trials' TensorBoard event files
-    are, not Ray's temporary session folder); --storage-path when the user gave one."""
-    folder = f"{args.storage_path.rstrip('/')}/{name}"
-    analyze = [*command_words("analyze"), folder]
-    if args.storage_path != DEFAULT_STORAGE:
-        analyze += ["--storage-path", args.storage_path]
-    hints = [f"compare the methods:   {shlex.join(analyze)}",
-             f"curves in TensorBoard: tensorboard --logdir {shlex.quote(folder)}"]
-    if errored:
-        hints.append(f"re-run errored trials: {resume_command(args, name, '--retry-errored')}")
-    return hints
-
-
-def print_hints(args, name: str, results: dict) -> None:
-    errored = any(grid.num_errors for grid in results.values())
-    print("\n" + "\n".join(closing_hints(args, name, errored)))
-
-
-def run_sweeps(sweeps: list[SweepSettings], spaces: dict, prepared: Prepared, dirs: dict, args,
-               settings: DataSettings, name: str) -> dict:
-    sweeps = [replace(sweep, storage_path=dirs[sweep.method][0], name=dirs[sweep.method][1]) for sweep in sweeps]
+def run_sweeps(sweeps: list[SweepSettings], spaces: dict, prepared: Prepared, settings: DataSettings,
+               session: RaySession, verbose: bool, resume_hint: str) -> dict:
+    """Every method's sweep, one after the other, in the session's Ray (ended here when it started it).
+    `resume_hint`: the command that continues the experiment, said when Ctrl-C stops it."""
     for sweep in sweeps:  # every method's record first: --resume then also starts those not begun yet
         if not is_uri(sweep.storage_path):
             write_sweep_file(Path(sweep.storage_path) / sweep.name, sweep, spaces[sweep.method], settings)
-    started_here = not ray.is_initialized() or started_for_teachers(args)
-    start_ray(args.address, args.dashboard, verbose=args.verbose)
     results = {}
-    try:
+    with session:
         for sweep in sweeps:
             local = None if is_uri(sweep.storage_path) else Path(sweep.storage_path) / sweep.name
             print(f"sweeping {sweep.method}: {sweep.num_samples} trials, {sweep.max_concurrent} at a time, "
                   f"results in {sweep.storage_path}/{sweep.name}", flush=True)
-            results[sweep.method] = fit(build_tuner(sweep, spaces[sweep.method], prepared, local), args.verbose)
-            check_complete(results[sweep.method], sweep.method, sweep.num_samples, resume_command(args, name))
-    finally:
-        if started_here:
-            ray.shutdown()
+            results[sweep.method] = fit(build_tuner(sweep, spaces[sweep.method], prepared, local), verbose)
+            check_complete(results[sweep.method], sweep.method, sweep.num_samples, resume_hint)
     return results
 
 
-def resume_sweep(args) -> int:
-    root = Path(args.storage_path).expanduser().resolve() / args.name
+def resume_sweep(root: Path, session: RaySession, retry_errored: bool, verbose: bool, resume_hint: str
+                 ) -> tuple[dict, Prepared, dict]:
+    """Continue the experiment at `root` (one method's, or a `--method all` folder of them): (results,
+    the prepared data, each method's space). Errored trials stay errored unless `retry_errored`."""
     folders = [root] if (root / SWEEP_FILE).is_file() else sorted(p.parent for p in root.glob(f"*/{SWEEP_FILE}"))
     if not folders:
         raise UsageError(f"no sweep to resume at {root} (no {SWEEP_FILE})")
     records = [json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8")) for folder in folders]
-    data = records[0]["data"]
-    settings = DataSettings.from_dict(data)
+    settings = DataSettings.from_dict(records[0]["data"])
     methods = [record["sweep"]["method"] for record in records]
-    prepared = prepare_once(settings, methods, {}, ray_args=args)
-    started_here = not ray.is_initialized() or started_for_teachers(args)
-    start_ray(args.address, args.dashboard, verbose=args.verbose)
+    prepared = prepare_once(settings, methods, {}, session)
     results = {}
-    try:
+    with session:
         for folder, record in zip(folders, records, strict=True):
             sweep = replace(SweepSettings(**record["sweep"]), storage_path=str(folder.parent), name=folder.name)
             if tune.Tuner.can_restore(str(folder)):
                 print(f"resuming {folder}", flush=True)
                 # Errored trials stay errored unless asked: re-running them silently changes what was measured.
-                tuner = tune.Tuner.restore(str(folder), trainable=trainable(prepared, sweep.cpus_per_trial),
-                                           resume_unfinished=True, resume_errored=args.retry_errored)
+                tuner = tune.Tuner.restore(str(folder), trainable=trainable(student_trial, prepared,
+                                                                            sweep.cpus_per_trial),
+                                           resume_unfinished=True, resume_errored=retry_errored)
             else:  # interrupted before this method's sweep began (`--method all`)
                 print(f"starting {folder}", flush=True)
                 tuner = build_tuner(sweep, record["space"], prepared, folder)
-            results[sweep.method] = fit(tuner, args.verbose)
-            check_complete(results[sweep.method], sweep.method, sweep.num_samples, resume_command(args, args.name))
-    finally:
-        if started_here:
-            ray.shutdown()
-    print_best(results, prepared, {record["sweep"]["method"]: record["space"] for record in records})
-    print_hints(args, args.name, results)
-    return 0
+            results[sweep.method] = fit(tuner, verbose)
+            check_complete(results[sweep.method], sweep.method, sweep.num_samples, resume_hint)
+    return results, prepared, {record["sweep"]["method"]: record["space"] for record in records}
 
 
 def print_best(results: dict, prepared: Prepared, spaces: dict) -> None:

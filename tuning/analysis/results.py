@@ -1,7 +1,7 @@
 """Reading finished (or interrupted) sweeps back with Ray's own readers, and choosing from them.
 
 Every choice here looks at `val_accuracy` of a trial's LAST report, as the searcher and the
-scheduler did (and as `print_best` in tuning/experiment.py does). Test metrics are carried along
+scheduler did (and as `print_best` in tuning/sweep/experiment.py does). Test metrics are carried along
 for the record only. Reading needs no running Ray: ExperimentAnalysis only parses the files."""
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ from ray import tune
 from ray.exceptions import RayTaskError
 
 from trainables import metrics as m
-from trainables.atomic import write_text  # also used from here by analyze.py and the study
 from trainables.config import METHODS
 from trainables.errors import UsageError
 from trainables.model_card import teacher_accuracies  # noqa: F401 (analyze.py reads it from here)
-from tuning.experiment import SWEEP_FILE
-from tuning.sweep import OPTUNA_JOURNAL, reached_the_end
+from tuning.records import OPTUNA_JOURNAL, SWEEP_FILE, reached_the_end
 
 COMPLETED, STOPPED, ERRORED, UNFINISHED = "completed", "stopped", "errored", "unfinished"
 STATUSES = (COMPLETED, STOPPED, ERRORED, UNFINISHED)
@@ -316,17 +314,6 @@ def results_frame(experiments: list[Experiment]) -> pd.DataFrame:
     return frame[fixed + grouped + ["error"]] if rows else frame
 
 
-def write_json(path: Path, value) -> None:
-    write_text(path, json.dumps(value, indent=2, default=_plain) + "\n")
-
-
-def _plain(value):
-    """numpy scalars (as Ray's metrics come back) become plain numbers."""
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
-
-
 # ---------------------------------------------------------------- hyperparameter importance
 
 NOT_ENOUGH = "not enough trials"
@@ -357,7 +344,7 @@ def min_trials_for_importance(settings: int) -> int:
 
 
 def stored_study(experiment: Experiment):
-    """The Optuna study the sweep's searcher stored in the experiment folder (tuning/sweep.py), read
+    """The Optuna study the sweep's searcher stored in the experiment folder (tuning/sweep/search.py), read
     without locking; None when there is none: a sweep over fixed settings (one trial per seed) has no
     searcher, and neither had a sweep on remote storage."""
     journal = experiment.path / OPTUNA_JOURNAL

@@ -9,29 +9,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-matplotlib.use("Agg")  # before pyplot: never try to open a window
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
-
-from trainables import metrics as m  # noqa: E402
-from trainables.atomic import write_file  # noqa: E402
-from tuning.analysis import ERRORED, TrialRecord, completed, importance_evaluator  # noqa: E402
+from trainables import metrics as m
+from tuning.analysis.figures import plt, save
+from tuning.analysis.results import ERRORED, TrialRecord, completed, importance_evaluator
 
 BASELINE_STRATEGY = "random"  # active learning must beat random queries to be worth its cost
-
-
-def save(figure, path: Path, tight: bool = True) -> Path:
-    """`tight=False` for Optuna's figures: their colour bar is not compatible with tight_layout, so the
-    margins are trimmed when saving instead."""
-    if tight:
-        figure.tight_layout()
-    options = {} if tight else {"bbox_inches": "tight"}
-    write_file(path, lambda temporary: figure.savefig(temporary, format="png", dpi=110, **options))
-    plt.close(figure)
-    return path
 
 
 def scored(trials: list[TrialRecord]) -> list[TrialRecord]:

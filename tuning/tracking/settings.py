@@ -1,7 +1,7 @@
 """Experiment tracking flags (`--tracker mlflow`) for run.py and study.py, checked before Ray starts.
 
-MLflow itself is imported only by tuning/mlflow_logger.py, when a sweep with a tracker begins, so
-`--help` and sweeps without a tracker never load it."""
+MLflow itself is imported only by tuning/tracking/mlflow_logger.py, when a sweep with a tracker begins
+(tuning/tracking/callbacks.py), so `--help` and sweeps without a tracker never load it."""
 
 from __future__ import annotations
 
@@ -126,12 +126,3 @@ def _file_store_allowed() -> bool:
 def describe(tracking: Tracking) -> str:
     return (f"MLflow: every trial is a run of experiment '{tracking.experiment}' in {tracking.uri} "
             f"(browse: mlflow ui --backend-store-uri {tracking.uri}; the UI needs the full mlflow package)")
-
-
-def callbacks(tracking: Tracking | None) -> list:
-    """Ray Tune callbacks that log to the tracker (none without one)."""
-    if tracking is None:
-        return []
-    from tuning.mlflow_logger import TrialLogger  # noqa: PLC0415 (imports MLflow)
-
-    return [TrialLogger(tracking)]

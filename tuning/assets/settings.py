@@ -1,5 +1,5 @@
 """The data settings of a sweep, a study or a run: what the command line decides before anything heavy
-is imported (so `--help` answers at once). tuning/prepare.py turns them into data, tokens and teachers."""
+is imported (so `--help` answers at once). tuning/assets/prepare.py turns them into data, tokens and teachers."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune.result import TIMESTEPS_TOTAL, TRAINING_ITERATION
 from ray.tune.utils import flatten_dict
 
-from tuning.tracking import Tracking
+from tuning.tracking.settings import Tracking
 
 CHECKPOINT_ARTIFACT = "checkpoint"
 # Creating a store's tables logs a dozen INFO lines (MLflow, alembic): library noise in a sweep's output.

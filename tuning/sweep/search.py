@@ -1,16 +1,13 @@
-"""Ray Tune wiring: the cluster connection, the searcher, the scheduler, the Tuner."""
+"""A sweep's Ray Tune wiring: its settings, the Optuna searcher, the scheduler, the Tuner and its progress lines."""
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
@@ -19,12 +16,14 @@ from ray.tune.search.optuna import OptunaSearch
 from trainables import metrics as m
 from trainables.functions import student_trial
 from trainables.prepared import Prepared
-from tuning.replayed_reports import TrimReplayedReports
-from tuning.spaces import largest, starting_points, to_tune
-from tuning.tracking import Tracking
-from tuning.tracking import callbacks as tracker_callbacks
+from tuning.records import MODEL_BASED, OPTUNA_JOURNAL, reached_the_end
+from tuning.sweep.spaces import largest, starting_points, to_tune
+from tuning.tracking.callbacks import tracker_callbacks
+from tuning.tracking.settings import Tracking
+from tuning.trials.progress import ProgressLines
+from tuning.trials.replayed_reports import TrimReplayedReports
+from tuning.trials.tuner import REUSE_ACTORS, trainable
 
-OPTUNA_JOURNAL = "optuna_journal.log"
 logger = logging.getLogger(__name__)
 
 
@@ -53,68 +52,10 @@ class SweepSettings:
             object.__setattr__(self, "startup_trials", startup_trials(self.num_samples))
 
 
-# Samplers that propose at random until `n_startup_trials` trials have finished, then from a model of them.
-MODEL_BASED = ("tpe", "gp")
-OPTUNA_DEFAULT_STARTUP = 10  # TPESampler's and GPSampler's default n_startup_trials
-
-
 def startup_trials(num_samples: int) -> int:
     """A quarter of the budget, at least 3: Optuna's default of 10 turns a sweep of 8 trials into a
     random search, while fewer than 3 finished trials give TPE nothing to split into good and bad."""
     return max(3, math.ceil(num_samples / 4))
-
-
-def search_kind(sweep: dict) -> str:
-    """What the searcher really did, from a sweep.json "sweep" record (records from before
-    startup_trials was recorded ran with Optuna's default of 10)."""
-    sampler, total = sweep.get("sampler", "tpe"), int(sweep.get("num_samples", 0))
-    if sampler == "random":
-        return "random search (--sampler random)"
-    if sampler not in MODEL_BASED:
-        return f"{sampler} sampler"
-    startup = sweep.get("startup_trials") or OPTUNA_DEFAULT_STARTUP
-    if startup >= total:
-        return (f"random search in effect: {sampler.upper()} proposes at random until {startup} trials have "
-                f"finished, and the sweep had {total}")
-    return (f"{sampler.upper()}: random proposals until {startup} of {total} trials had finished "
-            "(a few more when trials ran at once), model-guided after that")
-
-
-def start_ray(address: str | None, dashboard: bool, num_cpus: int | None = None, verbose: bool = False) -> None:
-    """Connect to a cluster (`address`) or start a local instance on this machine's CPUs.
-    The dashboard stays off unless asked for, and then listens on loopback only. Unless `verbose`, the
-    trials' processes keep Ray's informational logs to themselves (quiet_worker_logs)."""
-    if ray.is_initialized():
-        return
-    # One checkpoint per epoch is the design; Ray's warning about frequent snapshots is noise here.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    project_root = str(Path(__file__).resolve().parents[1])
-    runtime_env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}
-    if not verbose:
-        runtime_env["worker_process_setup_hook"] = quiet_worker_logs(QUIET_LOGGERS)
-    if address:
-        # Code travels with the job, so cluster nodes need only the dependencies, not this checkout.
-        runtime_env["py_modules"] = [os.path.join(project_root, p) for p in ("trainables", "search_spaces")]
-    ray.init(address=address or "local", num_cpus=None if address else num_cpus,
-             include_dashboard=dashboard, dashboard_host="127.0.0.1",
-             runtime_env=runtime_env, log_to_driver=True, configure_logging=True, logging_level="warning")
-
-
-# Loggers whose INFO lines reach the terminal from every trial process: ray.train logs "Checkpoint
-# successfully created at: ..." once per report (ray/train/_internal/storage.py).
-QUIET_LOGGERS = ("ray.train", "ray.tune")
-
-
-def quiet_worker_logs(names: tuple[str, ...]):
-    """A worker_process_setup_hook that lifts these loggers to WARNING in each Ray worker process. Ray ships
-    the hook to the workers by value (a closure), so a cluster node needs no copy of tuning/."""
-    def setup() -> None:
-        import logging  # noqa: PLC0415
-
-        for name in names:
-            logging.getLogger(name).setLevel(logging.WARNING)
-
-    return setup
 
 
 def make_sampler(name: str, seed: int, num_samples: int, startup: int | None = None) -> optuna.samplers.BaseSampler:
@@ -145,17 +86,6 @@ def make_searcher(sweep: SweepSettings, space: dict, experiment_dir: Path | None
                                    sampler=sampler, seed=None, storage=storage, study_name=sweep.name)
     # TPE learns from finished trials: too many at once and it degrades to random proposals.
     return ConcurrencyLimiter(searcher, max_concurrent=sweep.max_concurrent)
-
-
-def reached_the_end(method: str, config: dict, last: dict) -> bool:
-    """Did a trial whose last report is `last` run all its planned epochs (rounds for the Expert-Loop)?
-    A trial that did not, and did not fail, was stopped by the scheduler."""
-    if method == "active_loop":
-        done_round = last.get(m.ROUND, last.get("training_iteration", 0) - 1)
-        # The loop also ends when the pool runs out, before max_iterations.
-        return done_round >= int(config.get("max_iterations", 0)) or last.get("pool_left") == 0
-    done_epoch = last.get(m.EPOCH, last.get("training_iteration", 0))
-    return done_epoch >= int(config.get("epochs", 1))
 
 
 class PruningOptunaSearch(OptunaSearch):
@@ -216,10 +146,6 @@ def make_scheduler(sweep: SweepSettings, space: dict):
                          grace_period=min(sweep.grace_period, max_t), reduction_factor=2)
 
 
-def trainable(prepared: Prepared, cpus_per_trial: int):
-    return tune.with_resources(tune.with_parameters(student_trial, prepared=prepared), {"cpu": cpus_per_trial})
-
-
 def run_config(sweep: SweepSettings, callbacks: list) -> tune.RunConfig:
     return tune.RunConfig(
         name=sweep.name,
@@ -232,55 +158,28 @@ def run_config(sweep: SweepSettings, callbacks: list) -> tune.RunConfig:
     )
 
 
-# A trial runs in a Ray actor that Tune hands to the next trial (FunctionTrainable.reset_config) instead of
-# starting a new process that imports torch and transformers again: measured on the smoke study (22 short
-# trials, 2 at a time) 14 s of trials instead of 89 s, with identical metrics. Each trial seeds and sets
-# up everything it uses, so nothing carries over (tests/test_study.py), and first releases the memory the
-# last one left (trainables/functions.py); an actor whose trial failed is not reused.
-REUSE_ACTORS = True
-
-
 def make_tuner(sweep: SweepSettings, space: dict, prepared: Prepared, experiment_dir: Path | None):
     return tune.Tuner(
-        trainable(prepared, sweep.cpus_per_trial),
+        trainable(student_trial, prepared, sweep.cpus_per_trial),
         param_space=to_tune(space),
         tune_config=tune.TuneConfig(search_alg=make_searcher(sweep, space, experiment_dir),
                                     scheduler=make_scheduler(sweep, space), num_samples=sweep.num_samples,
                                     reuse_actors=REUSE_ACTORS),
-        run_config=run_config(sweep, [ProgressLines(sweep.num_samples)]),
+        run_config=run_config(sweep, [sweep_progress(sweep.num_samples)]),
     )
 
 
-class ProgressLines(tune.Callback):
-    """One short line per report, so a long sweep shows where it is without Ray's full tables, with the
-    count of trials that have ended: run to their end, stopped by the scheduler, or errored. A trial's
-    last report already counts it (Tune calls this before it marks the trial ended), so the sweep's last
-    line reads N/N."""
+def sweep_progress(total: int) -> ProgressLines:
+    """One line per report of a sweep of `total` trials."""
+    return ProgressLines(total, describe_report)
 
-    def __init__(self, total: int):
-        self.started = time.perf_counter()
-        self.total = total  # the sweep's trials: Tune's list holds only those created so far
-        self.ended: set[str] = set()
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        step = f"round {result[m.ROUND]}" if m.ROUND in result else f"epoch {result.get(m.EPOCH)}"
-        finished = reached_the_end(trial.config.get("method", ""), trial.config, result)
-        stopped = bool(result.get("done")) and not finished  # done: the scheduler's decision to stop it
-        if finished or stopped:
-            self.ended.add(trial.trial_id)
-        note = ", stopped by the scheduler" if stopped else ""
-        self._print(f"{trial.trial_id} {step}: val_accuracy {result[m.VAL_ACCURACY]:.3f}, labels_used "
-                    f"{result[m.LABELS_USED]}, expert_queries {result[m.EXPERT_QUERIES]}{note}", trials)
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self.ended.add(trial.trial_id)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self.ended.add(trial.trial_id)
-        self._print(f"{trial.trial_id} errored", trials)
-
-    def _print(self, text: str, trials) -> None:
-        # Trials that ended before a --resume come back with their status.
-        ended = self.ended | {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
-        print(f"[{time.perf_counter() - self.started:6.0f} s] {text} ({len(ended)}/{self.total} trials ended)",
-              flush=True)
+def describe_report(trial, result: dict) -> tuple[str, bool]:
+    """A sweep's progress line for one report, and whether the trial ended with it: run to its end, or
+    stopped by the scheduler (`done` on a report the trial did not plan as its last)."""
+    step = f"round {result[m.ROUND]}" if m.ROUND in result else f"epoch {result.get(m.EPOCH)}"
+    finished = reached_the_end(trial.config.get("method", ""), trial.config, result)
+    stopped = bool(result.get("done")) and not finished  # done: the scheduler's decision to stop it
+    note = ", stopped by the scheduler" if stopped else ""
+    return (f"{trial.trial_id} {step}: val_accuracy {result[m.VAL_ACCURACY]:.3f}, labels_used "
+            f"{result[m.LABELS_USED]}, expert_queries {result[m.EXPERT_QUERIES]}{note}", finished or stopped)

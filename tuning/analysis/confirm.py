@@ -5,7 +5,7 @@ test_accuracy is one seed's draw on one test set. Retraining with N new seeds, t
 method, gives each method's test accuracy with a 95% interval, and differences against supervised that
 are paired twice: by seed (seed i of kd against seed i of supervised) and by test example.
 
-The intervals are the paired bootstrap of tuning/bootstrap.py over seeds AND test examples: a
+The intervals are the paired bootstrap of tuning/analysis/bootstrap.py over seeds AND test examples: a
 t-interval over seeds would count only seed-to-seed variation on one fixed test set, leaving out that
 the test set is itself a sample of the task (about +-3.5 points at 0.8 accuracy on 500 examples), and
 with identical seeds it would claim no uncertainty at all."""
@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.metrics import f1_score, recall_score
 
 from trainables import metrics as m
-from tuning.bootstrap import REPLICATES, interval, replicate_accuracies
+from tuning.analysis.bootstrap import REPLICATES, estimate, replicate_accuracies
 
 SEED_BASE = 1000  # confirmation seeds 1000, 1001, ...: far from the sweep's seed 0
 BASELINE = "supervised"
@@ -83,10 +83,8 @@ def summarise(runs: dict[str, Confirmed], replicates: int = REPLICATES) -> list[
             base = accuracy[:, group.index(BASELINE)]
             for i, method in enumerate(group):
                 if method != BASELINE:
-                    difference = accuracy[:, i] - base
-                    ci = list(interval(difference[1:]))
-                    rows[method]["difference"] = {"mean": float(difference[0]), "ci": ci}
-                    rows[method]["verdict"] = verdict(ci)
+                    rows[method]["difference"] = estimate(accuracy[:, i] - base)
+                    rows[method]["verdict"] = verdict(rows[method]["difference"]["ci"])
     return [rows[method] for method in runs]
 
 
@@ -103,7 +101,7 @@ def _row(run: Confirmed, accuracy: np.ndarray) -> dict:
     f1 = macro_f1(run)
     last = run.reports[-1]
     return {"method": run.method, "n": len(run.seeds), "test_examples": int(len(run.labels)),
-            m.TEST_ACCURACY: {"mean": float(accuracy[0]), "ci": list(interval(accuracy[1:]))},
+            m.TEST_ACCURACY: estimate(accuracy),
             m.TEST_MACRO_F1: {"mean": float(np.mean(f1)), "sd": float(np.std(f1, ddof=1)) if len(f1) > 1 else None},
             m.VAL_ACCURACY: float(np.mean([r[m.VAL_ACCURACY] for r in run.reports])),
             "per_class_recall": per_class_recall(run),
@@ -114,7 +112,7 @@ def _row(run: Confirmed, accuracy: np.ndarray) -> dict:
 def seed_rows(runs: dict[str, Confirmed]) -> list[dict]:
     """confirm.csv: one row per (method, seed) with its figures and its test predictions and
     correctness (one digit per test example, in test-set order), so the pairing can be checked."""
-    from trainables.study_arms import encode_predictions  # noqa: PLC0415
+    from trainables.study_settings import encode_predictions  # noqa: PLC0415
 
     rows = []
     for run in runs.values():
@@ -142,7 +140,7 @@ def _data_key(data: dict) -> str:
 def prepare_groups(best: dict, progress: Callable = print) -> dict[str, object]:
     """Prepared data per distinct data settings: loaded, tokenized and (if any method needs them)
     the teachers made ready once, as a sweep does. Returns data key -> Prepared."""
-    from tuning.prepare import DataSettings, prepare  # noqa: PLC0415 (torch, transformers: slow imports)
+    from tuning.assets.prepare import DataSettings, prepare  # noqa: PLC0415 (torch, transformers: slow imports)
 
     groups: dict[str, list[str]] = {}
     for method, entry in best.items():
@@ -162,6 +160,7 @@ def final_run(trial, prepared) -> tuple[dict, np.ndarray]:
     from trainables.functions import run_method  # noqa: PLC0415
     from trainables.loop import predict_logits  # noqa: PLC0415
 
+    trial = trial.decided()
     reports, models = [], []
     run_method(trial, prepared, lambda metrics, model, state: (reports.append(metrics), models.append(model)))
     logits = predict_logits(models[-1], prepared.encoded["test"], bf16=trial.bf16)

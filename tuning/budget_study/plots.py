@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tuning.analysis_plots import plt, save
-from tuning.study_report import GOLD_LABELS
+from tuning.analysis.figures import plt, save
+from tuning.budget_study.report import GOLD_LABELS
 
 
 def _curves(summary: dict) -> dict:

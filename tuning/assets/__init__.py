@@ -1,0 +1,1 @@
+"""Data and teachers ready for trials: pinned sources fetched and cached, data split, teachers fine-tuned."""

@@ -1,0 +1,1 @@
+"""Experiment trackers (--tracker): the flags and their settings, the Tune callbacks, the MLflow logger."""

@@ -1,0 +1,45 @@
+"""One short line per report while trials run, for the sweep and the study alike, with the count of trials
+that have ended, so a long run shows where it is without Ray's full tables."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ray import tune
+
+# (trial, report) -> (the line's text, whether this report ends the trial). A module-level function: a
+# restored Tuner brings its callbacks back by unpickling them.
+Describe = Callable[[object, dict], tuple[str, bool]]
+
+
+class ProgressLines(tune.Callback):
+    """A trial counts as ended on its last report (Tune calls this before it marks the trial ended, so the
+    run's last line reads N/N), when it completes, or when it errors; trials that ended before a --resume
+    come back with their status. `word` names the count: "ended" (the sweep), "done" (the study)."""
+
+    def __init__(self, total: int, describe: Describe, word: str = "ended"):
+        # Wall-clock time: Tuner.restore brings this callback back in a new process, where a
+        # perf_counter origin would mean nothing; the elapsed time then counts from the run's start.
+        self.started = time.time()
+        self.total = total  # the run's trials: Tune's list holds only those created so far
+        self.describe, self.word = describe, word
+        self.ended: set[str] = set()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        text, ends = self.describe(trial, result)
+        if ends:
+            self.ended.add(trial.trial_id)
+        self._print(text, trials)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.ended.add(trial.trial_id)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.ended.add(trial.trial_id)
+        self._print(f"{trial.trial_id} errored", trials)
+
+    def _print(self, text: str, trials) -> None:
+        ended = self.ended | {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
+        print(f"[{time.time() - self.started:6.0f} s] {text} ({len(ended)}/{self.total} trials {self.word})",
+              flush=True)
