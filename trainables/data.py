@@ -59,7 +59,7 @@ def _bigbench(task: str) -> Callable[[list[Path]], pd.DataFrame]:
     return lambda paths: pd.concat([read_bigbench(path, task) for path in paths], ignore_index=True)
 
 
-# Data presets read from files the asset fetcher provides (tuning/assets.py), by the preset's reader.
+# Data presets read from files the asset fetcher provides (tuning/assets/catalog.py), by the preset's reader.
 _PRESET_READERS: dict[str, Callable[[list[Path]], pd.DataFrame]] = {
     "medmcqa-subjects": _medmcqa_subjects,
     "medmcqa": _medmcqa_answers,

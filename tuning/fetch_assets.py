@@ -73,7 +73,7 @@ def check() -> int:
         print(f"{kind} that can be fetched now: {', '.join(working) or 'none'}")
     news = [s.archive.spec for s in statuses if s.news]
     if news:
-        print(f"the registry changed: {', '.join(news)}; update the pins in tuning/assets.py", file=sys.stderr)
+        print(f"the registry changed: {', '.join(news)}; update the pins in tuning/assets/catalog.py", file=sys.stderr)
         return REGISTRY_CHANGED
     return 0
 
