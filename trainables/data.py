@@ -21,6 +21,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from trainables.data_sources import (
+    MC_LABEL_NAMES,
     MC_NUM_OPTIONS,
     MC_OPTION_COLUMNS,
     TASK_CLASSIFICATION,
@@ -36,9 +37,6 @@ from trainables.errors import DataError, UsageError
 
 __all__ = ["DATA_PRESETS", "TASK_CLASSIFICATION", "TASK_MULTIPLE_CHOICE", "Examples", "TaskData",
            "examples_from_frame", "load_task_data", "smoke_task_data"]
-
-MC_LABEL_NAMES = ("A", "B", "C", "D")
-
 
 def _medmcqa_subjects(paths: list[Path]) -> pd.DataFrame:
     """Classification: an exam question with its four options (as written in MedMCQA) -> its subject."""

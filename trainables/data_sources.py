@@ -30,6 +30,7 @@ SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "dev", "val", "
 _TEXT_COLUMNS = ("text", "sentence", "review", "question", "opa", "opb", "opc", "opd")
 MC_OPTION_COLUMNS = ("opa", "opb", "opc", "opd")
 MC_NUM_OPTIONS = len(MC_OPTION_COLUMNS)
+MC_LABEL_NAMES = ("A", "B", "C", "D")  # the answer positions, as MedMCQA letters its options
 
 log = logging.getLogger(__name__)
 
@@ -235,12 +236,9 @@ def read_medmcqa_jsonl(path: Path) -> pd.DataFrame:
     return frame
 
 
-_OPTION_LETTERS = "ABCD"
-
-
 def _lettered_options(block: str, where: str) -> list[str]:
     lines = block.split("\n")
-    expected = [f"{letter}. " for letter in _OPTION_LETTERS]
+    expected = [f"{letter}. " for letter in MC_LABEL_NAMES]
     if len(lines) != MC_NUM_OPTIONS or not all(line.startswith(e) for line, e in zip(lines, expected, strict=True)):
         raise DataError(f"{where}: 'options' must be four lines 'A. ...' to 'D. ...', got {block[:80]!r}")
     return [line[len("A. "):] for line in lines]

@@ -67,20 +67,15 @@ def check() -> int:
         else:
             state = "NOT SERVED"
         print(f"{status.archive.spec}: {state}; {status.detail}; needed by {', '.join(status.presets)}")
-    gone = {p for s in statuses if not s.served for p in s.presets}
+    gone = {s.archive for s in statuses if not s.served}
     for kind, presets in (("models", assets.MODEL_PRESETS), ("data sets", assets.DATASET_PRESETS)):
-        working = [name for name in presets if name not in gone and not _needs_gone_source(name, gone)]
+        working = [name for name, spec in presets.items() if gone.isdisjoint(assets.preset_archives(spec))]
         print(f"{kind} that can be fetched now: {', '.join(working) or 'none'}")
     news = [s.archive.spec for s in statuses if s.news]
     if news:
         print(f"the registry changed: {', '.join(news)}; update the pins in tuning/assets/catalog.py", file=sys.stderr)
         return REGISTRY_CHANGED
     return 0
-
-
-def _needs_gone_source(name: str, gone: set[str]) -> bool:
-    spec = assets.MODEL_PRESETS.get(name)
-    return isinstance(spec, assets.DerivedModel) and spec.source in gone
 
 
 if __name__ == "__main__":

@@ -260,13 +260,15 @@ def fetch_dataset(preset: str, *, progress: Progress = print, local_archives: Se
     return [folder / m.target for m in asset.members]
 
 
+def preset_archives(spec: Asset | DerivedModel) -> tuple[Archive, ...]:
+    """The archives a preset is made from (a derived model's are its source's)."""
+    source = MODEL_PRESETS.get(spec.source) if isinstance(spec, DerivedModel) else spec
+    return source.archives if isinstance(source, Asset) else ()
+
+
 def served_presets(presets: dict[str, Asset | DerivedModel]) -> list[str]:
     """The presets none of whose archives is known to be withdrawn from the registry."""
-    def archives(spec: Asset | DerivedModel) -> tuple[Archive, ...]:
-        source = MODEL_PRESETS.get(spec.source) if isinstance(spec, DerivedModel) else spec
-        return source.archives if isinstance(source, Asset) else ()
-
-    return [name for name, spec in presets.items() if not any(a.withdrawn for a in archives(spec))]
+    return [name for name, spec in presets.items() if not any(a.withdrawn for a in preset_archives(spec))]
 
 
 def resolve_model(name_or_path: str, *, progress: Progress = print) -> str:
