@@ -39,10 +39,26 @@ def encode(model: ModelBlueprint, data) -> dict[str, EncodedSplit]:
     return encode_task(model.tokenizer, data, MAX_LENGTH, assets.cache_dir() / "tokens")
 
 
-def full_length_rows(encoded: EncodedSplit, count: int) -> np.ndarray:
-    """The first `count` examples that fill all MAX_LENGTH tokens: a batch with no padding, so the
-    FLOP count of a step is exact."""
-    rows = np.flatnonzero(encoded.lengths() == MAX_LENGTH)[:count]
-    if len(rows) < count:
-        raise RuntimeError(f"only {len(rows)} examples reach {MAX_LENGTH} tokens; {count} needed")
-    return rows
+def full_length_batch(encoded: EncodedSplit, count: int) -> EncodedSplit:
+    """`count` rows that fill all MAX_LENGTH tokens: a batch with no padding, so the FLOP count of a step
+    is exact. Rows that reach MAX_LENGTH are taken as they are; the default data's texts are short (a
+    median near 40 tokens), so the rest are real token sequences packed end to end and cut at MAX_LENGTH.
+    A step's cost depends on the batch's shape, not on which tokens fill it."""
+    if encoded.num_choices != 1:
+        raise ValueError("a full-length batch is built for classification data (one sequence per example)")
+    packed, current = [], {key: [] for key in encoded.features}
+    for start, end in zip(encoded.offsets[:-1], encoded.offsets[1:], strict=True):
+        for key, flat in encoded.features.items():
+            current[key].extend(flat[start:end].tolist())
+        if len(current["input_ids"]) >= MAX_LENGTH:
+            packed.append({key: tokens[:MAX_LENGTH] for key, tokens in current.items()})
+            current = {key: [] for key in encoded.features}
+            if len(packed) == count:
+                break
+    if len(packed) < count:
+        raise RuntimeError(f"the training split packs into {len(packed)} rows of {MAX_LENGTH} tokens; "
+                           f"{count} needed")
+    features = {key: np.concatenate([np.asarray(row[key], dtype=encoded.features[key].dtype) for row in packed])
+                for key in encoded.features}
+    return EncodedSplit(features=features, offsets=np.arange(count + 1, dtype=np.int64) * MAX_LENGTH,
+                        labels=encoded.labels[:count].copy(), num_choices=1, pad_token_id=encoded.pad_token_id)

@@ -82,9 +82,9 @@ def measure(repeat: int, with_foreach: bool, with_bf16: bool = True) -> tuple[di
     torch.set_num_threads(common.THREADS)
     data_splits = common.load(train=None)
     blueprint = common.blueprint(common.STUDENT, data_splits)
-    encoded = common.encode(blueprint, data_splits)["train"]
+    encoded = common.full_length_batch(common.encode(blueprint, data_splits)["train"], common.BATCH_SIZE)
     data = TrainingSet.fully_labelled(encoded)
-    positions = common.full_length_rows(encoded, common.BATCH_SIZE)  # fully_labelled: positions == rows
+    positions = np.arange(common.BATCH_SIZE)  # fully_labelled: positions == rows
     model, step_fp32 = _step_runner(blueprint, data, positions, bf16=False, foreach=False)
     runs = {"step_fp32": step_fp32, "matmul_fp32": _matmul_runner(torch.float32)}
     if with_bf16:

@@ -253,3 +253,22 @@ def test_study_overhead_from_reports(tmp_path):
     # 2 slots x 50 s = 100 s of capacity; 75 s training, 95 s inside trials
     assert overhead(reports, 50.0, 2) == pytest.approx({"study_quick_seconds": 50.0, "study_overhead_fraction": 0.25,
                                                         "study_in_trial_fraction": 0.95})
+
+
+def test_full_length_batch_packs_short_rows_end_to_end(monkeypatch):
+    import numpy as np
+
+    from benchmarks import common
+    from trainables.encode import EncodedSplit
+
+    monkeypatch.setattr(common, "MAX_LENGTH", 4)
+    # three rows of 3, 2 and 5 tokens: packed, rows (1,2,3,4) and (6,7,8,9) are cut at 4 tokens each
+    short = EncodedSplit(features={"input_ids": np.arange(1, 11, dtype=np.int32)},
+                         offsets=np.array([0, 3, 5, 10]), labels=np.array([2, 0, 1]), num_choices=1, pad_token_id=0)
+    packed = common.full_length_batch(short, 2)
+    assert packed.features["input_ids"].tolist() == [1, 2, 3, 4, 6, 7, 8, 9]
+    assert packed.lengths().tolist() == [4, 4] and packed.labels.tolist() == [2, 0]
+    batch = packed.batch(np.arange(2))
+    assert batch["attention_mask"].sum().item() == 8  # no padding: the step's FLOP count is exact
+    with pytest.raises(RuntimeError, match="packs into 2 rows of 4 tokens; 3 needed"):
+        common.full_length_batch(short, 3)
