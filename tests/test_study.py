@@ -17,7 +17,8 @@ from tests.conftest import TEACHER_THREADS, run_cli
 from trainables import metrics as m
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
-from trainables.study_arms import epochs_for, initial_and_order, run_study_arm
+from trainables.early_stopping import BestEpoch, StoppingRule, hold_out, selection_count, selection_score
+from trainables.study_arms import initial_and_order, run_study_arm
 from trainables.study_settings import StudySettings, decode_predictions, encode_predictions, parse_arm
 from tuning.analysis.bootstrap import replicate_accuracies, statistic_interval
 from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, prepare
@@ -37,7 +38,8 @@ def prepared(tmp_path_factory):
 
 def study(arm: str, **values) -> StudySettings:
     recipe = TrialConfig(method="active_loop", learning_rate=5e-3, batch_size=8, epochs=1)
-    base = dict(arm=arm, seed=3, budgets=(8, 16, 24), initial=8, recipe=recipe, min_steps=4)
+    base = dict(arm=arm, seed=3, budgets=(8, 16, 24), initial=8, recipe=recipe,
+                stopping=StoppingRule(max_steps=8, patience_steps=4))
     return StudySettings(**{**base, **values})
 
 
@@ -87,10 +89,9 @@ def test_query_arms_can_start_below_the_first_budget(prepared):
         assert [r["gold_labels"] + r[m.EXPERT_QUERIES] for r in reports] == [16, 24]
 
 
-def test_kd_all_adds_teacher_labels_for_the_whole_rest_of_the_pool(prepared):
-    reports = run("kd_all", prepared)
-    assert [r["gold_labels"] for r in reports] == [8, 16, 24]
-    assert [r[m.EXPERT_QUERIES] for r in reports] == [POOL - 8, POOL - 16, POOL - 24]
+def test_kd_all_is_one_point_the_initial_gold_and_teacher_labels_for_the_rest_of_the_pool(prepared):
+    (point,) = run("kd_all", prepared)
+    assert point["budget"] == POOL and point["gold_labels"] == 8 and point[m.EXPERT_QUERIES] == POOL - 8
 
 
 def test_full_arms_are_one_point_on_the_whole_pool(prepared):
@@ -135,10 +136,80 @@ def test_supervised_budgets_are_nested(prepared):
     assert set(gold16) < set(gold24) and gold16 == labelled + order[:8]
 
 
-def test_small_budgets_get_at_least_min_steps():
-    assert epochs_for(3, 150, 8, 50) == 24  # ceil(150 * 8 / 50)
-    assert epochs_for(3, 150, 8, 800) == 3  # the recipe's epochs already give 300 steps
-    assert epochs_for(3, 0, 8, 50) == 3
+# ---------------------------------------------------------------- early stopping and model selection
+
+def test_cap_and_patience_in_steps_become_whole_epochs():
+    rule = StoppingRule(max_steps=1500, patience_steps=150, max_epochs=40)
+    assert rule.epochs(6) == (40, 25)  # 45 rows at batch 8: ceil(1500 / 6) = 250 capped at 40; ceil(150 / 6)
+    assert rule.epochs(90) == (17, 2)  # 720 rows: ceil(1500 / 90) = 17; ceil(150 / 90) = 2
+    assert rule.epochs(1000) == (3, 2)  # at least 3 epochs and a patience of 2
+    assert StoppingRule(max_steps=10, patience_steps=150).epochs(5) == (3, 3)  # patience never beyond the cap
+
+
+def test_the_best_epoch_is_kept_ties_go_to_the_lower_loss_and_patience_stops():
+    model = torch.nn.Linear(1, 1, bias=False)
+    best = BestEpoch(patience=2)
+    # (accuracy, loss) per epoch, weights set to the epoch's number so that the kept ones can be read back
+    decisions = []
+    for epoch, (accuracy, loss) in enumerate([(0.5, 1.0), (0.6, 0.9), (0.6, 0.8), (0.6, 0.85), (0.55, 0.7)], 1):
+        model.weight.data.fill_(epoch)
+        decisions.append(best.update(model, epoch, accuracy, loss))
+    # epoch 3 ties epoch 2's accuracy with a lower loss: it is the best; epochs 4 and 5 are not better,
+    # and after epoch 5 two epochs have passed: stop
+    assert decisions == [False, False, False, False, True] and best.epoch == 3
+    best.restore(model)
+    assert model.weight.item() == 3.0
+
+
+def test_the_selection_share_is_ten_percent_at_least_one_and_leaves_one_to_train():
+    assert [selection_count(n, 0.1) for n in (2, 5, 45, 50, 720)] == [1, 1, 4, 5, 72]
+    with pytest.raises(UsageError, match="at least 2"):
+        selection_count(1, 0.1)
+    targets = np.array([0] * 10 + [1] * 10)
+    held = hold_out(targets, 0.2, seed=0)
+    assert held.sum() == 4 and targets[held].tolist().count(0) == 2  # stratified: 2 of each class
+    assert (hold_out(targets, 0.2, seed=0) == held).all()
+
+
+def test_selection_score_by_hand():
+    logits = np.array([[2.0, 0.0], [0.0, 1.0]])
+    accuracy, loss = selection_score(logits, np.array([0, 0]))
+    # row 1 right, row 2 wrong; cross-entropy: (log(1 + e^-2) + log(1 + e^1)) / 2
+    assert accuracy == 0.5 and loss == pytest.approx((math.log(1 + math.exp(-2)) + math.log(1 + math.e)) / 2)
+
+
+def test_a_point_keeps_its_best_epoch_and_holds_out_a_counted_share(prepared):
+    points = run("supervised", prepared, budgets=(8, 16, 24))
+    for point in points:
+        curve = json.loads(point["selection_curve"])
+        assert point["epochs_run"] == len(curve) and 1 <= point[m.EPOCH] <= point["epochs_run"]
+        assert curve[point[m.EPOCH] - 1][1] == max(accuracy for _, accuracy in curve)
+        assert point["selection_labels"] == selection_count(point["budget"], 0.1)
+        assert point["gold_labels"] == point["budget"]  # the held-out share is inside the budget
+        assert json.loads(point["validation_curve"])[-1][0] == point["steps"]
+
+
+def test_selecting_on_the_validation_split_counts_its_gold_labels_and_picks_its_best_epoch(prepared):
+    (point,) = run("supervised", prepared, budgets=(16,), selection="validation")
+    assert point["gold_labels"] == 16 + 24 and point["selection_labels"] == 24  # 24 validation rows
+    # selected on the validation split itself: the kept epoch's validation accuracy is the curve's best
+    best = max(accuracy for _, accuracy in json.loads(point["validation_curve"]))
+    assert point[m.VAL_ACCURACY] == pytest.approx(best)
+
+
+def test_expert_reads_count_the_pool_rows_robust_least_confidence_scores(prepared):
+    reads = [r[m.EXPERT_READS] for r in run("expert:robust_least_confidence", prepared)]
+    assert reads == [0, 40, 40 + 32]  # the pool holds 48 - 8 rows when budget 16 is queried, 32 at 24
+    assert [r[m.EXPERT_READS] for r in run("expert:margin", prepared)] == [0, 0, 0]
+
+
+def test_query_log_holds_every_new_row_with_its_gold_and_expert_labels(prepared):
+    reports = run("expert:margin", prepared)
+    logs = [json.loads(r["query_log"]) for r in reports]
+    assert [len(log["row"]) for log in logs] == [0, 8, 8]
+    rows = np.array(logs[1]["row"])
+    assert logs[1]["gold_label"] == prepared.encoded["train"].labels[rows].tolist()
+    assert logs[1]["expert_label"] == prepared.teachers.ensemble_probs("train")[rows].argmax(axis=1).tolist()
 
 
 # ---------------------------------------------------------------- settings and arms
@@ -151,7 +222,8 @@ def test_unknown_arms_are_refused(name):
 
 @pytest.mark.parametrize("values, message", [
     (dict(budgets=(16, 8)), "increasing"), (dict(budgets=(8, 8)), "increasing"),
-    (dict(initial=9), "smallest budget"), (dict(min_steps=-1), "min-steps"),
+    (dict(initial=9), "smallest budget"), (dict(selection="test"), "--selection"),
+    (dict(selection_share=1.0), "--selection-share"), (dict(initial=1, budgets=(1, 8)), "at least one label"),
 ])
 def test_bad_settings_are_refused(values, message):
     with pytest.raises(UsageError, match=message):
@@ -161,6 +233,12 @@ def test_bad_settings_are_refused(values, message):
 def test_settings_survive_the_trip_through_a_dict():
     settings = study("expert:margin")
     assert StudySettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
+
+
+def test_a_first_version_study_is_refused_not_mixed():
+    values = {**study("supervised").to_dict(), "min_steps": 250}
+    with pytest.raises(UsageError, match="first version of the budget study"):
+        StudySettings.from_dict(values)
 
 
 def test_predictions_round_trip():

@@ -23,7 +23,7 @@ from trainables.metrics import classification_metrics
 
 # loss(student_logits, batch) -> scalar; batch holds "labels", "teacher_logits", "has_gold".
 LossFn = Callable[[torch.Tensor, dict], torch.Tensor]
-EpochCallback = Callable[[int, dict], None]
+EpochCallback = Callable[[int, dict], bool | None]  # True: stop after this epoch (early stopping)
 TRAINING_STATE = "training_state"  # the key of on_epoch's stats (and of a report's state) holding a TrainingState
 
 
@@ -135,9 +135,11 @@ def train(model, data: TrainingSet, loss_fn: LossFn, settings: LoopSettings,
     """Fine-tune `model` in place for settings.epochs epochs.
     After every epoch `on_epoch(epoch_number, {"train_loss": ..., "epoch_seconds": ...,
     TRAINING_STATE: a function capturing the TrainingState now})` is called; the caller evaluates and
-    reports there. To resume, pass the model with the weights of a finished epoch and that epoch's
-    `resume_from` (exact); `first_epoch` alone (a checkpoint without a training state) puts back the
-    schedule and the batch order but starts a fresh optimizer and dropout stream."""
+    reports there, and returns True to stop (early stopping; the learning-rate schedule still spans
+    settings.epochs, the cap, so that where training stops does not change the steps before).
+    To resume, pass the model with the weights of a finished epoch and that epoch's `resume_from`
+    (exact); `first_epoch` alone (a checkpoint without a training state) puts back the schedule and the
+    batch order but starts a fresh optimizer and dropout stream."""
     torch.set_num_threads(settings.num_threads)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -158,11 +160,11 @@ def train(model, data: TrainingSet, loss_fn: LossFn, settings: LoopSettings,
         model.train()
         for positions in batches:
             losses.append(_step(model, data, positions, loss_fn, optimizer, schedule, settings))
-        if on_epoch is not None:
-            on_epoch(epoch + 1, {
+        if on_epoch is not None and on_epoch(epoch + 1, {
                 "train_loss": float(np.mean(losses)), "epoch_seconds": time.perf_counter() - started,
                 TRAINING_STATE: lambda done=epoch + 1: TrainingState.capture(done, optimizer, schedule, rng),
-            })
+        }):
+            return
 
 
 def _replay(epochs: int, steps_per_epoch: int, schedule, draw_batches: Callable[[], Any]) -> None:

@@ -16,6 +16,7 @@ TEST_MACRO_F1 = "test_macro_f1"
 LABELS_USED = "labels_used"  # gold labels the student has seen
 TEACHER_LABELS = "teacher_labels"  # gold labels the teachers were fine-tuned on
 EXPERT_QUERIES = "expert_queries"  # examples the teacher ensemble labelled
+EXPERT_READS = "expert_reads"  # expert outputs read only to choose rows (robust_least_confidence), not as labels
 TEACHER_LABELLED_ROWS = "teacher_labelled_rows"  # every training row whose teacher targets the student's loss read
 VALIDATION_LABELS = "validation_labels"  # gold labels of the validation split: they choose every configuration
 TRAIN_SECONDS = "train_seconds"  # wall time inside the trial, excluding data preparation

@@ -16,6 +16,8 @@ from trainables.errors import UsageError
 # Strategies that are a per-example score of the student's probabilities alone.
 SCORING_STRATEGIES: tuple[str, ...] = ("least_confidence", "margin", "entropy")
 STRATEGIES: tuple[str, ...] = ("least_confidence", "margin", "entropy", "random", "robust_least_confidence")
+# Strategies that read the experts' outputs on every pool row they score (a cost beside the labels they buy).
+READS_EXPERT: tuple[str, ...] = ("robust_least_confidence",)
 
 STRATEGY_DESCRIPTIONS: dict[str, str] = {
     "least_confidence": (

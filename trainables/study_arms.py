@@ -7,9 +7,13 @@ from the same initialisation and sees batches in the same order, so arms are pai
 - `supervised`:        B gold labels, drawn uniformly (nested: budget B extends budget B' < B);
 - `oracle:<strategy>`: classic active learning; the queried rows get their gold label;
 - `expert:<strategy>`: the Expert-Loop; the queried rows get the teacher ensemble's soft labels;
-- `kd_all`:            the supervised arm's B gold labels plus teacher labels for the rest of the pool;
-- `full:supervised`, `full:kd`: reference lines, every pool row gold-labelled (kd: teachers mixed in
+- `kd_all`:            one point: the initial gold pool plus teacher labels for every other pool row
+  (where `expert:random`'s curve ends when its budget is the whole pool);
+- `full:supervised`, `full:kd`: reference points, every pool row gold-labelled (kd: teachers mixed in
   with alpha, as the kd method does).
+
+Every point is trained to a plateau and its best epoch kept, by one rule for every arm
+(trainables/early_stopping.py); the labels that select it are counted.
 
 Each row carries one target: gold rows train with cross-entropy, expert-labelled rows with the
 distillation term T**2 KL(teachers || student) (kd_loss_masked without gold). So `expert_queries` counts
@@ -19,6 +23,7 @@ No Ray in here: trainables/functions.py wraps `run_study_arm` as a Ray Tune trai
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from collections.abc import Callable
@@ -28,6 +33,7 @@ import torch
 
 from trainables import metrics as m
 from trainables.config import TrialConfig
+from trainables.early_stopping import BestEpoch, hold_out, selection_score
 from trainables.expert_loop import HIDDEN, LoopState, candidate_rows, expert_accuracy, expert_loop_loss, query
 from trainables.loop import TrainingSet, predict_logits, train
 from trainables.losses import cross_entropy_loss, kd_loss
@@ -35,10 +41,12 @@ from trainables.methods import loop_settings
 from trainables.metrics import classification_metrics
 from trainables.models import build_model
 from trainables.prepared import Prepared
+from trainables.query import READS_EXPERT
 from trainables.sampling import stratified_subset
 from trainables.study_settings import (
     BUDGET,
     GOLD_LABELS,
+    QUERY_LOG,
     TEST_PREDICTIONS,
     VALIDATION_LABELS,
     Arm,
@@ -46,12 +54,6 @@ from trainables.study_settings import (
     encode_predictions,
     parse_arm,
 )
-
-
-def epochs_for(recipe_epochs: int, min_steps: int, batch_size: int, n: int) -> int:
-    """max(recipe epochs, ceil(min_steps * batch / n)): a 50-example point gets as many optimiser steps
-    as the recipe gives a few thousand examples, so small budgets are not judged undertrained."""
-    return max(recipe_epochs, math.ceil(min_steps * batch_size / max(n, 1)))
 
 
 def initial_and_order(study: StudySettings, prepared: Prepared) -> tuple[list[int], list[int]]:
@@ -70,10 +72,10 @@ def initial_and_order(study: StudySettings, prepared: Prepared) -> tuple[list[in
 
 def point_rows(arm: Arm, state: LoopState, order: list[int], budget: int) -> tuple[list[int], list[int]]:
     """(gold rows, expert-labelled rows) the student trains on at this budget."""
-    if arm.kind in ("supervised", "kd_all"):
-        gold = state.labelled + order[: budget - len(state.labelled)]
-        rest = sorted(set(state.labelled) | set(order)) if arm.kind == "kd_all" else []
-        return gold, sorted(set(rest) - set(gold))
+    if arm.kind == "supervised":
+        return state.labelled + order[: budget - len(state.labelled)], []
+    if arm.kind == "kd_all":
+        return list(state.labelled), sorted(set(order))
     if arm.kind == "full":
         return sorted(set(state.labelled) | set(order)), []
     if arm.kind == "oracle":
@@ -108,10 +110,36 @@ def loss_for(arm: Arm, recipe: TrialConfig):
 
 
 def point_budgets(arm: Arm, study: StudySettings, pool_size: int) -> tuple[int, ...]:
-    return (pool_size,) if arm.kind == "full" else study.budgets
+    return (pool_size,) if arm.single_point else study.budgets
 
 
 Reporter = Callable[[dict, torch.nn.Module | None, dict], None]
+TRACED_ARMS = ("supervised", "full:supervised")  # their fixed-validation accuracy is traced every epoch
+
+
+@dataclasses.dataclass
+class PointFit:
+    """How one point's student was trained and selected."""
+
+    train_rows: int
+    selection_gold: int  # gold labels that only selected the model (held out, or the validation split)
+    selection_expert: int  # expert labels that only selected the model
+    steps_per_epoch: int
+    cap_epochs: int
+    best: BestEpoch
+    validation_curve: list = dataclasses.field(default_factory=list)  # [steps, fixed-validation accuracy]
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.best.curve)
+
+    def metrics(self, selection: str) -> dict:
+        return {m.EPOCH: self.best.epoch, "epochs_run": self.epochs_run, "cap_epochs": self.cap_epochs,
+                "steps": self.epochs_run * self.steps_per_epoch, "best_step": self.best.epoch * self.steps_per_epoch,
+                "selection": selection, "selection_labels": self.selection_gold + self.selection_expert,
+                "selection_curve": json.dumps([[c["epoch"] * self.steps_per_epoch, c["accuracy"]]
+                                               for c in self.best.curve]),
+                "validation_curve": json.dumps(self.validation_curve) if self.validation_curve else ""}
 
 
 def run_study_arm(study: StudySettings, prepared: Prepared, report: Reporter,
@@ -124,6 +152,7 @@ def run_study_arm(study: StudySettings, prepared: Prepared, report: Reporter,
     budgets = point_budgets(arm, study, len(labelled) + len(order))
     state = LoopState(**resume["loop"]) if resume else LoopState(0, labelled, [], sorted(order))
     done = resume["points_done"] if resume else 0
+    reads = resume.get(m.EXPERT_READS, 0) if resume else 0
     recipe = dataclasses.replace(study.recipe, seed=study.seed, expert="teachers" if arm.kind != "oracle"
                                  else "oracle", strategy=arm.strategy if arm.queries else study.recipe.strategy)
     extra_seconds = 0.0
@@ -131,44 +160,96 @@ def run_study_arm(study: StudySettings, prepared: Prepared, report: Reporter,
         # The first budget lies above the initial pool: a student of the initial pool (not a point of the
         # curve) picks the first queries. Its time is counted in the first point's seconds.
         started = time.perf_counter()
-        model, _, _ = _train_point(arm, study, recipe, prepared, list(state.labelled), [], None)
+        model, _ = _train_point(arm, study, recipe, prepared, list(state.labelled), [], len(state.labelled), None)
         extra_seconds = time.perf_counter() - started
     for index in range(done, len(budgets)):
         budget = budgets[index]
         started = time.perf_counter() - extra_seconds
-        new = _grow(arm, recipe, prepared, state, model, budget)
+        new, scored = _grow(arm, recipe, prepared, state, model, budget)
+        reads += scored
         gold, expert = point_rows(arm, state, order, budget)
-        model, data, epochs = _train_point(arm, study, recipe, prepared, gold, expert, model)
+        model, fit = _train_point(arm, study, recipe, prepared, gold, expert, budget, model)
         seconds, extra_seconds = time.perf_counter() - started, 0.0
         state.round = index
         metrics = point_metrics(arm, recipe, prepared, model, budget, gold, expert, new)
-        metrics.update({m.TRAIN_SECONDS: seconds, m.EPOCH: epochs,
-                        "steps": epochs * math.ceil(len(data) / recipe.batch_size)})
+        metrics.update({m.TRAIN_SECONDS: seconds, m.EXPERT_READS: reads, m.ROUND: index,
+                        **fit.metrics(study.selection)})
+        if study.selection == "validation":
+            metrics[GOLD_LABELS] += fit.selection_gold  # the validation split chose this point: counted
+        if arm.queries:
+            metrics[QUERY_LOG] = json.dumps(query_record(prepared, new))
         report(metrics, model if arm.queries or study.warm_start else None,
-               {"loop": dataclasses.asdict(state), "points_done": index + 1})
+               {"loop": dataclasses.asdict(state), "points_done": index + 1, m.EXPERT_READS: reads})
 
 
 def _train_point(arm: Arm, study: StudySettings, recipe: TrialConfig, prepared: Prepared, gold: list[int],
-                 expert: list[int], model):
-    """A student trained on these rows: fresh from the seed's initialisation, or the given one continued
-    (warm start). Returns (model, training set, epochs)."""
-    if model is None or not study.warm_start:
-        model = build_model(prepared.student, study.seed)
-    data = training_set(arm, prepared, gold, expert)
-    epochs = epochs_for(recipe.epochs, study.min_steps, recipe.batch_size, len(data))
-    train(model, data, loss_for(arm, recipe), loop_settings(recipe, prepared, epochs))
-    return model, data, epochs
+                 expert: list[int], budget: int, previous) -> tuple[torch.nn.Module, PointFit]:
+    """A student trained on these rows, minus the held-out selection share, to a plateau of its selection
+    score; the best epoch's weights are kept. Fresh from the seed's initialisation, or (warm start) the
+    previous point's student continued."""
+    model = previous if study.warm_start and previous is not None else build_model(prepared.student, study.seed)
+    targets = known_labels(prepared, gold, expert)
+    if study.selection == "share":
+        held = hold_out(targets, study.selection_share, seed=study.seed * 100_003 + budget)
+        rows = np.array(gold + expert, dtype=np.int64)
+        is_gold = np.arange(len(rows)) < len(gold)
+        train_gold = [int(r) for r in rows[~held & is_gold]]
+        train_expert = [int(r) for r in rows[~held & ~is_gold]]
+        select_split, select_rows, select_targets = prepared.encoded["train"], rows[held], targets[held]
+        selection_gold, selection_expert = int((held & is_gold).sum()), int((held & ~is_gold).sum())
+    else:
+        train_gold, train_expert = gold, expert
+        select_split = prepared.encoded["validation"]
+        select_rows, select_targets = np.arange(len(select_split)), select_split.labels
+        selection_gold, selection_expert = len(select_split), 0
+    data = training_set(arm, prepared, train_gold, train_expert)
+    steps_per_epoch = math.ceil(len(data) / recipe.batch_size)
+    cap, patience = study.stopping.epochs(steps_per_epoch)
+    fit = PointFit(len(data), selection_gold, selection_expert, steps_per_epoch, cap, BestEpoch(patience))
+
+    def on_epoch(epoch: int, _stats: dict) -> bool:
+        logits = predict_logits(model, select_split, select_rows, bf16=recipe.bf16)
+        if arm.name in TRACED_ARMS:
+            validation = _split_metrics(model, prepared, "validation", recipe.bf16)["accuracy"]
+            fit.validation_curve.append([epoch * steps_per_epoch, validation])
+        return fit.best.update(model, epoch, *selection_score(logits, select_targets))
+
+    train(model, data, loss_for(arm, recipe), loop_settings(recipe, prepared, cap), on_epoch)
+    fit.best.restore(model)
+    return model, fit
 
 
-def _grow(arm: Arm, recipe: TrialConfig, prepared: Prepared, state: LoopState, model, budget: int) -> list[int]:
-    """Query arms: the rows the strategy adds to reach `budget` (scored by the previous point's student)."""
+def known_labels(prepared: Prepared, gold: list[int], expert: list[int]) -> np.ndarray:
+    """The label the point holds for each row: gold where it has gold, the expert ensemble's otherwise."""
+    gold_labels = prepared.encoded["train"].labels[np.array(gold, dtype=np.int64)]
+    if not expert:
+        return gold_labels
+    ensemble = prepared.teachers.ensemble_probs("train")[np.array(expert, dtype=np.int64)].argmax(axis=1)
+    return np.concatenate([gold_labels, ensemble])
+
+
+def _grow(arm: Arm, recipe: TrialConfig, prepared: Prepared, state: LoopState, model,
+          budget: int) -> tuple[list[int], int]:
+    """Query arms: (the rows the strategy adds to reach `budget`, scored by the previous point's student;
+    how many expert outputs the strategy read to choose them)."""
     have = len(state.labelled) + len(state.queried)
     if not arm.queries or budget <= have:
-        return []
+        return [], 0
+    scored = len(state.pool) if not 0 < recipe.pool_sample_size < len(state.pool) else recipe.pool_sample_size
     new = query(model, dataclasses.replace(recipe, query_size=budget - have), prepared, state).tolist()
     state.queried += new
     state.pool = sorted(set(state.pool) - set(new))
-    return new
+    return new, scored if arm.strategy in READS_EXPERT else 0
+
+
+def query_record(prepared: Prepared, new: list[int]) -> dict:
+    """This point's queried rows in query order, with their (hidden) gold label, the expert ensemble's
+    label and its entropy in nats: for queries.csv, the record only (no choice reads it)."""
+    rows = np.array(new, dtype=np.int64)
+    probs = prepared.teachers.ensemble_probs("train")[rows]
+    entropy = -(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=1)
+    return {"row": rows.tolist(), "gold_label": prepared.encoded["train"].labels[rows].tolist(),
+            "expert_label": probs.argmax(axis=1).tolist(), "expert_entropy": [round(float(e), 6) for e in entropy]}
 
 
 def point_metrics(arm: Arm, recipe: TrialConfig, prepared: Prepared, model, budget: int,

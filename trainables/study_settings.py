@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 
 from trainables.config import TrialConfig
+from trainables.early_stopping import SELECTIONS, StoppingRule
 from trainables.errors import UsageError
 
 KINDS = ("supervised", "kd_all", "oracle", "expert", "full")
@@ -19,6 +20,7 @@ BUDGET = "budget"
 GOLD_LABELS = "gold_labels"
 VALIDATION_LABELS = "validation_labels"  # gold labels of the validation split: they choose every setting
 TEST_PREDICTIONS = "test_predictions"  # the predicted class of every test example, as digits/commas
+QUERY_LOG = "query_log"  # a query arm's point: JSON of its new rows and their class counts (runner: queries.csv)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +32,11 @@ class Arm:
     @property
     def queries(self) -> bool:
         return self.kind in ("oracle", "expert")
+
+    @property
+    def single_point(self) -> bool:
+        """One point at the pool size instead of a curve over the budgets."""
+        return self.kind in ("full", "kd_all")
 
     @property
     def needs_teachers(self) -> bool:
@@ -58,10 +65,12 @@ class StudySettings:
     seed: int
     budgets: tuple[int, ...]  # labelled rows the student trains on, increasing
     initial: int  # gold labels the query arms start from
-    recipe: TrialConfig  # learning rate, batch, epochs, T, alpha, pool_sample_size, skip_fraction, bf16
-    min_steps: int = 250  # optimiser steps every point gets at least (small budgets get more epochs)
+    recipe: TrialConfig  # learning rate, batch, T, alpha, pool_sample_size, skip_fraction, bf16
+    stopping: StoppingRule = StoppingRule()  # early stopping: cap and patience in optimiser steps
+    selection: str = "share"  # what selects each point's best epoch: a held-out share of its labels, or "validation"
+    selection_share: float = 0.1
     stratified_initial: bool = False  # label-informed: reads the pool's hidden labels to stratify
-    warm_start: bool = False  # continue the previous budget's student instead of a fresh one
+    warm_start: bool = False  # continue the previous budget's (best) student instead of a fresh one
 
     def __post_init__(self) -> None:
         parse_arm(self.arm)
@@ -70,16 +79,27 @@ class StudySettings:
         if not 1 <= self.initial <= self.budgets[0]:
             raise UsageError(f"--initial must be between 1 and the smallest budget {self.budgets[0]}, "
                              f"got {self.initial}")
-        if self.min_steps < 0:
-            raise UsageError(f"--min-steps must be >= 0, got {self.min_steps}")
+        if self.selection not in SELECTIONS:
+            raise UsageError(f"--selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
+        if not 0 < self.selection_share < 1:
+            raise UsageError(f"--selection-share must lie strictly between 0 and 1, got {self.selection_share}")
+        if self.selection == "share" and min(self.initial, self.budgets[0]) < 2:
+            raise UsageError("with --selection share every point holds out at least one label: "
+                             "--initial and every budget must be >= 2")
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "budgets": list(self.budgets), "recipe": self.recipe.to_dict()}
 
     @classmethod
     def from_dict(cls, values: dict) -> StudySettings:
+        if "min_steps" in values:
+            raise UsageError("this study was made by the first version of the budget study (a fixed number of "
+                             "steps per point, the last epoch kept); this version trains to a plateau and keeps "
+                             "the best epoch, so the two cannot be mixed: finish it with a checkout from before "
+                             "2026-12-06, or start a new study")
         return cls(**{**values, "budgets": tuple(int(b) for b in values["budgets"]),
-                      "recipe": TrialConfig.from_dict(values["recipe"])})
+                      "recipe": TrialConfig.from_dict(values["recipe"]),
+                      "stopping": StoppingRule(**values.get("stopping", {}))})
 
 
 def check_budgets(study: StudySettings, pool_size: int) -> None:

@@ -1,7 +1,8 @@
 """The budget study: which method wins at each label budget, against equal-budget baselines.
 
-    python tuning/study.py                      # all arms, 5 seeds, budgets 50..800 (hours on 2 cores)
-    python tuning/study.py --quick              # 3 seeds, budgets 100,200,400, five arms
+    python tuning/study.py                      # all arms, 10 seeds, budgets 50..800 (hours on 2 cores)
+    python tuning/study.py --quick              # 3 seeds, budgets 100,200,400, six arms
+    python tuning/study.py --prices gold=1,expert=0.1   # every arm on one priced-cost axis
     python tuning/study.py --smoke-test         # a minute: tiny models on generated data
     python tuning/study.py --resume --name NAME # continue an interrupted study (or rewrite its report)
 
@@ -35,11 +36,11 @@ from tuning.cli import (  # noqa: E402
 from tuning.tracking.settings import add_tracker_arguments, refuse_on_resume, tracking_settings  # noqa: E402
 
 STRATEGIES_ALL = ("least_confidence", "margin", "entropy", "random", "robust_least_confidence")
-DEFAULTS = {"budgets": "50,100,200,400,800", "initial": 50, "seeds": 5, "oracle_strategies": "random,margin",
-            "strategies": ",".join(STRATEGIES_ALL)}
+DEFAULTS = {"budgets": "50,100,200,400,800", "initial": 50, "seeds": 10, "oracle_strategies": "random,margin",
+            "strategies": ",".join(STRATEGIES_ALL), "max_steps": 1500, "patience_steps": 150}
 QUICK = {"budgets": "100,200,400", "initial": 50, "seeds": 3,
          "arms": "supervised,kd_all,expert:random,expert:margin,expert:robust_least_confidence,full:supervised"}
-SMOKE = {"budgets": "8,16,32", "initial": 8, "seeds": 2, "min_steps": 24}
+SMOKE = {"budgets": "8,16,32", "initial": 8, "seeds": 2, "max_steps": 24, "patience_steps": 8}
 SMOKE_RECIPE = {"learning_rate": 5e-3, "batch_size": 8}  # a tiny random model learns only at a high rate
 # The recipe without --config or --from: the original research's settings (2e-5, batch 16, tuned for a
 # 6-layer DistilBERT) with the rate and batch the default data's supervised sweep chose on validation
@@ -47,7 +48,6 @@ SMOKE_RECIPE = {"learning_rate": 5e-3, "batch_size": 8}  # a tiny random model l
 # --quick study's full-data supervised student reached 0.586 test accuracy after 284 steps, against
 # 0.780 with the sweep's recipe (study-2026-11-29); the 3-layer student barely moves at 2e-5 in 250 steps.
 DEFAULT_RECIPE = {"learning_rate": 5e-5, "batch_size": 8}
-MIN_STEPS = 250  # measured: see benchmarks/results/study-2026-11-29/README.md
 RECIPE_KEYS = ("learning_rate", "batch_size", "epochs", "weight_decay", "warmup_ratio")
 
 
@@ -67,12 +67,24 @@ def parse_args(argv=None):
     parser.add_argument("--strategies", default=None, help="expert:<strategy> arms (default: all strategies)")
     parser.add_argument("--oracle-strategies", default=None, help="oracle:<strategy> arms (default random,margin)")
     parser.add_argument("--arms", default=None, help="the exact arms, comma-separated (overrides the two above)")
-    parser.add_argument("--min-steps", type=int, default=None,
-                        help=f"optimiser steps every point gets at least (default {MIN_STEPS})")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help=f"cap on a point's optimiser steps, in whole epochs (default {DEFAULTS['max_steps']})")
+    parser.add_argument("--patience-steps", type=int, default=None,
+                        help="early stopping: steps without a better selection score before a point stops "
+                             f"(default {DEFAULTS['patience_steps']})")
+    parser.add_argument("--selection", choices=("share", "validation"), default="share",
+                        help="what picks each point's best epoch: a stratified 10%% of the point's own labels, held "
+                             "out and counted (default), or the fixed validation split (its gold labels counted)")
+    parser.add_argument("--prices", default=None,
+                        help="price of a label, e.g. gold=1,expert=0.1,read=0.001 (read: an expert output used only "
+                             "to choose rows); puts every arm on one cost axis (default gold=1,expert=1,read=0); "
+                             "with --resume, reprices the report")
+    parser.add_argument("--charge-sunk", action="store_true",
+                        help="charge the teachers' own gold labels to every arm that uses them")
     parser.add_argument("--stratified-initial", action="store_true",
                         help="draw the initial pool stratified by the (hidden) labels: label-informed, and marked so")
     parser.add_argument("--warm-start", action="store_true", help="continue the previous budget's student")
-    parser.add_argument("--quick", action="store_true", help="3 seeds, budgets 100,200,400, five arms (< 45 min)")
+    parser.add_argument("--quick", action="store_true", help="3 seeds, budgets 100,200,400, six arms (< 20 min)")
     parser.add_argument("--name", default=None, help="study name (default: study-DATE-TIME)")
     parser.add_argument("--storage-path", default="ray_results", help="where the study's folder goes")
     parser.add_argument("--address", default=None,
@@ -107,7 +119,7 @@ def choose(args, key: str):
     for active, table in ((args.smoke_test, SMOKE), (args.quick, QUICK)):
         if active and key in table:
             return table[key]
-    return DEFAULTS.get(key, MIN_STEPS if key == "min_steps" else None)
+    return DEFAULTS.get(key)
 
 
 def arm_names(args) -> list[str]:
@@ -173,19 +185,28 @@ def _has_method(path: str, method: str) -> bool:
 
 def study_settings(args) -> dict:
     """Everything one trial needs except the arm and the seed, checked before anything runs."""
+    from trainables.early_stopping import StoppingRule  # noqa: PLC0415
     from trainables.study_settings import StudySettings  # noqa: PLC0415
 
     seeds = choose(args, "seeds")
     if seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {seeds}")
+    stopping = StoppingRule(max_steps=choose(args, "max_steps"), patience_steps=choose(args, "patience_steps"))
     template = StudySettings(arm="supervised", seed=0, budgets=_ints(choose(args, "budgets"), "--budgets"),
-                             initial=choose(args, "initial"), recipe=recipe(args),
-                             min_steps=choose(args, "min_steps"), stratified_initial=args.stratified_initial,
+                             initial=choose(args, "initial"), recipe=recipe(args), stopping=stopping,
+                             selection=args.selection, stratified_initial=args.stratified_initial,
                              warm_start=args.warm_start)
     values = template.to_dict()
     # The recipe was checked here, but its precision is decided in each trial's process ("auto" stays).
     values["recipe"]["bf16"] = parse_assignments(args.set, "--set").get("bf16", AUTO)
-    return {"template": values, "arms": arm_names(args), "seeds": list(range(seeds))}
+    return {"template": values, "arms": arm_names(args), "seeds": list(range(seeds)), **price_settings(args)}
+
+
+def price_settings(args) -> dict:
+    """{"prices": ..., "charge_sunk": ...}: what the report prices labels at (no torch, no Ray)."""
+    from tuning.budget_study.costs import parse_prices  # noqa: PLC0415
+
+    return {"prices": parse_prices(args.prices or ""), "charge_sunk": args.charge_sunk}
 
 
 def main(argv=None) -> int:
@@ -201,8 +222,9 @@ def main(argv=None) -> int:
         from tuning.budget_study import runner as study_run  # noqa: PLC0415
         from tuning.trials.ray_session import RaySession  # noqa: PLC0415
 
+        reprice = price_settings(args) if args.prices or args.charge_sunk else None
         return study_run.resume(study_folder(args.storage_path, name), RaySession(ray_settings(args)),
-                                args.max_concurrent, resume_command(args, name, script="study"))
+                                args.max_concurrent, resume_command(args, name, script="study"), reprice)
     name = check_name(args.name or f"study-{time.strftime('%Y%m%d-%H%M%S')}")
     folder = study_folder(args.storage_path, name)
     if folder.exists():

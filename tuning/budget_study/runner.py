@@ -8,14 +8,17 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from ray import tune
 
 from trainables import metrics as m
 from trainables import precision
+from trainables.atomic import write_text
 from trainables.errors import UsageError
 from trainables.expert_loop import candidate_rows
 from trainables.functions import study_trial
-from trainables.study_settings import BUDGET, StudySettings, check_budgets, parse_arm
+from trainables.study_settings import BUDGET, QUERY_LOG, StudySettings, check_budgets, parse_arm
 from tuning.assets.prepare import DataSettings, load_data, prepare, teacher_rows
 from tuning.budget_study import plots as study_plots
 from tuning.budget_study.report import STUDY_CSV, SUMMARY_JSON, per_class_f1, summarise, write_report, write_study_csv
@@ -28,6 +31,7 @@ from tuning.trials.replayed_reports import TrimReplayedReports
 from tuning.trials.tuner import REUSE_ACTORS, SweepInterrupted, fit, trainable
 
 STUDY_FILE = "study.json"  # how the study was made: read back by --resume
+DEFAULT_PRICES = {"gold": 1.0, "expert": 1.0, "read": 0.0}  # what a study made without --prices is priced at
 
 
 def start(folder: Path, plan: dict, settings: DataSettings, session: RaySession, max_concurrent: int | None,
@@ -48,10 +52,17 @@ def start(folder: Path, plan: dict, settings: DataSettings, session: RaySession,
     return _run(folder, plan, prepared, session, max_concurrent, resume_hint, restore=False, tracking=tracking)
 
 
-def resume(folder: Path, session: RaySession, max_concurrent: int | None, resume_hint: str) -> int:
+def resume(folder: Path, session: RaySession, max_concurrent: int | None, resume_hint: str,
+           reprice: dict | None = None) -> int:
+    """Continue the study in `folder` and rewrite its report; `reprice` ({"prices", "charge_sunk"}) changes
+    what the report prices labels at (the trials do not depend on it)."""
     if not (folder / STUDY_FILE).is_file():
         raise UsageError(f"no study to resume at {folder} (no {STUDY_FILE})")
     record = json.loads((folder / STUDY_FILE).read_text(encoding="utf-8"))
+    StudySettings.from_dict(record["plan"]["template"])  # a first-version study is refused here, before Ray
+    if reprice is not None:
+        record["plan"].update(reprice)
+        write_json(folder / STUDY_FILE, record)
     prepared = prepare(DataSettings.from_dict(record["data"]), need_teachers=True, start_ray=session.start)
     restore = tune.Tuner.can_restore(str(folder))
     if restore:
@@ -65,8 +76,8 @@ def _announce(plan: dict, prepared, folder: Path) -> None:
     template = plan["template"]
     print(f"budget study: {len(plan['arms'])} arms x {len(plan['seeds'])} seeds = "
           f"{len(plan['arms']) * len(plan['seeds'])} trials, budgets {template['budgets']}, initial "
-          f"{template['initial']}, min_steps {template['min_steps']}, student pool {len(candidate_rows(prepared))}",
-          flush=True)
+          f"{template['initial']}, student pool {len(candidate_rows(prepared))}", flush=True)
+    print(f"each point trained to a plateau, best epoch kept: {describe_stopping(template)}", flush=True)
     print(f"arms: {', '.join(plan['arms'])}", flush=True)
     chosen = template["recipe"]["bf16"]
     shown = precision.choice().describe() if chosen == precision.AUTO else f"forced bf16={chosen}"
@@ -74,10 +85,18 @@ def _announce(plan: dict, prepared, folder: Path) -> None:
     print(f"results in {folder}", flush=True)
 
 
+def describe_stopping(template: dict) -> str:
+    stopping = template["stopping"]
+    chooser = (f"a stratified {template['selection_share']:.0%} of each point's own labels, held out and counted"
+               if template["selection"] == "share" else "the fixed validation split (its gold labels counted)")
+    return (f"selected on {chooser}; patience {stopping['patience_steps']} steps, cap {stopping['max_steps']} "
+            f"steps (in whole epochs, at most {stopping['max_epochs']})")
+
+
 def grid(plan: dict) -> list[dict]:
     """(arm, seed) pairs, seed by seed, the slowest arms of a seed first: an interrupted study then holds
     whole seeds, and the two CPUs do not end the study waiting on one long trial."""
-    slow_first = sorted(plan["arms"], key=lambda arm: parse_arm(arm).kind not in ("full", "kd_all"))
+    slow_first = sorted(plan["arms"], key=lambda arm: not parse_arm(arm).single_point)
     return [{"arm": arm, "seed": seed} for seed in plan["seeds"] for arm in slow_first]
 
 
@@ -121,11 +140,12 @@ def _run(folder: Path, plan: dict, prepared, session: RaySession, max_concurrent
 
 def describe_point(trial, result: dict) -> tuple[str, bool]:
     """A study's progress line for one report (one budget of an arm and seed), and whether it is the trial's
-    last: a reference arm (full:*) has one point, every other arm one per budget."""
+    last: a single-point arm (full:*, kd_all) has one point, every other arm one per budget."""
     arm, seed = result["arm"], trial.config["point"]["seed"]
     last = is_last_point(arm, result["training_iteration"], len(trial.config["template"]["budgets"]))
     return (f"{arm} seed {seed} budget {result[BUDGET]}: val {result[m.VAL_ACCURACY]:.3f} test "
-            f"{result[m.TEST_ACCURACY]:.3f} ({result[m.TRAIN_SECONDS]:.0f} s)", last)
+            f"{result[m.TEST_ACCURACY]:.3f}, best epoch {result[m.EPOCH]} of {result['epochs_run']} "
+            f"({result[m.TRAIN_SECONDS]:.0f} s)", last)
 
 
 def collect_rows(grid_result) -> tuple[list[dict], list[dict]]:
@@ -153,8 +173,8 @@ def _point_of(result) -> tuple[str, int]:
 
 
 def is_last_point(arm: str, iteration: int | None, budgets: int) -> bool:
-    """A reference arm (full:*) has one point, every other arm one per budget."""
-    return iteration == (1 if parse_arm(arm).kind == "full" else budgets)
+    """A single-point arm (full:*, kd_all) has one point, every other arm one per budget."""
+    return iteration == (1 if parse_arm(arm).single_point else budgets)
 
 
 class UnreadableReports(Exception):
@@ -189,6 +209,23 @@ def _reported(result) -> bool:
 
 
 KEEP = ("arm", BUDGET, "seed")
+QUERIES_CSV = "queries.csv"
+QUERY_COLUMNS = ["arm", "seed", BUDGET, "round", "row", "gold_label", "expert_label", "expert_entropy"]
+
+
+def write_queries_csv(rows: list[dict], path: Path) -> None:
+    """One line per queried row: which arm and seed asked, at which budget (its round: the budget's index),
+    the row id, its hidden gold label, the expert's label and the expert's entropy (nats)."""
+    lines = []
+    for row in rows:
+        if not row.get(QUERY_LOG):
+            continue
+        record = json.loads(row[QUERY_LOG])
+        for position in range(len(record["row"])):
+            lines.append({"arm": row["arm"], "seed": row["seed"], BUDGET: row[BUDGET],
+                          "round": row[m.ROUND], **{key: record[key][position] for key in QUERY_COLUMNS[4:]}})
+    frame = pd.DataFrame(lines, columns=QUERY_COLUMNS).sort_values(["arm", "seed", BUDGET], kind="stable")
+    write_text(path, frame.to_csv(index=False))
 
 
 def write_outputs(folder: Path, plan: dict, prepared, rows: list[dict], unreadable: list[dict] | None = None) -> None:
@@ -203,15 +240,24 @@ def write_outputs(folder: Path, plan: dict, prepared, rows: list[dict], unreadab
     latest = {}
     for row in rows:  # a resumed trial may repeat a report: the last one counts
         latest[(row["arm"], row[BUDGET], row["seed"])] = {k: v for k, v in row.items() if k not in columns_out}
-    frame = write_study_csv(list(latest.values()), folder / STUDY_CSV)
+    write_queries_csv(list(latest.values()), folder / QUERIES_CSV)
+    frame = write_study_csv([{k: v for k, v in row.items() if k != QUERY_LOG} for row in latest.values()],
+                            folder / STUDY_CSV)
     template = plan["template"]
     test_labels = prepared.encoded["test"].labels
     pool = candidate_rows(prepared)
     teachers = prepared.teachers
     ensemble_pool = float((teachers.ensemble_probs("train")[pool].argmax(1)
                            == prepared.encoded["train"].labels[pool]).mean())
+    validation_labels = prepared.encoded["validation"].labels
     meta = {"teacher_split": prepared.provenance["data"]["teacher_split"], "initial": template["initial"],
-            "min_steps": template["min_steps"], "stratified_initial": template["stratified_initial"],
+            "stopping": describe_stopping(template), "selection": template["selection"],
+            "stratified_initial": template["stratified_initial"],
+            "validation_majority_rate": float(np.bincount(validation_labels).max() / len(validation_labels)),
+            "pool_class_counts": np.bincount(prepared.encoded["train"].labels[pool],
+                                             minlength=prepared.num_labels).tolist(),
+            "label_names": list(prepared.label_names), "prices": plan.get("prices", DEFAULT_PRICES),
+            "charge_sunk": bool(plan.get("charge_sunk", False)),
             "warm_start": template["warm_start"], "recipe": template["recipe"], "pool_size": int(len(pool)),
             "teacher_gold_labels": teachers.teacher_labels, "validation_labels": len(prepared.encoded["validation"]),
             "teacher_accuracy": teachers.accuracy, "ensemble_pool_accuracy": round(ensemble_pool, 4),

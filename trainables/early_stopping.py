@@ -1,0 +1,96 @@
+"""Model selection for the budget study's students: train to a plateau, keep the best epoch.
+
+Every point of every arm follows one rule. The student is scored after each epoch on a selection set;
+the epoch with the highest selection accuracy is kept (ties: the lower selection loss, then the
+earlier epoch), and training stops once `patience` epochs have passed without a better one, or at the
+cap. The selection set is, by default, a stratified share of the point's own labels held out from
+training (as small-text does, 10%): gold labels where the point has gold, the expert's label where it
+has the expert's. Those labels are inside the point's budget, so they are counted. The fixed validation
+split is the other choice; its gold labels are then added to the point's gold count.
+
+Patience and cap are set in optimiser steps and turned into whole epochs, so that a 45-row point (6
+steps an epoch at batch 8) is not stopped after 18 steps while an 800-row point still gets a few
+epochs. No Ray in here; torch only to copy weights."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from trainables.errors import UsageError
+from trainables.sampling import stratified_subset
+
+SELECTIONS = ("share", "validation")
+MIN_PATIENCE_EPOCHS = 2  # one epoch without a gain is often noise on a small selection set
+MIN_CAP_EPOCHS = 3
+
+
+@dataclass(frozen=True)
+class StoppingRule:
+    max_steps: int = 1500  # cap on optimiser steps (turned into epochs, at most max_epochs)
+    patience_steps: int = 150  # steps without a better selection score before stopping
+    max_epochs: int = 40
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1 or self.patience_steps < 1 or self.max_epochs < 1:
+            raise UsageError(f"--max-steps, --patience-steps and the epoch cap must be >= 1, got {self.max_steps}, "
+                             f"{self.patience_steps}, {self.max_epochs}")
+
+    def epochs(self, steps_per_epoch: int) -> tuple[int, int]:
+        """(cap in epochs, patience in epochs) for a training set of this many steps an epoch."""
+        steps_per_epoch = max(1, steps_per_epoch)
+        cap = min(self.max_epochs, max(MIN_CAP_EPOCHS, math.ceil(self.max_steps / steps_per_epoch)))
+        patience = max(MIN_PATIENCE_EPOCHS, math.ceil(self.patience_steps / steps_per_epoch))
+        return cap, min(patience, cap)
+
+
+@dataclass
+class BestEpoch:
+    """The best epoch seen so far and its weights (a CPU copy, restored at the end)."""
+
+    patience: int
+    epoch: int = 0
+    score: tuple[float, float] | None = None  # (accuracy, -loss): higher is better
+    weights: dict | None = None
+    curve: list[dict] = field(default_factory=list)  # per epoch: epoch, accuracy, loss
+
+    def update(self, model: torch.nn.Module, epoch: int, accuracy: float, loss: float) -> bool:
+        """Record this epoch's selection score; True when training should stop."""
+        self.curve.append({"epoch": epoch, "accuracy": accuracy, "loss": loss})
+        score = (accuracy, -loss)
+        if self.score is None or score > self.score:
+            self.epoch, self.score = epoch, score
+            self.weights = {key: value.detach().clone() for key, value in model.state_dict().items()}
+        return epoch - self.epoch >= self.patience
+
+    def restore(self, model: torch.nn.Module) -> None:
+        if self.weights is not None:
+            model.load_state_dict(self.weights)
+
+
+def selection_count(rows: int, share: float) -> int:
+    """Labels held out for selection: round(share x rows), at least 1, leaving at least 1 to train on."""
+    if rows < 2:
+        raise UsageError(f"a point needs at least 2 labelled rows to hold one out for selection, got {rows}")
+    return min(rows - 1, max(1, round(share * rows)))
+
+
+def hold_out(targets: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """bool per row: held out for selection. A stratified draw by the rows' known labels (gold, or the
+    expert's), seeded, so every arm of a seed at one budget holds out the same way."""
+    chosen = stratified_subset(np.asarray(targets), selection_count(len(targets), share), seed)
+    mask = np.zeros(len(targets), dtype=bool)
+    mask[chosen] = True
+    return mask
+
+
+def selection_score(logits: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of the logits against the selection targets."""
+    logits = torch.tensor(np.asarray(logits), dtype=torch.float32)  # a copy: the targets may be a read-only cache
+    targets_t = torch.tensor(np.asarray(targets), dtype=torch.int64)
+    accuracy = float((logits.argmax(dim=1) == targets_t).float().mean())
+    loss = float(torch.nn.functional.cross_entropy(logits, targets_t))
+    return accuracy, loss
