@@ -23,7 +23,7 @@ REQUIRED_KEYS = (
     "default_sweep_seconds_warm",
     "cpu_native_bf16", "precision_auto_choice", "precision_auto_regret",
     "teacher_prep_seconds", "teacher_prep_peak_fraction", "teacher_parallel_speedup",
-    "study_quick_seconds", "study_overhead_fraction",
+    "study_quick_seconds", "study_overhead_fraction", "study_full_seconds", "study_points_per_hour",
 )
 
 
@@ -53,6 +53,8 @@ TARGETS = (
     Target("precision_auto_regret", "<=", 0.05, "auto precision's epoch <= 1.05 x the faster forced one"),
     Target("teacher_prep_peak_fraction", ">=", 0.50, "teacher preparation >= 50% of matmul peak"),
     Target("study_overhead_fraction", "<=", 0.15, "study --quick: <= 15% of wall time outside training"),
+    Target("study_quick_seconds", "<=", 20 * 60, "study --quick in <= 20 minutes on 2 cores"),
+    Target("study_full_seconds", "<=", 3 * 3600, "the full study (10 seeds) in <= 3 hours on 2 cores"),
 )
 
 

@@ -4,7 +4,8 @@ and latest.md.
     python benchmarks/run.py --quick                 # under 3 minutes: small sizes, one round each
     python benchmarks/run.py                         # under 15 minutes: more data, two rounds each
     python benchmarks/run.py --with-default-sweep    # also the default Expert-Loop sweep (about 10 min more)
-    python benchmarks/run.py --with-study            # also `tuning/study.py --quick` (about 45 min more)
+    python benchmarks/run.py --with-study            # also `tuning/study.py --quick` (about 20 min more)
+    python benchmarks/run.py --only full_study --with-full-study  # the full study alone (about 3 hours)
 
 Every figure is a ratio of two things measured in turns in the same run (see benchmarks/README.md).
 """
@@ -32,7 +33,7 @@ QUICK = {"step_repeat": 2, "epoch_train": 96, "epoch_validation": 100, "epoch_re
 FULL = {"step_repeat": 5, "epoch_train": 800, "epoch_validation": 500, "epoch_repeat": 2, "kd_train": 256,
         "kd_repeat": 2, "sweep_train": 128, "sweep_eval": 28, "sweep_trials": 4, "sweep_repeat": 2,
         "teacher_train": 400, "teacher_eval": 200, "teacher_repeat": 1}
-SECTIONS = ("step", "epoch", "kd", "sweeps", "teachers", "default_sweep", "study")
+SECTIONS = ("step", "epoch", "kd", "sweeps", "teachers", "default_sweep", "study", "full_study")
 # Figures that need bfloat16 runs: on a CPU without native bfloat16 those runs are skipped (emulated, they
 # are tens of times slower) and these are written as null with the reason, never counted as missed.
 BF16_KEYS = ("step_peak_fraction_bf16", "step_peak_fraction_bf16_best_turn", "step_examples_per_second_bf16",
@@ -48,9 +49,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--with-default-sweep", action="store_true",
                         help="also time the default `tuning/run.py --method active_loop` (full mode only)")
     parser.add_argument("--with-study", action="store_true",
-                        help="also time `tuning/study.py --quick` for study_overhead_fraction (full mode only)")
+                        help="also time `tuning/study.py --quick` (study_quick_seconds, study_points_per_hour, "
+                             "study_overhead_fraction; full mode only)")
+    parser.add_argument("--with-full-study", action="store_true",
+                        help="also time the full `tuning/study.py` (study_full_seconds; hours; full mode only)")
     parser.add_argument("--keep-study", metavar="STORAGE_PATH", default=None,
-                        help="with --with-study: keep the study's folder (report, study.csv) under this path")
+                        help="with --with-study / --with-full-study: keep the studies' folders (report, study.csv) "
+                             "under this path (names bench-study-quick, bench-study-full)")
     parser.add_argument("--only", action="append", choices=SECTIONS, default=None,
                         help="run only this section (repeatable); the others are written as null")
     parser.add_argument("--output-dir", default=str(ROOT / "benchmarks" / "results"),
@@ -88,13 +93,19 @@ def _sections(args, sizes: dict, native_bf16: bool) -> dict:
 
     def study():
         from benchmarks import study_overhead  # noqa: PLC0415
-        return study_overhead.measure(args.keep_study)
+        return study_overhead.measure(args.keep_study, full=False)
+
+    def full_study():
+        from benchmarks import study_overhead  # noqa: PLC0415
+        return study_overhead.measure(args.keep_study, full=True)
 
     chosen = {"step": step, "epoch": epoch, "kd": kd, "sweeps": sweeps, "teachers": teachers}
     if args.with_default_sweep and not args.quick:
         chosen["default_sweep"] = default_sweep
     if args.with_study and not args.quick:
         chosen["study"] = study
+    if args.with_full_study and not args.quick:
+        chosen["full_study"] = full_study
     return {name: fn for name, fn in chosen.items() if args.only is None or name in args.only}
 
 
@@ -106,8 +117,11 @@ def _notes(args, results: dict) -> list[str]:
         notes.append("default_sweep_seconds_warm is null: run with --with-default-sweep to time the default "
                      "Expert-Loop sweep (about 10 min).")
     if not (args.with_study and not args.quick):
-        notes.append("study_quick_seconds and study_overhead_fraction are null: run the full mode with "
-                     "--with-study to time `tuning/study.py --quick` (about 45 min).")
+        notes.append("study_quick_seconds, study_points_per_hour and study_overhead_fraction are null: run the "
+                     "full mode with --with-study to time `tuning/study.py --quick` (about 20 min).")
+    if not (args.with_full_study and not args.quick):
+        notes.append("study_full_seconds is null: run the full mode with --with-full-study to time the full "
+                     "`tuning/study.py` (about 3 hours).")
     if results.get("raw", {}).get("epoch", {}).get("trainer_included") is False:
         notes.append("Trainer comparison skipped: accelerate is not installed (pip install -e '.[bench]').")
     for reason in sorted(set((results.get("null_reasons") or {}).values())):

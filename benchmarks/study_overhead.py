@@ -1,12 +1,13 @@
-"""Section 6 (only with --with-study, about 45 minutes): the budget study's `--quick` run end to end,
-and the share of its wall time not spent training students.
+"""Section 6 (with --with-study, about 20 minutes; --with-full-study, about 3 hours): the budget study's
+`--quick` run (or the full study) end to end, its points per hour, and the share of its wall time not
+spent training students.
 
     study_overhead_fraction = 1 - sum over points of train_seconds / (wall seconds x trial slots)
 
-train_seconds is what each point reports (building the student and its training steps). Everything
-else counts as overhead: Ray and worker start, the teachers and data (warm caches: read, not built),
-fetching the prepared data from the object store, evaluation and query scoring (the study does not
-report their time apart), checkpoints and reports. `study_in_trial_fraction` (sum of Tune's
+train_seconds is what each point reports: its query scoring, building the student, its training steps and
+the per-epoch selection scoring of early stopping. Everything else counts as overhead: Ray and worker
+start, the teachers and data (warm caches: read, not built), fetching the prepared data from the object
+store, the final validation and test evaluation, checkpoints and reports. `study_in_trial_fraction` (sum of Tune's
 time_this_iter_s over the same denominator) tells what happens inside trials from what happens
 between them."""
 
@@ -23,7 +24,7 @@ from pathlib import Path
 from benchmarks import common
 
 ROOT = Path(__file__).resolve().parents[1]
-NAME = "bench-study"
+NAMES = {False: "bench-study-quick", True: "bench-study-full"}
 
 
 def point_reports(folder: Path) -> list[dict]:
@@ -34,30 +35,34 @@ def point_reports(folder: Path) -> list[dict]:
     return reports
 
 
-def overhead(reports: list[dict], wall_seconds: float, slots: int) -> dict:
+def overhead(reports: list[dict], wall_seconds: float, slots: int, full: bool = False) -> dict:
+    """The quick study's wall time, points per hour and overhead shares; the full study's wall time."""
+    if full:
+        return {"study_full_seconds": wall_seconds, "study_full_points_per_hour": len(reports) / wall_seconds * 3600}
     capacity = wall_seconds * slots
     trained = sum(report.get("train_seconds", 0.0) for report in reports)
     in_trial = sum(report.get("time_this_iter_s", 0.0) for report in reports)
-    return {"study_quick_seconds": wall_seconds,
+    return {"study_quick_seconds": wall_seconds, "study_points_per_hour": len(reports) / wall_seconds * 3600,
             "study_overhead_fraction": 1 - trained / capacity if capacity else None,
             "study_in_trial_fraction": in_trial / capacity if capacity else None}
 
 
-def measure(keep_in: str | None = None) -> tuple[dict, dict]:
+def measure(keep_in: str | None = None, full: bool = False) -> tuple[dict, dict]:
     """keep_in: a storage folder that keeps the study (report, study.csv) afterwards; a temporary one if None."""
     slots = common.THREADS  # 1-CPU trials, as many at once as there are cores (the study's default)
+    name = NAMES[full]
     with tempfile.TemporaryDirectory(prefix="bench-study-") as scratch:
         storage = keep_in or scratch
-        command = [sys.executable, str(ROOT / "tuning" / "study.py"), "--quick", "--storage-path", storage,
-                   "--name", NAME, "--max-concurrent", str(slots)]
+        command = [sys.executable, str(ROOT / "tuning" / "study.py"), *([] if full else ["--quick"]),
+                   "--storage-path", storage, "--name", name, "--max-concurrent", str(slots)]
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
                               env={**os.environ, "PYTHONWARNINGS": "ignore"})
         wall = time.perf_counter() - started
-        reports = point_reports(Path(storage) / NAME)
+        reports = point_reports(Path(storage) / name)
     raw = {"command": command[1:], "returncode": done.returncode, "points": len(reports), "slots": slots,
            "output_tail": done.stdout.splitlines()[-20:]}
     if done.returncode != 0:
         raw["error"] = done.stderr[-2000:] or "study.py failed"
         return {}, raw
-    return overhead(reports, wall, slots), raw
+    return overhead(reports, wall, slots, full), raw

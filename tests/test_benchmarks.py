@@ -251,8 +251,11 @@ def test_study_overhead_from_reports(tmp_path):
     reports = point_reports(tmp_path)
     assert len(reports) == 3
     # 2 slots x 50 s = 100 s of capacity; 75 s training, 95 s inside trials
+    # 3 points in 50 s: 216 an hour
     assert overhead(reports, 50.0, 2) == pytest.approx({"study_quick_seconds": 50.0, "study_overhead_fraction": 0.25,
-                                                        "study_in_trial_fraction": 0.95})
+                                                        "study_in_trial_fraction": 0.95, "study_points_per_hour": 216})
+    assert overhead(reports, 100.0, 2, full=True) == pytest.approx({"study_full_seconds": 100.0,
+                                                                    "study_full_points_per_hour": 108})
 
 
 def test_full_length_batch_packs_short_rows_end_to_end(monkeypatch):
