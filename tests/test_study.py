@@ -186,11 +186,13 @@ def test_a_point_keeps_its_best_epoch_and_holds_out_a_counted_share(prepared):
         assert curve[point[m.EPOCH] - 1][1] == max(accuracy for _, accuracy in curve)
         assert point["selection_labels"] == selection_count(point["budget"], 0.1)
         assert point["gold_labels"] == point["budget"]  # the held-out share is inside the budget
-        assert json.loads(point["validation_curve"])[-1][0] == point["steps"]
+    traced = run("supervised", prepared, budgets=(8,), seed=0)[0]  # the traced seed
+    assert json.loads(traced["validation_curve"])[-1][0] == traced["steps"]
+    assert points[0]["validation_curve"] == ""  # seed 3: not traced
 
 
 def test_selecting_on_the_validation_split_counts_its_gold_labels_and_picks_its_best_epoch(prepared):
-    (point,) = run("supervised", prepared, budgets=(16,), selection="validation")
+    (point,) = run("supervised", prepared, budgets=(16,), selection="validation", seed=0)
     assert point["gold_labels"] == 16 + 24 and point["selection_labels"] == 24  # 24 validation rows
     # selected on the validation split itself: the kept epoch's validation accuracy is the curve's best
     best = max(accuracy for _, accuracy in json.loads(point["validation_curve"]))
