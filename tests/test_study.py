@@ -187,7 +187,8 @@ def test_a_point_keeps_its_best_epoch_and_holds_out_a_counted_share(prepared):
         assert point["selection_labels"] == selection_count(point["budget"], 0.1)
         assert point["gold_labels"] == point["budget"]  # the held-out share is inside the budget
     traced = run("supervised", prepared, budgets=(8,), seed=0)[0]  # the traced seed
-    assert json.loads(traced["validation_curve"])[-1][0] == traced["steps"]
+    # budget 8: 7 rows, 1 step an epoch, cap 8 epochs (max_steps 8): every epoch traced (8 <= 10 points)
+    assert [step for step, _ in json.loads(traced["validation_curve"])] == list(range(1, traced["epochs_run"] + 1))
     assert points[0]["validation_curve"] == ""  # seed 3: not traced
 
 

@@ -117,7 +117,8 @@ Reporter = Callable[[dict, torch.nn.Module | None, dict], None]
 # Their fixed-validation accuracy is traced every epoch, on one seed: the figure that shows the stopping rule
 # reaches a plateau needs one curve per budget, and 500 validation rows an epoch on every seed cost more
 # than a study's whole query scoring.
-TRACED_ARMS, TRACED_SEED = ("supervised", "full:supervised"), 0
+# About TRACE_POINTS epochs of each point are traced (every ceil(cap / TRACE_POINTS)-th).
+TRACED_ARMS, TRACED_SEED, TRACE_POINTS = ("supervised", "full:supervised"), 0, 10
 
 
 @dataclasses.dataclass
@@ -209,10 +210,11 @@ def _train_point(arm: Arm, study: StudySettings, recipe: TrialConfig, prepared: 
     steps_per_epoch = math.ceil(len(data) / recipe.batch_size)
     cap, patience = study.stopping.epochs(steps_per_epoch)
     fit = PointFit(len(data), selection_gold, selection_expert, steps_per_epoch, cap, BestEpoch(patience))
+    trace_every = math.ceil(cap / TRACE_POINTS)
 
     def on_epoch(epoch: int, _stats: dict) -> bool:
         logits = predict_logits(model, select_split, select_rows, bf16=recipe.bf16)
-        if arm.name in TRACED_ARMS and study.seed == TRACED_SEED:
+        if arm.name in TRACED_ARMS and study.seed == TRACED_SEED and epoch % trace_every == 0:
             validation = _split_metrics(model, prepared, "validation", recipe.bf16)["accuracy"]
             fit.validation_curve.append([epoch * steps_per_epoch, validation])
         return fit.best.update(model, epoch, *selection_score(logits, select_targets))
