@@ -5,10 +5,16 @@ write_report and make_plots."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
+import pandas as pd
 import pytest
 
-from tuning.budget_study import stats
+from tests.conftest import ROOT
+from trainables.errors import UsageError
+from tuning.budget_study import costs, stats
 
 # ---------------------------------------------------------------- statistics, by hand
 
@@ -101,3 +107,54 @@ def test_class_recall_and_query_shares_by_hand():
     assert recall == pytest.approx([(0.6 + 1) / 2, 0.5, 0.5])
     # counts 1+3+0, 2+0+0, 0+1+0 = 4, 2, 1 of 7 (an empty cell: an arm that queried nothing that round)
     assert stats.class_shares(["1 2 0", "3 0 1", ""], 3) == pytest.approx([4 / 7, 2 / 7, 1 / 7])
+
+
+# ---------------------------------------------------------------- costs, by hand
+
+def test_parse_prices():
+    assert costs.parse_prices("gold=1,expert=0.1,read=0.01") == {"gold": 1.0, "expert": 0.1, "read": 0.01}
+    assert costs.parse_prices(None) == costs.parse_prices("") == {"gold": 1.0, "expert": 1.0, "read": 1.0}
+    assert costs.parse_prices(" expert = 0.2 ") == {"gold": 1.0, "expert": 0.2, "read": 0.2}  # read follows
+
+
+@pytest.mark.parametrize("text, message", [
+    ("silver=1", "NAME=PRICE pairs with NAME one of gold, expert, read"), ("expert", "NAME=PRICE"),
+    ("expert=-1", "finite number >= 0"), ("expert=abc", "must be a number"), ("read=nan", "finite number"),
+    ("gold=0", "above 0"), ("expert=1,expert=2", "twice"),
+])
+def test_bad_prices_are_a_usage_error(text, message):
+    with pytest.raises(UsageError, match=message):
+        costs.parse_prices(text)
+
+
+def test_parsing_prices_imports_no_torch_ray_or_pandas():
+    """study.py checks --prices before Ray starts: the module must stay light."""
+    code = ("import sys; from tuning.budget_study.costs import parse_prices; parse_prices('expert=1'); "
+            "print(sorted(m for m in ('torch', 'ray', 'pandas', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_priced_cost_by_hand():
+    frame = pd.DataFrame({
+        "arm": ["expert:robust_least_confidence", "supervised", "kd_all", "full:kd", "oracle:margin"],
+        "gold_labels": [50, 400, 400, 1136, 400], "expert_queries": [350, 0, 736, 1136, 0],
+        "expert_reads": [3000, 0, 0, 0, 0]})
+    prices = {"gold": 1.0, "expert": 0.1, "read": 0.01}
+    # 50 + 35 + 30 = 115; 400; 400 + 73.6 = 473.6; 1136 + 113.6 = 1249.6; 400
+    assert costs.priced_cost(frame, prices, 1136, False) == pytest.approx([115, 400, 473.6, 1249.6, 400])
+    # the teachers' 1136 gold labels charged to the arms that use them only
+    assert costs.priced_cost(frame, prices, 1136, True) == pytest.approx([1251, 400, 1609.6, 2385.6, 400])
+
+
+def test_pareto_frontier_by_hand():
+    points = [{"arm": a, "budget": 1, "cost": c, "test_accuracy": t}
+              for a, c, t in (("A", 10, 0.6), ("B", 20, 0.7), ("C", 15, 0.55), ("D", 30, 0.7), ("E", 40, 0.8))]
+    # C costs more than A and is worse; D costs more than B for the same accuracy
+    assert [p["arm"] for p in costs.pareto_frontier(points)] == ["A", "B", "E"]
+
+
+def test_grid_prices_keep_a_reads_ratio_to_an_expert_label():
+    assert costs.grid_prices({"gold": 1.0, "expert": 0.1, "read": 0.01}, 0.3) == pytest.approx(
+        {"gold": 1.0, "expert": 0.3, "read": 0.03})
+    assert costs.grid_prices({"gold": 1.0, "expert": 0.0, "read": 0.02}, 0.3)["read"] == 0.02
