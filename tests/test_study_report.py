@@ -5,6 +5,7 @@ write_report and make_plots."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -15,6 +16,7 @@ import pytest
 from tests.conftest import ROOT
 from trainables.errors import UsageError
 from tuning.budget_study import costs, stats
+from tuning.budget_study.report import summarise, validation_curves, write_report
 
 # ---------------------------------------------------------------- statistics, by hand
 
@@ -158,3 +160,151 @@ def test_grid_prices_keep_a_reads_ratio_to_an_expert_label():
     assert costs.grid_prices({"gold": 1.0, "expert": 0.1, "read": 0.01}, 0.3) == pytest.approx(
         {"gold": 1.0, "expert": 0.3, "read": 0.03})
     assert costs.grid_prices({"gold": 1.0, "expert": 0.0, "read": 0.02}, 0.3)["read"] == 0.02
+
+
+# ---------------------------------------------------------------- a made-up study through the report
+
+SEEDS = [0, 1, 2, 3]
+# right answers of 10 per seed (k); expert:margin's seed 3 at budget 20 collapses to predicting neg only
+CORRECT = {("supervised", 10): [6, 6, 7, 6], ("supervised", 20): [7, 8, 8, 9],
+           ("expert:random", 10): [5, 6, 7, 6], ("expert:random", 20): [6, 7, 7, 8],
+           ("expert:margin", 10): [5, 6, 7, 6], ("expert:margin", 20): [9, 9, 8, None],
+           ("full:supervised", 40): [8, 8, 8, 8]}
+
+
+def study_row(arm: str, budget: int, seed: int) -> dict:
+    k = CORRECT[(arm, budget)][seed]
+    predicted = np.zeros(10, dtype=int) if k is None else right_on(k)
+    expert = arm.startswith("expert:")
+    gold = 4 if expert else budget  # the query arms start from 4 gold labels
+    curve = json.dumps([[5, 0.5], [10, 0.6 + 0.01 * budget / 10], [15, 0.58]]) if "supervised" in arm else ""
+    return {"arm": arm, "budget": budget, "seed": seed, "gold_labels": gold, "expert_queries": budget - gold,
+            "expert_reads": 0, "selection": "share", "selection_labels": gold / 10,
+            # supervised at 10, seed 0, sits at the validation majority rate 0.5; so does the collapsed point
+            "val_accuracy": 0.5 if (arm, budget, seed) == ("supervised", 10, 0) or k is None else 0.7,
+            "test_accuracy": float((predicted == LABELS).mean()), "test_macro_f1": 0.5,
+            "expert_label_accuracy": 0.8 if expert and budget > gold else None, "train_seconds": 2.0,
+            "epoch": 3, "epochs_run": 6, "steps": 30, "best_step": 15, "validation_curve": curve,
+            "test_predictions": "".join(str(p) for p in predicted)}
+
+
+@pytest.fixture(scope="module")
+def made_up():
+    frame = pd.DataFrame([study_row(arm, budget, seed) for (arm, budget) in CORRECT for seed in SEEDS])
+    meta = {"validation_majority_rate": 0.5, "pool_class_counts": [20, 12, 8], "label_names": NAMES,
+            "prices": {"gold": 1.0, "expert": 0.1, "read": 0.01}, "charge_sunk": False, "teacher_gold_labels": 40,
+            "selection": "share", "validation_labels": 30}
+    return frame, summarise(frame, LABELS, [10, 20], meta, replicates=200)
+
+
+def test_flags_medians_and_recall_in_the_summary(made_up):
+    _, summary = made_up
+    arms = summary["arms"]
+    assert arms["expert:margin"]["flags"] == {"count": 1, "of": 8, "points": [{"budget": 20, "seed": 3, "reasons": [
+        "never predicts pos (30% of test)", "never predicts amb (20% of test)",
+        "validation accuracy 0.500 <= majority rate 0.500"]}]}
+    assert arms["supervised"]["flags"]["count"] == 1 and arms["supervised"]["flags"]["points"][0]["seed"] == 0
+    assert arms["full:supervised"]["flags"] == {"count": 0, "of": 4, "points": []}
+    # expert:margin at 20: 0.9, 0.9, 0.8, 0.5 -> mean 0.775, median 0.85
+    point = arms["expert:margin"]["per_budget"]["20"]
+    assert point["test_accuracy"]["mean"] == pytest.approx(0.775)
+    assert point["test_accuracy_median"] == pytest.approx(0.85)
+    # recall at budget 20: right_on(9) neg 4/5 (x2), right_on(8) neg 3/5, all-neg 1 -> neg 0.8; pos, amb 3/4
+    assert arms["expert:margin"]["class_recall"] == pytest.approx({"neg": 0.8, "pos": 0.75, "amb": 0.75})
+
+
+def test_paired_comparisons_in_the_summary(made_up):
+    _, summary = made_up
+    tests = {(t["arm"], t["scale"]): t for t in summary["comparisons"]}
+    assert set(tests) == {(a, s) for a in ("expert:margin", "expert:random") for s in ("linear", "log")}
+    # two budgets: either axis' AULC is the mean of the two points; budget 10 is equal, so the per-seed
+    # difference is (margin - random at 20) / 2 = (0.9-0.6, 0.9-0.7, 0.8-0.7, 0.5-0.8) / 2
+    margin = tests[("expert:margin", "linear")]
+    assert margin["differences"] == pytest.approx([0.15, 0.10, 0.05, -0.15])
+    # mean 0.0375; squared deviations 0.01265625 + 0.00390625 + 0.00015625 + 0.03515625 = 0.051875, / 3,
+    # sd 0.131498, se 0.065749, x t(0.975, 3) 3.182446 = 0.209244
+    assert margin["mean"] == pytest.approx(0.0375)
+    assert margin["t_ci"] == pytest.approx([0.0375 - 0.209244, 0.0375 + 0.209244], abs=1e-5)
+    # |±15 ±10 ±5 ±15| >= 15: pairs (a, d) summing to ±30 give 4 patterns each; to 0 (2 ways), b + c = ±15: 2 each
+    # -> 12 of 16 = 0.75
+    assert margin["p"] == pytest.approx(0.75)
+    # expert:random vs supervised: (random - supervised) at 10 is (-1, 0, 0, 0) / 10, at 20 (-1, -1, -1, -1) / 10:
+    # per seed -0.1, -0.05, -0.05, -0.05; its p: |sum| >= 0.25 only for all same sign: 2/16 = 0.125
+    assert tests[("expert:random", "log")]["differences"] == pytest.approx([-0.1, -0.05, -0.05, -0.05])
+    assert tests[("expert:random", "log")]["p"] == pytest.approx(0.125)
+    # Holm over 4 tests: p sorted 0.125, 0.125, 0.75, 0.75 -> 0.5, 0.375 (lifted to 0.5), 1.0, 0.75 (to 1.0)
+    assert tests[("expert:random", "linear")]["p_holm"] == pytest.approx(0.5)
+    assert margin["p_holm"] == pytest.approx(1.0)
+    assert {t["verdict"] for t in tests.values()} == {"cannot be told apart from"}
+    low, high = margin["bootstrap_ci"]
+    assert low <= margin["mean"] <= high
+
+
+def test_labels_to_reach_a_share_of_full_supervised(made_up):
+    _, summary = made_up
+    # full:supervised 0.8: 90% of it is 0.72. supervised 0.625, 0.8 -> from budget 20; 95% = 0.76 also at 20
+    reach = summary["arms"]["supervised"]["gold_labels_to_90pct"]
+    assert (reach["budget"], reach["gold_labels"], reach["expert_queries"]) == (20, 20, 0)
+    assert set(reach["budget_ci"]) <= {10, 20, None}
+    # expert:random 0.6, 0.7: never at 0.72
+    assert summary["arms"]["expert:random"]["gold_labels_to_90pct"]["budget"] is None
+
+
+def test_costs_frontier_and_recommendation_in_the_summary(made_up):
+    _, summary = made_up
+    priced = summary["costs"]
+    # costs (gold 1, expert 0.1): supervised 10, 20; expert arms 4 + 0.6 = 4.6 and 4 + 1.6 = 5.6; full 40.
+    # accuracy: supervised 0.625, 0.8; random 0.6, 0.7; margin 0.6, 0.775; full 0.8. Frontier: margin@10
+    # (first of the two equal 4.6 / 0.6 points by name), margin@20, supervised@20 (full:supervised costs more).
+    assert [(p["arm"], p["budget"], round(p["cost"], 9)) for p in priced["frontier"]] == [
+        ("expert:margin", 10, 4.6), ("expert:margin", 20, 5.6), ("supervised", 20, 20.0)]
+    sentences = costs.recommendation_sentences(priced["recommendations"])
+    # spend 10: margin@20 costs 4 + 16E <= 10 up to E = 0.375 (grid 0..0.3); above, supervised@10 (0.625)
+    # beats margin@10 and random@10 (0.6). Spend 20: supervised@20 (0.8) at every price.
+    assert sentences == [
+        "With the price of 10 gold labels to spend: if an expert label costs 0.3 gold labels or less, use "
+        "expert:margin at budget 20 (test accuracy 0.775); if it costs 1 or more (the grid ends at 3), use "
+        "supervised at budget 10 (test accuracy 0.625).",
+        "With the price of 20 gold labels to spend: at every expert price from 0 to 3 gold labels, use "
+        "supervised at budget 20 (test accuracy 0.800)."]
+
+
+def test_validation_curves_by_hand():
+    frame = pd.DataFrame({"arm": ["supervised", "supervised", "expert:margin"], "budget": [10, 10, 10],
+                          "validation_curve": ["[[5, 0.5], [10, 0.6], [15, 0.58]]", "[[5, 0.6], [10, 0.7]]", ""]})
+    # best (0.6 + 0.7) / 2 = 0.65, last (0.58 + 0.7) / 2 = 0.64, epochs (3 + 2) / 2
+    assert validation_curves(frame) == {"supervised": {"10": pytest.approx({"best": 0.65, "last": 0.64,
+                                                                            "epochs": 2.5})}}
+
+
+def test_the_report_says_it_plainly(made_up, tmp_path):
+    frame, summary = made_up
+    write_report(summary, tmp_path, ["cost_frontier.png"])
+    report = (tmp_path / "report.md").read_text()
+    assert report.startswith("# Budget study\n\n## Answer")
+    assert "2 of 28 points are flagged" in report
+    assert ("budget 20 seed 3: never predicts pos (30% of test), never predicts amb (20% of test), validation "
+            "accuracy 0.500 <= majority rate 0.500") in report
+    # 4 seeds: no p below 2/16 = 0.125 > 0.05 / 4
+    assert "no verdict other than 'cannot be told apart' is possible" in report
+    assert ("expert:margin cannot be told apart from expert:random (AULC difference, linear: +0.03"  # 0.0375
+            in report)
+    assert "the highest area under the learning curve (mean test accuracy over the budgets) is supervised's" in report
+    assert "model selection: a stratified 10% of each point's own gold labels" in report
+    assert ("prices gold=1, expert=0.1, read=0.01 in gold labels; the teachers' 40 gold labels shown, not charged"
+            in report)
+    assert "use expert:margin at budget 20 (test accuracy 0.775)" in report
+    assert "| supervised | 20 | 2 | 0 | 0 | 0 | 20 | - |" in report  # cost table at the largest budget
+    assert "0.775 [" in report and "median 0.850" in report
+
+
+def test_one_seed_and_no_stated_settings_still_give_a_report(made_up, tmp_path):
+    """An interrupted study with one finished seed: no t-interval (shown '-'), p = 1, no verdict possible;
+    settings the meta does not state are said to be unstated, prices are the defaults (all 1)."""
+    frame, _ = made_up
+    summary = summarise(frame[frame["seed"] == 0], LABELS, [10, 20], {}, replicates=50)
+    assert {t["t_ci"] is None and t["p"] == 1.0 for t in summary["comparisons"]} == {True}
+    write_report(summary, tmp_path, [])
+    report = (tmp_path / "report.md").read_text()
+    assert "| expert:margin | expert:random | linear | +0.150 | - | 1.0000 | 1.0000 |" in report  # (0.9 - 0.6) / 2
+    assert "model selection: not stated" in report and "prices gold=1, expert=1, read=1" in report
