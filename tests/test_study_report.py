@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import ROOT
 from trainables.errors import UsageError
 from tuning.budget_study import costs, stats
+from tuning.budget_study.plots import make_plots
 from tuning.budget_study.report import summarise, validation_curves, write_report
 
 # ---------------------------------------------------------------- statistics, by hand
@@ -296,6 +297,21 @@ def test_the_report_says_it_plainly(made_up, tmp_path):
     assert "use expert:margin at budget 20 (test accuracy 0.775)" in report
     assert "| supervised | 20 | 2 | 0 | 0 | 0 | 20 | - |" in report  # cost table at the largest budget
     assert "0.775 [" in report and "median 0.850" in report
+
+
+def test_plots_are_drawn_from_the_summary_frame_and_queries(made_up, tmp_path):
+    frame, summary = made_up
+    queries = tmp_path / "queries.csv"
+    pd.DataFrame({"arm": ["expert:margin", "expert:random"], "seed": [0, 0], "budget": [20, 20],
+                  "new_rows": ["1 2", "3 4"], "gold_class_counts": ["1 1 0", "2 0 0"],
+                  "expert_class_counts": ["2 0 0", "1 0 1"], "expert_mean_entropy": [0.3, 0.4],
+                  "expert_accuracy": [0.5, 0.5]}).to_csv(queries, index=False)
+    names = make_plots(tmp_path, summary, frame, queries)
+    assert names == ["accuracy_vs_gold.png", "accuracy_vs_all_labels.png", "aulc.png", "cost_frontier.png",
+                     "class_recall.png", "validation_curves.png", "query_class_balance.png"]
+    assert all((tmp_path / name).stat().st_size > 1000 for name in names)
+    # no queries.csv (a study without query arms): that figure is left out, not drawn empty
+    assert "query_class_balance.png" not in make_plots(tmp_path, summary, frame, tmp_path / "absent.csv")
 
 
 def test_one_seed_and_no_stated_settings_still_give_a_report(made_up, tmp_path):
