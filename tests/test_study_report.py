@@ -102,6 +102,8 @@ def test_flags_by_hand():
     assert stats.flag_reasons(right_on(6), LABELS, 0.56, 0.55, NAMES) == []
     rare = np.array([0] * 19 + [2])  # class 2 is 5% of these labels: never predicting it is no flag
     assert stats.flag_reasons(np.zeros(20, dtype=int), rare, 0.9, 0.5, NAMES) == []
+    tenth = np.array([0] * 9 + [1])  # exactly 10% counts
+    assert stats.flag_reasons(np.zeros(10, dtype=int), tenth, 0.9, 0.5, NAMES) == ["never predicts pos (10% of test)"]
 
 
 def test_class_recall_and_query_shares_by_hand():
@@ -324,3 +326,14 @@ def test_one_seed_and_no_stated_settings_still_give_a_report(made_up, tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "| expert:margin | expert:random | linear | +0.150 | - | 1.0000 | 1.0000 |" in report  # (0.9 - 0.6) / 2
     assert "model selection: not stated" in report and "prices gold=1, expert=1, read=1" in report
+
+
+def test_identical_arms_differ_by_exactly_zero_in_every_interval(made_up):
+    """The bootstrap draws every arm and the full-data reference in one call: the same seeds and test
+    examples in each replicate, so two arms with the same predictions differ by 0 in all of them."""
+    frame, _ = made_up
+    twin = frame[frame["arm"] == "expert:random"].assign(arm="expert:margin")
+    summary = summarise(pd.concat([frame[frame["arm"] != "expert:margin"], twin]), LABELS, [10, 20], {},
+                        replicates=200)
+    margin = next(t for t in summary["comparisons"] if t["arm"] == "expert:margin")
+    assert margin["bootstrap_ci"] == [0.0, 0.0] and margin["t_ci"] == [0.0, 0.0] and margin["p"] == 1.0
