@@ -165,6 +165,20 @@ def test_grid_prices_keep_a_reads_ratio_to_an_expert_label():
     assert costs.grid_prices({"gold": 1.0, "expert": 0.0, "read": 0.02}, 0.3)["read"] == 0.02
 
 
+def test_recommendations_group_the_grid_into_runs():
+    a = {"arm": "kd_all", "budget": 100, "cost": 0.0, "test_accuracy": 0.8}
+    b = {"arm": "supervised", "budget": 50, "cost": 0.0, "test_accuracy": 0.7}
+    recs = [{"spend": 50.0, "choices": [{"expert_price": 0.0, "best": a}, {"expert_price": 0.1, "best": b},
+                                        {"expert_price": 0.3, "best": None}, {"expert_price": 1.0, "best": None}]}]
+    assert costs.recommendation_sentences(recs) == [
+        "With the price of 50 gold labels to spend: if an expert label is free, use kd_all at budget 100 (test "
+        "accuracy 0.800); at 0.1, use supervised at budget 50 (test accuracy 0.700); from 0.3 to 1 (the dearest "
+        "price tried), no measured point costs that little."]
+    assert costs.recommendation_table(recs) == (
+        ["spend (gold labels)", "expert = 0", "expert = 0.1", "expert = 0.3", "expert = 1"],
+        [["50", "kd_all @ 100", "supervised @ 50", "-", "-"]])
+
+
 # ---------------------------------------------------------------- a made-up study through the report
 
 SEEDS = [0, 1, 2, 3]
@@ -263,10 +277,13 @@ def test_costs_frontier_and_recommendation_in_the_summary(made_up):
         ("expert:margin", 10, 4.6), ("expert:margin", 20, 5.6), ("supervised", 20, 20.0)]
     sentences = costs.recommendation_sentences(priced["recommendations"])
     # spend 10: margin@20 costs 4 + 16E <= 10 up to E = 0.375 (grid 0..0.3); above, supervised@10 (0.625)
-    # beats margin@10 and random@10 (0.6). Spend 20: supervised@20 (0.8) at every price.
-    assert sentences == [
+    # beats margin@10 and random@10 (0.6). Spend 20: supervised@20 (0.8) at every price. Spend 40 (the pool):
+    # full:supervised is no better (0.8) and dearer, so supervised@20 again.
+    assert sentences[2] == ("With the price of 40 gold labels to spend: at every expert price from 0 to 3 gold "
+                            "labels, use supervised at budget 20 (test accuracy 0.800).")
+    assert sentences[:2] == [
         "With the price of 10 gold labels to spend: if an expert label costs 0.3 gold labels or less, use "
-        "expert:margin at budget 20 (test accuracy 0.775); if it costs 1 or more (the grid ends at 3), use "
+        "expert:margin at budget 20 (test accuracy 0.775); from 1 to 3 (the dearest price tried), use "
         "supervised at budget 10 (test accuracy 0.625).",
         "With the price of 20 gold labels to spend: at every expert price from 0 to 3 gold labels, use "
         "supervised at budget 20 (test accuracy 0.800)."]

@@ -145,13 +145,22 @@ def _sentence(rec: dict) -> str:
         if len(runs) == 1:
             when = f"at every expert price from {low:g} to {high:g} gold labels"
         elif i == 0:
-            when = f"if an expert label costs {high:g} gold labels or less"
+            when = (f"if an expert label costs {high:g} gold labels or less" if high > 0 else
+                    "if an expert label is free")
         elif i == len(runs) - 1:
-            when = f"if it costs {low:g} or more (the grid ends at {high:g})"
+            when = f"{span} (the dearest price tried)"
         else:
             when = span
         parts.append(f"{when}, {_use(run[0]['best'])}")
     return f"With the price of {rec['spend']:g} gold labels to spend: " + "; ".join(parts) + "."
+
+
+def recommendation_table(recs: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """The same choices as a grid: a row per spend level, a column per expert price, "arm @ budget"."""
+    head = ["spend (gold labels)", *(f"expert = {c['expert_price']:g}" for c in recs[0]["choices"])] if recs else []
+    rows = [[f"{rec['spend']:g}", *("-" if c["best"] is None else f"{c['best']['arm']} @ {c['best']['budget']}"
+                                   for c in rec["choices"])] for rec in recs]
+    return head, rows
 
 
 def _key(point: dict | None):

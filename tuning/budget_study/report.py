@@ -264,11 +264,13 @@ def validation_curves(frame: pd.DataFrame) -> dict:
 
 def _costs(frame: pd.DataFrame, prices: dict, teacher_gold: int, charge: bool, budgets: list[int]) -> dict:
     """Every (arm, budget) on the priced-cost axis, the Pareto frontier, and the best point at each
-    expert price of the grid for spends equal to the study's budgets (in gold labels)."""
+    expert price of the grid for spends equal to the study's budgets and the pool (the price of labelling
+    all of it: where the teacher arms compete once their sunk labels are charged), in gold labels."""
     points = costs.cost_points(frame, prices, teacher_gold, charge)
+    pools = set(frame.loc[frame["arm"].str.startswith("full:"), BUDGET].astype(int)) - set(budgets)
     return {"points": points, "frontier": costs.pareto_frontier(points),
             "expert_price_grid": list(costs.EXPERT_PRICE_GRID),
-            "recommendations": costs.recommendations(frame, prices, teacher_gold, charge, budgets)}
+            "recommendations": costs.recommendations(frame, prices, teacher_gold, charge, [*budgets, *sorted(pools)])}
 
 
 def per_class_f1(frame: pd.DataFrame, arm: str, budget: int, seeds: list[int], test_labels: np.ndarray,

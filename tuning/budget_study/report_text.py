@@ -304,7 +304,9 @@ def frontier_lines(summary: dict) -> list[str]:
     return [*_table(["arm", "budget", "priced cost", "mean test accuracy"],
                     [[p["arm"], str(p["budget"]), f"{p['cost']:.1f}", f"{p['test_accuracy']:.3f}"]
                      for p in priced["frontier"]]),
-            "", *[f"- {s}" for s in costs.recommendation_sentences(priced["recommendations"])]]
+            "", "The most accurate point (mean test accuracy) within each spend, at each expert price (in gold "
+            "labels; the sentences in the answer say the same):", "",
+            *_table(*costs.recommendation_table(priced["recommendations"]))]
 
 
 # ---------------------------------------------------------------- leakage
