@@ -89,11 +89,21 @@ def cost_points(frame, prices: dict[str, float], teacher_gold: int, charge_sunk:
              "test_accuracy": float(row["test_accuracy"])} for (arm, budget), row in means.iterrows()]
 
 
+def simplicity(arm: str) -> int:
+    """Breaks exact ties (same cost, same accuracy: at the initial budget supervised, oracle:* and
+    expert:* train the same student on the same rows): the simplest arm is named, not a query rule that
+    has not queried anything yet."""
+    if arm in ("supervised", "full:supervised"):
+        return 0
+    return 1 if arm.endswith(":random") else 2
+
+
 def pareto_frontier(points: list[dict]) -> list[dict]:
     """The points no other point beats on both axes (cheaper or as cheap, and at least as accurate),
-    cheapest first. Of two points with equal cost the more accurate stays; of equal accuracy the cheaper."""
+    cheapest first. Of two points with equal cost the more accurate stays; of equal accuracy the cheaper;
+    of identical ones the simplest arm."""
     frontier, best = [], -math.inf
-    for point in sorted(points, key=lambda p: (p["cost"], -p["test_accuracy"])):
+    for point in sorted(points, key=lambda p: (p["cost"], -p["test_accuracy"], simplicity(p["arm"]))):
         if point["test_accuracy"] > best:
             frontier.append(point)
             best = point["test_accuracy"]
@@ -108,9 +118,9 @@ def grid_prices(prices: dict[str, float], expert: float) -> dict[str, float]:
 
 
 def best_within(points: list[dict], spend: float) -> dict | None:
-    """The most accurate point costing at most `spend` (the cheaper of equals), or None."""
+    """The most accurate point costing at most `spend` (the cheaper of equals, then the simplest), or None."""
     affordable = [p for p in points if p["cost"] <= spend + 1e-9]
-    return min(affordable, key=lambda p: (-p["test_accuracy"], p["cost"])) if affordable else None
+    return min(affordable, key=lambda p: (-p["test_accuracy"], p["cost"], simplicity(p["arm"]))) if affordable else None
 
 
 def recommendations(frame, prices: dict[str, float], teacher_gold: int, charge_sunk: bool,

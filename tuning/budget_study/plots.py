@@ -62,7 +62,7 @@ def plot_aulc(summary: dict, path: Path) -> Path:
         high = np.array([entry[f"{key}_ci"][1] for _, entry in curves]) - values
         axis.barh(range(len(curves)), values, xerr=[low, high], capsize=3)
         axis.set_xlim(max(0.0, values.min() - 0.15), min(1.0, values.max() + 0.05))
-        axis.set_xlabel(f"AULC on a {name} budget axis (95% CI)")
+        axis.set_xlabel(f"AULC on a {name} budget axis (95% bootstrap CI: seeds, test examples)")
     axes[0].set_yticks(range(len(curves)), [arm for arm, _ in curves])
     return save(figure, path)
 
