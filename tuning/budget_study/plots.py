@@ -68,6 +68,7 @@ def plot_aulc(summary: dict, path: Path) -> Path:
 
 
 def plot_class_f1(scores: dict[str, np.ndarray], label_names: list[str], budget: int, path: Path) -> Path:
+    """Only the runner's own make_plots draws it: to go once it calls make_plots (plot_class_recall)."""
     figure, axis = plt.subplots(figsize=(8, 4))
     width = 0.8 / max(len(scores), 1)
     for i, (arm, values) in enumerate(scores.items()):

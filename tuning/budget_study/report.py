@@ -84,12 +84,6 @@ def predictions(frame: pd.DataFrame, arm: str, budgets: list[int], seeds: list[i
                      for b in budgets])
 
 
-def correctness(frame: pd.DataFrame, arm: str, budgets: list[int], seeds: list[int],
-                test_labels: np.ndarray) -> np.ndarray:
-    """bool (budgets, seeds, test examples): did arm's student at that budget and seed get it right."""
-    return predictions(frame, arm, budgets, seeds) == test_labels
-
-
 def parse_curve(text) -> list[tuple[int, float]]:
     """validation_curve's JSON text (or the list itself) as [(step, accuracy)]; [] when absent."""
     if isinstance(text, list):
@@ -275,7 +269,8 @@ def _costs(frame: pd.DataFrame, prices: dict, teacher_gold: int, charge: bool, b
 
 def per_class_f1(frame: pd.DataFrame, arm: str, budget: int, seeds: list[int], test_labels: np.ndarray,
                  num_labels: int) -> np.ndarray:
-    """Mean over seeds of each class's F1 on test (sklearn's f1_score, average=None)."""
+    """Mean over seeds of each class's F1 on test (sklearn's f1_score, average=None). Only the runner's
+    own make_plots uses it: to go once it calls plots.make_plots (per-class recall from the summary)."""
     from sklearn.metrics import f1_score  # noqa: PLC0415
 
     rows = frame[(frame["arm"] == arm) & (frame[BUDGET] == budget)].set_index("seed")
