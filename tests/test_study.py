@@ -308,8 +308,9 @@ def test_summary_by_hand_on_a_made_up_study():
 
     def row(arm, budget, seed, k, f1=0.4, gold=None, queries=0):
         return {"arm": arm, "budget": budget, "seed": seed, "gold_labels": gold or budget, "expert_queries": queries,
-                "val_accuracy": 0.5, "test_accuracy": k / 4, "test_macro_f1": f1, "expert_label_accuracy": None,
-                "train_seconds": 1.0, "test_predictions": prediction(k)}
+                "expert_reads": 0, "selection_labels": 1, "val_accuracy": 0.5, "test_accuracy": k / 4,
+                "test_macro_f1": f1, "expert_label_accuracy": None, "train_seconds": 1.0, "epoch": 2,
+                "epochs_run": 4, "steps": 8, "test_predictions": prediction(k)}
     frame = pd.DataFrame([
         row("supervised", 10, 0, 2), row("supervised", 20, 0, 4),
         row("expert:random", 10, 0, 1, gold=10), row("expert:random", 20, 0, 3, gold=10, queries=10),
@@ -324,8 +325,9 @@ def test_summary_by_hand_on_a_made_up_study():
     assert arms["expert:random"]["aulc"] == pytest.approx(0.5)  # (0.25 + 0.75) / 2
     assert arms["expert:margin"]["aulc_diff_vs_random"]["mean"] == pytest.approx(0.0)  # 0.5 - 0.5
     assert arms["supervised"]["per_budget"]["10"]["test_macro_f1"] == pytest.approx(0.4)
-    assert arms["supervised"]["gold_labels_to_95pct"] == {"budget": 20, "gold_labels": 20, "expert_queries": 0}
-    assert arms["expert:random"]["gold_labels_to_90pct"] is None  # 0.75 < 0.9 x 1.0
+    reach = arms["supervised"]["gold_labels_to_95pct"]
+    assert (reach["budget"], reach["gold_labels"], reach["expert_queries"]) == (20, 20, 0)
+    assert arms["expert:random"]["gold_labels_to_90pct"]["budget"] is None  # 0.75 < 0.9 x 1.0
     assert arms["full:supervised"]["test_accuracy"]["mean"] == pytest.approx(1.0)
 
 

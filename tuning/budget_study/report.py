@@ -1,8 +1,10 @@
 """The budget study's numbers: study.csv in, summary.json, report.md and plots out (no Ray, no torch).
 
-Every interval here is a 95% paired bootstrap over seeds AND test examples (tuning/analysis/bootstrap.py), so it
-covers both the seed-to-seed variation and the sampling of the test set. Choices look at validation
-only; test accuracy is what is reported."""
+Verdicts rest on paired per-seed differences of the area under the learning curve (stats.py: a
+t-interval over seeds, an exact sign-flip test, Holm's correction over every comparison made). Beside
+them, every figure carries a 95% paired bootstrap over seeds AND test examples
+(tuning/analysis/bootstrap.py), which also covers the sampling of the test set. Choices look at
+validation only; test accuracy is what is reported. Costs are priced on one axis in costs.py."""
 
 from __future__ import annotations
 
@@ -17,15 +19,40 @@ from trainables import metrics as m
 from trainables.atomic import write_text
 from trainables.study_settings import BUDGET, GOLD_LABELS, TEST_PREDICTIONS, VALIDATION_LABELS, decode_predictions
 from tuning.analysis.bootstrap import REPLICATES, estimate, interval, replicate_accuracies
+from tuning.budget_study import costs
+from tuning.budget_study.report_text import BOOTSTRAP, answer, document, goal_lines, leakage_warnings
+from tuning.budget_study.stats import (
+    SCALES,
+    aulc,
+    baseline_of,
+    class_recall,
+    comparison_pairs,
+    first_staying_above,
+    flag_reasons,
+    holm,
+    paired_t_interval,
+    sign_flip_p,
+    verdict,
+)
+
+# Re-exported: they lived here before stats.py and report_text.py.
+__all__ = ["answer", "aulc", "baseline_of", "goal_lines", "leakage_warnings"]
 
 STUDY_CSV = "study.csv"
+QUERIES_CSV = "queries.csv"
 SUMMARY_JSON = "summary.json"
 REPORT_MD = "report.md"
+EXPERT_READS, SELECTION_LABELS, EPOCHS_RUN = "expert_reads", "selection_labels", "epochs_run"
+VALIDATION_CURVE = "validation_curve"  # JSON [[step, fixed-validation accuracy], ...] per epoch
 CSV_COLUMNS = ["arm", BUDGET, "seed", GOLD_LABELS, m.EXPERT_QUERIES, m.VAL_ACCURACY, m.TEST_ACCURACY,
-               m.TEST_MACRO_F1, m.VAL_MACRO_F1, m.EXPERT_LABEL_ACCURACY, "expert_label_accuracy_new",
-               m.TEACHER_LABELS, VALIDATION_LABELS, m.TRAIN_SECONDS, m.EPOCH, "steps", TEST_PREDICTIONS]
+               m.TEST_MACRO_F1, m.VAL_MACRO_F1, EXPERT_READS, "selection", SELECTION_LABELS,
+               m.EXPERT_LABEL_ACCURACY, "expert_label_accuracy_new", m.TEACHER_LABELS, VALIDATION_LABELS,
+               m.TRAIN_SECONDS, m.EPOCH, EPOCHS_RUN, "steps", "best_step", VALIDATION_CURVE, TEST_PREDICTIONS]
+# What summarise reads of every row; the runner writes them all.
+REQUIRED = ["arm", BUDGET, "seed", GOLD_LABELS, m.EXPERT_QUERIES, EXPERT_READS, SELECTION_LABELS,
+            m.VAL_ACCURACY, m.TEST_ACCURACY, m.TEST_MACRO_F1, m.TRAIN_SECONDS, m.EPOCH, EPOCHS_RUN, "steps",
+            TEST_PREDICTIONS]
 TARGETS = (0.90, 0.95)  # shares of full-data supervised test accuracy
-GOAL_SHARE, GOAL_GOLD = 0.95, 0.20  # the goal the report is read against
 
 
 def write_study_csv(rows: list[dict], path: Path) -> pd.DataFrame:
@@ -36,7 +63,7 @@ def write_study_csv(rows: list[dict], path: Path) -> pd.DataFrame:
     return frame
 
 
-# ---------------------------------------------------------------- the statistics
+# ---------------------------------------------------------------- reading study.csv
 
 def common_seeds(frame: pd.DataFrame, budgets: list[int]) -> list[int]:
     """Seeds for which every arm has every one of its points (each budget; a full:* reference its one
@@ -50,94 +77,133 @@ def common_seeds(frame: pd.DataFrame, budgets: list[int]) -> list[int]:
     return sorted(int(seed) for seed in seeds or [])
 
 
-def correctness(frame: pd.DataFrame, arm: str, budgets: list[int], seeds: list[int],
-                test_labels: np.ndarray) -> np.ndarray:
-    """bool (budgets, seeds, test examples): did arm's student at that budget and seed get it right."""
+def predictions(frame: pd.DataFrame, arm: str, budgets: list[int], seeds: list[int]) -> np.ndarray:
+    """int (budgets, seeds, test examples): the class arm's student predicted at that budget and seed."""
     rows = frame[frame["arm"] == arm].set_index([BUDGET, "seed"])
-    return np.stack([np.stack([decode_predictions(rows.loc[(b, s), TEST_PREDICTIONS]) == test_labels
-                               for s in seeds]) for b in budgets])
+    return np.stack([np.stack([decode_predictions(rows.loc[(b, s), TEST_PREDICTIONS]) for s in seeds])
+                     for b in budgets])
 
 
-def aulc(accuracy: np.ndarray, budgets: list[int]) -> np.ndarray:
-    """Area under the learning curve: trapezoid of accuracy over the budgets (increasing), divided by
-    (largest - smallest budget), so it reads as an average accuracy. accuracy: (..., budgets)."""
-    budgets = np.asarray(budgets, dtype=float)
-    if len(budgets) == 1:
-        return accuracy[..., 0]
-    widths = np.diff(budgets)
-    return ((accuracy[..., 1:] + accuracy[..., :-1]) / 2 * widths).sum(axis=-1) / (budgets[-1] - budgets[0])
+def parse_curve(text) -> list[tuple[int, float]]:
+    """validation_curve's JSON text (or the list itself) as [(step, accuracy)]; [] when absent."""
+    if isinstance(text, list):
+        return [(int(s), float(a)) for s, a in text]
+    if not isinstance(text, str) or not text.strip():
+        return []
+    return [(int(s), float(a)) for s, a in json.loads(text)]
 
 
-def baseline_of(arm: str, arms: list[str]) -> str | None:
-    """The random-query arm of the same expert. Gold-answered random queries with a fresh student per
-    budget are uniform gold draws, which is what `supervised` is: it stands in when oracle:random is absent."""
-    kind, _, strategy = arm.partition(":")
-    if kind not in ("oracle", "expert") or strategy == "random":
-        return None
-    random_arm = f"{kind}:random"
-    return "supervised" if kind == "oracle" and random_arm not in arms and "supervised" in arms else random_arm
+def _replicates(predicted: dict[str, np.ndarray], test_labels: np.ndarray, replicates: int) -> dict[str, np.ndarray]:
+    """arm -> (R, its budgets) bootstrap accuracies, all arms and the full-data references drawn in ONE
+    call, so every replicate resamples the same seeds and test examples for all (paired by construction)."""
+    blocks = [predicted[arm] == test_labels for arm in predicted]
+    flat = replicate_accuracies(np.concatenate(blocks), replicates)
+    return dict(zip(predicted, np.split(flat, np.cumsum([len(b) for b in blocks])[:-1], axis=1), strict=True))
 
+
+def _label_names(meta: dict, test_labels: np.ndarray, predicted: dict[str, np.ndarray]) -> list[str]:
+    if meta.get("label_names"):
+        return [str(name) for name in meta["label_names"]]
+    highest = max([int(test_labels.max())] + [int(p.max()) for p in predicted.values()])
+    return [str(c) for c in range(highest + 1)]
+
+
+# ---------------------------------------------------------------- the summary
 
 def summarise(frame: pd.DataFrame, test_labels: np.ndarray, budgets: list[int], meta: dict,
               replicates: int = REPLICATES) -> dict:
+    missing = [c for c in REQUIRED if c not in frame]
+    if missing:
+        raise ValueError(f"study.csv lacks the column(s) {', '.join(missing)}")
     seeds = common_seeds(frame, budgets)
     if not seeds:
         raise ValueError("no seed has every arm's points: nothing can be compared")
-    frame = frame[frame["seed"].isin(seeds)]  # means, seconds and label counts over the compared seeds only
-    curve_arms = [a for a in sorted(frame["arm"].unique()) if not a.startswith("full:")]
-    full_arms = [a for a in sorted(frame["arm"].unique()) if a.startswith("full:")]
-    stack = np.stack([correctness(frame, a, budgets, seeds, test_labels) for a in curve_arms])
-    acc = replicate_accuracies(stack, replicates)  # (R, arms, budgets)
-    full = {}
-    for arm in full_arms:
-        pool = int(frame.loc[frame["arm"] == arm, BUDGET].iloc[0])
-        full[arm] = replicate_accuracies(correctness(frame, arm, [pool], seeds, test_labels), replicates)[:, 0]
+    # Means, seconds, label counts and costs over the compared seeds and budgets only.
+    frame = frame[frame["seed"].isin(seeds) & (frame[BUDGET].isin(budgets) | frame["arm"].str.startswith("full:"))]
+    prices = meta.get("prices") or costs.parse_prices(None)
+    teacher_gold, charge = int(meta.get("teacher_gold_labels") or 0), bool(meta.get("charge_sunk", False))
+    frame = frame.assign(priced_cost=costs.priced_cost(frame, prices, teacher_gold, charge))
+    test_labels = np.asarray(test_labels)
+    names = sorted(frame["arm"].unique())
+    points = {arm: budgets if not arm.startswith("full:") else [int(frame.loc[frame["arm"] == arm, BUDGET].iloc[0])]
+              for arm in names}
+    predicted = {arm: predictions(frame, arm, points[arm], seeds) for arm in names}
+    accuracy = _replicates(predicted, test_labels, replicates)  # arm -> (R, budgets)
+    seed_accuracy = {arm: (p == test_labels).mean(axis=-1) for arm, p in predicted.items()}  # (budgets, seeds)
+    labels = _label_names(meta, test_labels, predicted)
+    full_supervised = accuracy.get("full:supervised")
     arms = {}
-    areas = aulc(acc, budgets)  # (R, arms)
-    for i, arm in enumerate(curve_arms):
-        arms[arm] = _arm_summary(frame[frame["arm"] == arm], acc[:, i], areas[:, i], budgets, full)
+    for arm in names:
+        rows = frame[frame["arm"] == arm]
+        if arm.startswith("full:"):
+            arms[arm] = _reference(rows, accuracy[arm], seed_accuracy[arm], points[arm])
+        else:
+            arms[arm] = _curve(rows, accuracy[arm], seed_accuracy[arm], points[arm], full_supervised)
+        arms[arm]["flags"] = _flags(rows, test_labels, meta.get("validation_majority_rate"), labels)
+        recall = class_recall(list(predicted[arm][-1]), test_labels, len(labels))  # at its largest budget
+        arms[arm]["class_recall"] = dict(zip(labels, recall.tolist(), strict=True))
+    curve_arms = [a for a in names if not a.startswith("full:")]
+    for arm in curve_arms:
         base = baseline_of(arm, curve_arms)
-        if base in curve_arms:
-            diff = areas[:, i] - areas[:, curve_arms.index(base)]
+        if base in curve_arms:  # the bootstrap view of the comparison, kept beside the verdicts
+            diff = aulc(accuracy[arm], budgets) - aulc(accuracy[base], budgets)
             arms[arm]["aulc_diff_vs_random"] = {**estimate(diff), "baseline": base}
-    for arm, values in full.items():
-        arms[arm] = {"test_accuracy": estimate(values), "budget": int(frame.loc[frame["arm"] == arm, BUDGET].iloc[0])}
-    return {**meta, "seeds": seeds, "budgets": budgets, "test_examples": int(len(test_labels)),
-            "interval": f"95% percentile bootstrap over seeds and test examples (paired), {replicates} replicates",
-            "arms": arms}
+    return {**meta, "prices": prices, "charge_sunk": charge, "seeds": seeds, "budgets": budgets,
+            "test_examples": int(len(test_labels)), "interval": f"{BOOTSTRAP}, {replicates} replicates",
+            "arms": arms, "comparisons": _comparisons(curve_arms, seed_accuracy, accuracy, budgets),
+            "validation_curves": validation_curves(frame),
+            "costs": _costs(frame, prices, teacher_gold, charge, budgets)}
 
 
-def _arm_summary(rows: pd.DataFrame, acc: np.ndarray, area: np.ndarray, budgets: list[int], full: dict) -> dict:
-    per_budget = {}
-    for j, budget in enumerate(budgets):
-        at = rows[rows[BUDGET] == budget]
-        per_budget[str(budget)] = {
-            "test_accuracy": estimate(acc[:, j]),
-            "val_accuracy": float(at[m.VAL_ACCURACY].mean()),
-            "test_macro_f1": float(at[m.TEST_MACRO_F1].mean()),
-            GOLD_LABELS: int(at[GOLD_LABELS].max()),
-            m.EXPERT_QUERIES: int(at[m.EXPERT_QUERIES].max()),
-            m.EXPERT_LABEL_ACCURACY: _nanmean(at[m.EXPERT_LABEL_ACCURACY]),
-        }
-    summary = {"aulc": float(area[0]), "aulc_ci": list(interval(area[1:])), "per_budget": per_budget,
+def _curve(rows: pd.DataFrame, acc: np.ndarray, seed_acc: np.ndarray, budgets: list[int],
+           full_supervised: np.ndarray | None) -> dict:
+    """A curve arm: each budget's figures, its AULC on both axes, and the labels it needs to reach
+    90% / 95% of full-data supervised (with full_supervised's replicates, paired with acc's)."""
+    summary = {"per_budget": {str(b): _point(rows[rows[BUDGET] == b], acc[:, j], seed_acc[j])
+                              for j, b in enumerate(budgets)},
                "cpu_seconds": float(rows[m.TRAIN_SECONDS].sum())}
-    reference = full.get("full:supervised")
-    if reference is not None:
+    for scale in SCALES:
+        area = aulc(acc, budgets, scale)
+        key = "aulc" if scale == "linear" else "aulc_log"
+        summary[key], summary[f"{key}_ci"] = float(area[0]), list(interval(area[1:]))
+    if full_supervised is not None:
         for share in TARGETS:
-            summary[f"gold_labels_to_{round(share * 100)}pct"] = _labels_to_reach(rows, acc[0], budgets,
-                                                                                   share * reference[0])
+            summary[f"gold_labels_to_{round(share * 100)}pct"] = _reach(rows, acc, share * full_supervised[:, 0],
+                                                                         budgets)
     return summary
 
 
-def _labels_to_reach(rows: pd.DataFrame, mean_acc: np.ndarray, budgets: list[int], target: float) -> dict | None:
-    """The smallest measured budget whose mean test accuracy reaches target: its gold labels and its
-    expert labels (None when no budget of the study reaches it; no interpolation between budgets)."""
-    for j, budget in enumerate(budgets):
-        if mean_acc[j] >= target:
-            at = rows[rows[BUDGET] == budget]
-            return {"budget": budget, GOLD_LABELS: int(at[GOLD_LABELS].max()),
-                    m.EXPERT_QUERIES: int(at[m.EXPERT_QUERIES].max())}
-    return None
+def _reference(rows: pd.DataFrame, acc: np.ndarray, seed_acc: np.ndarray, budgets: list[int]) -> dict:
+    """A full-data reference (full:*): its one point, on the whole pool."""
+    return {"test_accuracy": estimate(acc[:, 0]), "budget": budgets[0],
+            "per_budget": {str(budgets[0]): _point(rows, acc[:, 0], seed_acc[0])},
+            "cpu_seconds": float(rows[m.TRAIN_SECONDS].sum())}
+
+
+def _point(at: pd.DataFrame, acc: np.ndarray, seed_acc: np.ndarray) -> dict:
+    """One (arm, budget): figures as means over seeds (the median too for test accuracy)."""
+    mean = {column: float(at[column].mean()) for column in
+            (m.VAL_ACCURACY, m.TEST_MACRO_F1, GOLD_LABELS, SELECTION_LABELS, m.EXPERT_QUERIES, EXPERT_READS,
+             "priced_cost", m.EPOCH, EPOCHS_RUN, "steps")}
+    return {"test_accuracy": estimate(acc), "test_accuracy_median": float(np.median(seed_acc)), **mean,
+            m.EXPERT_LABEL_ACCURACY: _nanmean(at[m.EXPERT_LABEL_ACCURACY]) if m.EXPERT_LABEL_ACCURACY in at else None}
+
+
+def _reach(rows: pd.DataFrame, acc: np.ndarray, targets: np.ndarray, budgets: list[int]) -> dict:
+    """The smallest budget from which the mean curve stays at or above the target at every larger budget
+    (None: not reached), its gold and expert labels, and the interval of that budget over the bootstrap
+    replicates (seeds and test examples, the reference's noise included); a replicate that never reaches it
+    counts as beyond the largest budget, so an upper end of None reads "not reached within the study"."""
+    found = [first_staying_above(acc[r], targets[r]) for r in range(len(acc))]
+    reached = np.array([math.inf if j is None else budgets[j] for j in found[1:]])
+    low, high = (float(np.quantile(reached, q, method=way)) for q, way in ((0.025, "lower"), (0.975, "higher")))
+    budget = None if found[0] is None else budgets[found[0]]
+    at = rows[rows[BUDGET] == budget]
+    return {"budget": budget,
+            GOLD_LABELS: float(at[GOLD_LABELS].mean()) if budget is not None else None,
+            m.EXPERT_QUERIES: float(at[m.EXPERT_QUERIES].mean()) if budget is not None else None,
+            "budget_ci": [None if math.isinf(v) else int(v) for v in (low, high)],
+            "replicates_not_reaching": float(np.mean(np.isinf(reached)))}
 
 
 def _nanmean(values) -> float | None:
@@ -145,9 +211,66 @@ def _nanmean(values) -> float | None:
     return float(values.mean()) if len(values) else None
 
 
+def _flags(rows: pd.DataFrame, test_labels: np.ndarray, majority_rate: float | None, labels: list[str]) -> dict:
+    """The arm's flagged points (stats.flag_reasons): how many of its points, which, and why."""
+    flagged = []
+    for _, row in rows.sort_values([BUDGET, "seed"]).iterrows():
+        reasons = flag_reasons(decode_predictions(row[TEST_PREDICTIONS]), test_labels, float(row[m.VAL_ACCURACY]),
+                               majority_rate, labels)
+        if reasons:
+            flagged.append({"budget": int(row[BUDGET]), "seed": int(row["seed"]), "reasons": reasons})
+    return {"count": len(flagged), "of": len(rows), "points": flagged}
+
+
+def _comparisons(curve_arms: list[str], seed_acc: dict, accuracy: dict, budgets: list[int]) -> list[dict]:
+    """Every stated pair (stats.comparison_pairs) on both budget axes: the per-seed AULC differences,
+    their t-interval and exact sign-flip p, Holm-adjusted over all of them, and the bootstrap interval."""
+    tests = []
+    for arm, base in comparison_pairs(curve_arms):
+        for scale in SCALES:
+            d = aulc(seed_acc[arm].T, budgets, scale) - aulc(seed_acc[base].T, budgets, scale)
+            boot = aulc(accuracy[arm], budgets, scale) - aulc(accuracy[base], budgets, scale)
+            t_ci = paired_t_interval(d)
+            tests.append({"arm": arm, "baseline": base, "scale": scale, "mean": float(d.mean()),
+                          "t_ci": None if t_ci is None else list(t_ci), "p": sign_flip_p(d),
+                          "bootstrap_ci": estimate(boot)["ci"], "differences": [round(float(x), 6) for x in d]})
+    for test, adjusted in zip(tests, holm([t["p"] for t in tests]), strict=True):
+        test["p_holm"] = float(adjusted)
+        test["verdict"] = verdict(test["mean"], adjusted)
+    return tests
+
+
+def validation_curves(frame: pd.DataFrame) -> dict:
+    """supervised and full:supervised, per budget, means over seeds of the fixed-validation accuracy
+    at the curve's best and last epoch and the epochs run: does supervised rise with the budget to meet
+    full-data supervised, and has each curve flattened by its last epoch?"""
+    out: dict = {}
+    if VALIDATION_CURVE not in frame:
+        return out
+    for (arm, budget), at in frame[frame["arm"].isin(["supervised", "full:supervised"])].groupby(["arm", BUDGET]):
+        curves = [c for c in map(parse_curve, at[VALIDATION_CURVE]) if c]
+        if curves:
+            out.setdefault(arm, {})[str(budget)] = {
+                "best": float(np.mean([max(a for _, a in c) for c in curves])),
+                "last": float(np.mean([c[-1][1] for c in curves])), "epochs": float(np.mean([len(c) for c in curves]))}
+    return out
+
+
+def _costs(frame: pd.DataFrame, prices: dict, teacher_gold: int, charge: bool, budgets: list[int]) -> dict:
+    """Every (arm, budget) on the priced-cost axis, the Pareto frontier, and the best point at each
+    expert price of the grid for spends equal to the study's budgets and the pool (the price of labelling
+    all of it: where the teacher arms compete once their sunk labels are charged), in gold labels."""
+    points = costs.cost_points(frame, prices, teacher_gold, charge)
+    pools = set(frame.loc[frame["arm"].str.startswith("full:"), BUDGET].astype(int)) - set(budgets)
+    return {"points": points, "frontier": costs.pareto_frontier(points),
+            "expert_price_grid": list(costs.EXPERT_PRICE_GRID),
+            "recommendations": costs.recommendations(frame, prices, teacher_gold, charge, [*budgets, *sorted(pools)])}
+
+
 def per_class_f1(frame: pd.DataFrame, arm: str, budget: int, seeds: list[int], test_labels: np.ndarray,
                  num_labels: int) -> np.ndarray:
-    """Mean over seeds of each class's F1 on test (sklearn's f1_score, average=None)."""
+    """Mean over seeds of each class's F1 on test (sklearn's f1_score, average=None). Only the runner's
+    own make_plots uses it: to go once it calls plots.make_plots (per-class recall from the summary)."""
     from sklearn.metrics import f1_score  # noqa: PLC0415
 
     rows = frame[(frame["arm"] == arm) & (frame[BUDGET] == budget)].set_index("seed")
@@ -156,138 +279,6 @@ def per_class_f1(frame: pd.DataFrame, arm: str, budget: int, seeds: list[int], t
     return np.mean(scores, axis=0)
 
 
-# ---------------------------------------------------------------- the report
-
-def leakage_warnings(summary: dict) -> list[str]:
-    """Experts whose accuracy on the rows they labelled beats their test accuracy beyond noise (two
-    standard errors of the difference of two proportions) have probably seen those rows."""
-    test = summary.get("teacher_accuracy", {}).get("ensemble/test")
-    if test is None:
-        return []
-    warnings = []
-    n_test = summary["test_examples"]
-    for arm, entry in summary["arms"].items():
-        for budget, point in entry.get("per_budget", {}).items():
-            queried, n = point.get(m.EXPERT_LABEL_ACCURACY), point.get(m.EXPERT_QUERIES, 0)
-            if queried is None or not n or math.isnan(queried):
-                continue
-            # By hand, not scipy.stats: a screening rule (two standard errors, floored for queries the experts
-            # all got right), not a test with a p-value; scipy.stats has no two-proportion z-test.
-            noise = 2 * math.sqrt(test * (1 - test) / n_test + max(queried * (1 - queried), 1e-4) / n)
-            if queried - test > noise:
-                warnings.append(f"{arm} at budget {budget}: the experts were right on {queried:.3f} of the rows "
-                                f"they labelled but {test:.3f} on test (more than {noise:.3f} apart): they have "
-                                "probably seen those rows (an oracle in disguise)")
-    return warnings
-
-
-def _draw(summary: dict) -> str:
-    return "stratified: label-informed" if summary.get("stratified_initial") else "uniform"
-
-
-def _fmt(point: dict) -> str:
-    return f"{point['mean']:.3f} [{point['ci'][0]:.3f}, {point['ci'][1]:.3f}]"
-
-
-def answer(summary: dict) -> list[str]:
-    """The result in plain words, worked out from the numbers (whatever they say)."""
-    arms = summary["arms"]
-    curves = {a: e for a, e in arms.items() if "aulc" in e}
-    lines = []
-    best = max(curves, key=lambda a: curves[a]["aulc"])
-    lines.append(f"Over budgets {summary['budgets'][0]}..{summary['budgets'][-1]}, the highest area under the "
-                 f"learning curve is {best}'s ({curves[best]['aulc']:.3f}, 95% CI "
-                 f"[{curves[best]['aulc_ci'][0]:.3f}, {curves[best]['aulc_ci'][1]:.3f}]).")
-    for arm, entry in curves.items():
-        diff = entry.get("aulc_diff_vs_random")
-        if diff is None:
-            continue
-        low, high = diff["ci"]
-        verdict = "beats" if low > 0 else ("loses to" if high < 0 else "cannot be told apart from")
-        lines.append(f"{arm} {verdict} {diff['baseline']} (AULC difference {diff['mean']:+.3f}, "
-                     f"95% CI [{low:+.3f}, {high:+.3f}]).")
-    lines.extend(goal_lines(summary))
-    return lines
-
-
-def goal_lines(summary: dict) -> list[str]:
-    arms, full = summary["arms"], summary["arms"].get("full:supervised")
-    if full is None:
-        return ["No full-data supervised reference was run, so the goal cannot be checked."]
-    pool = full["budget"]
-    target = GOAL_SHARE * full["test_accuracy"]["mean"]
-    lines = [f"Goal: an Expert-Loop arm at >= {GOAL_SHARE:.0%} of full-data supervised test accuracy "
-             f"({full['test_accuracy']['mean']:.3f} on all {pool} pool labels, so >= {target:.3f}) with <= "
-             f"{GOAL_GOLD:.0%} of the gold labels (<= {GOAL_GOLD * pool:.0f}), and an AULC above random queries "
-             "with an interval above 0."]
-    met = []
-    for arm, entry in arms.items():
-        if not arm.startswith("expert:"):
-            continue
-        reach = entry.get(f"gold_labels_to_{round(GOAL_SHARE * 100)}pct")
-        diff = entry.get("aulc_diff_vs_random")
-        cheap = reach is not None and reach[GOLD_LABELS] <= GOAL_GOLD * pool
-        beats = diff is not None and diff["ci"][0] > 0
-        if cheap and beats:
-            met.append(arm)
-    lines.append(f"It holds for {', '.join(met)}." if met else
-                 "It does not hold for any Expert-Loop arm (see the tables: which part failed, the accuracy "
-                 "or the margin over random queries).")
-    return lines
-
-
 def write_report(summary: dict, folder: Path, plots: list[str]) -> None:
-    arms, budgets = summary["arms"], summary["budgets"]
-    curves = {a: e for a, e in arms.items() if "aulc" in e}
-    out = ["# Budget study", "", "## Answer", "", *[f"- {line}" for line in answer(summary)], ""]
-    warnings = leakage_warnings(summary)
-    if warnings:
-        out += ["## Leakage warning", "", *[f"- {w}" for w in warnings], ""]
-    out += ["## Set-up", "", f"- data: {summary.get('data')}", f"- teacher_split: {summary['teacher_split']} "
-            f"(teachers fine-tuned on {summary.get('teacher_gold_labels')} gold labels the student never sees; "
-            f"student pool {summary.get('pool_size')})",
-            f"- seeds: {summary['seeds']}; budgets: {budgets}; initial gold pool of the query arms: "
-            f"{summary.get('initial')} ({_draw(summary)})",
-            f"- recipe: {summary.get('recipe')}", f"- min_steps: {summary.get('min_steps')} "
-            f"(epochs per point = max(recipe epochs, ceil(min_steps x batch / n))); "
-            f"{'warm starts' if summary.get('warm_start') else 'every point a fresh student (retraining)'}",
-            f"- intervals: {summary['interval']}", f"- validation gold labels: {summary.get('validation_labels')} "
-            "(they chose the recipe, and are counted here for every arm)",
-            f"- teachers: {json.dumps(summary.get('teacher_accuracy', {}))}",
-            f"- the ensemble on the student's pool (hidden labels, for the record): "
-            f"{summary.get('ensemble_pool_accuracy')}", ""]
-    out += ["## Test accuracy per budget (mean over seeds, 95% CI)", "",
-            "| arm | " + " | ".join(str(b) for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
-    for arm, entry in curves.items():
-        out.append(f"| {arm} | " + " | ".join(_fmt(entry["per_budget"][str(b)]["test_accuracy"]) for b in budgets)
-                   + " |")
-    for arm, entry in arms.items():
-        if "aulc" not in entry:
-            out.append(f"\nReference {arm} (all {entry['budget']} pool labels): {_fmt(entry['test_accuracy'])}")
-    out += ["", "## Test macro-F1 per budget (mean over seeds)", "",
-            "| arm | " + " | ".join(str(b) for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
-    for arm, entry in curves.items():
-        out.append(f"| {arm} | " + " | ".join(f"{entry['per_budget'][str(b)]['test_macro_f1']:.3f}"
-                                             for b in budgets) + " |")
-    out += ["", "## Area under the learning curve", "", "| arm | AULC (95% CI) | vs random queries (95% CI) | "
-            "gold labels to 90% / 95% of full supervised |", "|---|---|---|---|"]
-    for arm, entry in sorted(curves.items(), key=lambda item: -item[1]["aulc"]):
-        diff = entry.get("aulc_diff_vs_random")
-        shown = f"{diff['mean']:+.3f} [{diff['ci'][0]:+.3f}, {diff['ci'][1]:+.3f}]" if diff else "-"
-        reach = [entry.get(f"gold_labels_to_{p}pct") for p in (90, 95)]
-        reach_text = " / ".join("not reached" if r is None else f"{r[GOLD_LABELS]} (+{r[m.EXPERT_QUERIES]} expert)"
-                                for r in reach)
-        out.append(f"| {arm} | {entry['aulc']:.3f} [{entry['aulc_ci'][0]:.3f}, {entry['aulc_ci'][1]:.3f}] | "
-                   f"{shown} | {reach_text} |")
-    out += ["", f"## Cost of each arm at the largest budget ({budgets[-1]})", "",
-            "| arm | student gold | validation gold | teacher gold | expert calls | expert label accuracy | "
-            "CPU seconds (all points, all seeds) |", "|---|---|---|---|---|---|---|"]
-    for arm, entry in curves.items():
-        point = entry["per_budget"][str(budgets[-1])]
-        accuracy = point[m.EXPERT_LABEL_ACCURACY]
-        teacher_gold = summary.get("teacher_gold_labels") if point[m.EXPERT_QUERIES] else 0
-        out.append(f"| {arm} | {point[GOLD_LABELS]} | {summary.get('validation_labels')} | {teacher_gold} | "
-                   f"{point[m.EXPERT_QUERIES]} | {'-' if accuracy is None else f'{accuracy:.3f}'} | "
-                   f"{entry['cpu_seconds']:.0f} |")
-    out += ["", "## Plots", "", *[f"![{name}]({name})" for name in plots], ""]
-    write_text(folder / REPORT_MD, "\n".join(out))
+    """report.md in folder (report_text.py writes it); `plots`: the PNG names to show, beside it."""
+    write_text(folder / REPORT_MD, document(summary, plots))
