@@ -16,10 +16,16 @@ import torch
 from tests.conftest import TEACHER_THREADS, run_cli
 from trainables import metrics as m
 from trainables.config import TrialConfig
+from trainables.early_stopping import BestEpoch, hold_out, selection_count, selection_score
 from trainables.errors import UsageError
-from trainables.early_stopping import BestEpoch, StoppingRule, hold_out, selection_count, selection_score
 from trainables.study_arms import initial_and_order, run_study_arm
-from trainables.study_settings import StudySettings, decode_predictions, encode_predictions, parse_arm
+from trainables.study_settings import (
+    StoppingRule,
+    StudySettings,
+    decode_predictions,
+    encode_predictions,
+    parse_arm,
+)
 from tuning.analysis.bootstrap import replicate_accuracies, statistic_interval
 from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, prepare
 from tuning.budget_study.report import aulc, baseline_of, common_seeds, leakage_warnings, summarise
@@ -294,11 +300,12 @@ def test_baselines_and_common_seeds():
     assert baseline_of("oracle:entropy", arms) == "oracle:random"
     assert baseline_of("oracle:entropy", ["supervised", "oracle:entropy"]) == "supervised"
     assert baseline_of("expert:random", arms) is None and baseline_of("supervised", arms) is None
-    frame = pd.DataFrame({"arm": ["a", "a", "a", "b", "b", "b", "full:kd", "full:kd"],
-                          "budget": [1, 2, 1, 1, 2, 1, 9, 9], "seed": [0, 0, 1, 0, 0, 1, 0, 1]})
-    assert common_seeds(frame, [1, 2]) == [0]  # seed 1 of arms a and b lacks budget 2
-    assert common_seeds(frame, [1]) == [0, 1]
-    assert common_seeds(frame.iloc[:-1], [1]) == [0]  # full:kd has not finished seed 1
+    frame = pd.DataFrame({"arm": ["supervised"] * 3 + ["expert:margin"] * 3 + ["kd_all", "full:kd", "full:kd"],
+                          "budget": [1, 2, 1, 1, 2, 1, 9, 9, 9], "seed": [0, 0, 1, 0, 0, 1, 0, 0, 1]})
+    assert common_seeds(frame, [1, 2]) == [0]  # seed 1 of the curve arms lacks budget 2
+    assert common_seeds(frame, [1]) == [0]  # kd_all, a single point, has not run seed 1
+    assert common_seeds(frame[frame["arm"] != "kd_all"], [1]) == [0, 1]  # single points: one point a seed
+    assert common_seeds(frame[frame["arm"] != "kd_all"].iloc[:-1], [1]) == [0]  # full:kd has not finished seed 1
 
 
 def test_summary_by_hand_on_a_made_up_study():
@@ -352,10 +359,10 @@ def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, sessio
     frame = pd.read_csv(folder / "study.csv", dtype={"test_predictions": str})
     assert list(frame.columns[:8]) == ["arm", "budget", "seed", "gold_labels", "expert_queries", "val_accuracy",
                                        "test_accuracy", "test_macro_f1"]
-    curve_arms = {"supervised", "kd_all", "oracle:random", "oracle:margin", "expert:least_confidence",
+    curve_arms = {"supervised", "oracle:random", "oracle:margin", "expert:least_confidence",
                   "expert:margin", "expert:entropy", "expert:random", "expert:robust_least_confidence"}
-    assert set(frame["arm"]) == curve_arms | {"full:supervised", "full:kd"}
-    assert len(frame) == len(curve_arms) * 3 * 2 + 2 * 2  # 3 budgets x 2 seeds, full arms one point per seed
+    assert set(frame["arm"]) == curve_arms | {"kd_all", "full:supervised", "full:kd"}
+    assert len(frame) == len(curve_arms) * 3 * 2 + 3 * 2  # 3 budgets x 2 seeds, single-point arms one per seed
     expert = frame[frame["arm"].str.startswith("expert:")]
     assert (expert["gold_labels"] == 8).all() and ((expert["gold_labels"] + expert["expert_queries"])
                                                    == expert["budget"]).all()
@@ -368,12 +375,19 @@ def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, sessio
             assert diff["ci"][0] <= diff["mean"] <= diff["ci"][1]
     report = (folder / "report.md").read_text()
     assert report.startswith("# Budget study\n\n## Answer") and "Goal:" in report
-    for plot in ("accuracy_vs_gold.png", "accuracy_vs_all_labels.png", "aulc.png", "class_f1.png"):
+    for plot in ("accuracy_vs_gold.png", "accuracy_vs_all_labels.png", "aulc.png", "cost_frontier.png",
+                 "class_recall.png", "validation_curves.png", "query_class_balance.png"):
         assert (folder / plot).stat().st_size > 1000
+    queries = pd.read_csv(folder / "queries.csv")
+    # 7 query arms x 2 seeds x (8 rows to reach 16 + 16 to reach 32), every one with its gold and expert label
+    assert len(queries) == 7 * 2 * 24 and queries.groupby(["arm", "seed"])["row"].nunique().eq(24).all()
+    assert set(queries["arm"]) == curve_arms - {"supervised"}
     (folder / "report.md").unlink()
-    again = run_cli("study.py", "--resume", "--name", "s", "--storage-path", str(tmp_path), cache=session_cache)
+    again = run_cli("study.py", "--resume", "--name", "s", "--storage-path", str(tmp_path), "--prices",
+                    "gold=1,expert=0.1", cache=session_cache)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (folder / "report.md").is_file()
+    assert json.loads((folder / "summary.json").read_text())["prices"]["expert"] == 0.1  # repriced on resume
     assert pd.read_csv(folder / "study.csv", dtype={"test_predictions": str}).equals(frame)
     assert_one_mlflow_run_per_trial(tmp_path / "mlruns", frame)
 

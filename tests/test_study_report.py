@@ -78,9 +78,9 @@ def test_verdicts_follow_the_adjusted_p_and_the_sign():
 
 
 def test_the_comparisons_made():
-    arms = ["expert:margin", "expert:random", "kd_all", "oracle:margin", "supervised"]
+    arms = ["expert:margin", "expert:random", "oracle:margin", "supervised"]  # the curve arms (kd_all is a point)
     assert stats.comparison_pairs(arms) == [("expert:margin", "expert:random"), ("oracle:margin", "supervised"),
-                                            ("expert:random", "supervised"), ("kd_all", "supervised")]
+                                            ("expert:random", "supervised")]
     assert stats.comparison_pairs(["expert:margin", "supervised"]) == []  # no expert:random: nothing to pair
 
 
@@ -110,8 +110,9 @@ def test_class_recall_and_query_shares_by_hand():
     # right_on(8): wrong on examples 8 and 9 (both neg): neg 3/5, pos 3/3, amb 2/2; all-neg: 1, 0, 0
     recall = stats.class_recall([right_on(8), np.zeros(10, dtype=int)], LABELS, 3)
     assert recall == pytest.approx([(0.6 + 1) / 2, 0.5, 0.5])
-    # counts 1+3+0, 2+0+0, 0+1+0 = 4, 2, 1 of 7 (an empty cell: an arm that queried nothing that round)
-    assert stats.class_shares(["1 2 0", "3 0 1", ""], 3) == pytest.approx([4 / 7, 2 / 7, 1 / 7])
+    # labels 0, 0, 2, 0, 1, 0, 1: counts 4, 2, 1 of 7; no queried row: no share
+    assert stats.class_shares([0, 0, 2, 0, 1, 0, 1], 3) == pytest.approx([4 / 7, 2 / 7, 1 / 7])
+    assert stats.class_shares([], 2).tolist() == [0.0, 0.0]
 
 
 # ---------------------------------------------------------------- costs, by hand
@@ -322,10 +323,9 @@ def test_the_report_says_it_plainly(made_up, tmp_path):
 def test_plots_are_drawn_from_the_summary_frame_and_queries(made_up, tmp_path):
     frame, summary = made_up
     queries = tmp_path / "queries.csv"
-    pd.DataFrame({"arm": ["expert:margin", "expert:random"], "seed": [0, 0], "budget": [20, 20],
-                  "new_rows": ["1 2", "3 4"], "gold_class_counts": ["1 1 0", "2 0 0"],
-                  "expert_class_counts": ["2 0 0", "1 0 1"], "expert_mean_entropy": [0.3, 0.4],
-                  "expert_accuracy": [0.5, 0.5]}).to_csv(queries, index=False)
+    pd.DataFrame({"arm": ["expert:margin", "expert:margin", "expert:random"], "seed": [0, 0, 0],
+                  "budget": [20, 20, 20], "round": [1, 1, 1], "row": [1, 2, 3], "gold_label": [0, 1, 0],
+                  "expert_label": [0, 0, 2], "expert_entropy": [0.3, 0.4, 0.2]}).to_csv(queries, index=False)
     names = make_plots(tmp_path, summary, frame, queries)
     assert names == ["accuracy_vs_gold.png", "accuracy_vs_all_labels.png", "aulc.png", "cost_frontier.png",
                      "class_recall.png", "validation_curves.png", "query_class_balance.png"]

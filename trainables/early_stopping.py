@@ -10,11 +10,10 @@ split is the other choice; its gold labels are then added to the point's gold co
 
 Patience and cap are set in optimiser steps and turned into whole epochs, so that a 45-row point (6
 steps an epoch at batch 8) is not stopped after 18 steps while an 800-row point still gets a few
-epochs. No Ray in here; torch only to copy weights."""
+epochs (trainables/study_settings.StoppingRule, checked without torch). No Ray in here."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,30 +21,6 @@ import torch
 
 from trainables.errors import UsageError
 from trainables.sampling import stratified_subset
-
-SELECTIONS = ("share", "validation")
-MIN_PATIENCE_EPOCHS = 2  # one epoch without a gain is often noise on a small selection set
-MIN_CAP_EPOCHS = 3
-
-
-@dataclass(frozen=True)
-class StoppingRule:
-    max_steps: int = 1500  # cap on optimiser steps (turned into epochs, at most max_epochs)
-    patience_steps: int = 150  # steps without a better selection score before stopping
-    max_epochs: int = 40
-
-    def __post_init__(self) -> None:
-        if self.max_steps < 1 or self.patience_steps < 1 or self.max_epochs < 1:
-            raise UsageError(f"--max-steps, --patience-steps and the epoch cap must be >= 1, got {self.max_steps}, "
-                             f"{self.patience_steps}, {self.max_epochs}")
-
-    def epochs(self, steps_per_epoch: int) -> tuple[int, int]:
-        """(cap in epochs, patience in epochs) for a training set of this many steps an epoch."""
-        steps_per_epoch = max(1, steps_per_epoch)
-        cap = min(self.max_epochs, max(MIN_CAP_EPOCHS, math.ceil(self.max_steps / steps_per_epoch)))
-        patience = max(MIN_PATIENCE_EPOCHS, math.ceil(self.patience_steps / steps_per_epoch))
-        return cap, min(patience, cap)
-
 
 @dataclass
 class BestEpoch:

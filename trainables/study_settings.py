@@ -5,11 +5,11 @@ trainables/study_arms.py trains the arms."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
 from trainables.config import TrialConfig
-from trainables.early_stopping import SELECTIONS, StoppingRule
 from trainables.errors import UsageError
 
 KINDS = ("supervised", "kd_all", "oracle", "expert", "full")
@@ -21,6 +21,30 @@ GOLD_LABELS = "gold_labels"
 VALIDATION_LABELS = "validation_labels"  # gold labels of the validation split: they choose every setting
 TEST_PREDICTIONS = "test_predictions"  # the predicted class of every test example, as digits/commas
 QUERY_LOG = "query_log"  # a query arm's point: JSON of its new rows and their class counts (runner: queries.csv)
+
+
+SELECTIONS = ("share", "validation")
+MIN_PATIENCE_EPOCHS = 2  # one epoch without a gain is often noise on a small selection set
+MIN_CAP_EPOCHS = 3
+
+@dataclasses.dataclass(frozen=True)
+class StoppingRule:
+    max_steps: int = 1500  # cap on optimiser steps (turned into epochs, at most max_epochs)
+    patience_steps: int = 150  # steps without a better selection score before stopping
+    max_epochs: int = 40
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1 or self.patience_steps < 1 or self.max_epochs < 1:
+            raise UsageError(f"--max-steps, --patience-steps and the epoch cap must be >= 1, got {self.max_steps}, "
+                             f"{self.patience_steps}, {self.max_epochs}")
+
+    def epochs(self, steps_per_epoch: int) -> tuple[int, int]:
+        """(cap in epochs, patience in epochs) for a training set of this many steps an epoch."""
+        steps_per_epoch = max(1, steps_per_epoch)
+        cap = min(self.max_epochs, max(MIN_CAP_EPOCHS, math.ceil(self.max_steps / steps_per_epoch)))
+        patience = max(MIN_PATIENCE_EPOCHS, math.ceil(self.patience_steps / steps_per_epoch))
+        return cap, min(patience, cap)
+
 
 
 @dataclasses.dataclass(frozen=True)

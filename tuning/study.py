@@ -185,8 +185,7 @@ def _has_method(path: str, method: str) -> bool:
 
 def study_settings(args) -> dict:
     """Everything one trial needs except the arm and the seed, checked before anything runs."""
-    from trainables.early_stopping import StoppingRule  # noqa: PLC0415
-    from trainables.study_settings import StudySettings  # noqa: PLC0415
+    from trainables.study_settings import StoppingRule, StudySettings  # noqa: PLC0415
 
     seeds = choose(args, "seeds")
     if seeds < 1:

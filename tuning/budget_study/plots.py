@@ -67,18 +67,6 @@ def plot_aulc(summary: dict, path: Path) -> Path:
     return save(figure, path)
 
 
-def plot_class_f1(scores: dict[str, np.ndarray], label_names: list[str], budget: int, path: Path) -> Path:
-    """Only the runner's own make_plots draws it: to go once it calls make_plots (plot_class_recall)."""
-    figure, axis = plt.subplots(figsize=(8, 4))
-    width = 0.8 / max(len(scores), 1)
-    for i, (arm, values) in enumerate(scores.items()):
-        axis.bar(np.arange(len(label_names)) + i * width, values, width, label=arm)
-    axis.set_xticks(np.arange(len(label_names)) + 0.4 - width / 2, label_names)
-    axis.set_ylabel(f"test F1 at budget {budget} (mean over seeds)")
-    axis.legend(fontsize="x-small", ncol=2)
-    return save(figure, path)
-
-
 def plot_class_recall(summary: dict, path: Path) -> Path:
     """Per-class test recall of every arm at its largest budget (a class nobody predicts sits at 0)."""
     arms = summary["arms"]
@@ -142,7 +130,7 @@ def plot_class_balance(queries_csv: Path, pool_class_counts: list[int], label_na
     pool's shares (black ticks). None when queries.csv is absent or empty."""
     if not Path(queries_csv).is_file():
         return None
-    queries = pd.read_csv(queries_csv, dtype={"gold_class_counts": str, "expert_class_counts": str})
+    queries = pd.read_csv(queries_csv)
     if queries.empty:
         return None
     k = len(label_names)
@@ -150,11 +138,11 @@ def plot_class_balance(queries_csv: Path, pool_class_counts: list[int], label_na
     arms = sorted(queries["arm"].unique())
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     width = 0.8 / len(arms)
-    for axis, column, title in zip(axes, ("gold_class_counts", "expert_class_counts"),
+    for axis, column, title in zip(axes, ("gold_label", "expert_label"),
                                    ("gold labels of the queried rows", "expert labels of the queried rows"),
                                    strict=True):
         for i, arm in enumerate(arms):
-            shares = class_shares(list(queries.loc[queries["arm"] == arm, column]), k)
+            shares = class_shares(queries.loc[queries["arm"] == arm, column], k)
             axis.bar(np.arange(k) + i * width, shares, width, label=arm)
         if len(pool) == k:
             axis.hlines(pool, np.arange(k) - width / 2, np.arange(k) + 0.8 - width / 2, color="black", label="pool")

@@ -17,7 +17,14 @@ import pandas as pd
 
 from trainables import metrics as m
 from trainables.atomic import write_text
-from trainables.study_settings import BUDGET, GOLD_LABELS, TEST_PREDICTIONS, VALIDATION_LABELS, decode_predictions
+from trainables.study_settings import (
+    BUDGET,
+    GOLD_LABELS,
+    TEST_PREDICTIONS,
+    VALIDATION_LABELS,
+    decode_predictions,
+    parse_arm,
+)
 from tuning.analysis.bootstrap import REPLICATES, estimate, interval, replicate_accuracies
 from tuning.budget_study import costs
 from tuning.budget_study.report_text import BOOTSTRAP, answer, document, goal_lines, leakage_warnings
@@ -65,13 +72,18 @@ def write_study_csv(rows: list[dict], path: Path) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- reading study.csv
 
+def single_point(arm: str) -> bool:
+    """One point at the pool size (full:*, kd_all) instead of a curve over the budgets."""
+    return parse_arm(str(arm)).single_point
+
+
 def common_seeds(frame: pd.DataFrame, budgets: list[int]) -> list[int]:
-    """Seeds for which every arm has every one of its points (each budget; a full:* reference its one
+    """Seeds for which every arm has every one of its points (each budget; a single-point arm its one
     point): only those are compared, so that every comparison stays paired by seed."""
     seeds = None
     for arm, rows in frame.groupby("arm"):
-        wanted = 1 if str(arm).startswith("full:") else len(budgets)
-        counts = rows[rows[BUDGET].isin(budgets) | str(arm).startswith("full:")].groupby("seed")[BUDGET].nunique()
+        wanted = 1 if single_point(arm) else len(budgets)
+        counts = rows[rows[BUDGET].isin(budgets) | single_point(arm)].groupby("seed")[BUDGET].nunique()
         have = set(counts[counts == wanted].index)
         seeds = have if seeds is None else seeds & have
     return sorted(int(seed) for seed in seeds or [])
@@ -119,13 +131,13 @@ def summarise(frame: pd.DataFrame, test_labels: np.ndarray, budgets: list[int], 
     if not seeds:
         raise ValueError("no seed has every arm's points: nothing can be compared")
     # Means, seconds, label counts and costs over the compared seeds and budgets only.
-    frame = frame[frame["seed"].isin(seeds) & (frame[BUDGET].isin(budgets) | frame["arm"].str.startswith("full:"))]
+    frame = frame[frame["seed"].isin(seeds) & (frame[BUDGET].isin(budgets) | frame["arm"].map(single_point))]
     prices = meta.get("prices") or costs.parse_prices(None)
     teacher_gold, charge = int(meta.get("teacher_gold_labels") or 0), bool(meta.get("charge_sunk", False))
     frame = frame.assign(priced_cost=costs.priced_cost(frame, prices, teacher_gold, charge))
     test_labels = np.asarray(test_labels)
     names = sorted(frame["arm"].unique())
-    points = {arm: budgets if not arm.startswith("full:") else [int(frame.loc[frame["arm"] == arm, BUDGET].iloc[0])]
+    points = {arm: budgets if not single_point(arm) else [int(frame.loc[frame["arm"] == arm, BUDGET].iloc[0])]
               for arm in names}
     predicted = {arm: predictions(frame, arm, points[arm], seeds) for arm in names}
     accuracy = _replicates(predicted, test_labels, replicates)  # arm -> (R, budgets)
@@ -135,14 +147,14 @@ def summarise(frame: pd.DataFrame, test_labels: np.ndarray, budgets: list[int], 
     arms = {}
     for arm in names:
         rows = frame[frame["arm"] == arm]
-        if arm.startswith("full:"):
+        if single_point(arm):
             arms[arm] = _reference(rows, accuracy[arm], seed_accuracy[arm], points[arm])
         else:
             arms[arm] = _curve(rows, accuracy[arm], seed_accuracy[arm], points[arm], full_supervised)
         arms[arm]["flags"] = _flags(rows, test_labels, meta.get("validation_majority_rate"), labels)
         recall = class_recall(list(predicted[arm][-1]), test_labels, len(labels))  # at its largest budget
         arms[arm]["class_recall"] = dict(zip(labels, recall.tolist(), strict=True))
-    curve_arms = [a for a in names if not a.startswith("full:")]
+    curve_arms = [a for a in names if not single_point(a)]
     for arm in curve_arms:
         base = baseline_of(arm, curve_arms)
         if base in curve_arms:  # the bootstrap view of the comparison, kept beside the verdicts
@@ -174,7 +186,7 @@ def _curve(rows: pd.DataFrame, acc: np.ndarray, seed_acc: np.ndarray, budgets: l
 
 
 def _reference(rows: pd.DataFrame, acc: np.ndarray, seed_acc: np.ndarray, budgets: list[int]) -> dict:
-    """A full-data reference (full:*): its one point, on the whole pool."""
+    """A single-point arm (full:*, kd_all): its one point, on the whole pool."""
     return {"test_accuracy": estimate(acc[:, 0]), "budget": budgets[0],
             "per_budget": {str(budgets[0]): _point(rows, acc[:, 0], seed_acc[0])},
             "cpu_seconds": float(rows[m.TRAIN_SECONDS].sum())}
@@ -261,22 +273,10 @@ def _costs(frame: pd.DataFrame, prices: dict, teacher_gold: int, charge: bool, b
     expert price of the grid for spends equal to the study's budgets and the pool (the price of labelling
     all of it: where the teacher arms compete once their sunk labels are charged), in gold labels."""
     points = costs.cost_points(frame, prices, teacher_gold, charge)
-    pools = set(frame.loc[frame["arm"].str.startswith("full:"), BUDGET].astype(int)) - set(budgets)
+    pools = set(frame.loc[frame["arm"].map(single_point), BUDGET].astype(int)) - set(budgets)
     return {"points": points, "frontier": costs.pareto_frontier(points),
             "expert_price_grid": list(costs.EXPERT_PRICE_GRID),
             "recommendations": costs.recommendations(frame, prices, teacher_gold, charge, [*budgets, *sorted(pools)])}
-
-
-def per_class_f1(frame: pd.DataFrame, arm: str, budget: int, seeds: list[int], test_labels: np.ndarray,
-                 num_labels: int) -> np.ndarray:
-    """Mean over seeds of each class's F1 on test (sklearn's f1_score, average=None). Only the runner's
-    own make_plots uses it: to go once it calls plots.make_plots (per-class recall from the summary)."""
-    from sklearn.metrics import f1_score  # noqa: PLC0415
-
-    rows = frame[(frame["arm"] == arm) & (frame[BUDGET] == budget)].set_index("seed")
-    scores = [f1_score(test_labels, decode_predictions(rows.loc[s, TEST_PREDICTIONS]),
-                       labels=list(range(num_labels)), average=None, zero_division=0) for s in seeds]
-    return np.mean(scores, axis=0)
 
 
 def write_report(summary: dict, folder: Path, plots: list[str]) -> None:

@@ -16,8 +16,8 @@ BOOTSTRAP = "95% percentile bootstrap over seeds and test examples (paired)"
 T_INTERVAL = "95% t-interval over seeds (the test set held fixed)"
 COMPARED = ("each expert:<strategy> against expert:random and each oracle:<strategy> against oracle:random "
             "(else supervised): does choosing the rows beat random rows; expert:random against supervised: "
-            "an expert label in place of a gold one at equal label count; kd_all against supervised: expert "
-            "labels for the rest of the pool on top of the gold ones")
+            "an expert label in place of a gold one at equal label count. kd_all (the initial gold plus the teachers "
+            "on the rest of the pool) is one point, compared on the priced-cost axis")
 
 
 def curves(summary: dict) -> dict:
@@ -166,7 +166,7 @@ def setup_lines(summary: dict) -> list[str]:
              f"{summary.get('initial')} ({draw})",
              f"recipe: {summary.get('recipe')}",
              "training: every point trains with early stopping and keeps its best epoch, the same rule for every arm "
-             f"({json.dumps(summary['early_stopping']) if summary.get('early_stopping') else 'see Training below'}); "
+             f"({summary.get('stopping') or 'see Training below'}); "
              f"{'warm starts' if summary.get('warm_start') else 'every point a fresh student (retraining)'}",
              selection_line(summary),
              f"costs: {_prices(summary)}",

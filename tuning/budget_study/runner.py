@@ -21,7 +21,8 @@ from trainables.functions import study_trial
 from trainables.study_settings import BUDGET, QUERY_LOG, StudySettings, check_budgets, parse_arm
 from tuning.assets.prepare import DataSettings, load_data, prepare, teacher_rows
 from tuning.budget_study import plots as study_plots
-from tuning.budget_study.report import STUDY_CSV, SUMMARY_JSON, per_class_f1, summarise, write_report, write_study_csv
+from tuning.budget_study.costs import parse_prices
+from tuning.budget_study.report import QUERIES_CSV, STUDY_CSV, SUMMARY_JSON, summarise, write_report, write_study_csv
 from tuning.records import write_json
 from tuning.tracking.callbacks import tracker_callbacks
 from tuning.tracking.settings import Tracking, describe
@@ -31,7 +32,6 @@ from tuning.trials.replayed_reports import TrimReplayedReports
 from tuning.trials.tuner import REUSE_ACTORS, SweepInterrupted, fit, trainable
 
 STUDY_FILE = "study.json"  # how the study was made: read back by --resume
-DEFAULT_PRICES = {"gold": 1.0, "expert": 1.0, "read": 0.0}  # what a study made without --prices is priced at
 
 
 def start(folder: Path, plan: dict, settings: DataSettings, session: RaySession, max_concurrent: int | None,
@@ -209,7 +209,6 @@ def _reported(result) -> bool:
 
 
 KEEP = ("arm", BUDGET, "seed")
-QUERIES_CSV = "queries.csv"
 QUERY_COLUMNS = ["arm", "seed", BUDGET, "round", "row", "gold_label", "expert_label", "expert_entropy"]
 
 
@@ -256,7 +255,7 @@ def write_outputs(folder: Path, plan: dict, prepared, rows: list[dict], unreadab
             "validation_majority_rate": float(np.bincount(validation_labels).max() / len(validation_labels)),
             "pool_class_counts": np.bincount(prepared.encoded["train"].labels[pool],
                                              minlength=prepared.num_labels).tolist(),
-            "label_names": list(prepared.label_names), "prices": plan.get("prices", DEFAULT_PRICES),
+            "label_names": list(prepared.label_names), "prices": plan.get("prices") or parse_prices(None),
             "charge_sunk": bool(plan.get("charge_sunk", False)),
             "warm_start": template["warm_start"], "recipe": template["recipe"], "pool_size": int(len(pool)),
             "teacher_gold_labels": teachers.teacher_labels, "validation_labels": len(prepared.encoded["validation"]),
@@ -271,19 +270,6 @@ def write_outputs(folder: Path, plan: dict, prepared, rows: list[dict], unreadab
         print(f"no summary yet: {error}", flush=True)
         return
     write_json(folder / SUMMARY_JSON, summary)
-    write_report(summary, folder, make_plots(folder, summary, frame, prepared))
+    write_report(summary, folder, study_plots.make_plots(folder, summary, frame, folder / QUERIES_CSV))
     print(f"\nstudy written to {folder}: {STUDY_CSV}, {SUMMARY_JSON}, report.md", flush=True)
-
-
-def make_plots(folder: Path, summary: dict, frame, prepared) -> list[str]:
-    names = ["accuracy_vs_gold.png", "accuracy_vs_all_labels.png", "aulc.png", "class_f1.png"]
-    study_plots.plot_curves(summary, folder / names[0], "gold")
-    study_plots.plot_curves(summary, folder / names[1], "all")
-    study_plots.plot_aulc(summary, folder / names[2])
-    largest = summary["budgets"][-1]
-    curves = [a for a, e in summary["arms"].items() if "aulc" in e]
-    scores = {arm: per_class_f1(frame, arm, largest, summary["seeds"], prepared.encoded["test"].labels,
-                                prepared.num_labels) for arm in curves}
-    study_plots.plot_class_f1(scores, list(prepared.label_names), largest, folder / names[3])
-    return names
 

@@ -101,11 +101,12 @@ def comparison_pairs(arms: list[str]) -> list[tuple[str, str]]:
     """(arm, baseline) pairs the study tests, each present arm with its baseline:
     - expert:<strategy> vs expert:random, oracle:<strategy> vs oracle:random (or supervised): does
       choosing the rows beat random rows, with expert and with gold labels;
-    - expert:random vs supervised: an expert label in place of a gold one, at equal label count;
-    - kd_all vs supervised: expert labels for the rest of the pool on top of the gold ones."""
+    - expert:random vs supervised: an expert label in place of a gold one, at equal label count.
+    kd_all is one point (the initial gold plus the teachers on the rest of the pool), not a curve: it is
+    compared on the priced-cost axis (costs.py), not here."""
     pairs = [(arm, baseline_of(arm, arms)) for arm in arms]
     pairs = [(arm, base) for arm, base in pairs if base in arms]
-    pairs += [(arm, "supervised") for arm in ("expert:random", "kd_all") if arm in arms and "supervised" in arms]
+    pairs += [("expert:random", "supervised")] if {"expert:random", "supervised"} <= set(arms) else []
     return pairs
 
 
@@ -133,10 +134,7 @@ def class_recall(predictions: list[np.ndarray], test_labels: np.ndarray, num_cla
                     for p in predictions], axis=0)
 
 
-def class_shares(counts: list[str], num_classes: int) -> np.ndarray:
-    """Space-separated per-class counts (queries.csv's gold/expert_class_counts), summed, as shares."""
-    total = np.zeros(num_classes)
-    for text in counts:
-        if isinstance(text, str) and text.strip():
-            total += np.array(text.split(), dtype=float)
-    return total / total.sum() if total.sum() else total
+def class_shares(labels, num_classes: int) -> np.ndarray:
+    """The share of each class among these labels (queries.csv's gold_label or expert_label column)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).astype(float)
+    return counts / counts.sum() if counts.sum() else counts
