@@ -22,6 +22,7 @@ import torch
 from trainables.errors import UsageError
 from trainables.sampling import stratified_subset
 
+
 @dataclass
 class BestEpoch:
     """The best epoch seen so far and its weights (a CPU copy, restored at the end)."""
