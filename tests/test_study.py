@@ -361,8 +361,8 @@ def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, sessio
                                        "test_accuracy", "test_macro_f1"]
     curve_arms = {"supervised", "oracle:random", "oracle:margin", "expert:least_confidence",
                   "expert:margin", "expert:entropy", "expert:random", "expert:robust_least_confidence"}
-    assert set(frame["arm"]) == curve_arms | {"kd_all", "full:supervised", "full:kd"}
-    assert len(frame) == len(curve_arms) * 3 * 2 + 3 * 2  # 3 budgets x 2 seeds, single-point arms one per seed
+    assert set(frame["arm"]) == curve_arms | {"kd_all", "full:supervised"}  # full:kd only when asked (--arms)
+    assert len(frame) == len(curve_arms) * 3 * 2 + 2 * 2  # 3 budgets x 2 seeds, single-point arms one per seed
     expert = frame[frame["arm"].str.startswith("expert:")]
     assert (expert["gold_labels"] == 8).all() and ((expert["gold_labels"] + expert["expert_queries"])
                                                    == expert["budget"]).all()

@@ -37,7 +37,7 @@ from tuning.tracking.settings import add_tracker_arguments, refuse_on_resume, tr
 
 STRATEGIES_ALL = ("least_confidence", "margin", "entropy", "random", "robust_least_confidence")
 DEFAULTS = {"budgets": "50,100,200,400,800", "initial": 50, "seeds": 10, "oracle_strategies": "random,margin",
-            "strategies": ",".join(STRATEGIES_ALL), "max_steps": 1500, "patience_steps": 150}
+            "strategies": ",".join(STRATEGIES_ALL), "max_steps": 800, "patience_steps": 100}
 QUICK = {"budgets": "100,200,400", "initial": 50, "seeds": 3,
          "arms": "supervised,kd_all,expert:random,expert:margin,expert:robust_least_confidence,full:supervised"}
 SMOKE = {"budgets": "8,16,32", "initial": 8, "seeds": 2, "max_steps": 24, "patience_steps": 8}
@@ -130,7 +130,7 @@ def arm_names(args) -> list[str]:
         names = _names(explicit)
     else:
         names = ["supervised", "kd_all", *[f"oracle:{s}" for s in _names(choose(args, "oracle_strategies"))],
-                 *[f"expert:{s}" for s in _names(choose(args, "strategies"))], "full:supervised", "full:kd"]
+                 *[f"expert:{s}" for s in _names(choose(args, "strategies"))], "full:supervised"]
     for name in names:
         parse_arm(name)
     if len(set(names)) != len(names):
