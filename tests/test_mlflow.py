@@ -103,6 +103,27 @@ def test_a_restored_logger_continues_the_run_of_a_resumed_trial(tmp_path):
     assert (tmp_path / "store" / tracking.ARTIFACTS).is_dir()  # the artifacts stay in the store's folder
 
 
+def test_a_nested_config_is_flattened_into_parameters_and_a_failed_trial_ends_failed(tmp_path):
+    """A study's config nests (point/arm, template/budgets): one parameter per leaf, named by its path, the
+    value as str() gives it (Ray's MLflowLoggerCallback named them so); more than one batch of 100 of them."""
+    logger = TrialLogger(tracking.local_store(tmp_path / "store", "exp"))
+    logger.setup()
+    trial = FakeTrial("study_trial_abcde_00001")
+    trial.config = {"point": {"arm": "kd_all", "seed": 3}, "template": {"budgets": [8, 16], "recipe": {"alpha": 0.5}},
+                    **{f"p{i}": i for i in range(119)}}
+    logger.log_trial_start(trial)
+    logger.log_trial_end(trial, failed=True)
+
+    client = client_of(tmp_path / "store")
+    (run_,) = client.search_runs([client.get_experiment_by_name("exp").experiment_id])
+    expected = {"point/arm": "kd_all", "point/seed": "3", "template/budgets": "[8, 16]",
+                "template/recipe/alpha": "0.5", **{f"p{i}": str(i) for i in range(119)}}
+    assert run_.data.params == expected and len(expected) == 123
+    assert run_.info.status == "FAILED" and run_.info.run_name == "study_trial_abcde_00001"
+    assert run_.data.tags["trial_name"] == "study_trial_abcde_00001"
+    assert client.list_artifacts(run_.info.run_id) == []  # no checkpoint, no artifact
+
+
 def test_the_default_store_is_mlruns_in_the_storage_path(tmp_path, monkeypatch):
     args = run.parse_args(["--tracker", "mlflow"])
     found = tracking.tracking_settings(args, "sweep-1", str(tmp_path / "results"))
