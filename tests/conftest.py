@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# The commands tests run in fresh processes: library chatter stays out of their captured stderr (several tests
+# read it line by line), but deprecations and announced changes are shown there, where a failing test prints
+# them. In the test process itself they fail the test (pyproject.toml's filterwarnings).
+SUBPROCESS_WARNINGS = "ignore,default::DeprecationWarning,default::FutureWarning"
 # Teachers fine-tuned in the test process get one thread (prepare(..., teacher_threads=...)): the driver's
 # default, every core, thrashes on a shared 2-core machine.
 TEACHER_THREADS = 1
@@ -52,7 +56,7 @@ def tiny_bert_task(tmp_path_factory):
 def run_cli(script: str, *args: str, cache: Path, timeout: float = 300,
             python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """Run tuning/<script> as a user would, in a fresh process (python_flags: e.g. -X importtime)."""
-    env = {**os.environ, "EXPERT_LOOP_CACHE": str(cache), "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "EXPERT_LOOP_CACHE": str(cache), "PYTHONWARNINGS": SUBPROCESS_WARNINGS}
     return subprocess.run([sys.executable, *python_flags, str(ROOT / "tuning" / script), *args], capture_output=True,
                           text=True, env=env, timeout=timeout, cwd=ROOT)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from ray import tune
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SUBPROCESS_WARNINGS
 from tests.ray_processes import remove_temp_dir, short_temp_dir, stop_processes, wait_until_gone
 
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -93,7 +93,7 @@ def cluster(tmp_path):
                   {**base, "EXPERT_LOOP_CACHE": str(caches[0])})
         ray_start([f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", f"--temp-dir={root}/worker"],
                   {**base, "EXPERT_LOOP_CACHE": str(caches[1])})
-        driver_env = {**ray_env, "PYTHONWARNINGS": "ignore"}
+        driver_env = {**ray_env, "PYTHONWARNINGS": SUBPROCESS_WARNINGS}
         yield f"127.0.0.1:{port}", driver_env, caches
     finally:
         stopped = stop_processes(root)

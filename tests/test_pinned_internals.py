@@ -10,6 +10,7 @@ import inspect
 import os
 import tomllib
 import typing
+import warnings
 from importlib.metadata import version
 from types import SimpleNamespace
 
@@ -95,3 +96,11 @@ def test_torch_still_says_whether_onednn_computes_bfloat16_natively():
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     assert check is not None, gone("torch.ops.mkldnn._is_mkldnn_bf16_supported", "trainables/precision.py", "torch")
     assert isinstance(check(), bool) and precision.native_bf16() is check()
+
+
+@pytest.mark.parametrize("category", [DeprecationWarning, FutureWarning])
+def test_a_deprecation_raised_during_a_test_fails_it(category):
+    """pyproject.toml's filterwarnings: what a library announces about a call the project makes is an error
+    here, not a line in a summary nobody reads (it used to be ignored outright)."""
+    with pytest.raises(category, match="announced"):
+        warnings.warn("announced", category, stacklevel=1)

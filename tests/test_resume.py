@@ -17,7 +17,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SUBPROCESS_WARNINGS
 from tests.ray_processes import processes_of, remove_temp_dir, short_temp_dir, stop_processes, wait_until_gone
 
 NAME = "interrupted"
@@ -156,7 +156,7 @@ def check_no_ray_left(marker: str, what: str) -> None:
 def test_sigkill_then_resume_keeps_every_trial_once(tmp_path, session_cache, ray_tmpdir):
     storage, experiment = tmp_path / "results", tmp_path / "results" / NAME
     env = {**os.environ, "EXPERT_LOOP_CACHE": str(session_cache), "RAY_TMPDIR": ray_tmpdir,
-           "PYTHONWARNINGS": "ignore"}
+           "PYTHONWARNINGS": SUBPROCESS_WARNINGS}
     process = start_sweep(storage, env, tmp_path / "killed.log", "active_loop", KILLED_SWEEP_TRIALS)
     try:
         wait_until_a_finished_trial_is_in_tunes_snapshot(experiment, process)
@@ -188,7 +188,7 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path, session_cache, ray_tmpdir):
     method and runs the two never started."""
     storage, experiment = tmp_path / "results", tmp_path / "results" / NAME
     env = {**os.environ, "EXPERT_LOOP_CACHE": str(session_cache), "RAY_TMPDIR": ray_tmpdir,
-           "PYTHONWARNINGS": "ignore"}
+           "PYTHONWARNINGS": SUBPROCESS_WARNINGS}
     log = tmp_path / "interrupted.log"
     process = start_sweep(storage, env, log, "all", 2)
     try:
