@@ -1,10 +1,14 @@
 """Shared fixtures. Ray starts once per test session (about 4 s) and is always shut down."""
 
+import dataclasses
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +38,63 @@ def ray_session(session_cache):
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="error", log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+def smoke_prepared(tmp_path_factory, need_teachers: bool, **settings):
+    """prepare() on the smoke data (SMOKE_SETTINGS, changed by `settings`) in a cache of its own; teachers
+    fine-tuned on TEACHER_THREADS threads."""
+    from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, prepare
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EXPERT_LOOP_CACHE", str(tmp_path_factory.mktemp("cache")))
+        return prepare(DataSettings(**{**SMOKE_SETTINGS, **settings}), need_teachers=need_teachers,
+                       progress=lambda *a: None, teacher_threads=TEACHER_THREADS)
+
+
+@pytest.fixture(scope="session")
+def random_teachers(tmp_path_factory):
+    """The smoke data and tiny student; fixed random logits stand in for two teachers (nothing that uses them
+    depends on their quality), so no teacher is fine-tuned."""
+    from trainables.prepared import TeacherOutputs
+
+    ready = smoke_prepared(tmp_path_factory, need_teachers=False)
+    rng = np.random.default_rng(0)
+    logits = {split: rng.normal(size=(2, len(ready.encoded[split]), ready.num_labels)).astype(np.float32)
+              for split in ("train", "validation", "test")}
+    return dataclasses.replace(ready, teachers=TeacherOutputs(("a", "b"), logits, teacher_labels=96))
+
+
+@pytest.fixture
+def fake_ray(monkeypatch):
+    """trainables/functions.py without Ray (with tests/fake_tune.py for ray.tune): every report comes from
+    node-1. A trial marks its process as a trial's (IN_TRIAL_ENV); the mark goes when the test ends."""
+    import trainables.functions as functions
+
+    monkeypatch.setattr(functions, "ray", SimpleNamespace(
+        get_runtime_context=lambda: SimpleNamespace(get_node_id=lambda: "node-1")))
+    monkeypatch.delenv(functions.IN_TRIAL_ENV, raising=False)
+    yield
+    os.environ.pop(functions.IN_TRIAL_ENV, None)
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Bad input is refused before Ray starts: starting it (for a sweep or a study) fails the test."""
+    def tripwire(*args, **kwargs):
+        raise AssertionError("Ray was started for bad input")
+
+    monkeypatch.setattr("tuning.trials.ray_session.start_ray", tripwire)
+
+
+def exit_and_line(main: Callable, argv: list[str], capsys) -> tuple[int, str]:
+    """A command's exit status and the one line it wrote on stderr (more than one, e.g. a traceback, fails)."""
+    from tuning import cli
+
+    with pytest.raises(SystemExit) as stopped:
+        cli.main_guard(lambda: main(argv))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err  # one line, no traceback
+    return stopped.value.code, err[0]
 
 
 @pytest.fixture(scope="session")

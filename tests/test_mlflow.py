@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import exit_and_line
 from tuning import cli, run, study
 from tuning.tracking import settings as tracking
 from tuning.tracking.mlflow_logger import CHECKPOINT_ARTIFACT, TrialLogger
@@ -137,14 +138,6 @@ def test_the_default_store_is_mlruns_in_the_storage_path(tmp_path, monkeypatch):
     assert tracking.tracking_settings(run.parse_args([]), "s", "r") is None  # --tracker none is the default
 
 
-@pytest.fixture
-def no_ray(monkeypatch):
-    def tripwire(*args, **kwargs):
-        raise AssertionError("Ray was started for bad input")
-
-    monkeypatch.setattr("tuning.trials.ray_session.start_ray", tripwire)  # the sweep's and the study's
-
-
 BAD = {
     "unknown tracker": (["--tracker", "wandb"], "argument --tracker: invalid choice: 'wandb'"),
     "uri without tracker": (["--tracking-uri", "{tmp}/store"], "--tracking-uri goes with --tracker mlflow"),
@@ -167,10 +160,8 @@ def test_bad_tracking_input_exits_2_before_ray(case, command, tmp_path, capsys, 
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     argv = [arg.replace("{tmp}", str(tmp_path)) for arg in BAD[case][0]]
     main = run.main if command == "run" else study.main
-    with pytest.raises(SystemExit) as stopped:
-        cli.main_guard(lambda: main(["--smoke-test", "--storage-path", str(tmp_path / "results"), *argv]))
-    err = capsys.readouterr().err.strip().splitlines()
-    assert stopped.value.code == 2 and len(err) == 1 and BAD[case][1] in err[0], err
+    code, line = exit_and_line(main, ["--smoke-test", "--storage-path", str(tmp_path / "results"), *argv], capsys)
+    assert code == 2 and BAD[case][1] in line, line
     assert list(tmp_path.iterdir()) == []  # nothing written: no results, no store
 
 

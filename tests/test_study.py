@@ -13,14 +13,13 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.conftest import TEACHER_THREADS, run_cli
+from tests.conftest import run_cli, smoke_prepared
 from trainables import metrics as m
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
 from trainables.study_arms import epochs_for, initial_and_order, run_study_arm
 from trainables.study_settings import StudySettings, decode_predictions, encode_predictions, parse_arm
 from tuning.analysis.bootstrap import replicate_accuracies, statistic_interval
-from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, prepare
 from tuning.budget_study.report import aulc, baseline_of, common_seeds, leakage_warnings, summarise
 
 POOL = 48  # the smoke data's 96 training rows minus the teachers' half
@@ -29,10 +28,7 @@ POOL = 48  # the smoke data's 96 training rows minus the teachers' half
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("EXPERT_LOOP_CACHE", str(tmp_path_factory.mktemp("cache")))
-        return prepare(DataSettings(**{**SMOKE_SETTINGS, "teacher_split": 0.5}), need_teachers=True,
-                       progress=lambda *a: None, teacher_threads=TEACHER_THREADS)
+    return smoke_prepared(tmp_path_factory, need_teachers=True, teacher_split=0.5)
 
 
 def study(arm: str, **values) -> StudySettings:
