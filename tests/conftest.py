@@ -1,4 +1,7 @@
-"""Shared fixtures. Ray starts once per test session (about 4 s) and is always shut down."""
+"""Shared fixtures. Ray starts once per test session (about 4 s) and is always shut down.
+
+Every pytest run imports this file, also one of a single light test file: what pulls in Ray, torch or
+transformers is imported inside the fixture that needs it."""
 
 import dataclasses
 import os
@@ -10,6 +13,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
+from tuning import cli, run
 
 ROOT = Path(__file__).resolve().parents[1]
 # The commands tests run in fresh processes: library chatter stays out of their captured stderr (several tests
@@ -31,7 +36,7 @@ def session_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def ray_session(session_cache):
-    import ray
+    import ray  # noqa: PLC0415 (Ray: see the module's docstring)
 
     # address="local": always a fresh instance of its own, never a Ray cluster already running here
     # (a user's sweep, or a study in the background).
@@ -43,7 +48,7 @@ def ray_session(session_cache):
 def smoke_prepared(tmp_path_factory, need_teachers: bool, **settings):
     """prepare() on the smoke data (SMOKE_SETTINGS, changed by `settings`) in a cache of its own; teachers
     fine-tuned on TEACHER_THREADS threads."""
-    from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, prepare
+    from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, prepare  # noqa: PLC0415 (torch, transformers)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EXPERT_LOOP_CACHE", str(tmp_path_factory.mktemp("cache")))
@@ -55,7 +60,7 @@ def smoke_prepared(tmp_path_factory, need_teachers: bool, **settings):
 def random_teachers(tmp_path_factory):
     """The smoke data and tiny student; fixed random logits stand in for two teachers (nothing that uses them
     depends on their quality), so no teacher is fine-tuned."""
-    from trainables.prepared import TeacherOutputs
+    from trainables.prepared import TeacherOutputs  # noqa: PLC0415 (torch, transformers)
 
     ready = smoke_prepared(tmp_path_factory, need_teachers=False)
     rng = np.random.default_rng(0)
@@ -68,7 +73,7 @@ def random_teachers(tmp_path_factory):
 def fake_ray(monkeypatch):
     """trainables/functions.py without Ray (with tests/fake_tune.py for ray.tune): every report comes from
     node-1. A trial marks its process as a trial's (IN_TRIAL_ENV); the mark goes when the test ends."""
-    import trainables.functions as functions
+    import trainables.functions as functions  # noqa: PLC0415 (Ray, torch, transformers)
 
     monkeypatch.setattr(functions, "ray", SimpleNamespace(
         get_runtime_context=lambda: SimpleNamespace(get_node_id=lambda: "node-1")))
@@ -88,8 +93,6 @@ def no_ray(monkeypatch):
 
 def exit_and_line(main: Callable, argv: list[str], capsys) -> tuple[int, str]:
     """A command's exit status and the one line it wrote on stderr (more than one, e.g. a traceback, fails)."""
-    from tuning import cli
-
     with pytest.raises(SystemExit) as stopped:
         cli.main_guard(lambda: main(argv))
     err = capsys.readouterr().err.strip().splitlines()
@@ -101,10 +104,10 @@ def exit_and_line(main: Callable, argv: list[str], capsys) -> tuple[int, str]:
 def tiny_bert_task(tmp_path_factory):
     """The smoke task encoded for the tiny BERT (blueprint, encoded splits, number of labels), built once;
     the blueprint is read-only, so tests that train build their own model from it."""
-    from trainables.data import smoke_task_data
-    from trainables.encode import encode_task
-    from trainables.models import make_blueprint
-    from tuning.assets.prepare import resolve_model
+    from trainables.data import smoke_task_data  # noqa: PLC0415 (these four: torch, transformers)
+    from trainables.encode import encode_task  # noqa: PLC0415
+    from trainables.models import make_blueprint  # noqa: PLC0415
+    from tuning.assets.prepare import resolve_model  # noqa: PLC0415
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EXPERT_LOOP_CACHE", str(tmp_path_factory.mktemp("cache")))
@@ -132,8 +135,6 @@ def smoke_mlflow_store(tmp_path_factory) -> Path:
 def smoke_sweeps_root(ray_session, tmp_path_factory, smoke_mlflow_store) -> Path:
     """One `--method all` smoke sweep for the whole session (about a minute), under <root>/smoke, each
     trial logged to MLflow too; tests that only read it share it instead of sweeping again."""
-    from tuning import run
-
     root = tmp_path_factory.mktemp("ray_results")
     assert run.main(["--method", "all", "--smoke-test", "--num-samples", "2", "--storage-path", str(root),
                      "--name", "smoke", "--tracker", "mlflow", "--tracking-uri", str(smoke_mlflow_store)]) == 0

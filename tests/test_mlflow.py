@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from ray import cloudpickle, tune
 
 from tests.conftest import exit_and_line
 from tuning import cli, run, study
@@ -74,8 +75,6 @@ class FakeTrial:
 def test_a_restored_logger_continues_the_run_of_a_resumed_trial(tmp_path):
     """Tuner.restore unpickles the callbacks saved in tuner.pkl: the resumed trial's reports go on in its
     run. Text values (a study's predictions) and the config are not logged as metrics."""
-    from ray import cloudpickle, tune
-
     settings = tracking.local_store(tmp_path / "store", "exp")
     logger = TrialLogger(settings)
     logger.setup()

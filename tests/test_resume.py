@@ -16,6 +16,8 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 
 from tests.conftest import ROOT, SUBPROCESS_WARNINGS
 from tests.ray_processes import processes_of, remove_temp_dir, short_temp_dir, stop_processes, wait_until_gone
@@ -135,9 +137,6 @@ def check_resumed(experiment: Path, before: dict[str, str], result: subprocess.C
 def check_one_study(folder: Path, values: list[float]) -> None:
     """The resumed sweep continued the Optuna study of its folder (the journal beside the trials) rather
     than starting another: one study, every Ray trial told to it exactly once, with its own value."""
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
     storage = JournalStorage(JournalFileBackend(str(folder / "optuna_journal.log")))
     record = json.loads((folder / "sweep.json").read_text())
     studies = optuna.get_all_study_summaries(storage)

@@ -148,7 +148,7 @@ def _nanmean(values) -> float | None:
 def per_class_f1(frame: pd.DataFrame, arm: str, budget: int, seeds: list[int], test_labels: np.ndarray,
                  num_labels: int) -> np.ndarray:
     """Mean over seeds of each class's F1 on test (sklearn's f1_score, average=None)."""
-    from sklearn.metrics import f1_score  # noqa: PLC0415
+    from sklearn.metrics import f1_score  # noqa: PLC0415 (scikit-learn: only for the per-class table)
 
     rows = frame[(frame["arm"] == arm) & (frame[BUDGET] == budget)].set_index("seed")
     scores = [f1_score(test_labels, decode_predictions(rows.loc[s, TEST_PREDICTIONS]),

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
@@ -68,9 +70,6 @@ def make_sampler(name: str, seed: int, num_samples: int, startup: int | None = N
 def journal_storage(experiment_dir: Path):
     """An Optuna journal file inside the experiment folder: optuna-dashboard opens it, and a resumed
     sweep continues the same study."""
-    from optuna.storages import JournalStorage  # noqa: PLC0415
-    from optuna.storages.journal import JournalFileBackend  # noqa: PLC0415
-
     experiment_dir.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(experiment_dir / OPTUNA_JOURNAL)))
 
