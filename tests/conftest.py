@@ -26,6 +26,14 @@ SUBPROCESS_WARNINGS = "ignore,default::DeprecationWarning,default::FutureWarning
 TEACHER_THREADS = 1
 
 
+def pytest_collection_modifyitems(items):
+    """A test that needs Ray (ray_session, or a fixture built on it such as the shared smoke sweep) is slow: it
+    runs in `make test`, not in `make test-fast`. Tests that run sweeps in subprocesses carry the mark by hand."""
+    for item in items:
+        if "ray_session" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory) -> Path:
     """One asset/token/teacher cache for the whole session: tests never touch the user's cache."""
