@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test setup assets smoke lint clean
+.PHONY: run test test-fast setup assets smoke lint clean
 
 # torch 2.13.0 first: its CPU build lies on this machine's disk; a plain `torch` requirement with no
 # torch installed would pull a CUDA build of several GB.
@@ -30,6 +30,11 @@ smoke: setup
 
 test: setup
 	$(PY) -m pytest
+
+# A fast lane while working (under 2 minutes on 2 cores): every test but those marked slow, i.e. those that
+# start Ray or run sweeps in subprocesses. `make test` runs the whole suite (under 10 minutes).
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -27,7 +27,7 @@ OURS_DEFAULT = "ours_bf16" if common.TRIAL_BF16 else "ours_fp32"  # what a trial
 
 def accelerate_missing() -> bool:
     try:
-        import accelerate  # noqa: F401, PLC0415
+        import accelerate  # noqa: F401, PLC0415 (whether it is installed is the question)
     except ImportError:
         return True
     return False
@@ -60,6 +60,7 @@ def trainer_examples(split) -> list[dict]:
 
 
 def hf_trainer(blueprint, encoded, num_labels: int, seed: int, bf16: bool) -> dict:
+    # Trainer needs accelerate, which may be missing (accelerate_missing): imported when the section runs.
     from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments  # noqa: PLC0415
 
     torch.set_num_threads(common.THREADS)

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable as a script from a checkout, like tuning/run.py
 
 from benchmarks.results import REQUIRED_KEYS, machine_info, today, write_results  # noqa: E402
+from trainables import precision  # noqa: E402 (light: torch is imported when the CPU is asked)
 
 # Sizes per mode. Train sizes are training-split examples (stratified subsets of the default data).
 # --quick checks that everything runs: its sizes are too small for the ratios to mean much (fixed costs
@@ -133,8 +134,6 @@ def _notes(args, results: dict) -> list[str]:
 
 def precision_figures() -> dict:
     """Whether this CPU computes bfloat16 natively and what bf16=auto chooses on it (trainables/precision.py)."""
-    from trainables import precision  # noqa: PLC0415
-
     choice = precision.choice()
     return {"cpu_native_bf16": choice.native, "precision_auto_choice": "bf16" if choice.bf16 else "fp32",
             "precision_auto_speedup_measured": choice.speedup}
@@ -157,7 +156,7 @@ def main(argv=None) -> int:
             results["raw"][name] = raw
             if raw.get("error"):
                 results["errors"][name] = raw["error"]
-        except Exception:  # one failed section must not lose the others' figures
+        except Exception:  # noqa: BLE001 (one failed section must not lose the others' figures)
             results["errors"][name] = traceback.format_exc()
             print(results["errors"][name], file=sys.stderr, flush=True)
         results["section_seconds"][name] = round(time.perf_counter() - started, 1)

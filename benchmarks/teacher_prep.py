@@ -62,7 +62,7 @@ def _padded_share(jobs: list[TeacherJob]) -> float:
 
 
 def measure(train: int, evaluate: int, repeat: int) -> tuple[dict, dict]:
-    import ray  # noqa: PLC0415
+    import ray  # noqa: PLC0415 (Ray starts only for this section's Ray-task half)
 
     torch.set_num_threads(common.THREADS)
     bf16 = precision.resolve(precision.AUTO)  # the teachers' default

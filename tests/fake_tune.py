@@ -1,6 +1,7 @@
 """A stand-in for the parts of ray.tune a trainable uses (get_checkpoint, report, Checkpoint.from_directory),
-keeping every checkpoint folder, so trainables/functions.py's trials run and resume here without Ray.
-Shared by tests/test_failures.py and tests/test_exact_resume.py (each had its own copy)."""
+keeping every checkpoint folder, so trainables/functions.py's trials run and resume here without Ray (with the
+fake_ray fixture of tests/conftest.py). Shared by tests/test_failures.py and tests/test_exact_resume.py (each
+had its own copy)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import contextlib
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
+
+import trainables.functions as functions
 
 
 class Killed(Exception):
@@ -42,3 +45,14 @@ class FakeTune:
         self.reports.append((metrics, checkpoint))
         if self.kill_after is not None and len(self.reports) == self.kill_after:
             raise Killed
+
+
+def run_fake_trial(monkeypatch, store: Path, config: dict, prepared, checkpoint: FakeCheckpoint | None = None,
+                   kill_after: int | None = None) -> FakeTune:
+    """A sweep's trial (student_trial) with this stand-in for ray.tune; a kill after `kill_after` reports ends
+    it as SIGKILL would, its last checkpoint saved."""
+    fake = FakeTune(store, checkpoint, kill_after)
+    monkeypatch.setattr(functions, "tune", fake)
+    with contextlib.suppress(Killed):
+        functions.student_trial(config, prepared)
+    return fake

@@ -2,13 +2,18 @@
 choices and the report's wording, checked against values worked out by hand."""
 
 import json
+import re
+from itertools import combinations
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from trainables import metrics as m
 from tuning import analyze, cli
+from tuning.analysis import plots as analysis_plots
 from tuning.analysis import results as a
 
 SPACE = {"method": "kd", "learning_rate": {"type": "loguniform", "low": 1e-4, "high": 1e-2},
@@ -155,8 +160,6 @@ def test_strategy_table_says_it_mixes_budgets_and_points_to_the_study():
 def test_comparison_plot_accepts_an_interval_that_misses_its_estimate(tmp_path):
     """A percentile bootstrap interval need not contain the estimate on tiny data (24 test examples, 2 seeds
     in the smoke test): matplotlib refused the negative error bar and analyze --confirm crashed."""
-    from tuning.analysis import plots as analysis_plots
-
     path = analysis_plots.plot_comparison([("kd", 0.50, [0.52, 0.60]), ("supervised", 0.5, None)], "t",
                                           tmp_path / "c.png")
     assert path.stat().st_size > 1000
@@ -170,9 +173,6 @@ LEARNING_RATES = [1e-4, 2e-4, 4e-4, 7e-4, 1e-3, 2e-3, 3e-3, 5e-3, 7e-3, 1e-2]
 def stored_study(folder: Path, name: str, rows: list[tuple[float, int, float]], low=1e-4, high=1e-2):
     """A journal as the sweep's searcher writes it (tuning/sweep/search.py): rows of (learning_rate, batch_size,
     val_accuracy), each a completed trial."""
-    import optuna
-    from optuna.distributions import CategoricalDistribution, FloatDistribution
-
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
         str(folder / "optuna_journal.log")))
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
@@ -233,10 +233,6 @@ def test_too_few_trials_for_an_importance_plot_is_said(tmp_path):
 def test_log_scale_tick_labels_do_not_overlap(tmp_path, low, high):
     """Under a decade or two, matplotlib labels minor ticks too, and on Optuna's narrow subplots they ran
     into each other. Checked on the drawn figure: every pair of visible x tick labels is apart."""
-    from itertools import combinations
-
-    from tuning.analysis import plots as analysis_plots
-
     rates = [low * (high / low) ** (i / 9) for i in range(10)]
     study = stored_study(tmp_path, "ticks", [(lr, 8 * (1 + i % 2), i / 10) for i, lr in enumerate(rates)], low, high)
     with analysis_plots.optuna_figure():
@@ -258,8 +254,6 @@ def test_log_scale_tick_labels_do_not_overlap(tmp_path, low, high):
 
 def test_committed_reports_name_no_machine_paths():
     """Reports get committed and moved: folders in them are named relative to the storage path."""
-    import re
-
     results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
     absolute = re.compile(r"(?<![\w.])/(work|tmp|home|root|Users)/")
     for path in [*results.glob("*/report.md"), *results.glob("*/best_configs.json"), *results.glob("*/results.csv")]:

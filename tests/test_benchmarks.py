@@ -5,13 +5,30 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from transformers import BertConfig, BertForSequenceClassification
 
-from benchmarks.flops import matmul_flops, model_step_flops, split_parameters, training_step_flops
+from benchmarks import common
+from benchmarks.epoch_vs_trainer import _figures as epoch_figures
+from benchmarks.epoch_vs_trainer import auto_regret, hf_trainer, trainer_examples
+from benchmarks.flops import (
+    matmul_flops,
+    model_step_flops,
+    sequence_flops,
+    split_parameters,
+    teacher_prep_flops,
+    training_step_flops,
+)
 from benchmarks.memory import descendants, parse_ppid, parse_status
 from benchmarks.results import REQUIRED_KEYS, check_targets, cpu_model, markdown, write_results
+from benchmarks.step_peak import MATMUL_N
+from benchmarks.step_peak import _figures as step_figures
+from benchmarks.study_overhead import overhead, point_reports
+from benchmarks.teacher_prep import figures
 from benchmarks.timing import interleave, interleaved_order, median, ratio
 from tests.conftest import ROOT
+from trainables.encode import EncodedSplit
 
 
 def test_help_runs_without_measuring():
@@ -39,8 +56,6 @@ def test_split_parameters_by_name():
 
 
 def test_model_step_flops_on_a_tiny_bert():
-    from transformers import BertConfig, BertForSequenceClassification
-
     config = BertConfig(vocab_size=10, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=16, max_position_embeddings=16, num_labels=3)
     flops, counts = model_step_flops(BertForSequenceClassification(config), batch=2, seq=4)
@@ -112,14 +127,12 @@ def test_zero_and_integer_figures_are_written(tmp_path, value):
 
 
 def test_epoch_figures_pair_the_defaults_and_each_precision():
-    from benchmarks.epoch_vs_trainer import _figures
-
     def runs(seconds, accuracies):
         return [{"seed": seed, "seconds": seconds, "accuracy": a} for seed, a in enumerate(accuracies)]
 
     records = {"ours_fp32": runs(30.0, [0.57, 0.58]), "trainer_fp32": runs(32.0, [0.55, 0.59]),
                "ours_bf16": runs(20.0, [0.56, 0.59]), "trainer_bf16": runs(25.0, [0.56, 0.57])}
-    figures = _figures(records, ours_default="ours_bf16")
+    figures = epoch_figures(records, ours_default="ours_bf16")
     assert figures["epoch_time_ratio_vs_trainer"] == pytest.approx(20 / 32)  # our bf16 against Trainer's fp32
     assert figures["accuracy_delta_vs_trainer"] == pytest.approx(0.005)  # (0.01 + 0.0) / 2
     assert figures["epoch_time_ratio_vs_trainer_fp32"] == pytest.approx(30 / 32)
@@ -128,14 +141,12 @@ def test_epoch_figures_pair_the_defaults_and_each_precision():
     assert figures["accuracy_delta_vs_trainer_bf16"] == pytest.approx(0.01)  # (0.0 + 0.02) / 2
     assert figures["bf16_accuracy_delta"] == pytest.approx(0.0) and figures["bf16_meets_default_rule"]
     assert figures["bf16_epoch_speedup"] == pytest.approx(1.5)
-    assert _figures(records, ours_default="ours_fp32")["epoch_time_ratio_vs_trainer"] == pytest.approx(30 / 32)
-    without_trainer = _figures({**records, "trainer_fp32": [], "trainer_bf16": []})
+    assert epoch_figures(records, ours_default="ours_fp32")["epoch_time_ratio_vs_trainer"] == pytest.approx(30 / 32)
+    without_trainer = epoch_figures({**records, "trainer_fp32": [], "trainer_bf16": []})
     assert without_trainer["epoch_time_ratio_vs_trainer"] is None
 
 
 def test_trainer_sees_exactly_the_token_ids_our_loop_trains_on(tiny_bert_task):
-    from benchmarks.epoch_vs_trainer import trainer_examples
-
     _, encoded, _ = tiny_bert_task
     split = encoded["train"]
     examples = trainer_examples(split)
@@ -151,7 +162,6 @@ def test_trainer_sees_exactly_the_token_ids_our_loop_trains_on(tiny_bert_task):
 def test_the_trainer_side_runs_with_the_installed_transformers(tiny_bert_task, bf16):
     # Guards section 2 against API drift (TrainingArguments, accelerate): `make test`'s set-up installs
     # accelerate, so a fresh clone runs the whole benchmark.
-    from benchmarks.epoch_vs_trainer import hf_trainer
 
     blueprint, encoded, num_labels = tiny_bert_task
     record = hf_trainer(blueprint, encoded, num_labels, seed=0, bf16=bf16)
@@ -163,8 +173,6 @@ def test_the_trainer_side_runs_with_the_installed_transformers(tiny_bert_task, b
 
 
 def test_sequence_flops_by_hand():
-    from benchmarks.flops import sequence_flops
-
     # training (passes 3): 6 * (10 * (2 + 3) + 1 * 2) + 12 * 1 layer * (4 + 9) * 4 hidden = 312 + 624
     assert sequence_flops(10, 1, layers=1, hidden=4, lengths=[2, 3], passes=3) == 312 + 624
     # forward only (passes 1): a third of it
@@ -174,10 +182,6 @@ def test_sequence_flops_by_hand():
 
 
 def test_teacher_prep_flops_on_a_tiny_bert():
-    from transformers import BertConfig, BertForSequenceClassification
-
-    from benchmarks.flops import teacher_prep_flops
-
     config = BertConfig(vocab_size=10, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=16, max_position_embeddings=16, num_labels=3)
     # per-token 1200, per-sequence 99 (test_model_step_flops_on_a_tiny_bert); 2 epochs on lengths 4 and 2,
@@ -188,9 +192,6 @@ def test_teacher_prep_flops_on_a_tiny_bert():
 
 
 def test_teacher_prep_figures_by_hand():
-    from benchmarks.step_peak import MATMUL_N
-    from benchmarks.teacher_prep import figures
-
     # peak = 2 * 2048^3 / 0.1 s; 40 s on Ray, 60 s in process
     peak = matmul_flops(MATMUL_N) / 0.1
     result = figures({"ray_tasks": [40.0, 50.0, 30.0], "in_process": [60.0], "matmul": [0.1, 0.1]}, int(peak * 10))
@@ -201,28 +202,22 @@ def test_teacher_prep_figures_by_hand():
 
 
 def test_precision_auto_regret_by_hand():
-    from benchmarks.epoch_vs_trainer import auto_regret
-
     assert auto_regret({"ours_fp32": 30.0, "ours_bf16": 20.0}, "ours_bf16") == 0.0
     assert auto_regret({"ours_fp32": 30.0, "ours_bf16": 20.0}, "ours_fp32") == pytest.approx(0.5)
     assert auto_regret({"ours_fp32": 30.0}, "ours_fp32") is None  # bf16 not run
 
 
 def test_epoch_figures_without_bf16_runs_are_null():
-    from benchmarks.epoch_vs_trainer import _figures
-
     runs = [{"seed": 0, "seconds": 30.0, "accuracy": 0.5}]
-    figures = _figures({"ours_fp32": runs, "trainer_fp32": runs, "ours_bf16": [], "trainer_bf16": []},
+    figures = epoch_figures({"ours_fp32": runs, "trainer_fp32": runs, "ours_bf16": [], "trainer_bf16": []},
                        ours_default="ours_fp32")
     assert figures["epoch_time_ratio_vs_trainer"] == 1.0
     assert figures["bf16_epoch_speedup"] is None and figures["precision_auto_regret"] is None
 
 
 def test_step_figures_without_bf16_runs_are_null():
-    from benchmarks.step_peak import MATMUL_N, _figures
-
     seconds = {"step_fp32": [2.0], "matmul_fp32": [0.5], "step_fp32_1thread": [3.0], "matmul_fp32_1thread": [1.0]}
-    figures = _figures(seconds, step_flops=matmul_flops(MATMUL_N))
+    figures = step_figures(seconds, step_flops=matmul_flops(MATMUL_N))
     assert figures["step_peak_fraction_fp32"] == pytest.approx(0.25)  # same FLOPs, 4 x the time
     assert figures["step_peak_fraction_bf16"] is None and figures["step_bf16_speedup"] is None
     assert figures["step_two_thread_speedup"] == pytest.approx(1.5)
@@ -241,8 +236,6 @@ def test_a_null_with_a_reason_is_not_applicable_never_missed(tmp_path):
 
 
 def test_study_overhead_from_reports(tmp_path):
-    from benchmarks.study_overhead import overhead, point_reports
-
     for trial, lines in (("t1", [{"train_seconds": 30.0, "time_this_iter_s": 40.0}]),
                          ("t2", [{"train_seconds": 20.0, "time_this_iter_s": 25.0},
                                  {"train_seconds": 25.0, "time_this_iter_s": 30.0}])):
@@ -259,11 +252,6 @@ def test_study_overhead_from_reports(tmp_path):
 
 
 def test_full_length_batch_packs_short_rows_end_to_end(monkeypatch):
-    import numpy as np
-
-    from benchmarks import common
-    from trainables.encode import EncodedSplit
-
     monkeypatch.setattr(common, "MAX_LENGTH", 4)
     # three rows of 3, 2 and 5 tokens: packed, rows (1,2,3,4) and (6,7,8,9) are cut at 4 tokens each
     short = EncodedSplit(features={"input_ids": np.arange(1, 11, dtype=np.int32)},

@@ -3,9 +3,12 @@ abbreviations, and which data settings the command line decides."""
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from trainables.errors import UsageError
+from tuning import run, study
 from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings
 from tuning.cli import (
     Parser,
@@ -77,8 +80,6 @@ def test_main_guard_turns_usage_errors_into_one_line_and_status_2(capsys):
 
 
 def _main(module: str):
-    import importlib
-
     return importlib.import_module(f"tuning.{module}").main
 
 
@@ -122,8 +123,6 @@ def test_every_entry_point_refuses_abbreviations(case, capsys, tmp_path, monkeyp
 
 
 def run_settings(*argv: str) -> DataSettings:
-    from tuning import run
-
     return data_settings(run.parse_args(list(argv)))
 
 
@@ -169,8 +168,6 @@ def test_an_entry_points_default_counts_as_not_typed():
 
 
 def test_study_parser_keeps_its_teacher_split_default():
-    from tuning import study
-
     assert data_settings(study.parse_args([])).teacher_split == 0.5
     assert data_settings(study.parse_args(["--smoke-test"])).teacher_split == 0.5
     assert data_settings(study.parse_args(["--teacher-split", "0.25"])).teacher_split == 0.25

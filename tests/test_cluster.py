@@ -27,8 +27,9 @@ from pathlib import Path
 import pytest
 from ray import tune
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SUBPROCESS_WARNINGS
 from tests.ray_processes import remove_temp_dir, short_temp_dir, stop_processes, wait_until_gone
+from tuning.assets import catalog as assets
 
 RAY = str(Path(sys.executable).with_name("ray"))
 SHADOWED = ("tuning", "trainables", "search_spaces")
@@ -93,7 +94,7 @@ def cluster(tmp_path):
                   {**base, "EXPERT_LOOP_CACHE": str(caches[0])})
         ray_start([f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", f"--temp-dir={root}/worker"],
                   {**base, "EXPERT_LOOP_CACHE": str(caches[1])})
-        driver_env = {**ray_env, "PYTHONWARNINGS": "ignore"}
+        driver_env = {**ray_env, "PYTHONWARNINGS": SUBPROCESS_WARNINGS}
         yield f"127.0.0.1:{port}", driver_env, caches
     finally:
         stopped = stop_processes(root)
@@ -129,8 +130,6 @@ def test_kd_sweep_runs_on_both_nodes_without_the_driver_disk(cluster, tmp_path, 
 def test_the_driver_cache_refuses_a_trial(monkeypatch, tmp_path):
     """The guard the cluster test relies on: inside a trial (EXPERT_LOOP_IN_TRIAL set by student_trial)
     the driver's cache folder is never opened, not even created."""
-    from tuning.assets import catalog as assets
-
     monkeypatch.setenv("EXPERT_LOOP_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("EXPERT_LOOP_IN_TRIAL", "1")
     with pytest.raises(RuntimeError, match="a trial must not read the driver's cache"):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pandas as pd
 import pytest
@@ -323,8 +324,6 @@ def test_preset_needs_the_fetcher() -> None:
 
 
 def test_hub_failure_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    import datasets
-
     def offline(*args, **kwargs):
         raise ConnectionError("Couldn't reach 'org/nothing' on the Hub (LocalEntryNotFoundError)\nmore")
 
@@ -336,8 +335,6 @@ def test_hub_failure_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_hub_hidden_test_labels_are_carved_from_train(monkeypatch: pytest.MonkeyPatch) -> None:
-    import datasets
-
     splits = {"train": mc_rows([0, 1, 2, 3] * 5, "tr"), "validation": mc_rows([2, 3, 0, 1], "va"),
               "test": mc_rows([-1, -1, -1], "te")}  # MedMCQA hides its test answers as cop = -1
     loaded = datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in splits.items()})

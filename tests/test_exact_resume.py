@@ -4,12 +4,7 @@ stand-in for ray.tune that keeps every checkpoint folder, so no Ray is started."
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import os
 import random
-from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,42 +12,12 @@ import torch
 from safetensors.torch import load_file
 
 import trainables.functions as functions
-from tests.fake_tune import FakeCheckpoint, FakeTune, Killed
+from tests.fake_tune import FakeCheckpoint, FakeTune, run_fake_trial
 from trainables import metrics as m
 from trainables.checkpoint import TRAINING_JSON, TRAINING_TENSORS
-from trainables.prepared import TeacherOutputs
-from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, prepare
 
 # Wall time and where it ran differ between any two runs; everything else must not.
 VARYING = {m.TRAIN_SECONDS, functions.NODE_ID}
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    """The smoke data and tiny student; fixed random teacher logits stand in for the teachers."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("EXPERT_LOOP_CACHE", str(tmp_path_factory.mktemp("cache")))
-        ready = prepare(DataSettings(**SMOKE_SETTINGS), need_teachers=False, progress=lambda *a: None)
-    rng = np.random.default_rng(0)
-    logits = {split: rng.normal(size=(2, len(ready.encoded[split]), ready.num_labels)).astype(np.float32)
-              for split in ("train", "validation", "test")}
-    return dataclasses.replace(ready, teachers=TeacherOutputs(("a", "b"), logits, teacher_labels=96))
-
-
-@pytest.fixture
-def fake_ray(monkeypatch):
-    monkeypatch.setattr(functions, "ray", SimpleNamespace(
-        get_runtime_context=lambda: SimpleNamespace(get_node_id=lambda: "node-1")))
-    yield
-    os.environ.pop(functions.IN_TRIAL_ENV, None)  # student_trial sets it for its (here: this) process
-
-
-def run_trial(monkeypatch, store: Path, config: dict, prepared, checkpoint=None, kill_after=None) -> FakeTune:
-    fake = FakeTune(store, checkpoint, kill_after)
-    monkeypatch.setattr(functions, "tune", fake)
-    with contextlib.suppress(Killed):
-        functions.student_trial(config, prepared)
-    return fake
 
 
 def scramble_global_random_state() -> None:
@@ -78,10 +43,10 @@ def assert_same_weights(one: FakeCheckpoint, other: FakeCheckpoint) -> None:
 
 
 def killed_and_resumed(monkeypatch, tmp_path, config, prepared, kill_after: int) -> tuple[FakeTune, FakeTune]:
-    killed = run_trial(monkeypatch, tmp_path / "killed", config, prepared, kill_after=kill_after)
+    killed = run_fake_trial(monkeypatch, tmp_path / "killed", config, prepared, kill_after=kill_after)
     assert len(killed.reports) == kill_after
     scramble_global_random_state()
-    resumed = run_trial(monkeypatch, tmp_path / "resumed", config, prepared, checkpoint=killed.reports[-1][1])
+    resumed = run_fake_trial(monkeypatch, tmp_path / "resumed", config, prepared, checkpoint=killed.reports[-1][1])
     return killed, resumed
 
 
@@ -92,9 +57,9 @@ KD = {**SUPERVISED, "method": "kd", "alpha": 0.5, "temperature": 2.0}
 
 @pytest.mark.parametrize("config", [SUPERVISED, KD], ids=["supervised", "kd"])
 def test_a_trial_killed_after_epoch_2_and_resumed_ends_exactly_like_an_uninterrupted_one(
-        monkeypatch, tmp_path, prepared, fake_ray, config):
-    whole = run_trial(monkeypatch, tmp_path / "whole", config, prepared)
-    killed, resumed = killed_and_resumed(monkeypatch, tmp_path, config, prepared, kill_after=2)
+        monkeypatch, tmp_path, random_teachers, fake_ray, config):
+    whole = run_fake_trial(monkeypatch, tmp_path / "whole", config, random_teachers)
+    killed, resumed = killed_and_resumed(monkeypatch, tmp_path, config, random_teachers, kill_after=2)
     assert [r[0][m.EPOCH] for r in whole.reports] == [1, 2, 3, 4]
     assert [r[0][m.EPOCH] for r in resumed.reports] == [3, 4]
     for (expected, _), (got, _) in zip(whole.reports[2:], resumed.reports, strict=True):
@@ -104,22 +69,23 @@ def test_a_trial_killed_after_epoch_2_and_resumed_ends_exactly_like_an_uninterru
     assert comparable(whole.reports[1][0]) != comparable(whole.reports[-1][0])
 
 
-def test_without_the_training_state_a_resumed_trial_ends_differently(monkeypatch, tmp_path, prepared, fake_ray):
+def test_without_the_training_state_a_resumed_trial_ends_differently(monkeypatch, tmp_path, random_teachers, fake_ray):
     """The check above can fail: a checkpoint without optimizer, schedule and random states (as written
     before they were saved) resumes with fresh optimizer moments and another dropout stream."""
-    whole = run_trial(monkeypatch, tmp_path / "whole", SUPERVISED, prepared)
-    killed = run_trial(monkeypatch, tmp_path / "killed", SUPERVISED, prepared, kill_after=2)
+    whole = run_fake_trial(monkeypatch, tmp_path / "whole", SUPERVISED, random_teachers)
+    killed = run_fake_trial(monkeypatch, tmp_path / "killed", SUPERVISED, random_teachers, kill_after=2)
     folder = killed.reports[-1][1].folder
     for name in (TRAINING_TENSORS, TRAINING_JSON):
         (folder / name).unlink()
-    resumed = run_trial(monkeypatch, tmp_path / "resumed", SUPERVISED, prepared, checkpoint=FakeCheckpoint(folder))
+    resumed = run_fake_trial(monkeypatch, tmp_path / "resumed", SUPERVISED, random_teachers,
+                             checkpoint=FakeCheckpoint(folder))
     assert [r[0][m.EPOCH] for r in resumed.reports] == [3, 4]
     last, other = weights(whole.reports[-1][1]), weights(resumed.reports[-1][1])
     assert any(not torch.equal(last[name], other[name]) for name in last)
 
 
-def test_the_training_state_is_stored_without_pickle(monkeypatch, tmp_path, prepared, fake_ray):
-    fake = run_trial(monkeypatch, tmp_path, SUPERVISED, prepared, kill_after=1)
+def test_the_training_state_is_stored_without_pickle(monkeypatch, tmp_path, random_teachers, fake_ray):
+    fake = run_fake_trial(monkeypatch, tmp_path, SUPERVISED, random_teachers, kill_after=1)
     names = {path.name for path in fake.reports[0][1].folder.iterdir()}
     assert {TRAINING_TENSORS, TRAINING_JSON} <= names
     assert not [name for name in names if name.endswith((".bin", ".pt", ".pth", ".pkl"))]
@@ -133,10 +99,10 @@ LOOP = {"method": "active_loop", "learning_rate": 5e-3, "batch_size": 8, "epochs
 
 @pytest.mark.parametrize("warm_start", [False, True])
 def test_an_expert_loop_killed_after_round_1_and_resumed_ends_exactly_like_an_uninterrupted_one(
-        monkeypatch, tmp_path, prepared, fake_ray, warm_start):
+        monkeypatch, tmp_path, random_teachers, fake_ray, warm_start):
     config = {**LOOP, "warm_start": warm_start}
-    whole = run_trial(monkeypatch, tmp_path / "whole", config, prepared)
-    killed, resumed = killed_and_resumed(monkeypatch, tmp_path, config, prepared, kill_after=2)
+    whole = run_fake_trial(monkeypatch, tmp_path / "whole", config, random_teachers)
+    killed, resumed = killed_and_resumed(monkeypatch, tmp_path, config, random_teachers, kill_after=2)
     assert [r[0][m.ROUND] for r in whole.reports] == [0, 1, 2, 3]
     assert [r[0][m.ROUND] for r in resumed.reports] == [2, 3]
     for (expected, _), (got, _) in zip(whole.reports[2:], resumed.reports, strict=True):

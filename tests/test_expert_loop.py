@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import trainables.expert_loop as el
-from tests.conftest import TEACHER_THREADS
+from tests.conftest import smoke_prepared
 from trainables import metrics as m
 from trainables.config import TrialConfig
 from trainables.encode import EncodedSplit
@@ -28,7 +28,6 @@ from trainables.expert_loop import (
 )
 from trainables.losses import kd_loss_masked
 from trainables.prepared import TeacherOutputs
-from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, prepare
 
 TRAIN = 96  # the smoke data's training split: 24 per class
 
@@ -36,10 +35,7 @@ TRAIN = 96  # the smoke data's training split: 24 per class
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("EXPERT_LOOP_CACHE", str(tmp_path_factory.mktemp("cache")))
-        return prepare(DataSettings(**SMOKE_SETTINGS), need_teachers=True, progress=lambda *a: None,
-                       teacher_threads=TEACHER_THREADS)
+    return smoke_prepared(tmp_path_factory, need_teachers=True)
 
 
 def trial(**values) -> TrialConfig:

@@ -5,16 +5,13 @@ itself, checked without Ray against a checkpoint it wrote."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import signal
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
-import numpy as np
 import optuna
 import psutil
 import pytest
@@ -23,12 +20,10 @@ from ray import tune
 from safetensors.torch import load_file
 
 import trainables.functions as functions
-from tests.fake_tune import FakeTune
+from tests.fake_tune import run_fake_trial
 from trainables import metrics as m
 from trainables.errors import TrainingDiverged
-from trainables.prepared import TeacherOutputs
 from tuning import run
-from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, prepare
 
 
 def read_grid(path: Path) -> tune.ResultGrid:
@@ -127,42 +122,13 @@ def test_a_dead_trial_is_retried_from_its_last_checkpoint_or_recorded(ray_sessio
 # ---------------------------------------------------------------- the trainable's resume logic, without Ray
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    """The smoke data and tiny student; random teacher logits stand in for the teachers (nothing here
-    depends on their quality), so no teacher is fine-tuned."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("EXPERT_LOOP_CACHE", str(tmp_path_factory.mktemp("cache")))
-        ready = prepare(DataSettings(**SMOKE_SETTINGS), need_teachers=False, progress=lambda *a: None)
-    rng = np.random.default_rng(0)
-    logits = {split: rng.normal(size=(2, len(ready.encoded[split]), ready.num_labels)).astype(np.float32)
-              for split in ("train", "validation", "test")}
-    return dataclasses.replace(ready, teachers=TeacherOutputs(("a", "b"), logits, teacher_labels=96))
-
-
-@pytest.fixture
-def fake_ray(monkeypatch):
-    monkeypatch.setattr(functions, "ray", SimpleNamespace(
-        get_runtime_context=lambda: SimpleNamespace(get_node_id=lambda: "node-1")))
-    monkeypatch.delenv("EXPERT_LOOP_IN_TRIAL", raising=False)
-    yield
-    os.environ.pop("EXPERT_LOOP_IN_TRIAL", None)  # student_trial sets it for its (here: this) process
-
-
-def run_trial(monkeypatch, store: Path, config: dict, prepared, checkpoint=None) -> FakeTune:
-    fake = FakeTune(store, checkpoint)
-    monkeypatch.setattr(functions, "tune", fake)
-    functions.student_trial(config, prepared)
-    return fake
-
-
 SUPERVISED = {"method": "supervised", "learning_rate": 5e-3, "batch_size": 8, "epochs": 3, "seed": 1}
 LOOP = {"method": "active_loop", "learning_rate": 5e-3, "batch_size": 8, "epochs": 1, "seed": 1,
         "initial_pool_size": 16, "query_size": 8, "max_iterations": 2}
 
 
-def test_every_report_carries_a_checkpoint_and_the_node(monkeypatch, tmp_path, prepared, fake_ray):
-    fake = run_trial(monkeypatch, tmp_path, SUPERVISED, prepared)
+def test_every_report_carries_a_checkpoint_and_the_node(monkeypatch, tmp_path, random_teachers, fake_ray):
+    fake = run_fake_trial(monkeypatch, tmp_path, SUPERVISED, random_teachers)
     assert [metrics[m.EPOCH] for metrics, _ in fake.reports] == [1, 2, 3]
     assert all(metrics["node_id"] == "node-1" for metrics, _ in fake.reports)
     assert os.environ.get("EXPERT_LOOP_IN_TRIAL") == "1"  # the driver's cache is now closed to this process
@@ -170,8 +136,8 @@ def test_every_report_carries_a_checkpoint_and_the_node(monkeypatch, tmp_path, p
     assert {"model.safetensors", "run_config.json", "trial_state.json"} <= names
 
 
-def test_a_supervised_trial_resumes_after_its_last_checkpointed_epoch(monkeypatch, tmp_path, prepared, fake_ray):
-    first = run_trial(monkeypatch, tmp_path / "first", SUPERVISED, prepared)
+def test_a_supervised_trial_resumes_after_its_last_checkpointed_epoch(monkeypatch, tmp_path, random_teachers, fake_ray):
+    first = run_fake_trial(monkeypatch, tmp_path / "first", SUPERVISED, random_teachers)
     checkpoint = first.reports[0][1]  # as if the trial died during epoch 2
     seen = {}
     real_run_method = functions.run_method
@@ -181,7 +147,7 @@ def test_a_supervised_trial_resumes_after_its_last_checkpointed_epoch(monkeypatc
         real_run_method(trial, prepared, report, resume=resume, model=model)
 
     monkeypatch.setattr(functions, "run_method", spy)
-    again = run_trial(monkeypatch, tmp_path / "again", SUPERVISED, prepared, checkpoint)
+    again = run_fake_trial(monkeypatch, tmp_path / "again", SUPERVISED, random_teachers, checkpoint)
     assert seen["resume"]["epoch"] == 1
     saved = load_file(str(checkpoint.folder / "model.safetensors"))
     assert set(saved) == set(seen["weights"])  # every weight restored, none left at its initial value
@@ -191,11 +157,12 @@ def test_a_supervised_trial_resumes_after_its_last_checkpointed_epoch(monkeypatc
     assert again.reports[-1][0][m.TRAIN_SECONDS] >= first.reports[0][0][m.TRAIN_SECONDS]  # time accumulates
 
 
-def test_an_expert_loop_trial_resumes_after_its_last_checkpointed_round(monkeypatch, tmp_path, prepared, fake_ray):
-    first = run_trial(monkeypatch, tmp_path / "first", LOOP, prepared)
+def test_an_expert_loop_trial_resumes_after_its_last_checkpointed_round(monkeypatch, tmp_path, random_teachers,
+                                                                        fake_ray):
+    first = run_fake_trial(monkeypatch, tmp_path / "first", LOOP, random_teachers)
     assert [metrics[m.ROUND] for metrics, _ in first.reports] == [0, 1, 2]
     checkpoint = first.reports[1][1]  # as if the trial died during round 2
-    again = run_trial(monkeypatch, tmp_path / "again", LOOP, prepared, checkpoint)
+    again = run_fake_trial(monkeypatch, tmp_path / "again", LOOP, random_teachers, checkpoint)
     assert [metrics[m.ROUND] for metrics, _ in again.reports] == [2]
     # The pool bookkeeping continues from the checkpoint: the same queries as the uninterrupted run.
     before, after = first.reports[2][0], again.reports[0][0]

@@ -22,13 +22,15 @@ COUNTS = ("labels_used", "validation_labels", "teacher_labels", "expert_queries"
 @pytest.fixture(scope="module")
 def kd_run(tmp_path_factory, session_cache):
     """A kd smoke run through tuning/train.py (float32, so transformers' own float32 forward pass is
-    the same computation), and its run_config.json as written."""
+    the same computation), and its run_config.json as written. It fine-tunes the two teachers first
+    (about 25 s on 2 busy cores): the tests that read it are marked slow, out of `make test-fast`."""
     out = tmp_path_factory.mktemp("kd") / "run"
     assert train.main(["--method", "kd", "--smoke-test", "--out", str(out), "--set", "epochs=2",
                        "--set", "bf16=false"]) == 0
     return out, json.loads((out / "run_config.json").read_text())
 
 
+@pytest.mark.slow
 def test_config_json_names_the_data_labels(kd_run):
     out, run_config = kd_run
     config = json.loads((out / "config.json").read_text())
@@ -37,6 +39,7 @@ def test_config_json_names_the_data_labels(kd_run):
     assert config["label2id"] == {name: index for index, name in enumerate(SMOKE_NAMES)}
 
 
+@pytest.mark.slow
 def test_automodel_and_pipeline_predict_what_evaluate_predicts(kd_run, capsys):
     out, run_config = kd_run
     result = evaluate.evaluate_checkpoint(out, "test")
@@ -72,6 +75,7 @@ def card_parts(folder):
     return yaml.safe_load(front), body
 
 
+@pytest.mark.slow
 def test_the_model_card_states_what_the_run_wrote(kd_run):
     out, run_config = kd_run
     meta, body = card_parts(out)
@@ -102,6 +106,7 @@ def test_the_model_card_states_what_the_run_wrote(kd_run):
     assert "python tuning/train.py --method kd --config CHECKPOINT/run_config.json" in body
 
 
+@pytest.mark.slow
 def test_the_card_command_redoes_the_run(kd_run, tmp_path):
     out, run_config = kd_run
     again = tmp_path / "again"
@@ -113,6 +118,7 @@ def test_the_card_command_redoes_the_run(kd_run, tmp_path):
     assert redone["metrics"]["val_loss"] == pytest.approx(run_config["metrics"]["val_loss"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_a_run_config_of_another_method_is_refused(kd_run):
     out, _ = kd_run
     args = train.parse_args(["--method", "supervised", "--config", str(out / "run_config.json")])

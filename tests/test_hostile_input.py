@@ -14,25 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tuning import cli, evaluate, run
+from tests.conftest import exit_and_line
+from tuning import evaluate, run
 
 EARLIER = "earlier"  # an experiment written before the bad command, which must stay as it was
-
-
-@pytest.fixture
-def no_ray(monkeypatch):
-    def tripwire(*args, **kwargs):
-        raise AssertionError("Ray was started for bad input")
-
-    monkeypatch.setattr("tuning.trials.ray_session.start_ray", tripwire)
-
-
-def exit_and_line(main: Callable, argv: list[str], capsys) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as stopped:
-        cli.main_guard(lambda: main(argv))
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err  # one line, no traceback
-    return stopped.value.code, err[0]
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:

@@ -7,11 +7,11 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SUBPROCESS_WARNINGS
 
 
 def expert_loop(*args: str, cache=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", **({"EXPERT_LOOP_CACHE": str(cache)} if cache else {})}
+    env = {**os.environ, "PYTHONWARNINGS": SUBPROCESS_WARNINGS, **({"EXPERT_LOOP_CACHE": str(cache)} if cache else {})}
     return subprocess.run([sys.executable, "-m", "tuning.main", *args], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=120)
 

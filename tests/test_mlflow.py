@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from ray import cloudpickle, tune
 
+from tests.conftest import exit_and_line
 from tuning import cli, run, study
 from tuning.tracking import settings as tracking
 from tuning.tracking.mlflow_logger import CHECKPOINT_ARTIFACT, TrialLogger
@@ -70,12 +72,16 @@ class FakeTrial:
         return str(other) == self.name
 
 
-def test_a_restored_logger_continues_the_run_of_a_resumed_trial(tmp_path):
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    """One local store for the tests below (creating its tables takes seconds), an experiment each."""
+    return tmp_path_factory.mktemp("mlflow") / "store"
+
+
+def test_a_restored_logger_continues_the_run_of_a_resumed_trial(tmp_path, store):
     """Tuner.restore unpickles the callbacks saved in tuner.pkl: the resumed trial's reports go on in its
     run. Text values (a study's predictions) and the config are not logged as metrics."""
-    from ray import cloudpickle, tune
-
-    settings = tracking.local_store(tmp_path / "store", "exp")
+    settings = tracking.local_store(store, "resumed")
     logger = TrialLogger(settings)
     logger.setup()
     trial = FakeTrial("student_trial_abcde_00000")
@@ -92,15 +98,36 @@ def test_a_restored_logger_continues_the_run_of_a_resumed_trial(tmp_path):
     restored.log_trial_result(2, trial, {**result, "training_iteration": 2, "val_accuracy": 0.75})
     restored.log_trial_end(trial)
 
-    client = client_of(tmp_path / "store")
-    (run_,) = client.search_runs([client.get_experiment_by_name("exp").experiment_id])
+    client = client_of(store)
+    (run_,) = client.search_runs([client.get_experiment_by_name("resumed").experiment_id])
     history = client.get_metric_history(run_.info.run_id, "val_accuracy")
     assert sorted((h.step, h.value) for h in history) == [(1, 0.5), (2, 0.75)]
     assert set(run_.data.metrics) == {"training_iteration", "val_accuracy"}
     assert run_.data.params == {"method": "kd", "learning_rate": "0.001"} and run_.info.status == "FINISHED"
     assert [a.path for a in client.list_artifacts(run_.info.run_id, CHECKPOINT_ARTIFACT)] == [
         f"{CHECKPOINT_ARTIFACT}/model.safetensors"]
-    assert (tmp_path / "store" / tracking.ARTIFACTS).is_dir()  # the artifacts stay in the store's folder
+    assert (store / tracking.ARTIFACTS).is_dir()  # the artifacts stay in the store's folder
+
+
+def test_a_nested_config_is_flattened_into_parameters_and_a_failed_trial_ends_failed(store):
+    """A study's config nests (point/arm, template/budgets): one parameter per leaf, named by its path, the
+    value as str() gives it (Ray's MLflowLoggerCallback named them so); more than one batch of 100 of them."""
+    logger = TrialLogger(tracking.local_store(store, "nested"))
+    logger.setup()
+    trial = FakeTrial("study_trial_abcde_00001")
+    trial.config = {"point": {"arm": "kd_all", "seed": 3}, "template": {"budgets": [8, 16], "recipe": {"alpha": 0.5}},
+                    **{f"p{i}": i for i in range(119)}}
+    logger.log_trial_start(trial)
+    logger.log_trial_end(trial, failed=True)
+
+    client = client_of(store)
+    (run_,) = client.search_runs([client.get_experiment_by_name("nested").experiment_id])
+    expected = {"point/arm": "kd_all", "point/seed": "3", "template/budgets": "[8, 16]",
+                "template/recipe/alpha": "0.5", **{f"p{i}": str(i) for i in range(119)}}
+    assert run_.data.params == expected and len(expected) == 123
+    assert run_.info.status == "FAILED" and run_.info.run_name == "study_trial_abcde_00001"
+    assert run_.data.tags["trial_name"] == "study_trial_abcde_00001"
+    assert client.list_artifacts(run_.info.run_id) == []  # no checkpoint, no artifact
 
 
 def test_the_default_store_is_mlruns_in_the_storage_path(tmp_path, monkeypatch):
@@ -114,14 +141,6 @@ def test_the_default_store_is_mlruns_in_the_storage_path(tmp_path, monkeypatch):
     args = run.parse_args(["--tracker", "mlflow", "--tracking-uri", "sqlite:///here.db", "--experiment-name", "e"])
     assert tracking.tracking_settings(args, "s", "r") == tracking.Tracking(f"sqlite:///{tmp_path}/here.db", "e")
     assert tracking.tracking_settings(run.parse_args([]), "s", "r") is None  # --tracker none is the default
-
-
-@pytest.fixture
-def no_ray(monkeypatch):
-    def tripwire(*args, **kwargs):
-        raise AssertionError("Ray was started for bad input")
-
-    monkeypatch.setattr("tuning.trials.ray_session.start_ray", tripwire)  # the sweep's and the study's
 
 
 BAD = {
@@ -146,10 +165,8 @@ def test_bad_tracking_input_exits_2_before_ray(case, command, tmp_path, capsys, 
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     argv = [arg.replace("{tmp}", str(tmp_path)) for arg in BAD[case][0]]
     main = run.main if command == "run" else study.main
-    with pytest.raises(SystemExit) as stopped:
-        cli.main_guard(lambda: main(["--smoke-test", "--storage-path", str(tmp_path / "results"), *argv]))
-    err = capsys.readouterr().err.strip().splitlines()
-    assert stopped.value.code == 2 and len(err) == 1 and BAD[case][1] in err[0], err
+    code, line = exit_and_line(main, ["--smoke-test", "--storage-path", str(tmp_path / "results"), *argv], capsys)
+    assert code == 2 and BAD[case][1] in line, line
     assert list(tmp_path.iterdir()) == []  # nothing written: no results, no store
 
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from trainables import metrics as m
-from tuning import run
+from tuning import cli, main, run, study
 from tuning.cli import closing_hints, resume_command
 from tuning.sweep.experiment import print_best
 from tuning.sweep.search import sweep_progress
@@ -122,8 +122,6 @@ def test_the_resume_hint_parses_back_into_the_same_experiment_and_cluster():
 
 
 def test_the_study_resume_hint_parses_back_into_the_same_study_and_cluster():
-    from tuning import study
-
     given = study.parse_args(["--storage-path", "/data/my studies", "--address", "auto", "--name", "s 1"])
     command = shlex.split(resume_command(given, "s 1", script="study"))
     assert command[:2] == ["python", "tuning/study.py"]
@@ -134,8 +132,6 @@ def test_the_study_resume_hint_parses_back_into_the_same_study_and_cluster():
 def test_under_the_installed_command_the_hints_use_it(monkeypatch):
     """`expert-loop run` works from any folder, `python tuning/run.py` only from the project's root: the
     hints repeat how the user started the command (tuning/main.py says so before dispatching)."""
-    from tuning import cli, main
-
     monkeypatch.setattr(cli, "_installed_command", None)
     with pytest.raises(SystemExit):
         main.main(["run", "--no-such-flag"])  # refused after dispatch, before any work

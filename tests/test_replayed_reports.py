@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-import pyarrow.fs
-
-from tuning.trials.replayed_reports import TrimReplayedReports, trim_csv, trim_json_lines
+from tuning.sweep.search import SweepSettings, run_config
+from tuning.trials.replayed_reports import TrimReplayedReports, is_local, trim_csv, trim_json_lines
 
 CSV_HEADER = "val_accuracy,epoch,training_iteration,trial_id\r\n"
 
@@ -57,28 +56,52 @@ def test_a_half_written_last_line_is_dropped_and_covered_logs_are_not_rewritten(
 def fake_trial(storage: Path, staging: Path, checkpoint_iteration: int | None):
     result = None if checkpoint_iteration is None else SimpleNamespace(
         metrics={"training_iteration": checkpoint_iteration, "epoch": checkpoint_iteration})
-    return SimpleNamespace(storage=SimpleNamespace(storage_filesystem=pyarrow.fs.LocalFileSystem()),
-                           path=str(storage), local_path=str(staging), latest_checkpoint_result=result)
+    return SimpleNamespace(path=str(storage), local_path=str(staging), latest_checkpoint_result=result)
 
 
 def test_the_callback_trims_the_storage_copy_and_the_staging_copy_to_the_checkpoint(tmp_path):
     storage, staging = tmp_path / "results" / "trial", tmp_path / "ray" / "trial"
     write_logs(storage, [1, 2, 3])
     write_logs(staging, [1, 2, 3])
-    TrimReplayedReports().on_trial_start(0, [], fake_trial(storage, staging, 2))
+    TrimReplayedReports(str(tmp_path / "results")).on_trial_start(0, [], fake_trial(storage, staging, 2))
     for folder in (storage, staging):
         epochs, rows = logged(folder)
         assert epochs == [1, 2] and rows == [CSV_HEADER.strip(), "0.1,1,1,abc", "0.2,2,2,abc", ""]
 
 
+def test_logs_on_remote_storage_are_left_as_they_are(tmp_path):
+    """An s3:// or gs:// storage path: Ray's staging copy is not trimmed either (as before: only a local
+    storage folder is)."""
+    storage, staging = tmp_path / "results" / "trial", tmp_path / "ray" / "trial"
+    for folder in (storage, staging):
+        write_logs(folder, [1, 2, 3])
+    TrimReplayedReports("s3://bucket/results").on_trial_start(0, [], fake_trial(storage, staging, 2))
+    assert logged(storage)[0] == logged(staging)[0] == [1, 2, 3]
+    assert [is_local(path) for path in ("/data/r", "ray_results", "file:///data/r", "s3://b/r", "gs://b/r")] == [
+        True, True, True, False, False]
+
+
+def test_a_callback_pickled_by_the_previous_version_still_resumes(tmp_path, monkeypatch):
+    """Tuner.restore unpickles the callback saved when the run began; one saved before it took a storage path
+    has no `local` (found when a sweep begun under the old code was resumed under the new: AttributeError).
+    Ray's trial path then decides: absolute on local storage, bucket/... on remote storage."""
+    old = TrimReplayedReports.__new__(TrimReplayedReports)  # as unpickled: no __init__, no instance attribute
+    storage, staging = tmp_path / "results" / "trial", tmp_path / "ray" / "trial"
+    write_logs(storage, [1, 2, 3])
+    old.on_trial_start(0, [], fake_trial(storage, storage, 1))
+    assert logged(storage)[0] == [1]
+    monkeypatch.chdir(tmp_path)  # "results/trial" as Ray names a trial on s3://results: relative
+    write_logs(staging, [1, 2, 3])
+    old.on_trial_start(0, [], fake_trial(Path("results/trial"), staging, 1))
+    assert logged(staging)[0] == [1, 2, 3] and logged(storage)[0] == [1]
+
+
 def test_a_new_trial_without_logs_is_left_alone(tmp_path):
-    TrimReplayedReports().on_trial_start(0, [], fake_trial(tmp_path / "new", tmp_path / "staging", None))
+    TrimReplayedReports(str(tmp_path)).on_trial_start(0, [], fake_trial(tmp_path / "new", tmp_path / "staging", None))
     assert not (tmp_path / "new").exists() and not (tmp_path / "staging").exists()
 
 
 def test_sweeps_run_with_the_callback():
-    from tuning.sweep.search import SweepSettings, run_config
-
     sweep = SweepSettings(method="kd", name="x", storage_path="/tmp/x", num_samples=2, max_concurrent=1,
                           cpus_per_trial=1, seed=0)
     assert any(isinstance(c, TrimReplayedReports) for c in run_config(sweep, []).callbacks)

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SUBPROCESS_WARNINGS
 from tests.ray_processes import processes_of, remove_temp_dir, short_temp_dir, stop_processes, wait_until_gone
 
 NAME = "interrupted"
@@ -135,9 +137,6 @@ def check_resumed(experiment: Path, before: dict[str, str], result: subprocess.C
 def check_one_study(folder: Path, values: list[float]) -> None:
     """The resumed sweep continued the Optuna study of its folder (the journal beside the trials) rather
     than starting another: one study, every Ray trial told to it exactly once, with its own value."""
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
     storage = JournalStorage(JournalFileBackend(str(folder / "optuna_journal.log")))
     record = json.loads((folder / "sweep.json").read_text())
     studies = optuna.get_all_study_summaries(storage)
@@ -156,7 +155,7 @@ def check_no_ray_left(marker: str, what: str) -> None:
 def test_sigkill_then_resume_keeps_every_trial_once(tmp_path, session_cache, ray_tmpdir):
     storage, experiment = tmp_path / "results", tmp_path / "results" / NAME
     env = {**os.environ, "EXPERT_LOOP_CACHE": str(session_cache), "RAY_TMPDIR": ray_tmpdir,
-           "PYTHONWARNINGS": "ignore"}
+           "PYTHONWARNINGS": SUBPROCESS_WARNINGS}
     process = start_sweep(storage, env, tmp_path / "killed.log", "active_loop", KILLED_SWEEP_TRIALS)
     try:
         wait_until_a_finished_trial_is_in_tunes_snapshot(experiment, process)
@@ -188,7 +187,7 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path, session_cache, ray_tmpdir):
     method and runs the two never started."""
     storage, experiment = tmp_path / "results", tmp_path / "results" / NAME
     env = {**os.environ, "EXPERT_LOOP_CACHE": str(session_cache), "RAY_TMPDIR": ray_tmpdir,
-           "PYTHONWARNINGS": "ignore"}
+           "PYTHONWARNINGS": SUBPROCESS_WARNINGS}
     log = tmp_path / "interrupted.log"
     process = start_sweep(storage, env, log, "all", 2)
     try:

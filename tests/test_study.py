@@ -10,15 +10,19 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pyarrow.fs
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 
-from tests.conftest import TEACHER_THREADS, run_cli
+from search_spaces import MODULES
+from tests.conftest import run_cli, smoke_prepared
 from trainables import metrics as m
 from trainables.config import TrialConfig
 from trainables.early_stopping import BestEpoch, hold_out, selection_count, selection_score
 from trainables.errors import UsageError
-from trainables.study_arms import initial_and_order, run_study_arm
+from trainables.expert_loop import LoopState
+from trainables.study_arms import initial_and_order, point_rows, run_study_arm
 from trainables.study_settings import (
     StoppingRule,
     StudySettings,
@@ -26,8 +30,9 @@ from trainables.study_settings import (
     encode_predictions,
     parse_arm,
 )
+from tuning import study as study_command
 from tuning.analysis.bootstrap import replicate_accuracies, statistic_interval
-from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, prepare
+from tuning.budget_study import runner
 from tuning.budget_study.report import aulc, baseline_of, common_seeds, leakage_warnings, summarise
 
 POOL = 48  # the smoke data's 96 training rows minus the teachers' half
@@ -36,10 +41,7 @@ POOL = 48  # the smoke data's 96 training rows minus the teachers' half
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("EXPERT_LOOP_CACHE", str(tmp_path_factory.mktemp("cache")))
-        return prepare(DataSettings(**{**SMOKE_SETTINGS, "teacher_split": 0.5}), need_teachers=True,
-                       progress=lambda *a: None, teacher_threads=TEACHER_THREADS)
+    return smoke_prepared(tmp_path_factory, need_teachers=True, teacher_split=0.5)
 
 
 def study(arm: str, **values) -> StudySettings:
@@ -133,8 +135,6 @@ def test_at_the_initial_budget_every_gold_only_arm_trains_the_same_student(prepa
 def test_supervised_budgets_are_nested(prepared):
     labelled, order = initial_and_order(study("supervised"), prepared)
     # budget 16 = the initial pool + the first 8 rows of the seed's order, and budget 24 extends it
-    from trainables.expert_loop import LoopState
-    from trainables.study_arms import point_rows
 
     state = LoopState(0, labelled, [], order)
     gold16, _ = point_rows(parse_arm("supervised"), state, order, 16)
@@ -395,8 +395,6 @@ def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, sessio
 def assert_one_mlflow_run_per_trial(store, frame) -> None:
     """--tracker mlflow's default store (mlruns/ in --storage-path): one run per (arm, seed), a val_accuracy
     per budget, and still one run each after --resume (the restored Tuner brings its MLflow callback back)."""
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("s").experiment_id], max_results=100)
     points = frame.groupby(["arm", "seed"]).size()
@@ -450,24 +448,19 @@ def test_an_existing_study_is_never_overwritten(tmp_path, session_cache):
 def test_the_default_recipe_is_the_original_with_the_sweeps_rate_and_batch():
     """The original research's 2e-5 / batch 16 left the 3-layer student near 0.59 on the full pool; the
     fallback takes the validation-chosen rate and batch, keeps the original's epochs, T and alpha."""
-    from search_spaces import MODULES
-    from tuning import study
-
-    recipe = study.recipe(study.parse_args([]))
+    recipe = study_command.recipe(study_command.parse_args([]))
     assert (recipe.learning_rate, recipe.batch_size) == (5e-5, 8)
     assert recipe.epochs == MODULES["supervised"].ORIGINAL["epochs"]
     original_kd = MODULES["kd"].ORIGINAL
     assert (recipe.temperature, recipe.alpha) == (original_kd["temperature"], original_kd["alpha"])
-    assert study.recipe(study.parse_args(["--set", "learning_rate=1e-4"])).learning_rate == 1e-4
-    assert study.recipe(study.parse_args(["--smoke-test"])).learning_rate == 5e-3
+    assert study_command.recipe(study_command.parse_args(["--set", "learning_rate=1e-4"])).learning_rate == 1e-4
+    assert study_command.recipe(study_command.parse_args(["--smoke-test"])).learning_rate == 5e-3
 
 
 # ---------------------------------------------------------------- no silent loss when reading the trials back
 
 def _fake_result(folder: Path, arm: str, seed: int, last: dict) -> SimpleNamespace:
     """What tuning/budget_study/runner.collect_rows reads of a Tune Result."""
-    import pyarrow.fs
-
     return SimpleNamespace(path=str(folder), filesystem=pyarrow.fs.LocalFileSystem(), metrics=last, error=None,
                            config={"point": {"arm": arm, "seed": seed}, "template": {"budgets": [8, 16]}})
 
@@ -476,8 +469,6 @@ def test_a_trial_whose_reports_cannot_be_read_is_a_counted_gap_not_a_silent_loss
     """study_run.py returned no rows for a trial on any OSError, so its points vanished from study.csv
     without a word. Now only a trial that never reported has nothing to read; any other failure is a gap
     named with its arm, seed and reason."""
-    from tuning.budget_study import runner
-
     def folder(name: str, content: str | None = None) -> Path:
         path = tmp_path / name
         path.mkdir()

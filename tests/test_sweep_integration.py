@@ -2,11 +2,14 @@
 
 import json
 
+import optuna
 import pytest
 from ray import tune
 
 from trainables import metrics as m
 from tuning import run
+from tuning.analysis import results as analysis
+from tuning.sweep.search import journal_storage
 
 REQUIRED = (m.VAL_ACCURACY, m.VAL_MACRO_F1, m.VAL_LOSS, m.TEST_ACCURACY, m.TEST_MACRO_F1, m.LABELS_USED,
             m.TEACHER_LABELS, m.EXPERT_QUERIES, m.TRAIN_SECONDS)
@@ -98,11 +101,6 @@ def pruning_sweep(ray_session, tmp_path_factory):
 def test_trials_asha_stopped_are_pruned_in_the_optuna_journal(pruning_sweep):
     """optuna-dashboard (the journal) and report.md (tuning/analysis/results.py) agree on every trial's state,
     and the journal holds every epoch's val_accuracy, the one ASHA stopped the trial on included."""
-    import optuna
-
-    from tuning.analysis import results as analysis
-    from tuning.sweep.search import journal_storage
-
     study = optuna.load_study(study_name="pruning", storage=journal_storage(pruning_sweep))
     in_journal = sorted((t.state.name, tuple(t.intermediate_values[s] for s in sorted(t.intermediate_values)))
                         for t in study.trials)

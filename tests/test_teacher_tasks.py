@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import trainables.teachers as teachers
-from tests.conftest import ROOT, TEACHER_THREADS
+from tests.conftest import ROOT, SUBPROCESS_WARNINGS, TEACHER_THREADS
 from trainables.encode import encode_task
 from trainables.models import make_blueprint
 from trainables.teachers import StepMeter, TeacherJob, TeacherSettings, estimate_text, format_duration
@@ -80,7 +80,7 @@ def test_two_cold_preparations_at_once_fine_tune_each_teacher_once(tmp_path, pre
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     env = {**os.environ, "EXPERT_LOOP_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT),
-           "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
+           "PYTHONWARNINGS": SUBPROCESS_WARNINGS, "TOKENIZERS_PARALLELISM": "false"}
     runs = [subprocess.Popen([sys.executable, "-c", RACE, str(barrier), name, str(tmp_path / f"{name}.npz"), bf16],
                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for name, bf16 in zip(("a", "b"), precisions, strict=True)]

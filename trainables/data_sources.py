@@ -144,7 +144,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         return pd.read_parquet(path)
     except UnicodeDecodeError as error:
         raise DataError(f"data file {path} holds text that is not UTF-8: {error.reason}") from None
-    except Exception as error:  # pyarrow raises several unrelated types for a damaged or foreign file
+    except Exception as error:  # noqa: BLE001 (pyarrow raises several unrelated types for a damaged or foreign file)
         raise DataError(f"data file {path} is not a readable Parquet file: {_first_line(error)}") from None
 
 
@@ -256,10 +256,10 @@ def read_hub(source: str) -> Tables:
     """A Hugging Face hub data set, `name` or `name:config`; its own splits are kept."""
     name, _, config = source.partition(":")
     try:
-        import datasets  # imported here: it is slow to import and only this path needs it
+        import datasets  # noqa: PLC0415 (slow to import, and only this path needs it)
 
         loaded = datasets.load_dataset(name, config or None)
-    except Exception as error:  # offline, unknown name, gated, bad config: all mean "could not load"
+    except Exception as error:  # noqa: BLE001 (offline, unknown name, gated, bad config: all mean "could not load")
         raise DataError(f"could not load data set '{source}' from the Hugging Face hub: "
                         f"{_first_line(error)}") from None
     tables: Tables = {}

@@ -37,6 +37,10 @@ def resolve(value) -> bool:
 
 
 def native_bf16() -> bool:
+    """Whether oneDNN computes bfloat16 natively here. torch.ops.mkldnn._is_mkldnn_bf16_supported is private,
+    and no public API answers the same question: torch.cpu.get_capabilities() describes the CPU, not the
+    instruction set oneDNN is allowed to use (ONEDNN_MAX_CPU_ISA=AVX2 turns this False, not that). pyproject.toml
+    pins torch to the minor version tested; tests/test_pinned_internals.py fails by name when the op is gone."""
     import torch  # noqa: PLC0415 (parse() serves the command line's --help, which must not wait for torch)
 
     try:
@@ -71,7 +75,7 @@ def measured_speedup(repeats: int = 7) -> float:
     """float32 time / bf16-autocast time of a matmul shaped like a small BERT's feed-forward layer
     (512 tokens x 384 -> 1536), on this process's threads, about 0.1 s. The two are timed in turns and
     the best of each is kept, so a burst of load on a busy machine hits both alike."""
-    import torch  # noqa: PLC0415
+    import torch  # noqa: PLC0415 (as in native_bf16)
 
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(512, 384, generator=generator)

@@ -11,6 +11,7 @@ import numpy as np
 
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
+from trainables.query import STRATEGIES
 
 KINDS = ("supervised", "kd_all", "oracle", "expert", "full")
 FULL_ARMS = ("full:supervised", "full:kd")
@@ -71,8 +72,6 @@ class Arm:
 
 
 def parse_arm(name: str) -> Arm:
-    from trainables.query import STRATEGIES  # noqa: PLC0415
-
     kind, _, strategy = name.partition(":")
     if kind in ("supervised", "kd_all") and not strategy:
         return Arm(name, kind)

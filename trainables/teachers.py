@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm import tqdm
+from transformers import AutoTokenizer
 
 from trainables.atomic import publish_folder, staging_folder
 from trainables.checkpoint import RUN_CONFIG
@@ -330,8 +331,6 @@ def logits_with_bar(model, encoded: dict, bf16: bool, progress_bar) -> dict:
 
 
 def _logits_of_checkpoint(folder: Path, data: TaskData, settings: TeacherSettings) -> dict:
-    from transformers import AutoTokenizer  # noqa: PLC0415
-
     model = load_finetuned(folder, data.task)
     torch.set_num_threads(settings.num_threads)
     encoded = encode_task(AutoTokenizer.from_pretrained(folder), data, settings.max_length, None)

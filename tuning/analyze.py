@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
 
-from trainables import metrics as m  # noqa: E402
-from trainables.atomic import write_text  # noqa: E402
-from trainables.errors import UsageError  # noqa: E402
-from tuning.cli import Parser, main_guard  # noqa: E402
-from tuning.records import write_json  # noqa: E402
+from trainables import metrics as m
+from trainables.atomic import write_text
+from trainables.errors import UsageError
+from tuning.cli import Parser, main_guard
+from tuning.records import OPTUNA_JOURNAL, search_kind, write_json
 
 # tuning.analysis.results (Ray, pandas), the plots (matplotlib) and --confirm (torch) are imported in the functions
 # that use them: --help answers at once.
@@ -49,10 +49,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.confirm < 0:
         raise UsageError(f"--confirm must be >= 0, got {args.confirm}")
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd  # noqa: PLC0415 (pandas: --help answers at once)
 
-    from tuning.analysis import results as a  # noqa: PLC0415
-    from tuning.analysis.confirm import retrain, seed_rows, summarise  # noqa: PLC0415
+    from tuning.analysis import results as a  # noqa: PLC0415 (Ray, pandas: --help answers at once)
+    from tuning.analysis.confirm import retrain, seed_rows, summarise  # noqa: PLC0415 (scikit-learn)
 
     folders = a.find_experiments(args.experiments, args.storage_path)
     root = a.storage_root(folders, args.storage_path)
@@ -91,7 +91,7 @@ def shown_path(path: Path) -> str:
 def make_plots(experiments: list[a.Experiment], best: dict, confirmation: list[dict] | None,
                out: Path) -> tuple[dict[str, Path], list[str]]:
     """The plots written, by name, and notes on plots that could not be drawn."""
-    from tuning.analysis import plots as p  # noqa: PLC0415
+    from tuning.analysis import plots as p  # noqa: PLC0415 (matplotlib, Ray: --help answers at once)
 
     plots: dict[str, Path | None] = {}
     notes: list[str] = []
@@ -115,9 +115,8 @@ def make_plots(experiments: list[a.Experiment], best: dict, confirmation: list[d
 def study_plots(experiment: a.Experiment, stem: str, out: Path, plots: dict, notes: list[str]) -> None:
     """Optuna's slice and importance plots of the study the sweep stored; a note where there is none
     (no searcher: every setting fixed) or it has too little in it."""
-    from tuning.analysis import plots as p  # noqa: PLC0415
-    from tuning.analysis import results as a  # noqa: PLC0415
-    from tuning.records import OPTUNA_JOURNAL  # noqa: PLC0415
+    from tuning.analysis import plots as p  # noqa: PLC0415 (matplotlib, Ray: --help answers at once)
+    from tuning.analysis import results as a  # noqa: PLC0415 (Ray, pandas: --help answers at once)
 
     study = a.stored_study(experiment)
     name = f"`{experiment.label}`"
@@ -156,7 +155,6 @@ def _experiments_by_method(experiments: list[a.Experiment]) -> dict[str, list[a.
 
 def report_sections(experiments, best: dict, confirmation, plots: dict, storage_path: str = "",
                     mixed: list[str] | None = None, plot_notes: list[str] | None = None) -> list[str]:
-    from tuning.records import search_kind  # noqa: PLC0415
 
     head = ["# Sweep analysis", "Chosen on `val_accuracy` of each trial's last report; test metrics are for "
             "the record only. Label counts: `labels_used` = gold labels the student saw, `teacher_labels` = "
@@ -178,7 +176,7 @@ def report_sections(experiments, best: dict, confirmation, plots: dict, storage_
 def best_section(experiments, best: dict) -> str:
     headers = ["method", "val_acc", "test_acc", "test_macro_f1", "ran", "labels_used", "teacher_labels",
                "expert_queries", "ensemble val/test", "teachers test", "trial", "settings"]
-    from tuning.analysis import results as a  # noqa: PLC0415
+    from tuning.analysis import results as a  # noqa: PLC0415 (Ray, pandas: --help answers at once)
 
     rows = []
     for method, entry in best.items():
@@ -206,14 +204,14 @@ def _find_trial(experiments, entry: dict) -> a.TrialRecord:
 
 
 def settings_text(trial: a.TrialRecord, experiments) -> str:
-    from tuning.analysis import results as a  # noqa: PLC0415
+    from tuning.analysis import results as a  # noqa: PLC0415 (Ray, pandas: --help answers at once)
 
     space = a.experiment_of(trial, experiments).space
     return ", ".join(f"{name}={fmt(trial.config.get(name), 3)}" for name in a.searched(space))
 
 
 def trials_section(experiments) -> str:
-    from tuning.analysis import results as a  # noqa: PLC0415
+    from tuning.analysis import results as a  # noqa: PLC0415 (Ray, pandas: --help answers at once)
 
     headers = ["method", "trials", *a.STATUSES]
     rows = []
@@ -230,7 +228,7 @@ def trials_section(experiments) -> str:
 
 
 def confirmation_section(rows: list[dict]) -> str:
-    from tuning.analysis.confirm import INTERVAL, SEED_BASE  # noqa: PLC0415
+    from tuning.analysis.confirm import INTERVAL, SEED_BASE  # noqa: PLC0415 (scikit-learn: --help answers at once)
 
     n = rows[0]["n"]
     headers = ["method", "n", "test_acc", "95% CI", "test_macro_f1 (sd)", "val_acc", "labels_used",
@@ -274,7 +272,7 @@ def expert_loop_section(experiments) -> str:
     """The Expert-Loop's trials grouped by query strategy. The sweep searched the budget too (initial
     pool, query size, rounds), so each strategy's trials ran at different budgets and few seeds: the table
     describes the sweep; it does not rank the strategies (tuning/study.py does, at equal budgets)."""
-    from tuning.analysis import results as a  # noqa: PLC0415
+    from tuning.analysis import results as a  # noqa: PLC0415 (Ray, pandas: --help answers at once)
 
     trials = [t for e in experiments if e.method == "active_loop" for t in e.trials
               if t.status != a.ERRORED and not math.isnan(t.val_accuracy)]
@@ -305,8 +303,7 @@ def _mean(trials: list[a.TrialRecord], key: str) -> float:
 
 
 def importance_section(experiments) -> str:
-    from tuning.analysis import results as a  # noqa: PLC0415
-    from tuning.records import OPTUNA_JOURNAL  # noqa: PLC0415
+    from tuning.analysis import results as a  # noqa: PLC0415 (Ray, pandas: --help answers at once)
 
     parts = ["## Hyperparameter importance (fANOVA on completed trials, Optuna)"]
     for experiment in experiments:

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
 
-from trainables.errors import UsageError  # noqa: E402
-from tuning.cli import Parser, main_guard  # noqa: E402
+from trainables.errors import UsageError
+from tuning.assets import catalog as assets  # light: no torch, no transformers
+from tuning.cli import Parser, main_guard
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,9 +52,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     folder = find_checkpoint(Path(args.checkpoint))
     # torch and transformers only now, after the arguments are checked: --help answers at once.
-    import torch  # noqa: PLC0415
+    import torch  # noqa: PLC0415 (as said above)
 
-    from trainables.loop import logit_metrics  # noqa: PLC0415
+    from trainables.loop import logit_metrics  # noqa: PLC0415 (torch)
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -70,7 +71,7 @@ def find_checkpoint(folder: Path) -> Path:
     """`folder` when it is a checkpoint. In a trial folder (checkpoint_NNNNNN subfolders), the checkpoint
     of the trial's last report, which Ray's Result.checkpoint and analyze.py's best_configs.json name;
     without Ray's log, the latest one (Ray may keep two: the best on val_accuracy and the latest)."""
-    from trainables.checkpoint import RUN_CONFIG  # noqa: PLC0415
+    from trainables.checkpoint import RUN_CONFIG  # noqa: PLC0415 (torch, transformers: --help answers at once)
 
     if not folder.is_dir():
         raise UsageError(f"checkpoint folder {folder} does not exist")
@@ -99,13 +100,13 @@ def last_checkpoint_name(trial: Path) -> str | None:
 
 
 def evaluate_checkpoint(folder: Path, split: str) -> Evaluation:
+    # torch and transformers, here and in the five imports below: --help answers at once.
     from transformers import AutoTokenizer  # noqa: PLC0415
 
     from trainables.checkpoint import read_run_config  # noqa: PLC0415
     from trainables.encode import encode_task  # noqa: PLC0415
     from trainables.loop import predict_logits  # noqa: PLC0415
     from trainables.models import load_finetuned  # noqa: PLC0415
-    from tuning.assets import catalog as assets  # noqa: PLC0415
     from tuning.assets.prepare import DataSettings, load_data  # noqa: PLC0415
 
     run_config = read_run_config(folder)
@@ -123,7 +124,7 @@ def evaluate_checkpoint(folder: Path, split: str) -> Evaluation:
 
 def report(result: Evaluation, as_dict: bool):
     """scikit-learn's classification_report over every class of the task, also those never predicted."""
-    from sklearn.metrics import classification_report  # noqa: PLC0415
+    from sklearn.metrics import classification_report  # noqa: PLC0415 (scikit-learn: --help answers at once)
 
     return classification_report(result.labels, result.predictions, labels=list(range(len(result.label_names))),
                                  target_names=list(result.label_names), digits=4, zero_division=0,

@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
 
-from trainables.errors import UsageError  # noqa: E402
-from tuning.assets import catalog as assets  # noqa: E402
-from tuning.cli import Parser, main_guard  # noqa: E402
+from trainables.errors import UsageError
+from tuning.assets import catalog as assets
+from tuning.cli import Parser, main_guard
 
 DEFAULT_ASSETS = ("minilm-l3", "minilm-l6", "minilm-l6-sre", "medmcqa-subjects")
 REGISTRY_CHANGED = 1  # --check's exit status when a source vanished (or came back) without our knowing

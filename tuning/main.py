@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from tuning.cli import main_guard, started_as  # light: the scripts import their heavy parts after parsing
+
 COMMANDS = {
     "run": ("tuning.run", "sweep one method or all three with Ray Tune"),
     "study": ("tuning.study", "the budget study: every method at the same label budgets and seeds"),
@@ -41,8 +43,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: unknown command '{command}' (choose from {', '.join(COMMANDS)})", file=sys.stderr)
         sys.exit(USAGE_ERROR)
     module = importlib.import_module(COMMANDS[command][0])
-    from tuning.cli import main_guard, started_as  # noqa: PLC0415
-
     started_as(PROGRAM)
     main_guard(lambda: module.main(rest))
 

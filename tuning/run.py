@@ -8,14 +8,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
 
-from trainables.config import METHODS  # noqa: E402
-from trainables.errors import UsageError  # noqa: E402
-from tuning.cli import (  # noqa: E402
+from trainables import precision  # light: torch is imported when the CPU is asked
+from trainables.config import METHODS
+from trainables.errors import UsageError
+from tuning.cli import (
     DEFAULT_STORAGE,
     Parser,
     add_data_arguments,
@@ -29,7 +31,8 @@ from tuning.cli import (  # noqa: E402
     ray_settings,
     resume_command,
 )
-from tuning.tracking.settings import add_tracker_arguments, describe, refuse_on_resume, tracking_settings  # noqa: E402
+from tuning.tracking.settings import add_tracker_arguments, describe, refuse_on_resume, tracking_settings
+from tuning.trials.ray_session import RaySession  # light: Ray is imported when a session starts
 
 # Ray, torch and transformers are imported once the arguments are parsed (main, new_sweep): --help answers at once.
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")
@@ -87,7 +90,6 @@ def main(argv=None) -> int:
 
 def resume(args) -> int:
     from tuning.sweep.experiment import print_best, resume_sweep  # noqa: PLC0415 (Ray, torch: once parsed)
-    from tuning.trials.ray_session import RaySession  # noqa: PLC0415
 
     root = Path(args.storage_path).expanduser().resolve() / args.name
     results, prepared, spaces = resume_sweep(root, RaySession(ray_settings(args)), args.retry_errored, args.verbose,
@@ -105,9 +107,8 @@ def new_sweep(args) -> int:
         print_best,
         run_sweeps,
     )
-    from tuning.sweep.search import SweepSettings  # noqa: PLC0415
-    from tuning.sweep.spaces import build_space, read_space_file, replicate_seeds  # noqa: PLC0415
-    from tuning.trials.ray_session import RaySession  # noqa: PLC0415
+    from tuning.sweep.search import SweepSettings  # noqa: PLC0415 (Ray, optuna, torch: once parsed)
+    from tuning.sweep.spaces import build_space, read_space_file, replicate_seeds  # noqa: PLC0415 (Ray)
 
     methods = list(METHODS) if args.method == "all" else [args.method]
     num_samples = args.num_samples if args.num_samples is not None else (2 if args.smoke_test else 8)
@@ -148,15 +149,11 @@ def print_hints(args, name: str, results: dict) -> None:
 
 
 def describe_precision(spaces: dict) -> str:
-    from trainables import precision  # noqa: PLC0415
-
     fixed = {str(space.get("bf16")) for space in spaces.values() if "bf16" in space}
     return f"forced by --fix bf16={fixed.pop()}" if len(fixed) == 1 else precision.choice().describe()
 
 
 def _local_cpus() -> int:
-    import os  # noqa: PLC0415
-
     return os.cpu_count() or 1
 
 

@@ -13,15 +13,20 @@ trials (a grid over arm x seed): they run in parallel, resume after a kill and r
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
 
-from trainables.errors import UsageError  # noqa: E402
-from trainables.precision import AUTO  # noqa: E402
-from tuning.cli import (  # noqa: E402
+from search_spaces import MODULES
+from trainables.config import TrialConfig
+from trainables.errors import UsageError
+from trainables.precision import AUTO
+from trainables.study_settings import StoppingRule, StudySettings, parse_arm  # light: no torch, no Ray
+from tuning.budget_study.costs import parse_prices  # light: no pandas, scipy, torch or Ray
+from tuning.cli import (
     Parser,
     add_data_arguments,
     add_verbose_argument,
@@ -33,7 +38,8 @@ from tuning.cli import (  # noqa: E402
     ray_settings,
     resume_command,
 )
-from tuning.tracking.settings import add_tracker_arguments, refuse_on_resume, tracking_settings  # noqa: E402
+from tuning.tracking.settings import add_tracker_arguments, refuse_on_resume, tracking_settings
+from tuning.train import read_config_file
 
 STRATEGIES_ALL = ("least_confidence", "margin", "entropy", "random", "robust_least_confidence")
 DEFAULTS = {"budgets": "50,100,200,400,800", "initial": 50, "seeds": 10, "oracle_strategies": "random,margin",
@@ -123,8 +129,6 @@ def choose(args, key: str):
 
 
 def arm_names(args) -> list[str]:
-    from trainables.study_settings import parse_arm  # noqa: PLC0415
-
     explicit = choose(args, "arms")
     if explicit:
         names = _names(explicit)
@@ -141,9 +145,6 @@ def arm_names(args) -> list[str]:
 def recipe(args):
     """One student recipe for every arm (so arms differ only in which rows carry which labels): the
     supervised entry's optimiser settings, the kd (else active_loop) entry's temperature and alpha."""
-    from search_spaces import MODULES  # noqa: PLC0415
-    from trainables.config import TrialConfig  # noqa: PLC0415
-
     entries = _recipe_source(args)
     student = entries.get("supervised", {}).get("config") or MODULES["supervised"].ORIGINAL
     teacher = (entries.get("kd") or entries.get("active_loop") or {}).get("config") or MODULES["kd"].ORIGINAL
@@ -162,12 +163,10 @@ def recipe(args):
 
 def _recipe_source(args) -> dict:
     if args.config:
-        from tuning.train import read_config_file  # noqa: PLC0415
-
         return {method: read_config_file(args.config, method) for method in ("supervised", "kd", "active_loop")
                 if _has_method(args.config, method)}
     if args.from_dir:
-        from tuning.analysis import results as analysis  # noqa: PLC0415
+        from tuning.analysis import results as analysis  # noqa: PLC0415 (Ray, pandas: only to read --from)
 
         experiments = analysis.read_all(analysis.find_experiments([args.from_dir], args.storage_path))
         return analysis.best_configs(experiments)["methods"]
@@ -175,8 +174,6 @@ def _recipe_source(args) -> dict:
 
 
 def _has_method(path: str, method: str) -> bool:
-    import json  # noqa: PLC0415
-
     try:
         return method in json.loads(Path(path).read_text(encoding="utf-8")).get("methods", {})
     except (OSError, ValueError, AttributeError):
@@ -185,8 +182,6 @@ def _has_method(path: str, method: str) -> bool:
 
 def study_settings(args) -> dict:
     """Everything one trial needs except the arm and the seed, checked before anything runs."""
-    from trainables.study_settings import StoppingRule, StudySettings  # noqa: PLC0415
-
     seeds = choose(args, "seeds")
     if seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {seeds}")
@@ -203,8 +198,6 @@ def study_settings(args) -> dict:
 
 def price_settings(args) -> dict:
     """{"prices": ..., "charge_sunk": ...}: what the report prices labels at (no torch, no Ray)."""
-    from tuning.budget_study.costs import parse_prices  # noqa: PLC0415
-
     return {"prices": parse_prices(args.prices or ""), "charge_sunk": args.charge_sunk}
 
 

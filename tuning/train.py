@@ -16,11 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
 
-from trainables.atomic import replace_folder, staging_folder  # noqa: E402
-from trainables.config import METHODS, TrialConfig  # noqa: E402
-from trainables.errors import UsageError  # noqa: E402
-from tuning.assets.settings import DataSettings  # noqa: E402
-from tuning.cli import (  # noqa: E402
+from trainables.atomic import replace_folder, staging_folder
+from trainables.config import METHODS, TrialConfig
+from trainables.errors import UsageError
+from tuning.assets.settings import DataSettings
+from tuning.cli import (
     Parser,
     add_data_arguments,
     command_line_settings,

@@ -21,6 +21,8 @@ import numpy as np
 from sklearn.metrics import f1_score, recall_score
 
 from trainables import metrics as m
+from trainables.config import TrialConfig
+from trainables.study_settings import encode_predictions
 from tuning.analysis.bootstrap import REPLICATES, estimate, replicate_accuracies
 
 SEED_BASE = 1000  # confirmation seeds 1000, 1001, ...: far from the sweep's seed 0
@@ -112,8 +114,6 @@ def _row(run: Confirmed, accuracy: np.ndarray) -> dict:
 def seed_rows(runs: dict[str, Confirmed]) -> list[dict]:
     """confirm.csv: one row per (method, seed) with its figures and its test predictions and
     correctness (one digit per test example, in test-set order), so the pairing can be checked."""
-    from trainables.study_settings import encode_predictions  # noqa: PLC0415
-
     rows = []
     for run in runs.values():
         for seed, report, predicted, correct in zip(run.seeds, run.reports, run.predictions, run.correct,
@@ -157,7 +157,7 @@ def prepare_groups(best: dict, progress: Callable = print) -> dict[str, object]:
 def final_run(trial, prepared) -> tuple[dict, np.ndarray]:
     """Train one configuration to the end: the last report, and the final model's predicted class for
     every test example (what test_accuracy of that report counted)."""
-    from trainables.functions import run_method  # noqa: PLC0415
+    from trainables.functions import run_method  # noqa: PLC0415 (Ray, torch: only when a seed is retrained)
     from trainables.loop import predict_logits  # noqa: PLC0415
 
     trial = trial.decided()
@@ -169,8 +169,6 @@ def final_run(trial, prepared) -> tuple[dict, np.ndarray]:
 
 def retrain(best: dict, n: int, progress: Callable = print) -> dict[str, Confirmed]:
     """method -> its runs, one per seed, in seed order."""
-    from trainables.config import TrialConfig  # noqa: PLC0415
-
     prepared = prepare_groups(best, progress)
     runs: dict[str, Confirmed] = {}
     for method, entry in best.items():

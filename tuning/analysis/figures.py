@@ -9,9 +9,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: never try to open a window
 
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from trainables.atomic import write_file  # noqa: E402
+from trainables.atomic import write_file
 
 
 def save(figure, path: Path, tight: bool = True) -> Path:

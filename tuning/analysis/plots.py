@@ -51,7 +51,7 @@ def plot_slice(study, title: str, path: Path) -> Path | None:
 
 def slice_figure(study, title: str):
     """The figure of plot_slice, drawn inside optuna_figure()."""
-    from optuna.visualization.matplotlib import plot_slice as optuna_slice  # noqa: PLC0415
+    from optuna.visualization.matplotlib import plot_slice as optuna_slice  # noqa: PLC0415 (as optuna_figure's)
 
     axes = np.atleast_1d(optuna_slice(study, target_name=m.VAL_ACCURACY))
     for axis in axes:
@@ -65,7 +65,7 @@ def slice_figure(study, title: str):
 def plot_importances(study, title: str, path: Path) -> Path | None:
     """Optuna's importance plot, with the fANOVA evaluator the report's table uses. None when fANOVA
     finds no variance to split (every trial scored the same)."""
-    from optuna.visualization.matplotlib import plot_param_importances  # noqa: PLC0415
+    from optuna.visualization.matplotlib import plot_param_importances  # noqa: PLC0415 (as optuna_figure's)
 
     with optuna_figure():
         try:

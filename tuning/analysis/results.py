@@ -321,6 +321,7 @@ NOT_ENOUGH = "not enough trials"
 
 def distribution(entry):
     """The Optuna distribution of one sweep.json space entry; None for a fixed value (not searched)."""
+    # optuna: only for a sweep's stored study.
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution  # noqa: PLC0415
 
     if not isinstance(entry, dict):
@@ -350,7 +351,7 @@ def stored_study(experiment: Experiment):
     journal = experiment.path / OPTUNA_JOURNAL
     if not journal.is_file():  # checked first: JournalFileBackend creates a missing file
         return None
-    import optuna  # noqa: PLC0415
+    import optuna  # noqa: PLC0415 (optuna: only for a sweep's stored study)
     from optuna.storages import JournalStorage  # noqa: PLC0415
     from optuna.storages.journal import JournalFileBackend  # noqa: PLC0415
 
@@ -365,7 +366,7 @@ def stored_study(experiment: Experiment):
 def records_study(space: dict, trials: list[TrialRecord]):
     """An in-memory Optuna study of the completed trials, for experiments without a stored study. Trials
     ASHA stopped are left out, as the stored study marks them PRUNED: their score is from a shorter run."""
-    import optuna  # noqa: PLC0415
+    import optuna  # noqa: PLC0415 (optuna: only for a sweep's stored study)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     distributions = searched(space)
@@ -383,7 +384,7 @@ def records_study(space: dict, trials: list[TrialRecord]):
 
 
 def completed(study) -> list:
-    import optuna  # noqa: PLC0415
+    import optuna  # noqa: PLC0415 (optuna: only for a sweep's stored study)
 
     return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
 
@@ -408,7 +409,7 @@ def param_importances(space: dict, trials: list[TrialRecord], study=None) -> dic
     """fANOVA importance (seeded) of each searched setting for the last val_accuracy, from the completed
     trials of `study` (the stored one, which the importance plot draws too) or, without one, of the
     trials' records. A string saying why when there is too little to learn from."""
-    import optuna  # noqa: PLC0415
+    import optuna  # noqa: PLC0415 (optuna: only for a sweep's stored study)
 
     if study is None:
         study = records_study(space, trials)
@@ -427,6 +428,6 @@ def param_importances(space: dict, trials: list[TrialRecord], study=None) -> dic
 def importance_evaluator():
     """fANOVA with a fixed seed: the table and the plot each run it and must show the same numbers, run
     after run (Optuna's default evaluator, PED-ANOVA, is another method than the report names)."""
-    import optuna  # noqa: PLC0415
+    import optuna  # noqa: PLC0415 (optuna: only for a sweep's stored study)
 
     return optuna.importance.FanovaImportanceEvaluator(seed=0)

@@ -343,7 +343,7 @@ def _fetch_derived(spec: DerivedModel, progress: Progress, local_archives: Seque
     if _is_complete(final, spec.key(source)):
         progress(f"{spec.name}: cache hit ({final})")
         return final
-    from trainables.layer_drop import keep_layers  # torch + transformers: imported only when needed
+    from trainables.layer_drop import keep_layers  # noqa: PLC0415 (torch, transformers: only when a model is derived)
 
     start = time.monotonic()
     layers = ", ".join(map(str, spec.layers))

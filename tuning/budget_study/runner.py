@@ -118,7 +118,8 @@ def _run(folder: Path, plan: dict, prepared, session: RaySession, max_concurrent
                 run_config=tune.RunConfig(name=folder.name, storage_path=str(folder.parent), verbose=0,
                                           checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                           callbacks=[ProgressLines(len(trials), describe_point, word="done"),
-                                                     TrimReplayedReports(), *tracker_callbacks(tracking)]))
+                                                     TrimReplayedReports(str(folder.parent)),
+                                                     *tracker_callbacks(tracking)]))
         grid_result = fit(tuner, session.settings.verbose)
     rows, unreadable = collect_rows(grid_result)
     for gap in unreadable:

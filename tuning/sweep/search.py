@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
@@ -23,8 +24,6 @@ from tuning.tracking.settings import Tracking
 from tuning.trials.progress import ProgressLines
 from tuning.trials.replayed_reports import TrimReplayedReports
 from tuning.trials.tuner import REUSE_ACTORS, trainable
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,9 +70,6 @@ def make_sampler(name: str, seed: int, num_samples: int, startup: int | None = N
 def journal_storage(experiment_dir: Path):
     """An Optuna journal file inside the experiment folder: optuna-dashboard opens it, and a resumed
     sweep continues the same study."""
-    from optuna.storages import JournalStorage  # noqa: PLC0415
-    from optuna.storages.journal import JournalFileBackend  # noqa: PLC0415
-
     experiment_dir.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(experiment_dir / OPTUNA_JOURNAL)))
 
@@ -94,38 +90,43 @@ class PruningOptunaSearch(OptunaSearch):
     stopped the trial on, and tells every trial that ends without an error COMPLETE: a trial ASHA stopped
     after one epoch then looks finished in optuna_journal.log (optuna-dashboard) and to TPE. Here the last
     result is reported too, and a trial that ended before its planned epochs/rounds is told PRUNED (Optuna
-    then takes its last intermediate value as its value, as for trials its own pruners stop)."""
+    then takes its last intermediate value as its value, as for trials its own pruners stop).
+
+    Only OptunaSearch's public searcher methods are used: the last result goes through on_trial_result, and a
+    trial to prune is completed without its metric, which OptunaSearch tells Optuna as PRUNED (no value, no
+    error). Tested against the journal in tests/test_search.py."""
 
     def on_trial_result(self, trial_id: str, result: dict):
         super().on_trial_result(trial_id, result)
         self._steps_reported().setdefault(trial_id, set()).add(result.get("training_iteration"))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
-        if error or not result or trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        ended_before = trial_id in self._ended()
+        self._ended().add(trial_id)
+        if error or not result or ended_before:  # OptunaSearch's own answer: FAIL, PRUNED, or a warning
             return super().on_trial_complete(trial_id, result, error)
         self._report_last(trial_id, result)
         config = _config_of(result)
         if reached_the_end(config.get("method", ""), config, result):
             return super().on_trial_complete(trial_id, result, error)
-        try:
-            self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
-        except Exception as exc:  # noqa: BLE001 (as in Ray's own on_trial_complete: a bad tell must not end a sweep)
-            logger.warning("optuna: could not mark trial %s pruned: %s", trial_id, exc)
-        self._completed_trials.add(trial_id)
-        return None
+        return super().on_trial_complete(trial_id, {k: v for k, v in result.items() if k != self.metric}, error)
 
     def _report_last(self, trial_id: str, result: dict) -> None:
         step, value = result.get("training_iteration"), result.get(self.metric)
         if step is None or not isinstance(value, int | float) or step in self._steps_reported().get(trial_id, ()):
             return
-        self._ot_trials[trial_id].report(value, step)
-        self._steps_reported().setdefault(trial_id, set()).add(step)
+        self.on_trial_result(trial_id, result)
 
+    # Created on first use: a searcher restored from an older sweep's pickle lacks the attributes.
     def _steps_reported(self) -> dict:
-        # Created on first use: a searcher restored from an older sweep's pickle lacks the attribute.
         if not hasattr(self, "_reported_steps"):
             self._reported_steps = {}
         return self._reported_steps
+
+    def _ended(self) -> set:
+        if not hasattr(self, "_ended_trials"):
+            self._ended_trials = set()
+        return self._ended_trials
 
 
 def _config_of(result: dict) -> dict:
@@ -153,7 +154,7 @@ def run_config(sweep: SweepSettings, callbacks: list) -> tune.RunConfig:
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=m.METRIC,
                                                 checkpoint_score_order=m.MODE),
         failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-        callbacks=[*callbacks, TrimReplayedReports(), *tracker_callbacks(sweep.tracking)],
+        callbacks=[*callbacks, TrimReplayedReports(sweep.storage_path), *tracker_callbacks(sweep.tracking)],
         verbose=0,  # ProgressLines prints one line per report instead of full tables
     )
 

@@ -40,7 +40,7 @@ class RaySession:
 
     def __exit__(self, *exc) -> None:
         if self.started_here:
-            import ray  # noqa: PLC0415
+            import ray  # noqa: PLC0415 (as in start)
 
             ray.shutdown()
             self.started_here = False
@@ -50,7 +50,7 @@ def start_ray(address: str | None, dashboard: bool, num_cpus: int | None = None,
     """Connect to a cluster (`address`) or start a local instance on this machine's CPUs.
     The dashboard stays off unless asked for, and then listens on loopback only. Unless `verbose`, the
     trials' processes keep Ray's informational logs to themselves (quiet_worker_logs)."""
-    import ray  # noqa: PLC0415
+    import ray  # noqa: PLC0415 (as in RaySession.start)
 
     if ray.is_initialized():
         return
@@ -77,7 +77,7 @@ def quiet_worker_logs(names: tuple[str, ...]):
     """A worker_process_setup_hook that lifts these loggers to WARNING in each Ray worker process. Ray ships
     the hook to the workers by value (a closure), so a cluster node needs no copy of tuning/."""
     def setup() -> None:
-        import logging  # noqa: PLC0415
+        import logging  # noqa: PLC0415 (inside the hook Ray ships by value to every worker)
 
         for name in names:
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -16,8 +16,8 @@ import csv
 import io
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import pyarrow.fs
 from ray import tune
 
 from trainables.atomic import write_text
@@ -28,17 +28,34 @@ ITERATION = "training_iteration"  # Tune's count of a trial's reports, restored 
 class TrimReplayedReports(tune.Callback):
     """Listed before the loggers (Ray appends its default loggers after the run's callbacks): a restored
     trial's JSON and CSV loggers copy its logs from the storage folder into Ray's staging folder and append
-    there, so the copy in the storage folder is trimmed before they read it."""
+    there, so the copy in the storage folder is trimmed before they read it. `storage_path`: the run's
+    (RunConfig.storage_path); only a local one is trimmed."""
+
+    # A callback pickled before `local` existed (a sweep or study begun under the previous version and resumed
+    # under this one: Tuner.restore unpickles it) has none: its trials' storage path then decides.
+    local: bool | None = None
+
+    def __init__(self, storage_path: str):
+        self.local = is_local(storage_path)
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        if isinstance(trial.storage.storage_filesystem, pyarrow.fs.LocalFileSystem):  # --storage-path is local
+        # A local storage path is absolute in Ray's trial; a remote one has its scheme stripped (bucket/...).
+        if self.local if self.local is not None else Path(trial.path).is_absolute():
             keep_through = restored_iteration(trial)
             for folder in {trial.path, trial.local_path}:  # storage, and Ray's staging folder if it has a copy
                 trim_trial_logs(Path(folder), keep_through)
 
 
+def is_local(storage_path: str) -> bool:
+    """A folder on this machine: a path, or a file:// URI (as Ray's storage reads them); not s3://, gs://, ..."""
+    return urlsplit(str(storage_path)).scheme in ("", "file")
+
+
 def restored_iteration(trial) -> int:
-    """The training_iteration of the checkpoint the trial starts from; 0 when it starts from scratch."""
+    """The training_iteration of the checkpoint the trial starts from; 0 when it starts from scratch.
+    Trial.latest_checkpoint_result is Ray's (Tune's Trial is a DeveloperAPI; no public API names the result
+    a trial's checkpoint was saved with): pyproject.toml pins Ray to the minor versions tested, and
+    tests/test_pinned_internals.py fails by name when the attribute is gone."""
     result = trial.latest_checkpoint_result
     return int(result.metrics.get(ITERATION, 0)) if result is not None and result.metrics else 0
 

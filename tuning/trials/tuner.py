@@ -47,7 +47,12 @@ def fit(tuner: tune.Tuner, verbose: bool = False) -> tune.ResultGrid:
             signal.signal(signal.SIGINT, handler)
 
 
-NEW_OUTPUT = "RAY_AIR_NEW_OUTPUT"  # Ray's switch between its two progress reporters, read by Tuner.fit
+# Ray's switch between its two progress reporters, read by Tuner.fit (ray/tune/experimental/output.py). Not a
+# public API (Ray's log lines and its experimental-features page name it), and none exists: while the newer
+# reporter is on, Tune ignores RunConfig(progress_reporter=...) and prints at verbose=0 all the same. The one
+# place it is used; pyproject.toml pins Ray to the minor versions tested, and tests/test_pinned_internals.py
+# fails by name when Tune stops reading it.
+NEW_OUTPUT = "RAY_AIR_NEW_OUTPUT"
 
 
 @contextlib.contextmanager
