@@ -30,12 +30,12 @@ MIN_CAP_EPOCHS = 3
 
 @dataclasses.dataclass(frozen=True)
 class StoppingRule:
-    # Defaults sized so that the full study (10 seeds, 9 arms, budgets 50..800) can fit 3 hours on 2 cores:
-    # a probe on the default data (2026-12-06) with a cap of 1500 steps and a patience of 150 took about
-    # 10 minutes per 2003-row point on one contended core and kept training 40-epoch 50-row points.
-    max_steps: int = 800  # cap on optimiser steps (turned into epochs, at most max_epochs)
-    patience_steps: int = 100  # steps without a better selection score before stopping
-    max_epochs: int = 30
+    # Defaults measured on the default data (benchmarks/results/stopping-probe-2026-12-06): selected on the
+    # validation split, supervised points reach their best at 338-1,506 steps, 25-30 epochs at 100-400
+    # labels; a cap of 800 steps and 30 epochs (the --quick study of that day) stopped them 5-10 points low.
+    max_steps: int = 1500  # cap on optimiser steps (turned into epochs, at most max_epochs)
+    patience_steps: int = 300  # steps without a better selection score before stopping
+    max_epochs: int = 40
 
     def __post_init__(self) -> None:
         if self.max_steps < 1 or self.patience_steps < 1 or self.max_epochs < 1:

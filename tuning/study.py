@@ -43,7 +43,7 @@ from tuning.train import read_config_file
 
 STRATEGIES_ALL = ("least_confidence", "margin", "entropy", "random", "robust_least_confidence")
 DEFAULTS = {"budgets": "50,100,200,400,800", "initial": 50, "seeds": 10, "oracle_strategies": "random,margin",
-            "strategies": ",".join(STRATEGIES_ALL), "max_steps": 800, "patience_steps": 100}
+            "strategies": ",".join(STRATEGIES_ALL), "max_steps": 1500, "patience_steps": 300}
 QUICK = {"budgets": "100,200,400", "initial": 50, "seeds": 3,
          "arms": "supervised,kd_all,expert:random,expert:margin,expert:robust_least_confidence,full:supervised"}
 SMOKE = {"budgets": "8,16,32", "initial": 8, "seeds": 2, "max_steps": 24, "patience_steps": 8}
