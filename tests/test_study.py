@@ -232,7 +232,8 @@ def test_unknown_arms_are_refused(name):
 @pytest.mark.parametrize("values, message", [
     (dict(budgets=(16, 8)), "increasing"), (dict(budgets=(8, 8)), "increasing"),
     (dict(initial=9), "smallest budget"), (dict(selection="test"), "--selection"),
-    (dict(selection_share=1.0), "--selection-share"), (dict(initial=1, budgets=(1, 8)), "at least one label"),
+    (dict(selection_share=1.0), "selection share must lie strictly between 0 and 1"),
+    (dict(initial=1, budgets=(1, 8)), "at least one label"),
 ])
 def test_bad_settings_are_refused(values, message):
     with pytest.raises(UsageError, match=message):

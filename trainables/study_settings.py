@@ -21,12 +21,12 @@ BUDGET = "budget"
 GOLD_LABELS = "gold_labels"
 VALIDATION_LABELS = "validation_labels"  # gold labels of the validation split: they choose every setting
 TEST_PREDICTIONS = "test_predictions"  # the predicted class of every test example, as digits/commas
-QUERY_LOG = "query_log"  # a query arm's point: JSON of its new rows and their class counts (runner: queries.csv)
-
+QUERY_LOG = "query_log"  # a query arm's point: JSON of its new rows, their gold and expert labels (queries.csv)
 
 SELECTIONS = ("share", "validation")
 MIN_PATIENCE_EPOCHS = 2  # one epoch without a gain is often noise on a small selection set
 MIN_CAP_EPOCHS = 3
+
 
 @dataclasses.dataclass(frozen=True)
 class StoppingRule:
@@ -48,7 +48,6 @@ class StoppingRule:
         cap = min(self.max_epochs, max(MIN_CAP_EPOCHS, math.ceil(self.max_steps / steps_per_epoch)))
         patience = max(MIN_PATIENCE_EPOCHS, math.ceil(self.patience_steps / steps_per_epoch))
         return cap, min(patience, cap)
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +107,7 @@ class StudySettings:
         if self.selection not in SELECTIONS:
             raise UsageError(f"--selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
         if not 0 < self.selection_share < 1:
-            raise UsageError(f"--selection-share must lie strictly between 0 and 1, got {self.selection_share}")
+            raise UsageError(f"the selection share must lie strictly between 0 and 1, got {self.selection_share}")
         if self.selection == "share" and min(self.initial, self.budgets[0]) < 2:
             raise UsageError("with --selection share every point holds out at least one label: "
                              "--initial and every budget must be >= 2")

@@ -24,7 +24,7 @@ from search_spaces import MODULES
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
 from trainables.precision import AUTO
-from trainables.study_settings import StoppingRule, StudySettings, parse_arm  # light: no torch, no Ray
+from trainables.study_settings import SELECTIONS, StoppingRule, StudySettings, parse_arm  # light: no torch, Ray
 from tuning.budget_study.costs import parse_prices  # light: no pandas, scipy, torch or Ray
 from tuning.cli import (
     Parser,
@@ -78,19 +78,20 @@ def parse_args(argv=None):
     parser.add_argument("--patience-steps", type=int, default=None,
                         help="early stopping: steps without a better selection score before a point stops "
                              f"(default {DEFAULTS['patience_steps']})")
-    parser.add_argument("--selection", choices=("share", "validation"), default="share",
+    parser.add_argument("--selection", choices=SELECTIONS, default="share",
                         help="what picks each point's best epoch: a stratified 10%% of the point's own labels, held "
                              "out and counted (default), or the fixed validation split (its gold labels counted)")
     parser.add_argument("--prices", default=None,
                         help="price of a label, e.g. gold=1,expert=0.1,read=0.001 (read: an expert output used only "
-                             "to choose rows); puts every arm on one cost axis (default gold=1,expert=1,read=0); "
-                             "with --resume, reprices the report")
+                             "to choose rows); puts every arm on one cost axis (default gold=1,expert=1, a read at "
+                             "the expert's price); with --resume, reprices the report")
     parser.add_argument("--charge-sunk", action="store_true",
                         help="charge the teachers' own gold labels to every arm that uses them")
     parser.add_argument("--stratified-initial", action="store_true",
                         help="draw the initial pool stratified by the (hidden) labels: label-informed, and marked so")
     parser.add_argument("--warm-start", action="store_true", help="continue the previous budget's student")
-    parser.add_argument("--quick", action="store_true", help="3 seeds, budgets 100,200,400, six arms (< 20 min)")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 seeds, budgets 100,200,400, six arms (45 min measured on 2 shared cores)")
     parser.add_argument("--name", default=None, help="study name (default: study-DATE-TIME)")
     parser.add_argument("--storage-path", default="ray_results", help="where the study's folder goes")
     parser.add_argument("--address", default=None,

@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from trainables.errors import UsageError
+from trainables.study_settings import parse_arm
 
 PRICE_NAMES = ("gold", "expert", "read")
 # An expert label is priced like a gold one unless said otherwise: the default that makes no method look
@@ -29,7 +30,6 @@ DEFAULT_EXPERT = 1.0
 # Expert prices (in gold labels) at which the report says which arm to use: from free (a model already
 # running) to dearer than gold (a specialist's time).
 EXPERT_PRICE_GRID = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
-TEACHER_ARMS = ("kd_all", "full:kd")  # besides every expert:<strategy> arm
 
 
 def parse_prices(text: str | None) -> dict[str, float]:
@@ -67,17 +67,13 @@ def describe_prices(prices: dict[str, float]) -> str:
     return ", ".join(f"{name}={prices[name]:g}" for name in PRICE_NAMES)
 
 
-def uses_teachers(arm: str) -> bool:
-    return arm.startswith("expert:") or arm in TEACHER_ARMS
-
-
 def priced_cost(frame, prices: dict[str, float], teacher_gold: int, charge_sunk: bool) -> np.ndarray:
     """The priced cost of every row of study.csv (columns arm, gold_labels, expert_queries, expert_reads)."""
     cost = (frame["gold_labels"].to_numpy(float) * prices["gold"]
             + frame["expert_queries"].to_numpy(float) * prices["expert"]
             + frame["expert_reads"].to_numpy(float) * prices["read"])
     if charge_sunk:
-        cost = cost + np.array([uses_teachers(arm) for arm in frame["arm"]]) * teacher_gold * prices["gold"]
+        cost = cost + np.array([parse_arm(arm).needs_teachers for arm in frame["arm"]]) * teacher_gold * prices["gold"]
     return cost
 
 

@@ -7,7 +7,7 @@ import json
 import math
 
 from trainables import metrics as m
-from trainables.study_settings import GOLD_LABELS
+from trainables.study_settings import GOLD_LABELS, parse_arm
 from tuning.budget_study import costs
 from tuning.budget_study.stats import ALPHA, FLAG_CLASS_SHARE
 
@@ -290,7 +290,7 @@ def cost_table(summary: dict) -> list[str]:
         accuracy = p[m.EXPERT_LABEL_ACCURACY]  # None where no expert labelled anything
         shown = "-" if accuracy is None else f"{accuracy:.3f}"
         rows.append([arm, f"{p[GOLD_LABELS]:.0f}", f"{p['selection_labels']:.0f}",
-                     str(sunk if costs.uses_teachers(arm) else 0), f"{p[m.EXPERT_QUERIES]:.0f}",
+                     str(sunk if parse_arm(arm).needs_teachers else 0), f"{p[m.EXPERT_QUERIES]:.0f}",
                      f"{p['expert_reads']:.0f}", f"{p['priced_cost']:.0f}", shown,
                      f"{e['cpu_seconds']:.0f}"])
     charged = "charged" if summary.get("charge_sunk") else "not charged"

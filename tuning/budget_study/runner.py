@@ -210,7 +210,8 @@ def _reported(result) -> bool:
 
 
 KEEP = ("arm", BUDGET, "seed")
-QUERY_COLUMNS = ["arm", "seed", BUDGET, "round", "row", "gold_label", "expert_label", "expert_entropy"]
+QUERY_RECORD = ("row", "gold_label", "expert_label", "expert_entropy")  # the lists of a point's QUERY_LOG
+QUERY_COLUMNS = ["arm", "seed", BUDGET, "round", *QUERY_RECORD]
 
 
 def write_queries_csv(rows: list[dict], path: Path) -> None:
@@ -223,7 +224,7 @@ def write_queries_csv(rows: list[dict], path: Path) -> None:
         record = json.loads(row[QUERY_LOG])
         for position in range(len(record["row"])):
             lines.append({"arm": row["arm"], "seed": row["seed"], BUDGET: row[BUDGET],
-                          "round": row[m.ROUND], **{key: record[key][position] for key in QUERY_COLUMNS[4:]}})
+                          "round": row[m.ROUND], **{key: record[key][position] for key in QUERY_RECORD}})
     frame = pd.DataFrame(lines, columns=QUERY_COLUMNS).sort_values(["arm", "seed", BUDGET], kind="stable")
     write_text(path, frame.to_csv(index=False))
 
