@@ -16,3 +16,8 @@ class DataError(UsageError):
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite: the trial stops instead of training on garbage."""
+
+
+class ExpertError(RuntimeError):
+    """An expert could not answer: an endpoint that stayed down, refused the key, or answered something that
+    names no label. Its message says what was asked, what came back, and what was kept (cached answers)."""

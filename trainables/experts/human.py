@@ -1,0 +1,196 @@
+"""A person as the expert, through files: a round's queries go out as a CSV and as Label Studio tasks, and
+the answers come back as a CSV or a Label Studio export.
+
+Every row is named by `row_id`, its index in the training split. Not `id`: Label Studio gives each task an
+`id` of its own and writes it beside the task's data in its exports, so `id` would be ambiguous there.
+
+Out, per round (write_queries):
+    round-<r>-queries.csv         row_id, text (or question and option_A..), student_guess, student_confidence,
+                                  label (empty: the person fills it in with one of the label names)
+    round-<r>-tasks.json          Label Studio tasks: data {row_id, text}, and the student's guess as a prediction
+    round-<r>-label-config.xml    the labelling interface those tasks need (Text + single Choices)
+
+In (read_answers): the CSV above with `label` filled in; or Label Studio's JSON export (tasks with
+`annotations`; a task's newest annotation that was not cancelled counts) or JSON-MIN export (one flat record
+per annotation: row_id and label). Labels are the label names (case and underscores-for-spaces aside).
+Every problem (an unknown or missing row_id, a label outside the label set, a row answered twice with two
+labels) is a UsageError naming the rows, raised before anything is returned, so nothing is kept from a bad file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from trainables.atomic import write_text
+from trainables.data import Examples
+from trainables.errors import UsageError
+from trainables.experts.base import Cost, ExpertAnswer, as_rows
+from trainables.experts.prompts import display_name
+
+ROW_ID = "row_id"
+LABEL = "label"  # the CSV column a person fills in, and the Label Studio Choices' name (from_name)
+TEXT = "text"  # the Label Studio Text tag's name (to_name) and data key
+SHOWN_IN_ERRORS = 5  # rows named in an error message before "and N more"
+
+
+@dataclass(frozen=True)
+class QueryFiles:
+    csv: Path
+    tasks: Path
+    label_config: Path
+
+
+def label_config(label_names: Sequence[str]) -> str:
+    """Label Studio's labelling interface for these tasks: the text and one choice among the labels."""
+    choices = "\n".join(f"    <Choice value={quoteattr(name)}/>" for name in label_names)
+    return (f'<View>\n  <Text name="{TEXT}" value="${TEXT}"/>\n'
+            f'  <Choices name="{LABEL}" toName="{TEXT}" choice="single" showInline="false">\n{choices}\n'
+            "  </Choices>\n</View>\n")
+
+
+def _row_text(examples: Examples, row: int) -> str:
+    if examples.options is None:
+        return examples.text[row]
+    letters = "ABCDEFGHIJ"
+    return examples.text[row] + "\n" + "\n".join(f"{letters[i]}. {o}" for i, o in enumerate(examples.options[row]))
+
+
+def write_queries(folder: Path | str, round_number: int, rows, examples: Examples, label_names: Sequence[str],
+                  student_probs: np.ndarray, model_version: str = "student") -> QueryFiles:
+    """The round's queried rows, with the student's guess, as a CSV and as Label Studio tasks (each file atomic)."""
+    rows, folder = as_rows(rows), Path(folder)
+    guesses, confidence = student_probs.argmax(axis=1), student_probs.max(axis=1)
+    files = QueryFiles(folder / f"round-{round_number}-queries.csv", folder / f"round-{round_number}-tasks.json",
+                       folder / f"round-{round_number}-label-config.xml")
+    write_text(files.csv, _queries_csv(rows, examples, label_names, guesses, confidence))
+    tasks = [{"data": {ROW_ID: int(row), TEXT: _row_text(examples, int(row))},
+              "predictions": [{"model_version": model_version, "score": float(conf), "result": [
+                  {"from_name": LABEL, "to_name": TEXT, "type": "choices", "value": {"choices": [label_names[g]]}}]}]}
+             for row, g, conf in zip(rows, guesses, confidence, strict=True)]
+    write_text(files.tasks, json.dumps(tasks, ensure_ascii=False, indent=1))
+    write_text(files.label_config, label_config(label_names))
+    return files
+
+
+def _queries_csv(rows, examples: Examples, label_names, guesses, confidence) -> str:
+    multiple_choice = examples.options is not None
+    header = ["question", *(f"option_{name}" for name in label_names)] if multiple_choice else [TEXT]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([ROW_ID, *header, "student_guess", "student_confidence", LABEL])
+    for row, guess, conf in zip(rows.tolist(), guesses, confidence, strict=True):
+        text = [examples.text[row], *examples.options[row]] if multiple_choice else [examples.text[row]]
+        writer.writerow([row, *text, label_names[guess], f"{conf:.3f}", ""])
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------- answers back
+
+
+def read_answers(path: Path | str, label_names: Sequence[str], expected_rows) -> np.ndarray:
+    """The label index of each expected row, in the order given, read from a CSV or a Label Studio export."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"answers file {path} does not exist")
+    pairs = _read_csv(path) if path.suffix.lower() == ".csv" else _read_label_studio(path)
+    return _check(pairs, label_names, as_rows(expected_rows), path)
+
+
+def answers_to_expert(labels: np.ndarray, num_labels: int, seconds: float = 0.0) -> ExpertAnswer:
+    """A person's labels as an expert's answer: one-hot, one call per row."""
+    return ExpertAnswer(np.eye(num_labels)[labels], Cost(calls=len(labels), seconds=seconds))
+
+
+def _read_csv(path: Path) -> list[tuple[str, str]]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark
+            reader = csv.DictReader(f)
+            missing = {ROW_ID, LABEL} - set(reader.fieldnames or ())
+            if missing:
+                raise UsageError(f"answers file {path} lacks the column(s) {', '.join(sorted(missing))}")
+            return [(row[ROW_ID], row[LABEL]) for row in reader]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise UsageError(f"answers file {path} is not a readable CSV ({error})") from None
+
+
+def _read_label_studio(path: Path) -> list[tuple[str, str]]:
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UsageError(f"answers file {path} is not JSON ({error})") from None
+    tasks = [tasks] if isinstance(tasks, dict) else tasks
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
+        raise UsageError(f"answers file {path} is not a Label Studio export (a list of tasks)")
+    return [pair for task in tasks if (pair := _task_answer(task, path)) is not None]
+
+
+def _task_answer(task: dict, path: Path) -> tuple[str, str] | None:
+    """(row_id, label) of one exported task: JSON (data + annotations) or JSON-MIN (flat). None: no answer."""
+    if "data" not in task:  # JSON-MIN: the data's keys and the control's name side by side
+        if ROW_ID not in task:
+            raise UsageError(f"answers file {path}: a record has no {ROW_ID}")
+        value = task.get(LABEL)
+        return (str(task[ROW_ID]), _choice(value)) if value is not None else None
+    data = task["data"] if isinstance(task["data"], dict) else {}
+    if ROW_ID not in data:
+        raise UsageError(f"answers file {path}: task {task.get('id', '?')} has no data.{ROW_ID} (not one of our tasks)")
+    annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict)
+                   and not (a.get("was_cancelled") or a.get("skipped"))]
+    annotations.sort(key=lambda a: str(a.get("created_at") or ""), reverse=True)  # the newest, as Label Studio does
+    for annotation in annotations:
+        for result in annotation.get("result") or []:
+            if isinstance(result, dict) and result.get("from_name") == LABEL:
+                return str(data[ROW_ID]), _choice((result.get("value") or {}).get("choices"))
+    return None
+
+
+def _choice(value) -> str:
+    """One choice: JSON-MIN writes a single choice as its string; a list of one is the same; anything else is
+    kept as text and refused later as a label outside the set."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, dict) and isinstance(value.get("choices"), list) and len(value["choices"]) == 1:
+        value = value["choices"][0]
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _names(rows) -> str:
+    shown = ", ".join(map(str, list(rows)[:SHOWN_IN_ERRORS]))
+    return shown + (f" and {len(rows) - SHOWN_IN_ERRORS} more" if len(rows) > SHOWN_IN_ERRORS else "")
+
+
+def _check(pairs: list[tuple[str, str]], label_names: Sequence[str], expected: np.ndarray, path: Path) -> np.ndarray:
+    by_name = {}
+    for i, name in enumerate(label_names):
+        for form in (name, display_name(name)):
+            by_name[form.strip().lower()] = i
+    answers: dict[int, int] = {}
+    unknown, outside, conflicting = [], [], []
+    wanted = set(expected.tolist())
+    for raw_row, raw_label in pairs:
+        row = int(raw_row) if str(raw_row).strip().lstrip("-").isdigit() else None
+        if row is None or row not in wanted:
+            unknown.append(raw_row)
+            continue
+        label = by_name.get(str(raw_label).strip().lower())
+        if label is None:
+            outside.append(f"{row}: {raw_label!r}" if str(raw_label).strip() else f"{row}: (empty)")
+        elif answers.setdefault(row, label) != label:
+            conflicting.append(row)
+    missing = sorted(wanted - set(answers) - {int(o.split(":")[0]) for o in outside})
+    problems = [f"row_id(s) not queried this round: {_names(unknown)}" if unknown else "",
+                f"label(s) outside the label set ({', '.join(label_names)}): {_names(outside)}" if outside else "",
+                f"row_id(s) answered with two labels: {_names(conflicting)}" if conflicting else "",
+                f"row_id(s) without an answer: {_names(missing)}" if missing else ""]
+    problems = [p for p in problems if p]
+    if problems:
+        raise UsageError(f"answers file {path}: {'; '.join(problems)}")
+    return np.array([answers[int(r)] for r in expected], dtype=np.int64)
