@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
@@ -178,29 +178,38 @@ class EndpointExpert:
         return ExpertAnswer(probs, paid + Cost(cache_hits=hits, seconds=time.perf_counter() - started))
 
     def _ask_all(self, missing: dict[str, int], answers: dict[str, dict], needed: int) -> Cost:
-        """Ask for every missing answer, `concurrency` at a time; each one understood is cached as it comes.
-        The first failure cancels the requests not yet sent; those already in flight are still awaited and
-        their answers kept (they are paid for). Then the round ends with an ExpertError."""
+        """Ask for every missing answer, at most `concurrency` in flight (a request is sent only when one
+        returns); each one understood is cached as it comes. After the first failure nothing more is sent,
+        the requests in flight are awaited and their answers kept (they are paid for), and the round ends
+        with an ExpertError."""
         cost, failure = Cost(), None
+        queue = iter(missing.items())
         with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="expert-endpoint") as pool:
-            futures = {pool.submit(self._ask, self.messages(row)): key for key, row in missing.items()}
-            for future in as_completed(futures):
-                key = futures[future]
-                try:
-                    response, attempts = future.result()
-                    answer_probs(response, self.prompts.label_names)  # garbage is never cached
-                except CancelledError:
-                    continue
-                except (ExpertError, _Transient) as error:
-                    failure = failure or error
-                    for other in futures:
-                        other.cancel()  # only those not yet started
-                    continue
-                self.cache.put(key, self.settings.url, self.settings.model, self.messages(missing[key]), response)
-                answers[key] = response
-                cost = cost + self._cost(response, attempts)
-                if self.progress:
-                    self.progress(len(answers), needed)
+            in_flight: dict = {}
+
+            def send_next() -> None:
+                if (item := next(queue, None)) is not None:
+                    in_flight[pool.submit(self._ask, self.messages(item[1]))] = item[0]
+
+            for _ in range(self.settings.concurrency):
+                send_next()
+            while in_flight:
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    key = in_flight.pop(future)
+                    try:
+                        response, attempts = future.result()
+                        answer_probs(response, self.prompts.label_names)  # garbage is never cached
+                    except (ExpertError, _Transient) as error:
+                        failure = failure or error
+                        continue
+                    self.cache.put(key, self.settings.url, self.settings.model, self.messages(missing[key]), response)
+                    answers[key] = response
+                    cost = cost + self._cost(response, attempts)
+                    if self.progress:
+                        self.progress(len(answers), needed)
+                    if failure is None:
+                        send_next()
         if failure is not None:
             raise ExpertError(f"expert endpoint {self.settings.url} (model {self.settings.model}): {failure}; "
                               f"{len(answers)} of the round's {needed} answers are cached in {self.cache.folder} "

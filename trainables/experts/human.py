@@ -168,29 +168,26 @@ def _names(rows) -> str:
 
 
 def _check(pairs: list[tuple[str, str]], label_names: Sequence[str], expected: np.ndarray, path: Path) -> np.ndarray:
-    by_name = {}
-    for i, name in enumerate(label_names):
-        for form in (name, display_name(name)):
-            by_name[form.strip().lower()] = i
-    answers: dict[int, int] = {}
-    unknown, outside, conflicting = [], [], []
+    by_name = {form.strip().lower(): i for i, name in enumerate(label_names) for form in (name, display_name(name))}
     wanted = set(expected.tolist())
+    answers: dict[int, int] = {}
+    unknown, outside, conflicting = [], {}, []
     for raw_row, raw_label in pairs:
         row = int(raw_row) if str(raw_row).strip().lstrip("-").isdigit() else None
         if row is None or row not in wanted:
             unknown.append(raw_row)
-            continue
-        label = by_name.get(str(raw_label).strip().lower())
-        if label is None:
-            outside.append(f"{row}: {raw_label!r}" if str(raw_label).strip() else f"{row}: (empty)")
+        elif not str(raw_label).strip():
+            continue  # left empty: no answer (named below as missing unless answered elsewhere)
+        elif (label := by_name.get(str(raw_label).strip().lower())) is None:
+            outside[row] = raw_label
         elif answers.setdefault(row, label) != label:
             conflicting.append(row)
-    missing = sorted(wanted - set(answers) - {int(o.split(":")[0]) for o in outside})
+    missing = sorted(wanted - set(answers) - set(outside))
     problems = [f"row_id(s) not queried this round: {_names(unknown)}" if unknown else "",
-                f"label(s) outside the label set ({', '.join(label_names)}): {_names(outside)}" if outside else "",
+                f"label(s) outside the label set ({', '.join(label_names)}): "
+                f"{_names([f'{row}: {label!r}' for row, label in outside.items()])}" if outside else "",
                 f"row_id(s) answered with two labels: {_names(conflicting)}" if conflicting else "",
                 f"row_id(s) without an answer: {_names(missing)}" if missing else ""]
-    problems = [p for p in problems if p]
-    if problems:
-        raise UsageError(f"answers file {path}: {'; '.join(problems)}")
+    if any(problems):
+        raise UsageError(f"answers file {path}: {'; '.join(p for p in problems if p)}")
     return np.array([answers[int(r)] for r in expected], dtype=np.int64)

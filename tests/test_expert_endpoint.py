@@ -1,0 +1,216 @@
+"""The OpenAI-compatible endpoint expert against a fake server on loopback (the standard library's http.server,
+in a thread, stopped by the fixture): log-probabilities and parsed answers, tokens and price, the on-disk
+cache's hits and misses, retries with back-off, the concurrency limit, the key, and garbage answers."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from trainables.data import Examples
+from trainables.errors import ExpertError, UsageError
+from trainables.experts.cache import ResponseCache
+from trainables.experts.endpoint import EndpointExpert, EndpointSettings, Pricing, answer_probs
+from trainables.experts.prompts import PromptBuilder
+
+LABELS = ("Dental", "Medicine", "Surgery")
+ROWS = Examples(tuple(f"question number {i}" for i in range(8)), [0] * 8)
+KEY = "sk-test-do-not-print-1234"
+
+
+def completion(content: str, top: list[tuple[str, float]] | None = None, usage=(10, 2)) -> dict:
+    choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+    if top is not None:
+        choice["logprobs"] = {"content": [{"token": top[0][0], "logprob": top[0][1],
+                                           "top_logprobs": [{"token": t, "logprob": lp} for t, lp in top]}]}
+    return {"choices": [choice], "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1]}}
+
+
+class FakeServer:
+    """Answers POST /v1/chat/completions with whatever `reply(body)` returns: a dict (sent as JSON, 200),
+    or (status, bytes, headers). Records every request, its Authorization header, and the most requests
+    it ever had in flight at once."""
+
+    def __init__(self, reply):
+        self.reply, self.requests, self.auth = reply, [], []
+        self.in_flight = self.max_in_flight = 0
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with fake.lock:
+                    fake.requests.append(body)
+                    fake.auth.append(self.headers.get("Authorization"))
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                try:
+                    answer = fake.reply(body)
+                finally:
+                    with fake.lock:
+                        fake.in_flight -= 1
+                status, payload, headers = (200, json.dumps(answer).encode(), {}) if isinstance(answer, dict) else answer
+                self.send_response(status)
+                for name, value in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):  # quiet
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(reply) -> FakeServer:
+        servers.append(FakeServer(reply))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def row_of(body: dict) -> int:
+    return int(body["messages"][0]["content"].split("question number ")[1].split()[0])
+
+
+def expert_for(server: FakeServer, cache_dir, **settings) -> EndpointExpert:
+    settings = {"backoff": 0.01, "timeout": 5.0, **settings}
+    return EndpointExpert(EndpointSettings(server.url, "fake-model", **settings), ROWS, PromptBuilder(LABELS),
+                          ResponseCache(cache_dir))
+
+
+def test_top_logprobs_give_the_soft_label_and_usage_the_price(serve, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    server = serve(lambda body: completion("Surgery", [("Sur", np.log(0.6)), ("Med", np.log(0.3))]))
+    pricing = Pricing(per_call=0.001, per_million_prompt_tokens=1000, per_million_completion_tokens=2000)
+    answer = expert_for(server, tmp_path, pricing=pricing).label([0, 1, 2])
+    # Surgery 0.6, Medicine 0.3; Dental unreached gets 1 - 0.9 = 0.1: already a distribution.
+    np.testing.assert_allclose(answer.probs, [[0.1, 0.3, 0.6]] * 3)
+    cost = answer.cost
+    assert (cost.calls, cost.prompt_tokens, cost.completion_tokens, cost.cache_hits, cost.retries) == (3, 30, 6, 0, 0)
+    # Per call 0.001 + 10 * 1000 / 1e6 + 2 * 2000 / 1e6 = 0.015.
+    assert cost.price == pytest.approx(0.045)
+    body = server.requests[0]
+    assert body["model"] == "fake-model" and body["logprobs"] is True and body["temperature"] == 0
+    assert "question number" in body["messages"][0]["content"] and "Dental, Medicine, Surgery" in body["messages"][0]["content"]
+    assert server.auth == [f"Bearer {KEY}"] * 3
+
+
+def test_without_logprobs_the_parsed_answer_is_one_hot_and_no_key_sends_no_header(serve, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    server = serve(lambda body: completion(["Dental.", "It is medicine", "SURGERY"][row_of(body) % 3]))
+    answer = expert_for(server, tmp_path).label([0, 1, 2])
+    assert answer.probs.tolist() == [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    assert server.auth == [None] * 3
+
+
+def test_the_cache_answers_what_was_asked_before_and_same_prompts_are_asked_once(serve, tmp_path):
+    server = serve(lambda body: completion("Dental"))
+    first = expert_for(server, tmp_path).label([0, 1, 2])
+    assert (first.cost.calls, first.cost.cache_hits) == (3, 0)
+    expert = expert_for(server, tmp_path)  # a new run: only the disk remembers
+    second = expert.label([1, 2, 3, 3])
+    assert (second.cost.calls, second.cost.cache_hits) == (1, 2)
+    assert (expert.cache.hits, expert.cache.misses) == (2, 1)
+    assert len(server.requests) == 4 and len(expert.cache) == 4
+    np.testing.assert_array_equal(second.probs, [[1, 0, 0]] * 4)
+
+
+def test_transient_failures_are_retried_with_back_off(serve, tmp_path):
+    replies = iter([(503, b"busy", {}), (429, b"slow down", {"Retry-After": "0.2"}), completion("Medicine")])
+    server = serve(lambda body: next(replies))
+    started = time.perf_counter()
+    answer = expert_for(server, tmp_path, backoff=0.05).label([0])
+    # Waits: 0.05 s (back-off), then the server's Retry-After of 0.2 s.
+    assert time.perf_counter() - started >= 0.25
+    assert (answer.cost.calls, answer.cost.retries) == (1, 2) and len(server.requests) == 3
+    assert answer.probs.tolist() == [[0, 1, 0]]
+
+
+def test_a_server_that_stays_down_ends_the_round_with_a_clear_error(serve, tmp_path):
+    server = serve(lambda body: (503, b"down", {}))
+    with pytest.raises(ExpertError) as failed:
+        expert_for(server, tmp_path, retries=2).label([0])
+    assert "no answer after 3 attempts (last: HTTP 503)" in str(failed.value)
+    assert "0 of the round's 1 answers are cached" in str(failed.value)
+    assert len(server.requests) == 3
+
+
+def test_a_refused_key_is_not_retried_and_never_printed(serve, tmp_path, monkeypatch):
+    monkeypatch.setenv("MY_KEY", KEY)
+    server = serve(lambda body: (401, b'{"error": "bad key"}', {}))
+    with pytest.raises(ExpertError) as failed:
+        expert_for(server, tmp_path, key_env="MY_KEY").label([0, 1])
+    assert "HTTP 401" in str(failed.value) and "environment variable" in str(failed.value)
+    assert KEY not in str(failed.value)
+    assert len(server.requests) <= 2 and server.auth[0] == f"Bearer {KEY}"
+
+
+@pytest.mark.parametrize(("garbage", "message"), [
+    ((200, b"<html>gateway</html>", {"Content-Type": "text/html"}), "answered something that is not JSON: b'<html>"),
+    ((200, b'{"object": "error"}', {}), "the endpoint's answer has no choices[0].message"),
+    (completion("I cannot answer medical questions."), "names none of the labels"),
+])
+def test_garbage_ends_the_round_and_the_cache_keeps_what_was_answered(serve, tmp_path, garbage, message):
+    def reply(body):
+        return completion("Surgery") if row_of(body) < 2 else garbage
+
+    server = serve(reply)
+    with pytest.raises(ExpertError) as failed:
+        expert_for(server, tmp_path, concurrency=1).label([0, 1, 2, 3])
+    assert message in str(failed.value)
+    assert "2 of the round's 4 answers are cached" in str(failed.value)
+    assert len(server.requests) == 3  # after the first failure nothing more is sent
+    # Garbage is never cached: once the server is mended, the next run pays only for rows 2 and 3.
+    server.reply = lambda body: completion("Dental")
+    cached = expert_for(server, tmp_path)
+    answer = cached.label([0, 1, 2, 3])
+    assert (answer.cost.cache_hits, answer.cost.calls) == (2, 2)
+    assert answer.labels.tolist() == [2, 2, 0, 0]
+
+
+def test_at_most_concurrency_requests_are_in_flight(serve, tmp_path):
+    def slow(body):
+        time.sleep(0.15)
+        return completion("Dental")
+
+    server = serve(slow)
+    answer = expert_for(server, tmp_path, concurrency=2).label(np.arange(6))
+    assert answer.cost.calls == 6 and server.max_in_flight == 2
+
+
+def test_settings_are_checked():
+    with pytest.raises(UsageError, match="http"):
+        EndpointSettings("ftp://example.org/v1", "m")
+    with pytest.raises(UsageError, match="--expert-model"):
+        EndpointSettings("http://127.0.0.1:1/v1", " ")
+    with pytest.raises(UsageError, match="concurrency"):
+        EndpointSettings("http://127.0.0.1:1/v1", "m", concurrency=0)
+    assert EndpointSettings("http://127.0.0.1:1/v1/", "m").chat_url == "http://127.0.0.1:1/v1/chat/completions"
+
+
+def test_answer_skips_leading_whitespace_tokens():
+    response = completion("Dental", [(" ", -0.01)])
+    response["choices"][0]["logprobs"]["content"].append(
+        {"token": "Dent", "logprob": np.log(0.5), "top_logprobs": [{"token": "Dent", "logprob": np.log(0.5)},
+                                                                   {"token": "Med", "logprob": np.log(0.5)}]})
+    np.testing.assert_allclose(answer_probs(response, LABELS), [0.5, 0.5, 0.0])

@@ -1,0 +1,157 @@
+"""A person as the expert: a round's queries written as a CSV and as Label Studio tasks, and answers read back
+from the CSV or from Label Studio's JSON and JSON-MIN exports, refusing unknown or missing rows and labels
+outside the label set.
+
+Label Studio's side is checked against its documented formats (task import: a list of {"data", "predictions"};
+JSON export: tasks with "annotations" whose "result" holds {"from_name", "to_name", "type": "choices", "value":
+{"choices": [...]}}; JSON-MIN: one flat record per annotation, a single choice written as its string), as its
+SDK's converter (label_studio_sdk/converter, 2.1.2) reads and writes them. The SDK itself is not installed for
+the tests: it pulls some thirty packages (opencv, nltk, black, ...) and would move numpy back to 2.2."""
+
+import csv
+import json
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from trainables.data import Examples
+from trainables.errors import UsageError
+from trainables.experts.human import answers_to_expert, read_answers, write_queries
+
+LABELS = ("Dental", "Medicine", "Social_Preventive_Medicine")
+TEXTS = Examples(("Which tooth erupts first?", "Treat fever, with a comma", 'Vaccine "cold chain"?', "x"), [0, 1, 2, 0])
+QUERIED = np.array([2, 0, 1])
+STUDENT = np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1], [0.1, 0.8, 0.1]])
+
+
+@pytest.fixture
+def files(tmp_path):
+    return write_queries(tmp_path, 3, QUERIED, TEXTS, LABELS, STUDENT, model_version="student-round-3")
+
+
+def test_queries_csv_holds_the_rows_the_students_guess_and_an_empty_label(files):
+    with files.csv.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert files.csv.name == "round-3-queries.csv"
+    assert [r["row_id"] for r in rows] == ["2", "0", "1"]
+    assert rows[0] == {"row_id": "2", "text": 'Vaccine "cold chain"?', "student_guess": "Social_Preventive_Medicine",
+                       "student_confidence": "0.500", "label": ""}
+    assert rows[2]["text"] == "Treat fever, with a comma" and rows[2]["student_guess"] == "Medicine"
+
+
+def test_multiple_choice_queries_list_question_and_options(tmp_path):
+    choice = Examples(("2 + 2?",), [1], options=(("3", "4"),))
+    written = write_queries(tmp_path, 1, [0], choice, ("A", "B"), np.array([[0.3, 0.7]]))
+    with written.csv.open(newline="") as f:
+        row = next(csv.DictReader(f))
+    assert (row["question"], row["option_A"], row["option_B"], row["student_guess"]) == ("2 + 2?", "3", "4", "B")
+    task = json.loads(written.tasks.read_text())[0]
+    assert task["data"]["text"] == "2 + 2?\nA. 3\nB. 4"
+
+
+def test_label_studio_tasks_and_their_labelling_interface(files):
+    tasks = json.loads(files.tasks.read_text())
+    assert [t["data"]["row_id"] for t in tasks] == [2, 0, 1]
+    assert tasks[1] == {"data": {"row_id": 0, "text": "Which tooth erupts first?"}, "predictions": [{
+        "model_version": "student-round-3", "score": 0.6,
+        "result": [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["Dental"]}}]}]}
+    view = ET.fromstring(files.label_config.read_text())
+    text, choices = view.find("Text"), view.find("Choices")
+    assert text.get("name") == "text" and text.get("value") == "$text"
+    assert (choices.get("name"), choices.get("toName"), choices.get("choice")) == ("label", "text", "single")
+    assert [c.get("value") for c in choices.findall("Choice")] == list(LABELS)
+
+
+def fill_csv(path, labels: dict[str, str]) -> None:
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "label": labels.get(row["row_id"], row["label"])})
+
+
+def test_answers_read_back_from_the_csv_in_query_order(files):
+    fill_csv(files.csv, {"2": "social preventive medicine", "0": "Dental", "1": " MEDICINE "})
+    labels = read_answers(files.csv, LABELS, QUERIED)
+    assert labels.tolist() == [2, 0, 1]
+    answer = answers_to_expert(labels, len(LABELS))
+    assert answer.probs.tolist() == [[0, 0, 1], [1, 0, 0], [0, 1, 0]] and answer.cost.calls == 3
+
+
+def exported_task(task_id, row_id, annotations):
+    return {"id": task_id, "data": {"row_id": row_id, "text": "..."}, "annotations": annotations, "predictions": []}
+
+
+def annotation(choice, created, cancelled=False):
+    return {"id": 1, "created_at": created, "was_cancelled": cancelled, "result": [
+        {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [choice]}}]}
+
+
+def test_answers_read_back_from_a_label_studio_json_export(tmp_path):
+    export = [
+        exported_task(101, 2, [annotation("Social_Preventive_Medicine", "2026-12-06T10:00:00Z")]),
+        # Two annotations: the newest that was not cancelled counts.
+        exported_task(102, 0, [annotation("Medicine", "2026-12-06T10:00:00Z"),
+                               annotation("Dental", "2026-12-06T11:00:00Z"),
+                               annotation("Surgery", "2026-12-06T12:00:00Z", cancelled=True)]),
+        exported_task(103, 1, [annotation("Medicine", "2026-12-06T10:00:00Z")]),
+    ]
+    path = tmp_path / "project-1-at-2026-12-06.json"
+    path.write_text(json.dumps(export))
+    assert read_answers(path, LABELS, QUERIED).tolist() == [2, 0, 1]
+
+
+def test_answers_read_back_from_a_label_studio_json_min_export(tmp_path):
+    # JSON-MIN: the task's data keys, its id, and the control's name with the single choice as a string.
+    export = [{"row_id": r, "text": "...", "id": 100 + r, "label": LABELS[label], "annotator": 1, "annotation_id": r}
+              for r, label in ((2, 2), (0, 0), (1, 1))]
+    path = tmp_path / "export-min.json"
+    path.write_text(json.dumps(export))
+    assert read_answers(path, LABELS, QUERIED).tolist() == [2, 0, 1]
+
+
+@pytest.mark.parametrize(("answers", "message"), [
+    ({"2": "Surgery"}, "label(s) outside the label set (Dental, Medicine, Social_Preventive_Medicine): 2: 'Surgery'"),
+    ({"1": "  "}, "row_id(s) without an answer: 1"),  # a label left empty is no answer
+])
+def test_bad_answers_in_the_csv_are_named(files, answers, message):
+    fill_csv(files.csv, {"2": "Dental", "0": "Dental", "1": "Medicine", **answers})
+    with pytest.raises(UsageError) as refused:
+        read_answers(files.csv, LABELS, QUERIED)
+    assert message in str(refused.value)
+
+
+def test_unknown_rows_and_two_labels_for_one_row_are_named(tmp_path):
+    path = tmp_path / "answers.csv"
+    path.write_text("row_id,label\n2,Dental\n0,Dental\n1,Medicine\n7,Dental\nabc,Dental\n1,Dental\n")
+    with pytest.raises(UsageError) as refused:
+        read_answers(path, LABELS, QUERIED)
+    assert "row_id(s) not queried this round: 7, abc" in str(refused.value)
+    assert "row_id(s) answered with two labels: 1" in str(refused.value)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("row_id,answer\n2,Dental\n", "lacks the column(s) label"),
+    ("not json", "is not JSON"),
+    ('{"data": {"text": "no row id"}, "annotations": []}', "has no data.row_id (not one of our tasks)"),
+    ('[{"text": "min without row id", "label": "Dental"}]', "a record has no row_id"),
+])
+def test_files_that_are_not_answers_are_refused(tmp_path, content, message):
+    path = tmp_path / ("answers.csv" if content.startswith("row_id") else "answers.json")
+    path.write_text(content)
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_answers(path, LABELS, QUERIED)
+    with pytest.raises(UsageError, match="does not exist"):
+        read_answers(tmp_path / "missing.csv", LABELS, QUERIED)
+
+
+def test_a_task_without_a_usable_annotation_is_a_missing_answer(tmp_path):
+    export = [exported_task(101, 2, [annotation("Dental", "t", cancelled=True)]), exported_task(102, 0, []),
+              exported_task(103, 1, [annotation("Medicine", "t")])]
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(export))
+    with pytest.raises(UsageError, match=r"row_id\(s\) without an answer: 0, 2"):
+        read_answers(path, LABELS, QUERIED)
