@@ -41,7 +41,7 @@ class FakeServer:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's name)
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake.lock:
                     fake.requests.append(body)
@@ -53,7 +53,9 @@ class FakeServer:
                 finally:
                     with fake.lock:
                         fake.in_flight -= 1
-                status, payload, headers = (200, json.dumps(answer).encode(), {}) if isinstance(answer, dict) else answer
+                if isinstance(answer, dict):
+                    answer = (200, json.dumps(answer).encode(), {})
+                status, payload, headers = answer
                 self.send_response(status)
                 for name, value in {"Content-Type": "application/json", **headers}.items():
                     self.send_header(name, value)
@@ -111,7 +113,8 @@ def test_top_logprobs_give_the_soft_label_and_usage_the_price(serve, tmp_path, m
     assert cost.price == pytest.approx(0.045)
     body = server.requests[0]
     assert body["model"] == "fake-model" and body["logprobs"] is True and body["temperature"] == 0
-    assert "question number" in body["messages"][0]["content"] and "Dental, Medicine, Surgery" in body["messages"][0]["content"]
+    message = body["messages"][0]["content"]
+    assert "question number" in message and "Dental, Medicine, Surgery" in message
     assert server.auth == [f"Bearer {KEY}"] * 3
 
 
