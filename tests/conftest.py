@@ -43,6 +43,15 @@ def session_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def smollm2_gguf(session_cache) -> Path:
+    """The catalogue's SmolLM2 GGUF file in the session's cache (a 93 MB download once per session): the local
+    language model of the LLM expert's tests and the model llama.cpp's server serves in the endpoint's."""
+    from tuning.assets import catalog  # noqa: PLC0415 (light, but only the slow tests need it)
+
+    return catalog.fetch_llm("smollm2", progress=lambda *a: None)
+
+
+@pytest.fixture(scope="session")
 def ray_session(session_cache):
     import ray  # noqa: PLC0415 (Ray: see the module's docstring)
 

