@@ -13,6 +13,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from trainables.data import Examples
 from trainables.errors import UsageError
 from trainables.experts import Cost, Expert, ExpertAnswer, ExpertSpec, OracleExpert, TeacherExpert, parse_expert
+from trainables.experts.calibration import fit_bias, prior_corrected
 from trainables.experts.llm import LabelScorer, LocalLLMExpert, distinguishing_lengths
 from trainables.experts.prompts import PromptBuilder, first_token_probs, parse_answer, probs_from_logprobs
 from trainables.prepared import TeacherOutputs
@@ -103,6 +104,22 @@ def test_probs_from_logprobs_is_the_models_probabilities_renormalised():
     probs = probs_from_logprobs(np.log([[0.5, 0.3, 0.1], [1e-300, 1e-300, 1e-300]]))
     np.testing.assert_allclose(probs, [[5 / 9, 3 / 9, 1 / 9], [1 / 3, 1 / 3, 1 / 3]])
     assert probs.dtype == np.float64
+
+
+def test_prior_correction_divides_by_the_mean_row():
+    # Mean row (0.7, 0.3): row 0 -> (8/7, 2/3) -> 12/19, 7/19; row 1 -> (6/7, 4/3) -> 9/23, 14/23.
+    np.testing.assert_allclose(prior_corrected([[0.8, 0.2], [0.6, 0.4]]), [[12 / 19, 7 / 19], [9 / 23, 14 / 23]])
+
+
+def test_fit_bias_is_the_log_odds_of_the_gold_labels_when_the_model_says_nothing():
+    # Equal scores everywhere, gold 3 x label 0 and 1 x label 1: the best shifts make P = (3/4, 1/4), i.e.
+    # b0 - b1 = log 3 (a hair less: the weak L2 prior), centred.
+    bias = fit_bias(np.zeros((4, 2)), np.array([0, 0, 0, 1]))
+    assert bias.sum() == pytest.approx(0, abs=1e-9)
+    assert bias[0] - bias[1] == pytest.approx(math.log(3), rel=1e-2)
+    # Scores that already fit need no shift.
+    fitted = fit_bias(np.log([[0.9, 0.1], [0.1, 0.9]]), np.array([0, 1]))
+    np.testing.assert_allclose(fitted, 0, atol=1e-3)
 
 
 def test_first_token_probs_splits_shared_tokens_and_shares_the_rest():
