@@ -31,7 +31,7 @@ def completion(content: str, top: list[tuple[str, float]] | None = None, usage=(
 
 class FakeServer:
     """Answers POST /v1/chat/completions with whatever `reply(body)` returns: a dict (sent as JSON, 200),
-    or (status, bytes, headers). Records every request, its Authorization header, and the most requests
+    (status, bytes, headers), or "hang up" (closes the connection without a word). Records every request, its Authorization header, and the most requests
     it ever had in flight at once."""
 
     def __init__(self, reply):
@@ -53,6 +53,9 @@ class FakeServer:
                 finally:
                     with fake.lock:
                         fake.in_flight -= 1
+                if answer == "hang up":  # no answer at all: the connection closes (a server dying mid-request)
+                    self.close_connection = True
+                    return
                 if isinstance(answer, dict):
                     answer = (200, json.dumps(answer).encode(), {})
                 status, payload, headers = answer
@@ -147,6 +150,13 @@ def test_transient_failures_are_retried_with_back_off(serve, tmp_path):
     assert time.perf_counter() - started >= 0.25
     assert (answer.cost.calls, answer.cost.retries) == (1, 2) and len(server.requests) == 3
     assert answer.probs.tolist() == [[0, 1, 0]]
+
+
+def test_a_connection_closed_without_an_answer_is_tried_again(serve, tmp_path):
+    replies = iter(["hang up", completion("Surgery")])
+    server = serve(lambda body: next(replies))
+    answer = expert_for(server, tmp_path).label([0])
+    assert (answer.cost.calls, answer.cost.retries, len(server.requests)) == (1, 1, 2)
 
 
 def test_a_server_that_stays_down_ends_the_round_with_a_clear_error(serve, tmp_path):

@@ -15,6 +15,7 @@ at once. At most `concurrency` requests are in flight. Every understood answer i
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
@@ -105,7 +106,7 @@ def post_json(url: str, body: dict, key: str | None, timeout: float) -> dict:
             raise _Transient(f"HTTP {error.code}", _retry_after(error.headers.get("Retry-After"))) from None
         hint = " (is the key in the environment variable right?)" if error.code in (401, 403) else ""
         raise ExpertError(f"endpoint {url} refused the request: HTTP {error.code} {error.reason}{hint}") from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
+    except (OSError, http.client.HTTPException) as error:  # no connection, a timeout, a server gone mid-answer
         raise _Transient(str(getattr(error, "reason", None) or error) or type(error).__name__) from None
     try:
         answer = json.loads(raw)

@@ -56,22 +56,24 @@ def label_config(label_names: Sequence[str]) -> str:
             "  </Choices>\n</View>\n")
 
 
-def _row_text(examples: Examples, row: int) -> str:
+def _row_text(examples: Examples, row: int, label_names: Sequence[str]) -> str:
+    """The text, or for multiple choice the question and its options lettered by the label names (A, B, ...)."""
     if examples.options is None:
         return examples.text[row]
-    letters = "ABCDEFGHIJ"
-    return examples.text[row] + "\n" + "\n".join(f"{letters[i]}. {o}" for i, o in enumerate(examples.options[row]))
+    options = zip(label_names, examples.options[row], strict=True)
+    return examples.text[row] + "\n" + "\n".join(f"{letter}. {option}" for letter, option in options)
 
 
 def write_queries(folder: Path | str, round_number: int, rows, examples: Examples, label_names: Sequence[str],
                   student_probs: np.ndarray, model_version: str = "student") -> QueryFiles:
-    """The round's queried rows, with the student's guess, as a CSV and as Label Studio tasks (each file atomic)."""
+    """The round's queried rows, with the student's guess, as a CSV and as Label Studio tasks (each file atomic).
+    student_probs: (rows, classes), in the order of `rows`."""
     rows, folder = as_rows(rows), Path(folder)
     guesses, confidence = student_probs.argmax(axis=1), student_probs.max(axis=1)
     files = QueryFiles(folder / f"round-{round_number}-queries.csv", folder / f"round-{round_number}-tasks.json",
                        folder / f"round-{round_number}-label-config.xml")
     write_text(files.csv, _queries_csv(rows, examples, label_names, guesses, confidence))
-    tasks = [{"data": {ROW_ID: int(row), TEXT: _row_text(examples, int(row))},
+    tasks = [{"data": {ROW_ID: int(row), TEXT: _row_text(examples, int(row), label_names)},
               "predictions": [{"model_version": model_version, "score": float(conf), "result": [
                   {"from_name": LABEL, "to_name": TEXT, "type": "choices", "value": {"choices": [label_names[g]]}}]}]}
              for row, g, conf in zip(rows, guesses, confidence, strict=True)]
