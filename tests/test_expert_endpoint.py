@@ -31,8 +31,8 @@ def completion(content: str, top: list[tuple[str, float]] | None = None, usage=(
 
 class FakeServer:
     """Answers POST /v1/chat/completions with whatever `reply(body)` returns: a dict (sent as JSON, 200),
-    (status, bytes, headers), or "hang up" (closes the connection without a word). Records every request, its Authorization header, and the most requests
-    it ever had in flight at once."""
+    (status, bytes, headers), or "hang up" (closes the connection without a word). Records every request, its
+    Authorization header, and the most requests it ever had in flight at once."""
 
     def __init__(self, reply):
         self.reply, self.requests, self.auth = reply, [], []
