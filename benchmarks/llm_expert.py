@@ -14,8 +14,9 @@ which lists its rows class by class, so `--rows N` takes a seeded uniform sample
 - seconds to load the model; rows per second on 2 threads, overall and per chunk of 20 rows (the machine is
   shared: the fastest chunk is the best guess of what a quiet machine does, the median the typical one);
 - with --server-rows N: the same model behind llama.cpp's OpenAI-compatible server (xllamacpp, 2 threads, on
-  loopback), through the endpoint expert (one answer token, its top-20 log-probabilities), on the first N of
-  the rows: rows per second and accuracy of that path.
+  loopback), through the endpoint expert (a generated answer of up to 16 tokens, temperature 0, the top-20
+  log-probabilities where it names its label), on a seeded sample of N of the rows (2 of them a warm-up): rows
+  per second and accuracy of that path, beside the in-process scorer's accuracy on the same rows.
 
 Writes llm_expert.json (every figure) and scores.csv (each row's log-probability of each label, for the
 validation rows and the seed pool, so other corrections can be tried without the model).
@@ -77,7 +78,7 @@ def score_in_chunks(scorer: LabelScorer, builder: PromptBuilder, examples, rows:
     return np.vstack(scores), np.array(seconds)
 
 
-def measure_llm(data, rows: np.ndarray, pool: np.ndarray) -> tuple[dict, pd.DataFrame]:
+def measure_llm(data, rows: np.ndarray, pool: np.ndarray) -> tuple[dict, pd.DataFrame, np.ndarray]:
     torch.set_num_threads(THREADS)
     path = assets.fetch_llm(PRESET, progress=print)
     started = time.perf_counter()
@@ -113,7 +114,7 @@ def measure_llm(data, rows: np.ndarray, pool: np.ndarray) -> tuple[dict, pd.Data
     table.insert(0, "gold", np.concatenate([gold, data.train.labels[pool]]))
     table.insert(0, "row", np.concatenate([rows, pool]))
     table.insert(0, "split", ["validation"] * len(rows) + ["seed_pool"] * len(pool))
-    return result, table
+    return result, table, probs
 
 
 def measure_server(data, rows: np.ndarray) -> dict:
@@ -125,7 +126,7 @@ def measure_server(data, rows: np.ndarray) -> dict:
     try:
         url = server.stdout.readline().strip() + "/v1"
         with tempfile.TemporaryDirectory() as cache:
-            settings = EndpointSettings(url, PRESET, concurrency=1, max_tokens=1, timeout=120)
+            settings = EndpointSettings(url, PRESET, concurrency=1, timeout=120)
             expert = EndpointExpert(settings, data.validation, PromptBuilder(data.label_names, noun=NOUN),
                                     ResponseCache(cache))
             expert.label(rows[:2])  # warm-up
@@ -163,13 +164,19 @@ def main() -> None:
         rows = np.sort(np.random.default_rng(0).choice(rows, args.rows, replace=False))
     pool = np.sort(stratified_subset(data.train.labels, SEED_POOL, 0))  # what initial_state draws for seed 0
     counts = np.bincount(data.validation.labels[rows], minlength=data.num_labels)
-    llm, scores = measure_llm(data, rows, pool)
+    llm, scores, probs = measure_llm(data, rows, pool)
+    server = None
+    if args.server_rows:
+        sample = np.sort(np.random.default_rng(1).choice(len(rows), min(args.server_rows, len(rows)), replace=False))
+        server = measure_server(data, rows[sample])
+        measured = sample[2:]  # the server's first two rows are its warm-up
+        server["llm_in_process_accuracy_same_rows"] = accuracy(probs[measured], data.validation.labels[rows[measured]])
     result = {
         "data": data.name, "classes": data.num_labels, "rows": len(rows),
         "split": "validation" + (" (seeded sample)" if args.rows else ""),
         "majority_rate": float(counts.max() / counts.sum()), "majority_class": data.label_names[int(counts.argmax())],
         "llm": llm,
-        "server": measure_server(data, rows[:args.server_rows]) if args.server_rows else None,
+        "server": server,
         "teachers": None if args.no_teachers else measure_teachers(data, rows),
         "threads": THREADS, "torch": torch.__version__, "python": platform.python_version(),
         "load_average_start": load_before, "load_average_end": os.getloadavg(),

@@ -227,3 +227,19 @@ def test_answer_skips_leading_whitespace_tokens():
         {"token": "Dent", "logprob": np.log(0.5), "top_logprobs": [{"token": "Dent", "logprob": np.log(0.5)},
                                                                    {"token": "Med", "logprob": np.log(0.5)}]})
     np.testing.assert_allclose(answer_probs(response, LABELS), [0.5, 0.5, 0.0])
+
+
+def test_the_alternatives_are_read_where_the_answer_names_its_label():
+    def token(text, top):
+        return {"token": text, "logprob": top[0][1], "top_logprobs": [{"token": t, "logprob": lp} for t, lp in top]}
+
+    response = completion("The subject is Surgery.")
+    response["choices"][0]["logprobs"] = {"content": [
+        token("The", [("The", np.log(0.9)), ("Dental", np.log(0.05))]), token(" subject", [(" subject", 0.0)]),
+        token(" is", [(" is", 0.0)]), token(" Surgery", [(" Surgery", np.log(0.6)), (" Dental", np.log(0.3))]),
+        token(".", [(".", 0.0)])]}
+    # At " Surgery": Surgery 0.6, Dental 0.3, Medicine unreached 0.1 (not the first token's Dental-heavy view).
+    np.testing.assert_allclose(answer_probs(response, LABELS), [0.3, 0.1, 0.6])
+    # A text that names no single label: the first token's alternatives (Dental 0.05, the rest 0.05 / 2 each).
+    response["choices"][0]["message"]["content"] = "The subject is Surgery or Dental."
+    np.testing.assert_allclose(answer_probs(response, LABELS), [0.5, 0.25, 0.25])

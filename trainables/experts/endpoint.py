@@ -1,9 +1,10 @@
 """Any OpenAI-compatible chat endpoint as the expert (`--expert openai --expert-url URL --expert-model NAME`).
 
 Each row is one chat request (prompts.PromptBuilder's message, temperature 0). When the server returns the
-answer tokens' top log-probabilities, the first answer token's give the soft label (prompts.first_token_probs);
-when it does not, the answer's text must name one label, which gets probability 1. An answer that does
-neither is garbage: an ExpertError, never a guess.
+answer tokens' top log-probabilities, those of the token where the answer names its label (or of its first token,
+when the text names none) give the soft label (prompts.first_token_probs); when it does not, the answer's text
+must name one label, which gets probability 1. An answer that does neither is garbage: an ExpertError, never a
+guess.
 
 The key is read from an environment variable (OPENAI_API_KEY unless settings say otherwise) when a request is
 sent, and goes nowhere but its Authorization header: no message, log or cache file holds it. Requests that fail
@@ -32,7 +33,7 @@ from trainables.data import Examples
 from trainables.errors import ExpertError, UsageError
 from trainables.experts.base import Cost, ExpertAnswer, as_rows
 from trainables.experts.cache import ResponseCache, cache_key
-from trainables.experts.prompts import PromptBuilder, first_token_probs, parse_answer
+from trainables.experts.prompts import PromptBuilder, first_token_probs, label_position, parse_answer
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"  # what OpenAI's own clients read; a local server needs no key
 TRANSIENT_HTTP = frozenset({408, 409, 425, 429, 500, 502, 503, 504})  # worth another try after a pause
@@ -131,25 +132,46 @@ def answer_probs(response: dict, label_names) -> np.ndarray:
         text = choice["message"].get("content") or ""
     except (KeyError, IndexError, TypeError, AttributeError):
         raise ExpertError(f"the endpoint's answer has no choices[0].message: {json.dumps(response)[:120]}") from None
-    probs = _from_logprobs(choice.get("logprobs"), label_names)
+    label = parse_answer(text, label_names)
+    probs = _from_logprobs(choice.get("logprobs"), label_names, text, label)
     if probs is not None:
         return probs
-    label = parse_answer(text, label_names)
     if label is None:
         raise ExpertError(f"the endpoint's answer {text[:80]!r} names none of the labels "
                           f"({', '.join(label_names)}) and came without log-probabilities that do")
     return np.eye(len(label_names))[label]
 
 
-def _from_logprobs(logprobs, label_names) -> np.ndarray | None:
-    """The first answer token with text (a leading space or quote token is skipped) and its alternatives."""
+def _from_logprobs(logprobs, label_names, text: str, label: int | None) -> np.ndarray | None:
+    """The alternatives at the answer token where the model commits to a label: the token in which the label its
+    text names begins ("The subject is Surgery": at " Surgery", where the model weighs the other subjects), or,
+    when the text names none, the first token with text (a leading space or quote token is skipped)."""
     tokens = (logprobs or {}).get("content") if isinstance(logprobs, dict) else None
-    for token in tokens or []:
-        if not str(token.get("token", "")).strip(" \t\n\"'*`:"):
-            continue
-        top = token.get("top_logprobs") or [token]
-        return first_token_probs([(str(t.get("token", "")), float(t["logprob"])) for t in top], label_names)
+    if not tokens:
+        return None
+    at = label_position(text, label_names[label]) if label is not None else None
+    chosen = _token_at(tokens, at) if at is not None else None
+    if chosen is None:
+        chosen = next((t for t in tokens if _has_text(t)), None)
+    if chosen is None:
+        return None
+    top = chosen.get("top_logprobs") or [chosen]
+    return first_token_probs([(str(t.get("token", "")), float(t["logprob"])) for t in top], label_names)
+
+
+def _token_at(tokens: list[dict], offset: int) -> dict | None:
+    """The first token with text that ends after character `offset` of the answer (the tokens' texts, in order,
+    are the answer): the one in which the text at `offset` begins, past a token of spaces alone."""
+    end = 0
+    for token in tokens:
+        end += len(str(token.get("token", "")))
+        if offset < end and _has_text(token):
+            return token
     return None
+
+
+def _has_text(token: dict) -> bool:
+    return bool(str(token.get("token", "")).strip(" \t\n\"'*`:"))
 
 
 class EndpointExpert:

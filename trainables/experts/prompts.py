@@ -69,6 +69,17 @@ def parse_answer(text: str, label_names: Sequence[str]) -> int | None:
     return longest[0] if len(longest) == 1 else None
 
 
+def label_position(text: str, label: str) -> int | None:
+    """Where in `text` the label's name begins (matched as parse_answer matches it: case, underscores and
+    punctuation between its words aside), or None."""
+    words = _normal(label).split()
+    if not words:
+        return None
+    pattern = r"(?<![0-9a-z])" + r"[^0-9a-z&]+".join(map(re.escape, words)) + r"(?![0-9a-z])"
+    found = re.search(pattern, text, flags=re.IGNORECASE)
+    return found.start() if found else None
+
+
 def first_token_probs(top: Sequence[tuple[str, float]], label_names: Sequence[str]) -> np.ndarray | None:
     """The first answer token's top log-probabilities [(token, logprob), ...] -> probabilities over the labels.
 
