@@ -3,6 +3,8 @@ parser, and the arithmetic that turns a language model's log-probabilities into 
 values (a bigram 'model' whose probabilities are written down, and a tiny random Llama for the batching)."""
 
 import math
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -61,6 +63,13 @@ def test_oracle_answers_one_hot_gold_and_counts_gold_labels():
 
 
 # ---------------------------------------------------------------- --expert
+
+
+def test_the_interface_and_its_parser_import_neither_torch_nor_transformers():
+    """--expert is parsed before torch loads (a command's --help answers at once): the package must stay light."""
+    probe = "import sys, trainables.experts; print(sorted({'torch', 'transformers', 'ray'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(("value", "spec"), [

@@ -3,17 +3,18 @@ they cost. The teacher ensemble and the gold oracle are two implementations; a l
 (llm.py), an OpenAI-compatible endpoint (endpoint.py) and a person (human.py) are the others.
 
 An expert is bound to one split (the training split, whose pool the student queries); `rows` are indices
-into it. Nothing here imports torch: the loop, the study and the tests use it without a model.
+into it. Nothing here imports torch, so that `import trainables.experts` (and its --expert parser) stays light.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from trainables.prepared import TeacherOutputs
+if TYPE_CHECKING:  # a type only: trainables.prepared imports torch, and --expert is parsed before torch loads
+    from trainables.prepared import TeacherOutputs
 
 PROB_TOLERANCE = 1e-6  # a row of probabilities may miss 1 by this much (float32 logits summed in float64)
 
