@@ -168,6 +168,18 @@ def test_a_server_that_stays_down_ends_the_round_with_a_clear_error(serve, tmp_p
     assert len(server.requests) == 3
 
 
+def test_a_request_that_takes_too_long_times_out(serve, tmp_path):
+    def slow(body):
+        time.sleep(0.5)
+        return completion("Dental")
+
+    server = serve(slow)
+    started = time.perf_counter()
+    with pytest.raises(ExpertError, match=r"no answer after 1 attempt \(last: .*timed out\)"):
+        expert_for(server, tmp_path, timeout=0.1, retries=0).label([0])
+    assert time.perf_counter() - started < 0.45
+
+
 def test_a_refused_key_is_not_retried_and_never_printed(serve, tmp_path, monkeypatch):
     monkeypatch.setenv("MY_KEY", KEY)
     server = serve(lambda body: (401, b'{"error": "bad key"}', {}))

@@ -250,7 +250,8 @@ class EndpointExpert:
                 return post_json(settings.chat_url, body, os.environ.get(settings.key_env), settings.timeout), attempt
             except _Transient as failure:
                 if attempt > settings.retries:
-                    raise _Transient(f"no answer after {attempt} attempts (last: {failure})") from None
+                    tries = f"{attempt} attempts" if attempt > 1 else "1 attempt"
+                    raise _Transient(f"no answer after {tries} (last: {failure})") from None
                 time.sleep(min(settings.max_backoff, failure.wait if failure.wait is not None else delay))
                 delay *= 2
         raise AssertionError("unreachable")  # the loop returns or raises
