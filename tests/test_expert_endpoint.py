@@ -114,6 +114,11 @@ def test_top_logprobs_give_the_soft_label_and_usage_the_price(serve, tmp_path, m
     assert (cost.calls, cost.prompt_tokens, cost.completion_tokens, cost.cache_hits, cost.retries) == (3, 30, 6, 0, 0)
     # Per call 0.001 + 10 * 1000 / 1e6 + 2 * 2000 / 1e6 = 0.015.
     assert cost.price == pytest.approx(0.045)
+    records = [json.loads(path.read_text()) for path in sorted(tmp_path.glob("*/*.json"))]
+    assert len(records) == 3 and all(r["cost"]["price"] == pytest.approx(0.015) for r in records)
+    assert all((r["cost"]["prompt_tokens"], r["cost"]["completion_tokens"], r["cost"]["retries"]) == (10, 2, 0)
+               and r["cost"]["seconds"] > 0 and r["model"] == "fake-model" for r in records)
+    assert KEY not in "".join(path.read_text() for path in tmp_path.glob("*/*.json"))  # the key is in no file
     body = server.requests[0]
     assert body["model"] == "fake-model" and body["logprobs"] is True and body["temperature"] == 0
     message = body["messages"][0]["content"]

@@ -2,8 +2,9 @@
 
 One JSON file per answer, named by the sha256 of (url, model, prompt) and written whole or not at all
 (trainables/atomic.py): a run killed mid-round leaves every answer it received and nothing half-written.
-Only answers that were understood are stored; the record keeps the request's url, model and prompt beside
-the response, so a folder can be read by a person. JSON only (no pickle): a cache file is data, never code.
+Only answers that were understood are stored; the record keeps the request's url, model and prompt and what
+the call cost (tokens, price, attempts, seconds) beside the response, so a folder is the ledger of what was
+paid, and can be read by a person. The key is never written. JSON only (no pickle): a cache file is data, never code.
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ class ResponseCache:
                 self.misses += 1
         return record["response"] if found else None
 
-    def put(self, key: str, url: str, model: str, prompt, response: dict) -> None:
-        record = {"version": RECORD_VERSION, "url": url, "model": model, "prompt": prompt, "response": response}
+    def put(self, key: str, url: str, model: str, prompt, response: dict, cost: dict | None = None) -> None:
+        """`cost`: what the call cost (tokens, price, attempts, seconds), kept beside it as a ledger."""
+        record = {"version": RECORD_VERSION, "url": url, "model": model, "prompt": prompt, "response": response,
+                  "cost": cost or {}}
         write_text(self.path(key), json.dumps(record, ensure_ascii=False))
 
     def __len__(self) -> int:

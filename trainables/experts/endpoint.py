@@ -221,14 +221,16 @@ class EndpointExpert:
                 for future in done:
                     key = in_flight.pop(future)
                     try:
-                        response, attempts = future.result()
+                        response, attempts, seconds = future.result()
                         answer_probs(response, self.prompts.label_names)  # garbage is never cached
                     except (ExpertError, _Transient) as error:
                         failure = failure or error
                         continue
-                    self.cache.put(key, self.settings.url, self.settings.model, self.messages(missing[key]), response)
+                    call = self._cost(response, attempts)
+                    self.cache.put(key, self.settings.url, self.settings.model, self.messages(missing[key]), response,
+                                   {**call.to_dict(), "seconds": seconds})  # each call's cost, on disk beside it
                     answers[key] = response
-                    cost = cost + self._cost(response, attempts)
+                    cost = cost + call  # the round's seconds are its wall time, counted by label()
                     if self.progress:
                         self.progress(len(answers), needed)
                     if failure is None:
@@ -239,15 +241,16 @@ class EndpointExpert:
                               "and will not be asked for again")
         return cost
 
-    def _ask(self, messages: list[dict]) -> tuple[dict, int]:
-        """One answer, with retries: (response, attempts made)."""
-        settings = self.settings
+    def _ask(self, messages: list[dict]) -> tuple[dict, int, float]:
+        """One answer, with retries: (response, attempts made, seconds from the first attempt to the answer)."""
+        settings, started = self.settings, time.perf_counter()
         body = {"model": settings.model, "messages": messages, "temperature": 0, "max_tokens": settings.max_tokens,
                 "logprobs": True, "top_logprobs": settings.top_logprobs}
         delay = settings.backoff
         for attempt in range(1, settings.retries + 2):
             try:
-                return post_json(settings.chat_url, body, os.environ.get(settings.key_env), settings.timeout), attempt
+                response = post_json(settings.chat_url, body, os.environ.get(settings.key_env), settings.timeout)
+                return response, attempt, time.perf_counter() - started
             except _Transient as failure:
                 if attempt > settings.retries:
                     tries = f"{attempt} attempts" if attempt > 1 else "1 attempt"
