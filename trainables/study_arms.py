@@ -43,10 +43,13 @@ from trainables.models import build_model
 from trainables.prepared import Prepared
 from trainables.query import READS_EXPERT
 from trainables.sampling import stratified_subset
+from trainables.stopping_criteria import check_of
 from trainables.study_settings import (
     BUDGET,
     GOLD_LABELS,
     QUERY_LOG,
+    STOP_PREDICTIONS,
+    STOP_UNCERTAINTY,
     TEST_PREDICTIONS,
     VALIDATION_LABELS,
     Arm,
@@ -259,9 +262,13 @@ def query_record(prepared: Prepared, new: list[int]) -> dict:
 
 def point_metrics(arm: Arm, recipe: TrialConfig, prepared: Prepared, model, budget: int,
                   gold: list[int], expert: list[int], new: list[int]) -> dict:
-    val = _split_metrics(model, prepared, "validation", recipe.bf16)
+    validation_logits = predict_logits(model, prepared.encoded["validation"], bf16=recipe.bf16)
+    val = classification_metrics(validation_logits, prepared.encoded["validation"].labels, prepared.num_labels)
     test_logits = predict_logits(model, prepared.encoded["test"], bf16=recipe.bf16)
     test = classification_metrics(test_logits, prepared.encoded["test"].labels, prepared.num_labels)
+    # The stopping criteria are judged after the fact (tuning/budget_study/stopping.py) on the validation split's
+    # INPUTS: the student's predictions and their mean normalised entropy, no label read.
+    check = check_of(torch.softmax(torch.from_numpy(validation_logits), dim=1).numpy())
     return {
         "arm": arm.name, BUDGET: budget, GOLD_LABELS: len(gold),
         m.EXPERT_QUERIES: len(expert) + (len(gold) if arm.name == "full:kd" else 0),
@@ -273,6 +280,7 @@ def point_metrics(arm: Arm, recipe: TrialConfig, prepared: Prepared, model, budg
         m.EXPERT_LABEL_ACCURACY: expert_accuracy(prepared, expert) if expert else math.nan,
         "expert_label_accuracy_new": expert_accuracy(prepared, new) if arm.kind == "expert" else math.nan,
         TEST_PREDICTIONS: encode_predictions(test_logits.argmax(axis=1)),
+        STOP_PREDICTIONS: encode_predictions(check.predictions), STOP_UNCERTAINTY: check.uncertainty,
     }
 
 

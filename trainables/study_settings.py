@@ -22,6 +22,9 @@ GOLD_LABELS = "gold_labels"
 VALIDATION_LABELS = "validation_labels"  # gold labels of the validation split: they choose every setting
 TEST_PREDICTIONS = "test_predictions"  # the predicted class of every test example, as digits/commas
 QUERY_LOG = "query_log"  # a query arm's point: JSON of its new rows, their gold and expert labels (queries.csv)
+# The point's student on the validation split's inputs (no label read), for the stopping criteria judged after
+# the fact: its predicted classes (as TEST_PREDICTIONS) and their mean normalised entropy.
+STOP_PREDICTIONS, STOP_UNCERTAINTY = "stop_predictions", "stop_uncertainty"
 
 SELECTIONS = ("share", "validation")
 MIN_PATIENCE_EPOCHS = 2  # one epoch without a gain is often noise on a small selection set
