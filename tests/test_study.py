@@ -36,6 +36,7 @@ from tuning.budget_study import runner
 from tuning.budget_study.report import aulc, baseline_of, common_seeds, leakage_warnings, summarise
 
 POOL = 48  # the smoke data's 96 training rows minus the teachers' half
+NEW_STRATEGIES = ("bald", "badge", "coreset", "contrastive", "margin+balanced")  # issue 24's
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +213,22 @@ def test_expert_reads_count_the_pool_rows_robust_least_confidence_scores(prepare
     assert [r[m.EXPERT_READS] for r in run("expert:margin", prepared)] == [0, 0, 0]
 
 
+@pytest.mark.parametrize("arm", ["expert:bald", "expert:badge", "expert:coreset", "expert:contrastive",
+                                 "expert:margin+balanced", "oracle:coreset"])
+def test_the_arms_of_issue_24_query_and_count_like_the_others(prepared, arm):
+    reports = run(arm, prepared)
+    assert [r["gold_labels"] + r[m.EXPERT_QUERIES] for r in reports] == [8, 16, 24]
+    rows = [row for r in reports for row in json.loads(r["query_log"])["row"]]
+    assert len(rows) == len(set(rows)) == 16
+    assert [r[m.EXPERT_READS] for r in reports] == [0, 0, 0]
+
+
+def test_every_point_records_its_stopping_check_on_the_validation_inputs(prepared):
+    for point in run("expert:margin", prepared):
+        assert len(decode_predictions(point["stop_predictions"])) == 24  # the validation split's rows
+        assert 0 <= point["stop_uncertainty"] <= 1
+
+
 def test_query_log_holds_every_new_row_with_its_gold_and_expert_labels(prepared):
     reports = run("expert:margin", prepared)
     logs = [json.loads(r["query_log"]) for r in reports]
@@ -353,15 +370,16 @@ def test_leakage_warning_only_beyond_noise():
 
 @pytest.mark.slow
 def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, session_cache):
+    # The default strategies and, end to end once, every strategy of issue 24 (the default study may hold them too)
+    strategies = list(dict.fromkeys([*study_command.STRATEGIES_ALL, *NEW_STRATEGIES]))
     result = run_cli("study.py", "--smoke-test", "--storage-path", str(tmp_path), "--name", "s", "--tracker", "mlflow",
-                     cache=session_cache)
+                     "--strategies", ",".join(strategies), cache=session_cache)
     assert result.returncode == 0, result.stderr[-3000:]
     folder = tmp_path / "s"
-    frame = pd.read_csv(folder / "study.csv", dtype={"test_predictions": str})
+    frame = pd.read_csv(folder / "study.csv", dtype={"test_predictions": str, "stop_predictions": str})
     assert list(frame.columns[:8]) == ["arm", "budget", "seed", "gold_labels", "expert_queries", "val_accuracy",
                                        "test_accuracy", "test_macro_f1"]
-    curve_arms = {"supervised", "oracle:random", "oracle:margin", "expert:least_confidence",
-                  "expert:margin", "expert:entropy", "expert:random", "expert:robust_least_confidence"}
+    curve_arms = {"supervised", "oracle:random", "oracle:margin", *(f"expert:{s}" for s in strategies)}
     assert set(frame["arm"]) == curve_arms | {"kd_all", "full:supervised"}  # full:kd only when asked (--arms)
     assert len(frame) == len(curve_arms) * 3 * 2 + 2 * 2  # 3 budgets x 2 seeds, single-point arms one per seed
     expert = frame[frame["arm"].str.startswith("expert:")]
@@ -380,16 +398,20 @@ def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, sessio
                  "class_recall.png", "validation_curves.png", "query_class_balance.png"):
         assert (folder / plot).stat().st_size > 1000
     queries = pd.read_csv(folder / "queries.csv")
-    # 7 query arms x 2 seeds x (8 rows to reach 16 + 16 to reach 32), every one with its gold and expert label
-    assert len(queries) == 7 * 2 * 24 and queries.groupby(["arm", "seed"])["row"].nunique().eq(24).all()
+    # every query arm x 2 seeds x (8 rows to reach 16 + 16 to reach 32), each with its gold and expert label
+    query_arms = len(curve_arms) - 1
+    assert len(queries) == query_arms * 2 * 24 and queries.groupby(["arm", "seed"])["row"].nunique().eq(24).all()
     assert set(queries["arm"]) == curve_arms - {"supervised"}
+    stopping = summary["stopping"]["arms"]
+    assert set(stopping) == curve_arms - {"supervised"} and "## Stopping criteria" in report
+    assert all(0 <= e["mean_labels"] <= 32 for criteria in stopping.values() for e in criteria.values())
     (folder / "report.md").unlink()
     again = run_cli("study.py", "--resume", "--name", "s", "--storage-path", str(tmp_path), "--prices",
                     "gold=1,expert=0.1", cache=session_cache)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (folder / "report.md").is_file()
     assert json.loads((folder / "summary.json").read_text())["prices"]["expert"] == 0.1  # repriced on resume
-    assert pd.read_csv(folder / "study.csv", dtype={"test_predictions": str}).equals(frame)
+    assert pd.read_csv(folder / "study.csv", dtype={"test_predictions": str, "stop_predictions": str}).equals(frame)
     assert_one_mlflow_run_per_trial(tmp_path / "mlruns", frame)
 
 

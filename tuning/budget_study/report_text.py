@@ -299,6 +299,25 @@ def cost_table(summary: dict) -> list[str]:
                    "expert label accuracy", "CPU seconds (all points, all seeds)"], rows)
 
 
+def stopping_lines(summary: dict) -> list[str]:
+    """Where each stopping criterion would have stopped each query arm's curve, judged after the fact."""
+    stopping = summary.get("stopping") or {}
+    if not stopping.get("arms"):
+        return ["Not available: this study's points did not record their stopping checks (a study made before "
+                "they did), or it has no query arm."]
+    rows = [[arm, spec, f"{e['stopped_early']} of {e['of']}", f"{e['mean_budget']:.0f}",
+             f"{e['mean_labels']:.0f} ({e['mean_gold_labels']:.0f} gold + {e['mean_expert_queries']:.0f} expert)",
+             f"{e['mean_accuracy_lost']:+.3f}"]
+            for arm, criteria in stopping["arms"].items() for spec, e in criteria.items()]
+    return [f"Each point is a round: after each budget, each criterion looks at the point's student on "
+            f"{stopping['stopping_set']}; where it never says stop, the curve runs to its end, losing nothing. "
+            "Accuracy lost: test accuracy at the largest budget minus at the stop (mean over seeds; positive = "
+            "stopping cost accuracy). Thresholds are small-text's defaults; max_rounds:2 stops blindly at the third "
+            "budget, the rule a criterion has to beat.", "",
+            *_table(["arm", "criterion", "seeds stopped before the largest budget", "mean budget at the stop",
+                     "mean labels spent there", "mean test accuracy lost"], rows)]
+
+
 def frontier_lines(summary: dict) -> list[str]:
     priced = summary["costs"]
     return [*_table(["arm", "budget", "priced cost", "mean test accuracy"],
@@ -357,6 +376,7 @@ def document(summary: dict, plots: list[str]) -> str:
         (f"Cost of each arm at the largest budget ({largest}; full-data references at the pool)", cost_table(summary)),
         ("Pareto frontier on the priced-cost axis, and which arm to use at which expert price",
          frontier_lines(summary)),
+        ("Stopping criteria, judged after the fact on each query arm's curve", stopping_lines(summary)),
     ]
     for title, lines in sections:
         out += [f"## {title}", "", *lines, ""]
