@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from trainables.errors import UsageError
 from trainables.query import (
+    BALANCED_DESCRIPTION,
     BASE_STRATEGIES,
     NEEDS,
     READS_EXPERT,
@@ -242,6 +244,13 @@ def test_every_strategy_is_described_and_every_base_has_a_balanced_form():
     assert set(STRATEGIES) == set(BASE_STRATEGIES) | {name + "+balanced" for name in BASE_STRATEGIES}
     assert all(describe(name).endswith(".") for name in STRATEGIES)
     assert describe("bald+balanced").startswith(STRATEGY_DESCRIPTIONS["bald"])
+
+
+def test_the_readme_lists_every_strategy_as_the_code_describes_it():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for name in BASE_STRATEGIES:
+        assert f"- `{name}`: {STRATEGY_DESCRIPTIONS[name]}" in readme, name
+    assert f"- `<strategy>+balanced` (e.g. `margin+balanced`): {BALANCED_DESCRIPTION}" in readme
 
 
 def test_needs_and_reads_expert_are_coherent_with_the_names():
