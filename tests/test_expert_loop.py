@@ -30,6 +30,7 @@ from trainables.losses import kd_loss_masked
 from trainables.models import build_model
 from trainables.pool_outputs import pool_outputs
 from trainables.prepared import TeacherOutputs
+from trainables.query import select
 
 TRAIN = 96  # the smoke data's training split: 24 per class
 
@@ -214,6 +215,15 @@ def test_one_pass_scores_what_the_strategy_reads_and_nothing_more(prepared, monk
     assert len(chosen) == 4 and set(chosen.tolist()) <= set(rows[:20].tolist()) <= set(state.pool)
     assert rows[20:].tolist() == ([0, 1, 2, 3, 4] if labelled else [])
     assert kwargs["mc_passes"] == passes and kwargs["embeddings"] == (strategy not in ("margin", "bald"))
+
+
+def test_random_queries_read_nothing_of_the_student(prepared, monkeypatch):
+    """The draw is the same as select's `random` on the scored rows, without a pass over them."""
+    monkeypatch.setattr(el, "pool_outputs", lambda *a, **k: pytest.fail("random made a pass over the pool"))
+    state = LoopState(2, labelled=[0, 1], queried=[], pool=list(range(2, 60)))
+    chosen = el.query(None, trial(strategy="random", pool_sample_size=30, query_size=5), prepared, state)
+    pool = np.sort(np.random.default_rng(2).choice(np.arange(2, 60), 30, replace=False))  # seed 0 * 1000 + round 2
+    assert chosen.tolist() == pool[select(np.full((30, 2), 0.5), 5, "random", seed=2)].tolist()
 
 
 def test_a_stopping_criterion_ends_the_loop_and_a_resumed_trial_stays_stopped(prepared):

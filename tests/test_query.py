@@ -255,5 +255,6 @@ def test_the_readme_lists_every_strategy_as_the_code_describes_it():
 
 def test_needs_and_reads_expert_are_coherent_with_the_names():
     assert set(NEEDS) <= set(BASE_STRATEGIES)
-    assert needs("margin") == frozenset() and needs("coreset+balanced") == needs("coreset")
+    assert needs("margin") == {"probs"} and needs("coreset+balanced") == needs("coreset")
+    assert needs("random") == frozenset() and needs("random+balanced") == {"probs"}  # quotas read predictions
     assert set(READS_EXPERT) == {"robust_least_confidence", "robust_least_confidence+balanced"}

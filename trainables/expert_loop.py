@@ -27,7 +27,7 @@ from trainables.methods import Reporter, evaluation_metrics, loop_settings, teac
 from trainables.models import build_model
 from trainables.pool_outputs import pool_outputs
 from trainables.prepared import Prepared
-from trainables.query import needs, select
+from trainables.query import needs, random_rows, select
 from trainables.sampling import stratified_subset
 from trainables.stopping_criteria import Check, check_of, parse_stop
 
@@ -102,7 +102,7 @@ def query(model, trial: TrialConfig, prepared: Prepared, state: LoopState) -> np
     a seeded random sample of the pool when pool_sample_size is set. One pass of the student over the
     scored rows gives what the strategy reads (query.needs): probabilities, and the classifier's inputs of
     the pool and, for coreset and contrastive, of every labelled row (initial pool and queries) too; BALD
-    adds its dropout passes over the pool."""
+    adds its dropout passes over the pool; plain random needs no pass."""
     pool = np.array(state.pool, dtype=np.int64)
     seed = trial.seed * 1000 + state.round
     if 0 < trial.pool_sample_size < len(pool):
@@ -110,6 +110,8 @@ def query(model, trial: TrialConfig, prepared: Prepared, state: LoopState) -> np
         pool = np.sort(rng.choice(pool, trial.pool_sample_size, replace=False))
     n = min(trial.query_size, len(pool))
     wanted = needs(trial.strategy)
+    if "probs" not in wanted:  # plain random reads nothing of the student: no pass over the pool
+        return pool[random_rows(len(pool), n, seed)]
     labelled = np.array(state.labelled + state.queried if "labelled_embeddings" in wanted else [], dtype=np.int64)
     out = pool_outputs(model, prepared.encoded["train"], np.concatenate([pool, labelled]),
                        embeddings="embeddings" in wanted, mc_passes=trial.mc_passes if "mc_probs" in wanted else 0,

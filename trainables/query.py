@@ -129,9 +129,18 @@ def split_strategy(strategy: str) -> tuple[str, bool]:
 
 
 def needs(strategy: str) -> frozenset[str]:
-    """Which of select's keyword inputs the strategy reads (teacher_probs, mc_probs, embeddings,
-    labelled_embeddings, labelled_probs): what the model side must compute for it."""
-    return NEEDS.get(split_strategy(strategy)[0], frozenset())
+    """Which of select's inputs the strategy reads: "probs" (the student's probabilities: every strategy but
+    plain `random`, whose draw reads nothing of the student, so the model side can skip its pass) and the
+    keyword inputs teacher_probs, mc_probs, embeddings, labelled_embeddings, labelled_probs."""
+    base, balanced = split_strategy(strategy)
+    reads_student = base != "random" or balanced  # +balanced reads the predicted classes
+    return NEEDS.get(base, frozenset()) | ({"probs"} if reads_student else frozenset())
+
+
+def random_rows(pool: int, n: int, seed: int) -> np.ndarray:
+    """`random`'s draw: n distinct rows of a pool of this size, uniform, from np.random.default_rng(seed)."""
+    _check_n(n, pool)
+    return np.random.default_rng(seed).choice(pool, size=n, replace=False).astype(np.int64)
 
 
 def uncertainty(probs: np.ndarray, strategy: str) -> np.ndarray:
@@ -260,8 +269,7 @@ def select(
 def _order(p: np.ndarray, n: int, strategy: str, seed: int, inputs: dict) -> np.ndarray:
     """The n rows a base strategy wants most, most wanted first."""
     if strategy == "random":
-        rng = np.random.default_rng(seed)
-        return rng.choice(p.shape[0], size=n, replace=False).astype(np.int64)
+        return random_rows(p.shape[0], n, seed)
     if strategy == "robust_least_confidence":
         return _robust_least_confidence(p, n, inputs["teacher_probs"], inputs["skip_fraction"])
     if strategy == "bald":

@@ -41,7 +41,7 @@ from trainables.methods import loop_settings
 from trainables.metrics import classification_metrics
 from trainables.models import build_model
 from trainables.prepared import Prepared
-from trainables.query import READS_EXPERT
+from trainables.query import READS_EXPERT, needs
 from trainables.sampling import stratified_subset
 from trainables.stopping_criteria import check_of
 from trainables.study_settings import (
@@ -163,9 +163,11 @@ def run_study_arm(study: StudySettings, prepared: Prepared, report: Reporter,
     recipe = dataclasses.replace(study.recipe, seed=study.seed, expert="teachers" if arm.kind != "oracle"
                                  else "oracle", strategy=arm.strategy if arm.queries else study.recipe.strategy)
     extra_seconds = 0.0
-    if arm.queries and model is None and len(state.labelled) + len(state.queried) < budgets[done]:
+    if arm.queries and "probs" in needs(arm.strategy) and model is None \
+            and len(state.labelled) + len(state.queried) < budgets[done]:
         # The first budget lies above the initial pool: a student of the initial pool (not a point of the
-        # curve) picks the first queries. Its time is counted in the first point's seconds.
+        # curve) picks the first queries (plain random reads no student). Its time is counted in the first
+        # point's seconds.
         started = time.perf_counter()
         model, _ = _train_point(arm, study, recipe, prepared, list(state.labelled), [], len(state.labelled), None)
         extra_seconds = time.perf_counter() - started
