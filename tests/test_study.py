@@ -24,6 +24,7 @@ from trainables.errors import UsageError
 from trainables.expert_loop import LoopState
 from trainables.study_arms import initial_and_order, point_rows, run_study_arm
 from trainables.study_settings import (
+    QUERY_LOG,
     StoppingRule,
     StudySettings,
     decode_predictions,
@@ -130,6 +131,17 @@ def test_at_the_initial_budget_every_gold_only_arm_trains_the_same_student(prepa
     points = [run(arm, prepared, budgets=(8, 16))[0] for arm in ("supervised", "oracle:margin", "oracle:random")]
     assert len({p["test_predictions"] for p in points}) == 1
     assert len({p[m.VAL_ACCURACY] for p in points}) == 1
+
+
+def test_random_queries_take_supervised_rows_so_oracle_random_is_supervised(prepared):
+    """Random queries take the next rows of the seed's order: at every budget expert:random holds
+    supervised's rows (the labels alone differ) and oracle:random is supervised, prediction for prediction."""
+    supervised = run("supervised", prepared)
+    oracle = run("oracle:random", prepared)
+    assert [p["test_predictions"] for p in oracle] == [p["test_predictions"] for p in supervised]
+    labelled, order = initial_and_order(study("supervised"), prepared)
+    queried = [json.loads(p[QUERY_LOG])["row"] for p in run("expert:random", prepared)]
+    assert queried == [[], order[:8], order[8:16]]  # budgets 8 (the initial pool), 16, 24
 
 
 def test_supervised_budgets_are_nested(prepared):

@@ -42,7 +42,7 @@ from tuning.tracking.settings import add_tracker_arguments, refuse_on_resume, tr
 from tuning.train import read_config_file
 
 STRATEGIES_ALL = ("least_confidence", "margin", "entropy", "random", "robust_least_confidence")
-DEFAULTS = {"budgets": "50,100,200,400,800", "initial": 50, "seeds": 10, "oracle_strategies": "random,margin",
+DEFAULTS = {"budgets": "50,100,200,400,800", "initial": 50, "seeds": 10, "oracle_strategies": "margin",
             "strategies": ",".join(STRATEGIES_ALL), "max_steps": 1500, "patience_steps": 300}
 QUICK = {"budgets": "100,200,400", "initial": 50, "seeds": 3,
          "arms": "supervised,kd_all,expert:random,expert:margin,expert:robust_least_confidence,full:supervised"}
@@ -69,9 +69,11 @@ def parse_args(argv=None):
                         help="override one recipe setting (learning_rate, epochs, temperature, bf16, ...)")
     parser.add_argument("--budgets", default=None, help=f"labelled examples per point (default {DEFAULTS['budgets']})")
     parser.add_argument("--initial", type=int, default=None, help="gold labels the query arms start from (default 50)")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 5)")
+    parser.add_argument("--seeds", type=int, default=None, help=f"seeds per arm (default {DEFAULTS['seeds']})")
     parser.add_argument("--strategies", default=None, help="expert:<strategy> arms (default: all strategies)")
-    parser.add_argument("--oracle-strategies", default=None, help="oracle:<strategy> arms (default random,margin)")
+    parser.add_argument("--oracle-strategies", default=None,
+                        help="oracle:<strategy> arms (default margin; oracle:random is supervised: random queries "
+                             "take supervised's rows, so it is compared against supervised)")
     parser.add_argument("--arms", default=None, help="the exact arms, comma-separated (overrides the two above)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help=f"cap on a point's optimiser steps, in whole epochs (default {DEFAULTS['max_steps']})")
