@@ -505,3 +505,14 @@ def test_a_trial_whose_reports_cannot_be_read_is_a_counted_gap_not_a_silent_loss
     assert [(gap["arm"], gap["seed"]) for gap in gaps] == [("supervised", 1), ("kd_all", 0), ("kd_all", 1)]
     assert "not JSON" in gaps[0]["error"] and "missing" in gaps[1]["error"]
     assert all(gap["path"].endswith("result.json") for gap in gaps)
+
+
+def test_a_study_interrupted_before_its_trials_wrote_anything_is_pending_not_a_crash(tmp_path):
+    """Ctrl-C seconds after a study started: Tune's results for its trials have no config and an error
+    ('Could not fetch metrics ...'); reading them back raised TypeError instead of saying how to resume."""
+    never_wrote = SimpleNamespace(path=str(tmp_path), filesystem=pyarrow.fs.LocalFileSystem(), metrics={},
+                                  config=None, error=FileNotFoundError("Could not fetch metrics"))
+    failed = _fake_result(tmp_path, "kd_all", 1, {})
+    failed.error = RuntimeError("a real failure")
+    assert runner.collect_rows([never_wrote]) == ([], [])
+    assert runner.failed_points([never_wrote, failed]) == {("kd_all", 1)}
