@@ -90,7 +90,7 @@ def test_expert_arm_keeps_the_initial_gold_and_the_teachers_label_the_rest(prepa
 
 
 def test_query_arms_can_start_below_the_first_budget(prepared):
-    """--quick starts from 50 gold labels and measures 100, 200, 400: a student of the initial pool
+    """A study may start from 50 gold labels and measure 100, 200, 400: a student of the initial pool
     must pick the first queries."""
     for arm in ("expert:margin", "oracle:random"):
         reports = run(arm, prepared, budgets=(16, 24))
@@ -458,11 +458,12 @@ def test_an_existing_study_is_never_overwritten(tmp_path, session_cache):
 
 # ---------------------------------------------------------------- the recipe without a sweep
 
-def test_the_default_recipe_is_the_original_with_the_sweeps_rate_and_batch():
+def test_the_default_recipe_is_the_original_with_the_probes_rate_and_batch():
     """The original research's 2e-5 / batch 16 left the 3-layer student near 0.59 on the full pool; the
-    fallback takes the validation-chosen rate and batch, keeps the original's epochs, T and alpha."""
+    fallback takes the validation-chosen rate and batch of the recipe probe, keeps the original's epochs,
+    T and alpha."""
     recipe = study_command.recipe(study_command.parse_args([]))
-    assert (recipe.learning_rate, recipe.batch_size) == (5e-5, 8)
+    assert (recipe.learning_rate, recipe.batch_size) == (2e-4, 16)
     assert recipe.epochs == MODULES["supervised"].ORIGINAL["epochs"]
     original_kd = MODULES["kd"].ORIGINAL
     assert (recipe.temperature, recipe.alpha) == (original_kd["temperature"], original_kd["alpha"])
