@@ -24,6 +24,7 @@ from trainables.errors import UsageError
 from trainables.expert_loop import LoopState
 from trainables.study_arms import initial_and_order, point_rows, run_study_arm
 from trainables.study_settings import (
+    QUERY_LOG,
     StoppingRule,
     StudySettings,
     decode_predictions,
@@ -90,7 +91,7 @@ def test_expert_arm_keeps_the_initial_gold_and_the_teachers_label_the_rest(prepa
 
 
 def test_query_arms_can_start_below_the_first_budget(prepared):
-    """--quick starts from 50 gold labels and measures 100, 200, 400: a student of the initial pool
+    """A study may start from 50 gold labels and measure 100, 200, 400: a student of the initial pool
     must pick the first queries."""
     for arm in ("expert:margin", "oracle:random"):
         reports = run(arm, prepared, budgets=(16, 24))
@@ -131,6 +132,17 @@ def test_at_the_initial_budget_every_gold_only_arm_trains_the_same_student(prepa
     points = [run(arm, prepared, budgets=(8, 16))[0] for arm in ("supervised", "oracle:margin", "oracle:random")]
     assert len({p["test_predictions"] for p in points}) == 1
     assert len({p[m.VAL_ACCURACY] for p in points}) == 1
+
+
+def test_random_queries_take_supervised_rows_so_oracle_random_is_supervised(prepared):
+    """Random queries take the next rows of the seed's order: at every budget expert:random holds
+    supervised's rows (the labels alone differ) and oracle:random is supervised, prediction for prediction."""
+    supervised = run("supervised", prepared)
+    oracle = run("oracle:random", prepared)
+    assert [p["test_predictions"] for p in oracle] == [p["test_predictions"] for p in supervised]
+    labelled, order = initial_and_order(study("supervised"), prepared)
+    queried = [json.loads(p[QUERY_LOG])["row"] for p in run("expert:random", prepared)]
+    assert queried == [[], order[:8], order[8:16]]  # budgets 8 (the initial pool), 16, 24
 
 
 def test_supervised_budgets_are_nested(prepared):
@@ -468,11 +480,12 @@ def test_an_existing_study_is_never_overwritten(tmp_path, session_cache):
 
 # ---------------------------------------------------------------- the recipe without a sweep
 
-def test_the_default_recipe_is_the_original_with_the_sweeps_rate_and_batch():
+def test_the_default_recipe_is_the_original_with_the_probes_rate_and_batch():
     """The original research's 2e-5 / batch 16 left the 3-layer student near 0.59 on the full pool; the
-    fallback takes the validation-chosen rate and batch, keeps the original's epochs, T and alpha."""
+    fallback takes the validation-chosen rate and batch of the recipe probe, keeps the original's epochs,
+    T and alpha."""
     recipe = study_command.recipe(study_command.parse_args([]))
-    assert (recipe.learning_rate, recipe.batch_size) == (5e-5, 8)
+    assert (recipe.learning_rate, recipe.batch_size) == (2e-4, 16)
     assert recipe.epochs == MODULES["supervised"].ORIGINAL["epochs"]
     original_kd = MODULES["kd"].ORIGINAL
     assert (recipe.temperature, recipe.alpha) == (original_kd["temperature"], original_kd["alpha"])
@@ -515,3 +528,14 @@ def test_a_trial_whose_reports_cannot_be_read_is_a_counted_gap_not_a_silent_loss
     assert [(gap["arm"], gap["seed"]) for gap in gaps] == [("supervised", 1), ("kd_all", 0), ("kd_all", 1)]
     assert "not JSON" in gaps[0]["error"] and "missing" in gaps[1]["error"]
     assert all(gap["path"].endswith("result.json") for gap in gaps)
+
+
+def test_a_study_interrupted_before_its_trials_wrote_anything_is_pending_not_a_crash(tmp_path):
+    """Ctrl-C seconds after a study started: Tune's results for its trials have no config and an error
+    ('Could not fetch metrics ...'); reading them back raised TypeError instead of saying how to resume."""
+    never_wrote = SimpleNamespace(path=str(tmp_path), filesystem=pyarrow.fs.LocalFileSystem(), metrics={},
+                                  config=None, error=FileNotFoundError("Could not fetch metrics"))
+    failed = _fake_result(tmp_path, "kd_all", 1, {})
+    failed.error = RuntimeError("a real failure")
+    assert runner.collect_rows([never_wrote]) == ([], [])
+    assert runner.failed_points([never_wrote, failed]) == {("kd_all", 1)}

@@ -174,7 +174,7 @@ def run_study_arm(study: StudySettings, prepared: Prepared, report: Reporter,
     for index in range(done, len(budgets)):
         budget = budgets[index]
         started = time.perf_counter() - extra_seconds
-        new, scored = _grow(arm, recipe, prepared, state, model, budget)
+        new, scored = _grow(arm, recipe, prepared, state, model, budget, order)
         reads += scored
         gold, expert = point_rows(arm, state, order, budget)
         model, fit = _train_point(arm, study, recipe, prepared, gold, expert, budget, model)
@@ -239,12 +239,20 @@ def known_labels(prepared: Prepared, gold: list[int], expert: list[int]) -> np.n
 
 
 def _grow(arm: Arm, recipe: TrialConfig, prepared: Prepared, state: LoopState, model,
-          budget: int) -> tuple[list[int], int]:
+          budget: int, order: list[int]) -> tuple[list[int], int]:
     """Query arms: (the rows the strategy adds to reach `budget`, scored by the previous point's student;
-    how many expert outputs the strategy read to choose them)."""
+    how many expert outputs the strategy read to choose them). Random queries take the next rows of the
+    seed's order, a uniform draw without replacement like any other, and the very rows `supervised` holds
+    at that budget: expert:random then differs from supervised by the labels alone, and oracle:random is
+    supervised (same rows, same gold labels), so the study need not train it twice."""
     have = len(state.labelled) + len(state.queried)
     if not arm.queries or budget <= have:
         return [], 0
+    if arm.strategy == "random":
+        new = order[len(state.queried) : budget - len(state.labelled)]
+        state.queried += new
+        state.pool = sorted(set(state.pool) - set(new))
+        return new, 0
     scored = len(state.pool) if not 0 < recipe.pool_sample_size < len(state.pool) else recipe.pool_sample_size
     new = query(model, dataclasses.replace(recipe, query_size=budget - have), prepared, state).tolist()
     state.queried += new

@@ -33,11 +33,12 @@ MIN_CAP_EPOCHS = 3
 
 @dataclasses.dataclass(frozen=True)
 class StoppingRule:
-    # Defaults measured on the default data (benchmarks/results/stopping-probe-2026-12-06): selected on the
-    # validation split, supervised points reach their best at 338-1,506 steps, 25-30 epochs at 100-400
-    # labels; a cap of 800 steps and 30 epochs (the --quick study of that day) stopped them 5-10 points low.
-    max_steps: int = 1500  # cap on optimiser steps (turned into epochs, at most max_epochs)
-    patience_steps: int = 300  # steps without a better selection score before stopping
+    # Defaults measured on the default data at the default recipe, batch 16 (benchmarks/results/
+    # stopping-probe-2026-12-06 and recipe-probe-2026-12-06): selected on the validation split, supervised
+    # points reach their best after 25-37 epochs at 100-400 labels and 9,600-12,400 examples at 400-2,003; a
+    # cap of 800 steps of 8 and 30 epochs (the --quick study of that day) stopped them 5-10 points low.
+    max_steps: int = 1000  # cap on optimiser steps, 16,000 examples at batch 16 (turned into epochs, <= max_epochs)
+    patience_steps: int = 150  # steps without a better selection score before stopping: 2,400 examples
     max_epochs: int = 40
 
     def __post_init__(self) -> None:

@@ -15,8 +15,9 @@ GOAL_SHARE, GOAL_GOLD = 0.95, 0.20  # the goal the report is read against
 BOOTSTRAP = "95% percentile bootstrap over seeds and test examples (paired)"
 T_INTERVAL = "95% t-interval over seeds (the test set held fixed)"
 COMPARED = ("each expert:<strategy> against expert:random and each oracle:<strategy> against oracle:random "
-            "(else supervised): does choosing the rows beat random rows; expert:random against supervised: "
-            "an expert label in place of a gold one at equal label count. kd_all (the initial gold plus the teachers "
+            "(else supervised, which it equals: random queries take the next rows of the seed's order, the rows "
+            "supervised holds): does choosing the rows beat random rows; expert:random against supervised: "
+            "an expert label in place of a gold one on the same rows. kd_all (the initial gold plus the teachers "
             "on the rest of the pool) is one point, compared on the priced-cost axis")
 
 

@@ -126,7 +126,7 @@ def _run(folder: Path, plan: dict, prepared, session: RaySession, max_concurrent
         print(f"cannot read the reports of {gap['arm']} seed {gap['seed']} ({gap['path']}): {gap['error']}",
               flush=True)
     ended = {(r["arm"], r["seed"]) for r in rows if r.get("done")}
-    errored = {_point_of(result) for result in grid_result if result.error is not None}
+    errored = failed_points(grid_result)
     accounted = ended | errored | {(gap["arm"], gap["seed"]) for gap in unreadable}
     write_outputs(folder, plan, prepared, rows, unreadable)
     if len(accounted) < len(trials):
@@ -155,6 +155,8 @@ def collect_rows(grid_result) -> tuple[list[dict], list[dict]]:
     trials whose reports could not be read ({arm, seed, path, error}), so that none vanishes unsaid."""
     rows, unreadable = [], []
     for result in grid_result:
+        if result.config is None:  # interrupted before it wrote anything: nothing to read, nothing lost
+            continue
         arm, seed = _point_of(result)
         budgets = len(result.config["template"]["budgets"])
         try:
@@ -166,6 +168,12 @@ def collect_rows(grid_result) -> tuple[list[dict], list[dict]]:
             rows.append({**report, "seed": seed,
                          "done": is_last_point(report["arm"], report.get("training_iteration"), budgets)})
     return rows, unreadable
+
+
+def failed_points(grid_result) -> set[tuple[str, int]]:
+    """(arm, seed) of the trials that failed. A trial interrupted before it wrote anything also carries an
+    error (Tune cannot read its metrics) but no config: it is pending, not failed, and --resume runs it."""
+    return {_point_of(result) for result in grid_result if result.error is not None and result.config is not None}
 
 
 def _point_of(result) -> tuple[str, int]:
