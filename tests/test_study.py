@@ -391,7 +391,8 @@ def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, sessio
     frame = pd.read_csv(folder / "study.csv", dtype={"test_predictions": str, "stop_predictions": str})
     assert list(frame.columns[:8]) == ["arm", "budget", "seed", "gold_labels", "expert_queries", "val_accuracy",
                                        "test_accuracy", "test_macro_f1"]
-    curve_arms = {"supervised", "oracle:random", "oracle:margin", *(f"expert:{s}" for s in strategies)}
+    oracle_arms = {f"oracle:{s}" for s in study_command.DEFAULTS["oracle_strategies"].split(",")}
+    curve_arms = {"supervised", *oracle_arms, *(f"expert:{s}" for s in strategies)}
     assert set(frame["arm"]) == curve_arms | {"kd_all", "full:supervised"}  # full:kd only when asked (--arms)
     assert len(frame) == len(curve_arms) * 3 * 2 + 2 * 2  # 3 budgets x 2 seeds, single-point arms one per seed
     expert = frame[frame["arm"].str.startswith("expert:")]
