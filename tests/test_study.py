@@ -450,6 +450,7 @@ def assert_one_mlflow_run_per_trial(store, frame) -> None:
     (["--seeds", "0"], "--seeds"),
     (["--max-concurrent", "0"], "--max-concurrent"),
     (["--set", "learning_rate=-1"], "learning_rate"),
+    (["--set", "stop=kappa:0.99"], "after the fact"),  # the study judges every criterion afterwards
     (["--budg", "8"], "unrecognized arguments"),  # no abbreviations
 ])
 def test_bad_input_exits_2_before_anything_is_written(tmp_path, session_cache, args, message):

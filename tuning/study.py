@@ -41,7 +41,9 @@ from tuning.cli import (
 from tuning.tracking.settings import add_tracker_arguments, refuse_on_resume, tracking_settings
 from tuning.train import read_config_file
 
-STRATEGIES_ALL = ("least_confidence", "margin", "entropy", "random", "robust_least_confidence")
+# The expert:<strategy> arms of the full study: issue 22's five and issue 24's strategies from the literature.
+STRATEGIES_ALL = ("least_confidence", "margin", "entropy", "random", "robust_least_confidence",
+                  "badge", "bald", "coreset", "contrastive", "margin+balanced")
 DEFAULTS = {"budgets": "50,100,200,400,800", "initial": 50, "seeds": 10, "oracle_strategies": "margin",
             "strategies": ",".join(STRATEGIES_ALL), "max_steps": 1000, "patience_steps": 150}
 # --quick: the cheap end of the curves (a point's cost grows with its budget: about 39,000 training examples
@@ -157,6 +159,9 @@ def recipe(args):
     if not (args.config or args.from_dir):
         values.update(SMOKE_RECIPE if args.smoke_test else DEFAULT_RECIPE)
     values.update(parse_assignments(args.set, "--set"))
+    if "stop" in values:
+        raise UsageError("--set stop=... does nothing in the budget study: it judges every stopping criterion after "
+                         "the fact on every query arm (the report's 'Stopping criteria' section)")
     values.pop("method", None)
     # Each trial decides "auto" precision where it runs (study_settings keeps "auto"); checking the recipe
     # here must not import torch to measure this machine, so "auto" is checked as false.
