@@ -3,6 +3,7 @@ hand-worked cases, and the command end to end on the smoke task (with resume and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -197,15 +198,27 @@ def test_selection_score_by_hand():
     assert accuracy == 0.5 and loss == pytest.approx((math.log(1 + math.exp(-2)) + math.log(1 + math.e)) / 2)
 
 
+def test_by_default_a_point_trains_to_the_cap_and_keeps_its_last_epoch_spending_no_label(prepared):
+    """Budgets 8, 16, 24 at batch 8: 1, 2, 3 steps an epoch; the cap of 8 steps is 8, 4, 3 epochs."""
+    points = run("supervised", prepared)
+    assert [(p[m.EPOCH], p["epochs_run"], p["cap_epochs"]) for p in points] == [(8, 8, 8), (4, 4, 4), (3, 3, 3)]
+    assert [p["steps"] for p in points] == [8, 8, 9]
+    assert all(p["selection_labels"] == 0 and p["selection_curve"] == "[]" for p in points)
+    assert [p["gold_labels"] for p in points] == [8, 16, 24]  # every label trains
+    last = study("supervised", budgets=(8,))
+    (again,) = run("supervised", prepared, budgets=(8,), stopping=dataclasses.replace(last.stopping, max_steps=16))
+    assert again["epochs_run"] == 16  # a higher cap trains on: no early stop without a selection set
+
+
 def test_a_point_keeps_its_best_epoch_and_holds_out_a_counted_share(prepared):
-    points = run("supervised", prepared, budgets=(8, 16, 24))
+    points = run("supervised", prepared, budgets=(8, 16, 24), selection="share")
     for point in points:
         curve = json.loads(point["selection_curve"])
         assert point["epochs_run"] == len(curve) and 1 <= point[m.EPOCH] <= point["epochs_run"]
         assert curve[point[m.EPOCH] - 1][1] == max(accuracy for _, accuracy in curve)
         assert point["selection_labels"] == selection_count(point["budget"], 0.1)
         assert point["gold_labels"] == point["budget"]  # the held-out share is inside the budget
-    traced = run("supervised", prepared, budgets=(8,), seed=0)[0]  # the traced seed
+    traced = run("supervised", prepared, budgets=(8,), seed=0, selection="share")[0]  # the traced seed
     # budget 8: 7 rows, 1 step an epoch, cap 8 epochs (max_steps 8): every epoch traced (8 <= 10 points)
     assert [step for step, _ in json.loads(traced["validation_curve"])] == list(range(1, traced["epochs_run"] + 1))
     assert points[0]["validation_curve"] == ""  # seed 3: not traced
@@ -262,7 +275,7 @@ def test_unknown_arms_are_refused(name):
     (dict(budgets=(16, 8)), "increasing"), (dict(budgets=(8, 8)), "increasing"),
     (dict(initial=9), "smallest budget"), (dict(selection="test"), "--selection"),
     (dict(selection_share=1.0), "selection share must lie strictly between 0 and 1"),
-    (dict(initial=1, budgets=(1, 8)), "at least one label"),
+    (dict(initial=1, budgets=(1, 8), selection="share"), "at least one label"),
 ])
 def test_bad_settings_are_refused(values, message):
     with pytest.raises(UsageError, match=message):

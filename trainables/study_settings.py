@@ -26,7 +26,7 @@ QUERY_LOG = "query_log"  # a query arm's point: JSON of its new rows, their gold
 # the fact: its predicted classes (as TEST_PREDICTIONS) and their mean normalised entropy.
 STOP_PREDICTIONS, STOP_UNCERTAINTY = "stop_predictions", "stop_uncertainty"
 
-SELECTIONS = ("share", "validation")
+SELECTIONS = ("last", "share", "validation")  # the first is the default (trainables/early_stopping.py says why)
 MIN_PATIENCE_EPOCHS = 2  # one epoch without a gain is often noise on a small selection set
 MIN_CAP_EPOCHS = 3
 
@@ -96,7 +96,7 @@ class StudySettings:
     initial: int  # gold labels the query arms start from
     recipe: TrialConfig  # learning rate, batch, T, alpha, pool_sample_size, skip_fraction, bf16
     stopping: StoppingRule = StoppingRule()  # early stopping: cap and patience in optimiser steps
-    selection: str = "share"  # what selects each point's best epoch: a held-out share of its labels, or "validation"
+    selection: str = SELECTIONS[0]  # which epoch a point keeps: the last, or the best on a held-out share or validation
     selection_share: float = 0.1
     stratified_initial: bool = False  # label-informed: reads the pool's hidden labels to stratify
     warm_start: bool = False  # continue the previous budget's (best) student instead of a fresh one

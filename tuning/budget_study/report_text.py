@@ -184,6 +184,10 @@ def setup_lines(summary: dict) -> list[str]:
 
 def selection_line(summary: dict) -> str:
     validation = summary.get("validation_labels")
+    if summary.get("selection") == "last":
+        return ("model selection: none per point; each trains to the cap of its schedule and keeps its last epoch "
+                f"(the cap was set where supervised points plateau on the fixed validation split, {validation} gold "
+                "labels, which also chose the recipe: a cost every arm shares)")
     if summary.get("selection") == "share":
         return ("model selection: a stratified 10% of each point's own gold labels held out to choose its epoch "
                 "(counted in its gold labels; per point under Training); the fixed validation split "

@@ -87,10 +87,12 @@ def _announce(plan: dict, prepared, folder: Path) -> None:
 
 def describe_stopping(template: dict) -> str:
     stopping = template["stopping"]
+    cap = f"cap {stopping['max_steps']} steps (in whole epochs, at most {stopping['max_epochs']})"
+    if template["selection"] == "last":
+        return f"trained to the {cap}, the last epoch kept (no labels spent on selection)"
     chooser = (f"a stratified {template['selection_share']:.0%} of each point's own labels, held out and counted"
                if template["selection"] == "share" else "the fixed validation split (its gold labels counted)")
-    return (f"selected on {chooser}; patience {stopping['patience_steps']} steps, cap {stopping['max_steps']} "
-            f"steps (in whole epochs, at most {stopping['max_epochs']})")
+    return f"best epoch selected on {chooser}; patience {stopping['patience_steps']} steps, {cap}"
 
 
 def grid(plan: dict) -> list[dict]:
