@@ -147,7 +147,7 @@ def describe_point(trial, result: dict) -> tuple[str, bool]:
     arm, seed = result["arm"], trial.config["point"]["seed"]
     last = is_last_point(arm, result["training_iteration"], len(trial.config["template"]["budgets"]))
     return (f"{arm} seed {seed} budget {result[BUDGET]}: val {result[m.VAL_ACCURACY]:.3f} test "
-            f"{result[m.TEST_ACCURACY]:.3f}, best epoch {result[m.EPOCH]} of {result['epochs_run']} "
+            f"{result[m.TEST_ACCURACY]:.3f}, kept epoch {result[m.EPOCH]} of {result['epochs_run']} "
             f"({result[m.TRAIN_SECONDS]:.0f} s)", last)
 
 
