@@ -428,7 +428,7 @@ def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, sessio
     query_arms = len(curve_arms) - 1
     assert len(queries) == query_arms * 2 * 24 and queries.groupby(["arm", "seed"])["row"].nunique().eq(24).all()
     assert set(queries["arm"]) == curve_arms - {"supervised"}
-    stopping = summary["stopping"]["arms"]
+    stopping = summary["stopping_criteria"]["arms"]
     assert set(stopping) == curve_arms - {"supervised"} and "## Stopping criteria" in report
     assert all(0 <= e["mean_labels"] <= 32 for criteria in stopping.values() for e in criteria.values())
     (folder / "report.md").unlink()

@@ -357,8 +357,9 @@ def test_stopping_criteria_after_the_fact_by_hand():
 
 def test_the_report_has_the_stopping_section(made_up, tmp_path):
     _, summary = made_up
-    assert summary["stopping"]["criteria"] == ["kappa:0.99", "delta_f:0.05", "uncertainty:0.05", "max_rounds:2"]
-    assert set(summary["stopping"]["arms"]) == {"expert:margin", "expert:random"}
+    assert summary["stopping_criteria"]["criteria"] == ["kappa:0.99", "delta_f:0.05", "uncertainty:0.05",
+                                                        "max_rounds:2"]
+    assert set(summary["stopping_criteria"]["arms"]) == {"expert:margin", "expert:random"}
     write_report(summary, tmp_path, [])
     report = (tmp_path / "report.md").read_text()
     assert "## Stopping criteria, judged after the fact on each query arm's curve" in report

@@ -169,8 +169,9 @@ def summarise(frame: pd.DataFrame, test_labels: np.ndarray, budgets: list[int], 
             "arms": arms, "comparisons": _comparisons(curve_arms, seed_accuracy, accuracy, budgets),
             "validation_curves": validation_curves(frame),
             "costs": _costs(frame, prices, teacher_gold, charge, budgets),
-            "stopping": {"criteria": list(STUDY_CRITERIA), "stopping_set": STOPPING_SET,
-                         "arms": stopping_summary(frame, budgets, seeds, len(labels))}}
+            # Not "stopping": that key is the training rule (runner.describe_stopping), said in the set-up.
+            "stopping_criteria": {"criteria": list(STUDY_CRITERIA), "stopping_set": STOPPING_SET,
+                                  "arms": stopping_summary(frame, budgets, seeds, len(labels))}}
 
 
 def _curve(rows: pd.DataFrame, acc: np.ndarray, seed_acc: np.ndarray, budgets: list[int],

@@ -166,8 +166,7 @@ def setup_lines(summary: dict) -> list[str]:
              f"seeds: {summary['seeds']}; budgets: {budgets}; initial gold pool of the query arms: "
              f"{summary.get('initial')} ({draw})",
              f"recipe: {summary.get('recipe')}",
-             "training: every point trains with early stopping and keeps its best epoch, the same rule for every arm "
-             f"({summary.get('stopping') or 'see Training below'}); "
+             f"training, one rule for every arm: {summary.get('stopping') or 'see Training below'}; "
              f"{'warm starts' if summary.get('warm_start') else 'every point a fresh student (retraining)'}",
              selection_line(summary),
              f"costs: {_prices(summary)}",
@@ -306,7 +305,7 @@ def cost_table(summary: dict) -> list[str]:
 
 def stopping_lines(summary: dict) -> list[str]:
     """Where each stopping criterion would have stopped each query arm's curve, judged after the fact."""
-    stopping = summary.get("stopping") or {}
+    stopping = summary.get("stopping_criteria") or {}
     if not stopping.get("arms"):
         return ["Not available: this study's points did not record their stopping checks (a study made before "
                 "they did), or it has no query arm."]
