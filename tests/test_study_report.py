@@ -18,6 +18,7 @@ from trainables.errors import UsageError
 from tuning.budget_study import costs, stats
 from tuning.budget_study.plots import make_plots
 from tuning.budget_study.report import summarise, validation_curves, write_report
+from tuning.budget_study.runner import describe_stopping
 from tuning.budget_study.stopping import stopping_summary
 
 # ---------------------------------------------------------------- statistics, by hand
@@ -353,6 +354,24 @@ def test_stopping_criteria_after_the_fact_by_hand():
     blind = got["max_rounds:2"]
     assert blind["stopped_early"] == 2 and blind["mean_accuracy_lost"] == pytest.approx(0.075)
     assert stopping_summary(frame.drop(columns="stop_predictions"), [10, 20, 30, 40], [0, 1], 2) == {}
+
+
+def test_the_training_rule_and_the_stopping_criteria_keep_their_own_keys(tmp_path):
+    """The criteria's summary was written under "stopping", the key of the training rule, so the report's
+    set-up printed the criteria's whole table where it should say how every point was trained."""
+    frame = pd.DataFrame([study_row(arm, budget, seed) for (arm, budget) in CORRECT for seed in SEEDS])
+    rule = describe_stopping({"stopping": {"max_steps": 1000, "patience_steps": 150, "max_epochs": 40},
+                              "selection": "last", "selection_share": 0.1})
+    assert rule == ("trained to the cap 1000 steps (in whole epochs, at most 40), the last epoch kept "
+                    "(no labels spent on selection)")
+    meta = {"validation_majority_rate": 0.5, "pool_class_counts": [20, 12, 8], "label_names": NAMES,
+            "stopping": rule, "selection": "last", "validation_labels": 30}
+    summary = summarise(frame, LABELS, [10, 20], meta, replicates=20)
+    assert summary["stopping"] == rule and "arms" in summary["stopping_criteria"]
+    write_report(summary, tmp_path, [])
+    setup = (tmp_path / "report.md").read_text().split("## Set-up")[1].split("##")[0]
+    assert f"- training, one rule for every arm: {rule}; every point a fresh student" in setup
+    assert "criteria" not in setup
 
 
 def test_the_report_has_the_stopping_section(made_up, tmp_path):
