@@ -17,8 +17,12 @@ SPACE = {
     # Candidates scored per round: a seeded sample keeps a round's scoring to seconds on CPU (the whole
     # pool of some 4,000 examples costs more than the training). Set 0 to score the whole pool.
     "pool_sample_size": 500,
+    # The uncertainty rules, random, the teacher-aware rule, and issue 24's: BALD (mc_passes dropout passes, about
+    # a plain pass each), BADGE, core-set and contrastive (one pass with embeddings), and margin with predicted-class
+    # quotas. Any <strategy>+balanced is a valid value too (trainables/query.py): --space adds them.
     "strategy": {"type": "choice",
-                 "values": ["least_confidence", "margin", "entropy", "random", "robust_least_confidence"]},
+                 "values": ["least_confidence", "margin", "entropy", "random", "robust_least_confidence",
+                            "bald", "badge", "coreset", "contrastive", "margin+balanced"]},
 }
 
 ORIGINAL = {"learning_rate": 2e-5, "batch_size": 16, "epochs": 3, "temperature": 4.0, "alpha": 0.7,

@@ -32,6 +32,10 @@ CASES = {
     "alpha above one": (["--smoke-test", "--method", "kd", "--fix", "alpha=1.5"], "alpha must be in [0, 1]"),
     "temperature zero": (["--smoke-test", "--method", "kd", "--fix", "temperature=0"], "temperature must be > 0"),
     "unknown strategy": (["--smoke-test", "--fix", "strategy=psychic"], "unknown strategy 'psychic'"),
+    "balanced twice": (["--smoke-test", "--fix", "strategy=margin+balanced+balanced"], "unknown strategy"),
+    "bad stopping criterion": (["--smoke-test", "--fix", "stop=kappa:2"], "kappa stopping threshold must lie in"),
+    "unknown stopping criterion": (["--smoke-test", "--fix", "stop=patience:3"], "unknown stopping criterion"),
+    "one dropout pass": (["--smoke-test", "--fix", "mc_passes=1"], "mc_passes must be >= 2"),
     "zero initial pool": (["--smoke-test", "--fix", "initial_pool_size=0"], "initial_pool_size must be >= 1"),
     "negative query size": (["--smoke-test", "--fix", "query_size=-5"], "query_size must be >= 1"),
     "query larger than pool": (["--smoke-test", "--fix", "query_size=90"], "query_size up to 90 is larger"),
@@ -102,7 +106,8 @@ def test_teacher_checkpoint_with_other_classes(tmp_path, capsys, no_ray, session
 
 
 @pytest.mark.parametrize("pairs, expected", [(["epochs"], "cannot parse --set 'epochs'"),
-                                             (["epochs=many"], "epochs='many' is not a valid int")])
+                                             (["epochs=many"], "epochs='many' is not a valid int"),
+                                             (["stop=kappa"], "unknown stopping criterion 'kappa'")])
 def test_train_refuses_unparsable_set(pairs, expected, tmp_path, capsys, session_cache):
     argv = ["--method", "supervised", "--smoke-test", "--out", str(tmp_path / "ck")]
     for pair in pairs:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from transformers import BertConfig, BertForSequenceClassification
 
-from benchmarks import common
+from benchmarks import common, query_cost
 from benchmarks.epoch_vs_trainer import _figures as epoch_figures
 from benchmarks.epoch_vs_trainer import auto_regret, hf_trainer, trainer_examples
 from benchmarks.flops import (
@@ -263,3 +263,13 @@ def test_full_length_batch_packs_short_rows_end_to_end(monkeypatch):
     assert batch["attention_mask"].sum().item() == 8  # no padding: the step's FLOP count is exact
     with pytest.raises(RuntimeError, match="packs into 2 rows of 4 tokens; 3 needed"):
         common.full_length_batch(short, 3)
+
+
+def test_query_cost_state_and_table():
+    state = query_cost.loop_state(1000)
+    assert (len(state.labelled), len(state.queried), len(state.pool)) == (100, 50, 850)
+    assert sorted(state.labelled + state.queried + state.pool) == list(range(1000))
+    results = {"repeat": 2, "plain_pass_seconds": 2.0, "ratio_to_plain_pass": {"bald": 11.0},
+               "seconds": {"plain_pass": [1.0, 3.0], "bald": [20.0, 24.0]}}
+    assert query_cost.markdown(results).splitlines()[2:] == ["| plain pass over the pool | 2.00 | 1.00 |",
+                                                             "| `bald` | 22.00 | 11.00 |"]

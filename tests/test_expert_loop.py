@@ -27,7 +27,10 @@ from trainables.expert_loop import (
     training_set,
 )
 from trainables.losses import kd_loss_masked
+from trainables.models import build_model
+from trainables.pool_outputs import pool_outputs
 from trainables.prepared import TeacherOutputs
+from trainables.query import select
 
 TRAIN = 96  # the smoke data's training split: 24 per class
 
@@ -181,6 +184,61 @@ def test_a_pool_that_runs_out_ends_the_loop_cleanly(prepared):
     assert [metrics[m.ROUND] for metrics, _ in reports] == [0, 1, 2]
     assert [metrics["pool_left"] for metrics, _ in reports] == [16, 6, 0]
     assert [metrics[m.EXPERT_QUERIES] for metrics, _ in reports] == [0, 10, 16]
+
+
+@pytest.mark.parametrize("strategy", ["bald", "badge", "coreset", "contrastive", "margin+balanced"])
+def test_the_strategies_of_issue_24_run_in_the_loop(prepared, strategy):
+    reports, _ = run(prepared, trial(strategy=strategy, mc_passes=3, max_iterations=2))
+    states = [state for _, state in reports]
+    assert [len(state["queried"]) for state in states] == [0, 8, 16]
+    assert len(set(states[-1]["queried"])) == 16 and not set(states[-1]["queried"]) & set(states[-1]["labelled"])
+
+
+@pytest.mark.parametrize("strategy, labelled, passes", [("margin", False, 0), ("bald", False, 5),
+                                                         ("badge", False, 0), ("coreset+balanced", True, 0),
+                                                         ("contrastive", True, 0)])
+def test_one_pass_scores_what_the_strategy_reads_and_nothing_more(prepared, monkeypatch, strategy, labelled, passes):
+    """coreset and contrastive read the labelled rows' embeddings too (initial pool and queries, in the same
+    pass); only bald asks for dropout passes; margin reads neither embeddings nor passes."""
+    calls = []
+
+    def spy(model, encoded, rows, **kwargs):
+        calls.append((rows.copy(), kwargs))
+        return pool_outputs(model, encoded, rows, **kwargs)
+
+    monkeypatch.setattr(el, "pool_outputs", spy)
+    state = LoopState(1, labelled=[0, 1, 2], queried=[3, 4], pool=list(range(5, 40)))
+    config = trial(strategy=strategy, mc_passes=5, pool_sample_size=20, query_size=4)
+    model = build_model(prepared.student, 0)
+    chosen = el.query(model, config, prepared, state)
+    (rows, kwargs), = calls
+    assert len(chosen) == 4 and set(chosen.tolist()) <= set(rows[:20].tolist()) <= set(state.pool)
+    assert rows[20:].tolist() == ([0, 1, 2, 3, 4] if labelled else [])
+    assert kwargs["mc_passes"] == passes and kwargs["embeddings"] == (strategy not in ("margin", "bald"))
+
+
+def test_random_queries_read_nothing_of_the_student(prepared, monkeypatch):
+    """The draw is the same as select's `random` on the scored rows, without a pass over them."""
+    monkeypatch.setattr(el, "pool_outputs", lambda *a, **k: pytest.fail("random made a pass over the pool"))
+    state = LoopState(2, labelled=[0, 1], queried=[], pool=list(range(2, 60)))
+    chosen = el.query(None, trial(strategy="random", pool_sample_size=30, query_size=5), prepared, state)
+    pool = np.sort(np.random.default_rng(2).choice(np.arange(2, 60), 30, replace=False))  # seed 0 * 1000 + round 2
+    assert chosen.tolist() == pool[select(np.full((30, 2), 0.5), 5, "random", seed=2)].tolist()
+
+
+def test_a_stopping_criterion_ends_the_loop_and_a_resumed_trial_stays_stopped(prepared):
+    reports, _ = run(prepared, trial(stop="max_rounds:1", max_iterations=3))
+    assert [metrics[m.ROUND] for metrics, _ in reports] == [0, 1]
+    assert [metrics[m.STOPPED] for metrics, _ in reports] == [0, 1]
+    state = reports[-1][1]
+    assert len(state["checks"]) == 2 and len(state["checks"][0]["predictions"]) == 24  # the validation split
+    assert 0 <= state["checks"][0]["uncertainty"] <= 1
+    again = []
+    run_active_loop(trial(stop="max_rounds:1", max_iterations=3), prepared,
+                    lambda metrics, model, state: again.append(metrics), resume=copy.deepcopy(state), model=None)
+    assert again == []
+    plain, _ = run(prepared, trial(max_iterations=1))
+    assert m.STOPPED not in plain[0][0]  # without a criterion nothing is checked or reported
 
 
 # ---------------------------------------------------------------- the loss, by hand

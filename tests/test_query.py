@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from trainables.errors import UsageError
 from trainables.query import (
+    BALANCED_DESCRIPTION,
+    BASE_STRATEGIES,
+    NEEDS,
+    READS_EXPERT,
     SCORING_STRATEGIES,
     STRATEGIES,
     STRATEGY_DESCRIPTIONS,
+    describe,
+    needs,
     select,
     teacher_disagreement,
     uncertainty,
@@ -92,16 +99,25 @@ def test_the_permuted_rows_really_differ_in_floating_point():
     assert entropies.max() - entropies.min() < 1e-15
 
 
+def every_input(rng: np.random.Generator, pool: int, classes: int = 4, dim: int = 5, labelled: int = 6) -> dict:
+    """select's keyword inputs for every strategy (query.NEEDS), drawn at random."""
+    return {"teacher_probs": rng.dirichlet(np.ones(classes), size=(3, pool)),
+            "mc_probs": rng.dirichlet(np.ones(classes), size=(4, pool)),
+            "embeddings": rng.normal(size=(pool, dim)), "labelled_embeddings": rng.normal(size=(labelled, dim)),
+            "labelled_probs": rng.dirichlet(np.ones(classes), size=labelled)}
+
+
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_n_equal_to_pool_returns_every_index_distinct_int64(strategy):
     rng = np.random.default_rng(7)
     probs = rng.dirichlet(np.ones(4), size=30)
-    teachers = rng.dirichlet(np.ones(4), size=(3, 30))
-    got = select(probs, 30, strategy, seed=1, teacher_probs=teachers)
+    inputs = every_input(rng, 30)
+    got = select(probs, 30, strategy, seed=1, **inputs)
     assert got.dtype == np.int64
     assert sorted(got.tolist()) == list(range(30))
-    part = select(probs, 12, strategy, seed=1, teacher_probs=teachers)
+    part = select(probs, 12, strategy, seed=1, **inputs)
     assert len(set(part.tolist())) == 12 and part.min() >= 0 and part.max() < 30
+    assert np.array_equal(part, select(probs, 12, strategy, seed=1, **inputs))  # deterministic given the seed
 
 
 def test_random_is_reproducible_by_seed_and_varies_with_it():
@@ -125,7 +141,9 @@ def test_bad_n_raises(n, message):
 
 def test_unknown_strategy_raises():
     with pytest.raises(UsageError, match="unknown query strategy"):
-        select(P, 1, "bald")
+        select(P, 1, "greedy")
+    with pytest.raises(UsageError, match="unknown query strategy"):
+        select(P, 1, "margin+balanced+balanced")
     with pytest.raises(UsageError, match="unknown uncertainty strategy"):
         uncertainty(P, "random")
 
@@ -221,6 +239,22 @@ def test_robust_bad_arguments_raise():
         select(STUDENT, 2, "robust_least_confidence", teacher_probs=TEACHERS, skip_fraction=1.5)
 
 
-def test_every_strategy_is_described():
-    assert set(STRATEGY_DESCRIPTIONS) == set(STRATEGIES)
-    assert all(text.endswith(".") for text in STRATEGY_DESCRIPTIONS.values())
+def test_every_strategy_is_described_and_every_base_has_a_balanced_form():
+    assert set(STRATEGY_DESCRIPTIONS) == set(BASE_STRATEGIES)
+    assert set(STRATEGIES) == set(BASE_STRATEGIES) | {name + "+balanced" for name in BASE_STRATEGIES}
+    assert all(describe(name).endswith(".") for name in STRATEGIES)
+    assert describe("bald+balanced").startswith(STRATEGY_DESCRIPTIONS["bald"])
+
+
+def test_the_readme_lists_every_strategy_as_the_code_describes_it():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for name in BASE_STRATEGIES:
+        assert f"- `{name}`: {STRATEGY_DESCRIPTIONS[name]}" in readme, name
+    assert f"- `<strategy>+balanced` (e.g. `margin+balanced`): {BALANCED_DESCRIPTION}" in readme
+
+
+def test_needs_and_reads_expert_are_coherent_with_the_names():
+    assert set(NEEDS) <= set(BASE_STRATEGIES)
+    assert needs("margin") == {"probs"} and needs("coreset+balanced") == needs("coreset")
+    assert needs("random") == frozenset() and needs("random+balanced") == {"probs"}  # quotas read predictions
+    assert set(READS_EXPERT) == {"robust_least_confidence", "robust_least_confidence+balanced"}

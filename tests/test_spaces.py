@@ -7,6 +7,7 @@ import pytest
 
 from search_spaces import MODULES
 from trainables.errors import UsageError
+from trainables.query import STRATEGIES
 from tuning.sweep.spaces import build_space, read_space_file, starting_points, to_tune
 
 SPACE_FILE = """
@@ -33,6 +34,13 @@ def test_a_json_file_is_yaml_too(tmp_path):
     path = tmp_path / "space.json"
     path.write_text('{"epochs": {"type": "int", "low": 1, "high": 2}}')
     assert build_space("supervised", False, read_space_file(path))["epochs"] == {"type": "int", "low": 1, "high": 2}
+
+
+def test_the_strategy_choice_holds_known_strategies_issue_24s_among_them():
+    values = MODULES["active_loop"].SPACE["strategy"]["values"]
+    assert set(values) <= set(STRATEGIES) and len(set(values)) == len(values)
+    assert {"bald", "badge", "coreset", "contrastive", "margin+balanced"} <= set(values)
+    assert build_space("active_loop", False)["strategy"]["values"] == values
 
 
 def test_smoke_spaces_are_small():

@@ -3,6 +3,7 @@ hand-worked cases, and the command end to end on the smoke task (with resume and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -24,6 +25,7 @@ from trainables.errors import UsageError
 from trainables.expert_loop import LoopState
 from trainables.study_arms import initial_and_order, point_rows, run_study_arm
 from trainables.study_settings import (
+    QUERY_LOG,
     StoppingRule,
     StudySettings,
     decode_predictions,
@@ -36,6 +38,7 @@ from tuning.budget_study import runner
 from tuning.budget_study.report import aulc, baseline_of, common_seeds, leakage_warnings, summarise
 
 POOL = 48  # the smoke data's 96 training rows minus the teachers' half
+NEW_STRATEGIES = ("bald", "badge", "coreset", "contrastive", "margin+balanced")  # issue 24's
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +92,7 @@ def test_expert_arm_keeps_the_initial_gold_and_the_teachers_label_the_rest(prepa
 
 
 def test_query_arms_can_start_below_the_first_budget(prepared):
-    """--quick starts from 50 gold labels and measures 100, 200, 400: a student of the initial pool
+    """A study may start from 50 gold labels and measure 100, 200, 400: a student of the initial pool
     must pick the first queries."""
     for arm in ("expert:margin", "oracle:random"):
         reports = run(arm, prepared, budgets=(16, 24))
@@ -130,6 +133,17 @@ def test_at_the_initial_budget_every_gold_only_arm_trains_the_same_student(prepa
     points = [run(arm, prepared, budgets=(8, 16))[0] for arm in ("supervised", "oracle:margin", "oracle:random")]
     assert len({p["test_predictions"] for p in points}) == 1
     assert len({p[m.VAL_ACCURACY] for p in points}) == 1
+
+
+def test_random_queries_take_supervised_rows_so_oracle_random_is_supervised(prepared):
+    """Random queries take the next rows of the seed's order: at every budget expert:random holds
+    supervised's rows (the labels alone differ) and oracle:random is supervised, prediction for prediction."""
+    supervised = run("supervised", prepared)
+    oracle = run("oracle:random", prepared)
+    assert [p["test_predictions"] for p in oracle] == [p["test_predictions"] for p in supervised]
+    labelled, order = initial_and_order(study("supervised"), prepared)
+    queried = [json.loads(p[QUERY_LOG])["row"] for p in run("expert:random", prepared)]
+    assert queried == [[], order[:8], order[8:16]]  # budgets 8 (the initial pool), 16, 24
 
 
 def test_supervised_budgets_are_nested(prepared):
@@ -184,15 +198,27 @@ def test_selection_score_by_hand():
     assert accuracy == 0.5 and loss == pytest.approx((math.log(1 + math.exp(-2)) + math.log(1 + math.e)) / 2)
 
 
+def test_by_default_a_point_trains_to_the_cap_and_keeps_its_last_epoch_spending_no_label(prepared):
+    """Budgets 8, 16, 24 at batch 8: 1, 2, 3 steps an epoch; the cap of 8 steps is 8, 4, 3 epochs."""
+    points = run("supervised", prepared)
+    assert [(p[m.EPOCH], p["epochs_run"], p["cap_epochs"]) for p in points] == [(8, 8, 8), (4, 4, 4), (3, 3, 3)]
+    assert [p["steps"] for p in points] == [8, 8, 9]
+    assert all(p["selection_labels"] == 0 and p["selection_curve"] == "[]" for p in points)
+    assert [p["gold_labels"] for p in points] == [8, 16, 24]  # every label trains
+    last = study("supervised", budgets=(8,))
+    (again,) = run("supervised", prepared, budgets=(8,), stopping=dataclasses.replace(last.stopping, max_steps=16))
+    assert again["epochs_run"] == 16  # a higher cap trains on: no early stop without a selection set
+
+
 def test_a_point_keeps_its_best_epoch_and_holds_out_a_counted_share(prepared):
-    points = run("supervised", prepared, budgets=(8, 16, 24))
+    points = run("supervised", prepared, budgets=(8, 16, 24), selection="share")
     for point in points:
         curve = json.loads(point["selection_curve"])
         assert point["epochs_run"] == len(curve) and 1 <= point[m.EPOCH] <= point["epochs_run"]
         assert curve[point[m.EPOCH] - 1][1] == max(accuracy for _, accuracy in curve)
         assert point["selection_labels"] == selection_count(point["budget"], 0.1)
         assert point["gold_labels"] == point["budget"]  # the held-out share is inside the budget
-    traced = run("supervised", prepared, budgets=(8,), seed=0)[0]  # the traced seed
+    traced = run("supervised", prepared, budgets=(8,), seed=0, selection="share")[0]  # the traced seed
     # budget 8: 7 rows, 1 step an epoch, cap 8 epochs (max_steps 8): every epoch traced (8 <= 10 points)
     assert [step for step, _ in json.loads(traced["validation_curve"])] == list(range(1, traced["epochs_run"] + 1))
     assert points[0]["validation_curve"] == ""  # seed 3: not traced
@@ -210,6 +236,22 @@ def test_expert_reads_count_the_pool_rows_robust_least_confidence_scores(prepare
     reads = [r[m.EXPERT_READS] for r in run("expert:robust_least_confidence", prepared)]
     assert reads == [0, 40, 40 + 32]  # the pool holds 48 - 8 rows when budget 16 is queried, 32 at 24
     assert [r[m.EXPERT_READS] for r in run("expert:margin", prepared)] == [0, 0, 0]
+
+
+@pytest.mark.parametrize("arm", ["expert:bald", "expert:badge", "expert:coreset", "expert:contrastive",
+                                 "expert:margin+balanced", "oracle:coreset"])
+def test_the_arms_of_issue_24_query_and_count_like_the_others(prepared, arm):
+    reports = run(arm, prepared)
+    assert [r["gold_labels"] + r[m.EXPERT_QUERIES] for r in reports] == [8, 16, 24]
+    rows = [row for r in reports for row in json.loads(r["query_log"])["row"]]
+    assert len(rows) == len(set(rows)) == 16
+    assert [r[m.EXPERT_READS] for r in reports] == [0, 0, 0]
+
+
+def test_every_point_records_its_stopping_check_on_the_validation_inputs(prepared):
+    for point in run("expert:margin", prepared):
+        assert len(decode_predictions(point["stop_predictions"])) == 24  # the validation split's rows
+        assert 0 <= point["stop_uncertainty"] <= 1
 
 
 def test_query_log_holds_every_new_row_with_its_gold_and_expert_labels(prepared):
@@ -233,7 +275,7 @@ def test_unknown_arms_are_refused(name):
     (dict(budgets=(16, 8)), "increasing"), (dict(budgets=(8, 8)), "increasing"),
     (dict(initial=9), "smallest budget"), (dict(selection="test"), "--selection"),
     (dict(selection_share=1.0), "selection share must lie strictly between 0 and 1"),
-    (dict(initial=1, budgets=(1, 8)), "at least one label"),
+    (dict(initial=1, budgets=(1, 8), selection="share"), "at least one label"),
 ])
 def test_bad_settings_are_refused(values, message):
     with pytest.raises(UsageError, match=message):
@@ -353,15 +395,17 @@ def test_leakage_warning_only_beyond_noise():
 
 @pytest.mark.slow
 def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, session_cache):
+    # The default strategies and, end to end once, every strategy of issue 24 (the default study may hold them too)
+    strategies = list(dict.fromkeys([*study_command.STRATEGIES_ALL, *NEW_STRATEGIES]))
     result = run_cli("study.py", "--smoke-test", "--storage-path", str(tmp_path), "--name", "s", "--tracker", "mlflow",
-                     cache=session_cache)
+                     "--strategies", ",".join(strategies), cache=session_cache)
     assert result.returncode == 0, result.stderr[-3000:]
     folder = tmp_path / "s"
-    frame = pd.read_csv(folder / "study.csv", dtype={"test_predictions": str})
+    frame = pd.read_csv(folder / "study.csv", dtype={"test_predictions": str, "stop_predictions": str})
     assert list(frame.columns[:8]) == ["arm", "budget", "seed", "gold_labels", "expert_queries", "val_accuracy",
                                        "test_accuracy", "test_macro_f1"]
-    curve_arms = {"supervised", "oracle:random", "oracle:margin", "expert:least_confidence",
-                  "expert:margin", "expert:entropy", "expert:random", "expert:robust_least_confidence"}
+    oracle_arms = {f"oracle:{s}" for s in study_command.DEFAULTS["oracle_strategies"].split(",")}
+    curve_arms = {"supervised", *oracle_arms, *(f"expert:{s}" for s in strategies)}
     assert set(frame["arm"]) == curve_arms | {"kd_all", "full:supervised"}  # full:kd only when asked (--arms)
     assert len(frame) == len(curve_arms) * 3 * 2 + 2 * 2  # 3 budgets x 2 seeds, single-point arms one per seed
     expert = frame[frame["arm"].str.startswith("expert:")]
@@ -380,16 +424,20 @@ def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, sessio
                  "class_recall.png", "validation_curves.png", "query_class_balance.png"):
         assert (folder / plot).stat().st_size > 1000
     queries = pd.read_csv(folder / "queries.csv")
-    # 7 query arms x 2 seeds x (8 rows to reach 16 + 16 to reach 32), every one with its gold and expert label
-    assert len(queries) == 7 * 2 * 24 and queries.groupby(["arm", "seed"])["row"].nunique().eq(24).all()
+    # every query arm x 2 seeds x (8 rows to reach 16 + 16 to reach 32), each with its gold and expert label
+    query_arms = len(curve_arms) - 1
+    assert len(queries) == query_arms * 2 * 24 and queries.groupby(["arm", "seed"])["row"].nunique().eq(24).all()
     assert set(queries["arm"]) == curve_arms - {"supervised"}
+    stopping = summary["stopping_criteria"]["arms"]
+    assert set(stopping) == curve_arms - {"supervised"} and "## Stopping criteria" in report
+    assert all(0 <= e["mean_labels"] <= 32 for criteria in stopping.values() for e in criteria.values())
     (folder / "report.md").unlink()
     again = run_cli("study.py", "--resume", "--name", "s", "--storage-path", str(tmp_path), "--prices",
                     "gold=1,expert=0.1", cache=session_cache)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (folder / "report.md").is_file()
     assert json.loads((folder / "summary.json").read_text())["prices"]["expert"] == 0.1  # repriced on resume
-    assert pd.read_csv(folder / "study.csv", dtype={"test_predictions": str}).equals(frame)
+    assert pd.read_csv(folder / "study.csv", dtype={"test_predictions": str, "stop_predictions": str}).equals(frame)
     assert_one_mlflow_run_per_trial(tmp_path / "mlruns", frame)
 
 
@@ -415,6 +463,7 @@ def assert_one_mlflow_run_per_trial(store, frame) -> None:
     (["--seeds", "0"], "--seeds"),
     (["--max-concurrent", "0"], "--max-concurrent"),
     (["--set", "learning_rate=-1"], "learning_rate"),
+    (["--set", "stop=kappa:0.99"], "after the fact"),  # the study judges every criterion afterwards
     (["--budg", "8"], "unrecognized arguments"),  # no abbreviations
 ])
 def test_bad_input_exits_2_before_anything_is_written(tmp_path, session_cache, args, message):
@@ -446,11 +495,12 @@ def test_an_existing_study_is_never_overwritten(tmp_path, session_cache):
 
 # ---------------------------------------------------------------- the recipe without a sweep
 
-def test_the_default_recipe_is_the_original_with_the_sweeps_rate_and_batch():
+def test_the_default_recipe_is_the_original_with_the_probes_rate_and_batch():
     """The original research's 2e-5 / batch 16 left the 3-layer student near 0.59 on the full pool; the
-    fallback takes the validation-chosen rate and batch, keeps the original's epochs, T and alpha."""
+    fallback takes the validation-chosen rate and batch of the recipe probe, keeps the original's epochs,
+    T and alpha."""
     recipe = study_command.recipe(study_command.parse_args([]))
-    assert (recipe.learning_rate, recipe.batch_size) == (5e-5, 8)
+    assert (recipe.learning_rate, recipe.batch_size) == (2e-4, 16)
     assert recipe.epochs == MODULES["supervised"].ORIGINAL["epochs"]
     original_kd = MODULES["kd"].ORIGINAL
     assert (recipe.temperature, recipe.alpha) == (original_kd["temperature"], original_kd["alpha"])
@@ -493,3 +543,14 @@ def test_a_trial_whose_reports_cannot_be_read_is_a_counted_gap_not_a_silent_loss
     assert [(gap["arm"], gap["seed"]) for gap in gaps] == [("supervised", 1), ("kd_all", 0), ("kd_all", 1)]
     assert "not JSON" in gaps[0]["error"] and "missing" in gaps[1]["error"]
     assert all(gap["path"].endswith("result.json") for gap in gaps)
+
+
+def test_a_study_interrupted_before_its_trials_wrote_anything_is_pending_not_a_crash(tmp_path):
+    """Ctrl-C seconds after a study started: Tune's results for its trials have no config and an error
+    ('Could not fetch metrics ...'); reading them back raised TypeError instead of saying how to resume."""
+    never_wrote = SimpleNamespace(path=str(tmp_path), filesystem=pyarrow.fs.LocalFileSystem(), metrics={},
+                                  config=None, error=FileNotFoundError("Could not fetch metrics"))
+    failed = _fake_result(tmp_path, "kd_all", 1, {})
+    failed.error = RuntimeError("a real failure")
+    assert runner.collect_rows([never_wrote]) == ([], [])
+    assert runner.failed_points([never_wrote, failed]) == {("kd_all", 1)}

@@ -18,6 +18,8 @@ from trainables.errors import UsageError
 from tuning.budget_study import costs, stats
 from tuning.budget_study.plots import make_plots
 from tuning.budget_study.report import summarise, validation_curves, write_report
+from tuning.budget_study.runner import describe_stopping
+from tuning.budget_study.stopping import stopping_summary
 
 # ---------------------------------------------------------------- statistics, by hand
 
@@ -203,7 +205,9 @@ def study_row(arm: str, budget: int, seed: int) -> dict:
             "test_accuracy": float((predicted == LABELS).mean()), "test_macro_f1": 0.5,
             "expert_label_accuracy": 0.8 if expert and budget > gold else None, "train_seconds": 2.0,
             "epoch": 3, "epochs_run": 6, "steps": 30, "best_step": 15, "validation_curve": curve,
-            "test_predictions": "".join(str(p) for p in predicted)}
+            "test_predictions": "".join(str(p) for p in predicted),
+            # the stopping check on the validation inputs: every round alike, so kappa and delta_f see no change
+            "stop_predictions": "0120120120", "stop_uncertainty": 0.5}
 
 
 @pytest.fixture(scope="module")
@@ -318,6 +322,69 @@ def test_the_report_says_it_plainly(made_up, tmp_path):
     assert "use expert:margin at budget 20 (test accuracy 0.775)" in report
     assert "| supervised | 20 | 2 | 0 | 0 | 0 | 20 | - |" in report  # cost table at the largest budget
     assert "0.775 [" in report and "median 0.850" in report
+
+
+def test_stopping_criteria_after_the_fact_by_hand():
+    """One query arm, budgets 10..40 (the query arms start from 4 gold labels), two seeds, two classes.
+    seed 0: stopping-set predictions 0011, 0111, 0111, 0111; mean normalised entropy .3, .2, .04, .03; test
+        accuracy .5, .6, .7, .75. kappas .5, 1, 1 (mean .83 < .99: never); delta-F of class 1: 1 - 2x2/(2x2 + 1)
+        = .2, 0, 0 (not all < .05: never); uncertainty < .05 first at budget 30 (lost .75 - .7 = .05); max_rounds:2
+        stops at the third budget, 30, too.
+    seed 1: 0101 every round, entropy .5, accuracy .6, .6, .7, .8. kappa and delta_f stop after the 4th budget, the
+        curve's end (nothing lost, not early); uncertainty never; max_rounds:2 at 30, losing .8 - .7 = .1."""
+    def point(budget, seed, predictions, uncertainty, accuracy):
+        return {"arm": "expert:margin", "budget": budget, "seed": seed, "gold_labels": 4,
+                "expert_queries": budget - 4, "test_accuracy": accuracy, "stop_predictions": predictions,
+                "stop_uncertainty": uncertainty}
+    frame = pd.DataFrame(
+        [point(b, 0, p, u, a) for b, p, u, a in zip((10, 20, 30, 40), ("0011", "0111", "0111", "0111"),
+                                                    (0.3, 0.2, 0.04, 0.03), (0.5, 0.6, 0.7, 0.75), strict=True)]
+        + [point(b, 1, "0101", 0.5, a) for b, a in zip((10, 20, 30, 40), (0.6, 0.6, 0.7, 0.8), strict=True)]
+        + [{**point(10, 0, "0000", 0.1, 0.5), "arm": "supervised"}])  # not a query arm: not judged
+    summary = stopping_summary(frame, [10, 20, 30, 40], [0, 1], 2)
+    assert list(summary) == ["expert:margin"]
+    got = summary["expert:margin"]
+    assert [s["budget"] for s in got["kappa:0.99"]["seeds"]] == [40, 40]
+    assert [s["said_stop"] for s in got["kappa:0.99"]["seeds"]] == [False, True]
+    assert got["kappa:0.99"]["stopped_early"] == 0 and got["delta_f:0.05"]["mean_budget"] == 40
+    uncertainty = got["uncertainty:0.05"]
+    assert [s["budget"] for s in uncertainty["seeds"]] == [30, 40] and uncertainty["stopped_early"] == 1
+    assert uncertainty["mean_accuracy_lost"] == pytest.approx(0.025) and uncertainty["mean_labels"] == 35
+    assert uncertainty["seeds"][0]["expert_queries"] == 26 and uncertainty["seeds"][0]["gold_labels"] == 4
+    blind = got["max_rounds:2"]
+    assert blind["stopped_early"] == 2 and blind["mean_accuracy_lost"] == pytest.approx(0.075)
+    assert stopping_summary(frame.drop(columns="stop_predictions"), [10, 20, 30, 40], [0, 1], 2) == {}
+
+
+def test_the_training_rule_and_the_stopping_criteria_keep_their_own_keys(tmp_path):
+    """The criteria's summary was written under "stopping", the key of the training rule, so the report's
+    set-up printed the criteria's whole table where it should say how every point was trained."""
+    frame = pd.DataFrame([study_row(arm, budget, seed) for (arm, budget) in CORRECT for seed in SEEDS])
+    rule = describe_stopping({"stopping": {"max_steps": 1000, "patience_steps": 150, "max_epochs": 40},
+                              "selection": "last", "selection_share": 0.1})
+    assert rule == ("trained to the cap 1000 steps (in whole epochs, at most 40), the last epoch kept "
+                    "(no labels spent on selection)")
+    meta = {"validation_majority_rate": 0.5, "pool_class_counts": [20, 12, 8], "label_names": NAMES,
+            "stopping": rule, "selection": "last", "validation_labels": 30}
+    summary = summarise(frame, LABELS, [10, 20], meta, replicates=20)
+    assert summary["stopping"] == rule and "arms" in summary["stopping_criteria"]
+    write_report(summary, tmp_path, [])
+    setup = (tmp_path / "report.md").read_text().split("## Set-up")[1].split("##")[0]
+    assert f"- training, one rule for every arm: {rule}; every point a fresh student" in setup
+    assert "criteria" not in setup
+
+
+def test_the_report_has_the_stopping_section(made_up, tmp_path):
+    _, summary = made_up
+    assert summary["stopping_criteria"]["criteria"] == ["kappa:0.99", "delta_f:0.05", "uncertainty:0.05",
+                                                        "max_rounds:2"]
+    assert set(summary["stopping_criteria"]["arms"]) == {"expert:margin", "expert:random"}
+    write_report(summary, tmp_path, [])
+    report = (tmp_path / "report.md").read_text()
+    assert "## Stopping criteria, judged after the fact on each query arm's curve" in report
+    assert "the validation split's inputs (the student's predictions and their entropy; no label read)" in report
+    # identical checks every round: kappa 1 and delta-F 0, but with 2 budgets a window of 3 never fills
+    assert "| expert:margin | kappa:0.99 | 0 of 4 | 20 | 20 (4 gold + 16 expert) | +0.000 |" in report
 
 
 def test_plots_are_drawn_from_the_summary_frame_and_queries(made_up, tmp_path):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from trainables import precision
 from trainables.errors import UsageError
 from trainables.query import STRATEGIES
+from trainables.stopping_criteria import parse_stop
 
 METHODS = ("supervised", "kd", "active_loop")
 EXPERTS = ("teachers", "oracle")  # oracle: queried examples get their gold label (a perfect expert)
@@ -39,6 +40,12 @@ class TrialConfig:
     # active_loop: score a seeded random sample of this many pool examples per round (0: the whole
     # pool). Scoring is a forward pass per example; on CPU a 2,000-example pool costs more than training.
     pool_sample_size: int = 0
+    # active_loop, bald: forward passes with dropout on per round; each costs about a plain pass over the pool.
+    mc_passes: int = 10
+    # active_loop: a stopping criterion judged after every round on the validation split's inputs (never its
+    # labels), e.g. kappa:0.99, delta_f:0.05, uncertainty:0.05, max_rounds:3 (trainables/stopping_criteria.py);
+    # "" runs every round up to max_iterations.
+    stop: str = ""
 
     def __post_init__(self) -> None:
         try:
@@ -63,6 +70,9 @@ class TrialConfig:
         _check(self.pool_sample_size >= 0, f"pool_sample_size must be >= 0, got {self.pool_sample_size}")
         _check(not self.pool_sample_size or self.query_size <= self.pool_sample_size,
                f"query_size {self.query_size} is larger than pool_sample_size {self.pool_sample_size}")
+        _check(self.mc_passes >= 2, f"mc_passes must be >= 2 (BALD compares dropout passes), got {self.mc_passes}")
+        object.__setattr__(self, "stop", str(self.stop).strip())
+        parse_stop(self.stop)  # a bad criterion is a UsageError naming the forms
 
     def decided(self) -> TrialConfig:
         """This config with "auto" precision replaced by the rule's answer in this process (measured once

@@ -25,9 +25,11 @@ from trainables.loop import TrainingSet, predict_logits, train
 from trainables.losses import kd_loss_masked
 from trainables.methods import Reporter, evaluation_metrics, loop_settings, teacher_metrics
 from trainables.models import build_model
+from trainables.pool_outputs import pool_outputs
 from trainables.prepared import Prepared
-from trainables.query import select
+from trainables.query import needs, random_rows, select
 from trainables.sampling import stratified_subset
+from trainables.stopping_criteria import Check, check_of, parse_stop
 
 HIDDEN = -1  # the label the student sees where it has no gold label
 
@@ -41,6 +43,9 @@ class LoopState:
     queried: list[int]  # labelled by the experts, in query order
     pool: list[int]  # still unlabelled
     train_seconds: float = 0.0
+    # With a stopping criterion: each round's check on the validation split's inputs, {"predictions": the
+    # predicted class per row, "uncertainty": mean normalised entropy}; kept so that a resumed trial decides alike.
+    checks: list[dict] = dataclasses.field(default_factory=list)
 
 
 def candidate_rows(prepared: Prepared) -> np.ndarray:
@@ -94,17 +99,33 @@ def expert_loop_loss(trial: TrialConfig):
 
 def query(model, trial: TrialConfig, prepared: Prepared, state: LoopState) -> np.ndarray:
     """The pool rows the strategy picks this round (at most what is left in the pool), chosen among
-    a seeded random sample of the pool when pool_sample_size is set."""
+    a seeded random sample of the pool when pool_sample_size is set. One pass of the student over the
+    scored rows gives what the strategy reads (query.needs): probabilities, and the classifier's inputs of
+    the pool and, for coreset and contrastive, of every labelled row (initial pool and queries) too; BALD
+    adds its dropout passes over the pool; plain random needs no pass."""
     pool = np.array(state.pool, dtype=np.int64)
+    seed = trial.seed * 1000 + state.round
     if 0 < trial.pool_sample_size < len(pool):
-        rng = np.random.default_rng(trial.seed * 1000 + state.round)
+        rng = np.random.default_rng(seed)
         pool = np.sort(rng.choice(pool, trial.pool_sample_size, replace=False))
     n = min(trial.query_size, len(pool))
-    probs = torch.softmax(torch.from_numpy(
-        predict_logits(model, prepared.encoded["train"], pool, bf16=trial.bf16)), dim=1).numpy()
-    teacher_probs = torch.softmax(torch.from_numpy(prepared.teachers.logits["train"][:, pool]), dim=2).numpy()
-    chosen = select(probs, n, trial.strategy, seed=trial.seed * 1000 + state.round,
-                    teacher_probs=teacher_probs, skip_fraction=trial.skip_fraction)
+    wanted = needs(trial.strategy)
+    if "probs" not in wanted:  # plain random reads nothing of the student: no pass over the pool
+        return pool[random_rows(len(pool), n, seed)]
+    labelled = np.array(state.labelled + state.queried if "labelled_embeddings" in wanted else [], dtype=np.int64)
+    out = pool_outputs(model, prepared.encoded["train"], np.concatenate([pool, labelled]),
+                       embeddings="embeddings" in wanted, mc_passes=trial.mc_passes if "mc_probs" in wanted else 0,
+                       seed=seed, bf16=trial.bf16)
+    scored = len(pool)
+    inputs = {}
+    if "teacher_probs" in wanted:
+        inputs["teacher_probs"] = torch.softmax(torch.from_numpy(prepared.teachers.logits["train"][:, pool]),
+                                                dim=2).numpy()
+    if out.embeddings is not None:
+        inputs.update(embeddings=out.embeddings[:scored], labelled_embeddings=out.embeddings[scored:],
+                      labelled_probs=out.probs[scored:])
+    chosen = select(out.probs[:scored], n, trial.strategy, seed=seed, skip_fraction=trial.skip_fraction,
+                    mc_probs=out.mc_probs, **inputs)
     return pool[chosen]
 
 
@@ -120,8 +141,11 @@ def run_active_loop(trial: TrialConfig, prepared: Prepared, report: Reporter,
                     resume: dict | None = None, model=None) -> None:
     trial = trial.decided()
     state = LoopState(**resume) if resume else initial_state(trial, prepared)
+    criterion = parse_stop(trial.stop)
     started = time.perf_counter() - state.train_seconds
     first_round = state.round + 1 if resume else 0
+    if resume and stops(criterion, state, prepared.num_labels):
+        return  # the criterion stopped the loop after the round the checkpoint holds
     for round_number in range(first_round, trial.max_iterations + 1):
         new = []
         if round_number > 0:
@@ -136,12 +160,33 @@ def run_active_loop(trial: TrialConfig, prepared: Prepared, report: Reporter,
         train(model, training_set(trial, prepared, state), expert_loop_loss(trial),
               loop_settings(trial, prepared))
         state.train_seconds = time.perf_counter() - started
-        report(round_metrics(trial, prepared, model, state, new), model, dataclasses.asdict(state))
+        validation = predict_logits(model, prepared.encoded["validation"], bf16=trial.bf16)
+        metrics = round_metrics(trial, prepared, model, state, new, validation)
+        if criterion is not None:
+            state.checks.append(check_record(validation))
+            metrics[m.STOPPED] = int(stops(criterion, state, prepared.num_labels))
+        report(metrics, model, dataclasses.asdict(state))
+        if metrics.get(m.STOPPED):
+            break
 
 
-def round_metrics(trial, prepared, model, state: LoopState, new: list[int]) -> dict:
+def check_record(logits: np.ndarray) -> dict:
+    """A round's stopping check on the validation split's inputs (its labels are not read), as JSON."""
+    check = check_of(torch.softmax(torch.from_numpy(logits), dim=1).numpy())
+    return {"predictions": check.predictions.tolist(), "uncertainty": check.uncertainty}
+
+
+def stops(criterion, state: LoopState, classes: int) -> bool:
+    """Whether the criterion says stop after the last round of `state`."""
+    if criterion is None or not state.checks:
+        return False
+    checks = [Check(np.array(c["predictions"]), c["uncertainty"], classes) for c in state.checks]
+    return criterion.decisions(checks)[-1]
+
+
+def round_metrics(trial, prepared, model, state: LoopState, new: list[int], validation_logits: np.ndarray) -> dict:
     return {
-        **evaluation_metrics(model, prepared, trial.bf16),
+        **evaluation_metrics(model, prepared, trial.bf16, validation_logits),
         m.ROUND: state.round,
         **round_label_counts(trial, prepared, state),
         m.EXPERT_LABEL_ACCURACY: expert_accuracy(prepared, state.queried),

@@ -193,24 +193,29 @@ def _step(model, data, positions, loss_fn, optimizer, schedule, settings) -> flo
     return loss.item()
 
 
+def length_sorted_batches(encoded: EncodedSplit, rows: np.ndarray, batch_size: int):
+    """(positions in `rows`, the model's inputs) batch by batch, rows sorted by length so that padding stays
+    small; the caller puts each batch's results back at its positions."""
+    order = np.argsort(encoded.lengths()[rows], kind="stable")
+    for start in range(0, len(rows), batch_size):
+        positions = order[start : start + batch_size]
+        yield positions, encoded.batch(rows[positions])
+
+
 @torch.inference_mode()
 def predict_logits(model, encoded: EncodedSplit, rows: np.ndarray | None = None, batch_size: int = 64,
                    bf16: bool = False) -> np.ndarray:
     """Logits (len(rows), classes) in the order of `rows` (default: every example)."""
     model.eval()
     rows = np.arange(len(encoded)) if rows is None else np.asarray(rows)
-    # Sorting by length keeps padding small; the results are put back in the caller's order.
-    order = np.argsort(encoded.lengths()[rows], kind="stable")
-    out = np.empty((len(rows), 0), dtype=np.float32)
-    chunks = []
-    for start in range(0, len(rows), batch_size):
+    out = None
+    for positions, inputs in length_sorted_batches(encoded, rows, batch_size):
         with autocast(bf16):
-            chunks.append(model(**encoded.batch(rows[order[start : start + batch_size]])).logits.float())
-    if chunks:
-        sorted_logits = torch.cat(chunks).numpy()
-        out = np.empty_like(sorted_logits)
-        out[order] = sorted_logits
-    return out
+            logits = model(**inputs).logits.float().numpy()
+        if out is None:
+            out = np.empty((len(rows), logits.shape[1]), dtype=np.float32)
+        out[positions] = logits
+    return np.empty((len(rows), 0), dtype=np.float32) if out is None else out
 
 
 def evaluate(model, encoded: EncodedSplit, num_labels: int, batch_size: int = 64,

@@ -9,11 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from trainables import metrics as m
 from trainables.config import TrialConfig
-from trainables.loop import TRAINING_STATE, LoopSettings, TrainingSet, evaluate, train
+from trainables.loop import TRAINING_STATE, LoopSettings, TrainingSet, evaluate, logit_metrics, train
 from trainables.losses import cross_entropy_loss, kd_loss
 from trainables.models import build_model
 from trainables.prepared import Prepared
@@ -34,9 +35,13 @@ def loop_settings(trial: TrialConfig, prepared: Prepared, epochs: int | None = N
     )
 
 
-def evaluation_metrics(model, prepared: Prepared, bf16: bool) -> dict[str, float]:
-    """Validation metrics (used to choose) and test metrics (for the record only)."""
-    val = evaluate(model, prepared.encoded["validation"], prepared.num_labels, bf16=bf16)
+def evaluation_metrics(model, prepared: Prepared, bf16: bool, validation_logits: np.ndarray | None = None
+                       ) -> dict[str, float]:
+    """Validation metrics (used to choose) and test metrics (for the record only). `validation_logits`: the
+    model's logits on the validation split when the caller has them already (the Expert-Loop's stopping check)."""
+    validation = prepared.encoded["validation"]
+    val = (evaluate(model, validation, prepared.num_labels, bf16=bf16) if validation_logits is None
+           else logit_metrics(validation_logits, validation.labels, prepared.num_labels))
     test = evaluate(model, prepared.encoded["test"], prepared.num_labels, bf16=bf16)
     return {
         m.VAL_ACCURACY: val["accuracy"], m.VAL_MACRO_F1: val["macro_f1"], m.VAL_LOSS: val["loss"],

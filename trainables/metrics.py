@@ -23,6 +23,7 @@ TRAIN_SECONDS = "train_seconds"  # wall time inside the trial, excluding data pr
 EPOCH = "epoch"
 ROUND = "round"
 EXPERT_LABEL_ACCURACY = "expert_label_accuracy"  # accuracy of the experts' labels on queried examples
+STOPPED = "stopped"  # active_loop with a stopping criterion: 1 in the report of the round after which it stopped
 
 METRIC = VAL_ACCURACY
 MODE = "max"

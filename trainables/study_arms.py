@@ -33,7 +33,8 @@ import torch
 
 from trainables import metrics as m
 from trainables.config import TrialConfig
-from trainables.early_stopping import BestEpoch, hold_out, selection_score
+from trainables.early_stopping import BestEpoch, LastEpoch, hold_out, selection_score
+from trainables.encode import EncodedSplit
 from trainables.expert_loop import HIDDEN, LoopState, candidate_rows, expert_accuracy, expert_loop_loss, query
 from trainables.loop import TrainingSet, predict_logits, train
 from trainables.losses import cross_entropy_loss, kd_loss
@@ -41,12 +42,15 @@ from trainables.methods import loop_settings
 from trainables.metrics import classification_metrics
 from trainables.models import build_model
 from trainables.prepared import Prepared
-from trainables.query import READS_EXPERT
+from trainables.query import READS_EXPERT, needs
 from trainables.sampling import stratified_subset
+from trainables.stopping_criteria import check_of
 from trainables.study_settings import (
     BUDGET,
     GOLD_LABELS,
     QUERY_LOG,
+    STOP_PREDICTIONS,
+    STOP_UNCERTAINTY,
     TEST_PREDICTIONS,
     VALIDATION_LABELS,
     Arm,
@@ -130,7 +134,7 @@ class PointFit:
     selection_expert: int  # expert labels that only selected the model
     steps_per_epoch: int
     cap_epochs: int
-    best: BestEpoch
+    best: BestEpoch | LastEpoch
     validation_curve: list = dataclasses.field(default_factory=list)  # [steps, fixed-validation accuracy]
 
     @property
@@ -142,7 +146,7 @@ class PointFit:
                 "steps": self.epochs_run * self.steps_per_epoch, "best_step": self.best.epoch * self.steps_per_epoch,
                 "selection": selection, "selection_labels": self.selection_gold + self.selection_expert,
                 "selection_curve": json.dumps([[c["epoch"] * self.steps_per_epoch, c["accuracy"]]
-                                               for c in self.best.curve]),
+                                               for c in self.best.curve if "accuracy" in c]),
                 "validation_curve": json.dumps(self.validation_curve) if self.validation_curve else ""}
 
 
@@ -160,16 +164,18 @@ def run_study_arm(study: StudySettings, prepared: Prepared, report: Reporter,
     recipe = dataclasses.replace(study.recipe, seed=study.seed, expert="teachers" if arm.kind != "oracle"
                                  else "oracle", strategy=arm.strategy if arm.queries else study.recipe.strategy)
     extra_seconds = 0.0
-    if arm.queries and model is None and len(state.labelled) + len(state.queried) < budgets[done]:
+    if arm.queries and "probs" in needs(arm.strategy) and model is None \
+            and len(state.labelled) + len(state.queried) < budgets[done]:
         # The first budget lies above the initial pool: a student of the initial pool (not a point of the
-        # curve) picks the first queries. Its time is counted in the first point's seconds.
+        # curve) picks the first queries (plain random reads no student). Its time is counted in the first
+        # point's seconds.
         started = time.perf_counter()
         model, _ = _train_point(arm, study, recipe, prepared, list(state.labelled), [], len(state.labelled), None)
         extra_seconds = time.perf_counter() - started
     for index in range(done, len(budgets)):
         budget = budgets[index]
         started = time.perf_counter() - extra_seconds
-        new, scored = _grow(arm, recipe, prepared, state, model, budget)
+        new, scored = _grow(arm, recipe, prepared, state, model, budget, order)
         reads += scored
         gold, expert = point_rows(arm, state, order, budget)
         model, fit = _train_point(arm, study, recipe, prepared, gold, expert, budget, model)
@@ -188,40 +194,58 @@ def run_study_arm(study: StudySettings, prepared: Prepared, report: Reporter,
 
 def _train_point(arm: Arm, study: StudySettings, recipe: TrialConfig, prepared: Prepared, gold: list[int],
                  expert: list[int], budget: int, previous) -> tuple[torch.nn.Module, PointFit]:
-    """A student trained on these rows, minus the held-out selection share, to a plateau of its selection
-    score; the best epoch's weights are kept. Fresh from the seed's initialisation, or (warm start) the
-    previous point's student continued."""
+    """A student trained on these rows (minus a held-out selection share, if that selects) to the cap, or
+    to a plateau of its selection score with the best epoch's weights kept. Fresh from the seed's
+    initialisation, or (warm start) the previous point's student continued."""
     model = previous if study.warm_start and previous is not None else build_model(prepared.student, study.seed)
-    targets = known_labels(prepared, gold, expert)
-    if study.selection == "share":
-        held = hold_out(targets, study.selection_share, seed=study.seed * 100_003 + budget)
-        rows = np.array(gold + expert, dtype=np.int64)
-        is_gold = np.arange(len(rows)) < len(gold)
-        train_gold = [int(r) for r in rows[~held & is_gold]]
-        train_expert = [int(r) for r in rows[~held & ~is_gold]]
-        select_split, select_rows, select_targets = prepared.encoded["train"], rows[held], targets[held]
-        selection_gold, selection_expert = int((held & is_gold).sum()), int((held & ~is_gold).sum())
-    else:
-        train_gold, train_expert = gold, expert
-        select_split = prepared.encoded["validation"]
-        select_rows, select_targets = np.arange(len(select_split)), select_split.labels
-        selection_gold, selection_expert = len(select_split), 0
-    data = training_set(arm, prepared, train_gold, train_expert)
+    chosen = _selection(study, prepared, gold, expert, budget)
+    data = training_set(arm, prepared, chosen.train_gold, chosen.train_expert)
     steps_per_epoch = math.ceil(len(data) / recipe.batch_size)
     cap, patience = study.stopping.epochs(steps_per_epoch)
-    fit = PointFit(len(data), selection_gold, selection_expert, steps_per_epoch, cap, BestEpoch(patience))
+    keeper = LastEpoch() if chosen.split is None else BestEpoch(patience)
+    fit = PointFit(len(data), chosen.gold, chosen.expert, steps_per_epoch, cap, keeper)
     trace_every = math.ceil(cap / TRACE_POINTS)
 
     def on_epoch(epoch: int, _stats: dict) -> bool:
-        logits = predict_logits(model, select_split, select_rows, bf16=recipe.bf16)
         if arm.name in TRACED_ARMS and study.seed == TRACED_SEED and epoch % trace_every == 0:
             validation = _split_metrics(model, prepared, "validation", recipe.bf16)["accuracy"]
             fit.validation_curve.append([epoch * steps_per_epoch, validation])
-        return fit.best.update(model, epoch, *selection_score(logits, select_targets))
+        if chosen.split is None:
+            return fit.best.update(model, epoch)
+        logits = predict_logits(model, chosen.split, chosen.rows, bf16=recipe.bf16)
+        return fit.best.update(model, epoch, *selection_score(logits, chosen.targets))
 
     train(model, data, loss_for(arm, recipe), loop_settings(recipe, prepared, cap), on_epoch)
     fit.best.restore(model)
     return model, fit
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """The rows a point trains on, and what selects its epoch (split None: nothing, the last is kept)."""
+
+    train_gold: list[int]
+    train_expert: list[int]
+    split: EncodedSplit | None = None
+    rows: np.ndarray | None = None
+    targets: np.ndarray | None = None
+    gold: int = 0  # gold labels that only select the model (held out, or the validation split)
+    expert: int = 0  # expert labels that only select the model
+
+
+def _selection(study: StudySettings, prepared: Prepared, gold: list[int], expert: list[int], budget: int) -> Selection:
+    if study.selection == "last":
+        return Selection(gold, expert)
+    if study.selection == "validation":
+        split = prepared.encoded["validation"]
+        return Selection(gold, expert, split, np.arange(len(split)), split.labels, gold=len(split))
+    targets = known_labels(prepared, gold, expert)
+    held = hold_out(targets, study.selection_share, seed=study.seed * 100_003 + budget)
+    rows = np.array(gold + expert, dtype=np.int64)
+    is_gold = np.arange(len(rows)) < len(gold)
+    return Selection([int(r) for r in rows[~held & is_gold]], [int(r) for r in rows[~held & ~is_gold]],
+                     prepared.encoded["train"], rows[held], targets[held],
+                     gold=int((held & is_gold).sum()), expert=int((held & ~is_gold).sum()))
 
 
 def known_labels(prepared: Prepared, gold: list[int], expert: list[int]) -> np.ndarray:
@@ -234,12 +258,20 @@ def known_labels(prepared: Prepared, gold: list[int], expert: list[int]) -> np.n
 
 
 def _grow(arm: Arm, recipe: TrialConfig, prepared: Prepared, state: LoopState, model,
-          budget: int) -> tuple[list[int], int]:
+          budget: int, order: list[int]) -> tuple[list[int], int]:
     """Query arms: (the rows the strategy adds to reach `budget`, scored by the previous point's student;
-    how many expert outputs the strategy read to choose them)."""
+    how many expert outputs the strategy read to choose them). Random queries take the next rows of the
+    seed's order, a uniform draw without replacement like any other, and the very rows `supervised` holds
+    at that budget: expert:random then differs from supervised by the labels alone, and oracle:random is
+    supervised (same rows, same gold labels), so the study need not train it twice."""
     have = len(state.labelled) + len(state.queried)
     if not arm.queries or budget <= have:
         return [], 0
+    if arm.strategy == "random":
+        new = order[len(state.queried) : budget - len(state.labelled)]
+        state.queried += new
+        state.pool = sorted(set(state.pool) - set(new))
+        return new, 0
     scored = len(state.pool) if not 0 < recipe.pool_sample_size < len(state.pool) else recipe.pool_sample_size
     new = query(model, dataclasses.replace(recipe, query_size=budget - have), prepared, state).tolist()
     state.queried += new
@@ -259,9 +291,13 @@ def query_record(prepared: Prepared, new: list[int]) -> dict:
 
 def point_metrics(arm: Arm, recipe: TrialConfig, prepared: Prepared, model, budget: int,
                   gold: list[int], expert: list[int], new: list[int]) -> dict:
-    val = _split_metrics(model, prepared, "validation", recipe.bf16)
+    validation_logits = predict_logits(model, prepared.encoded["validation"], bf16=recipe.bf16)
+    val = classification_metrics(validation_logits, prepared.encoded["validation"].labels, prepared.num_labels)
     test_logits = predict_logits(model, prepared.encoded["test"], bf16=recipe.bf16)
     test = classification_metrics(test_logits, prepared.encoded["test"].labels, prepared.num_labels)
+    # The stopping criteria are judged after the fact (tuning/budget_study/stopping.py) on the validation split's
+    # INPUTS: the student's predictions and their mean normalised entropy, no label read.
+    check = check_of(torch.softmax(torch.from_numpy(validation_logits), dim=1).numpy())
     return {
         "arm": arm.name, BUDGET: budget, GOLD_LABELS: len(gold),
         m.EXPERT_QUERIES: len(expert) + (len(gold) if arm.name == "full:kd" else 0),
@@ -273,6 +309,7 @@ def point_metrics(arm: Arm, recipe: TrialConfig, prepared: Prepared, model, budg
         m.EXPERT_LABEL_ACCURACY: expert_accuracy(prepared, expert) if expert else math.nan,
         "expert_label_accuracy_new": expert_accuracy(prepared, new) if arm.kind == "expert" else math.nan,
         TEST_PREDICTIONS: encode_predictions(test_logits.argmax(axis=1)),
+        STOP_PREDICTIONS: encode_predictions(check.predictions), STOP_UNCERTAINTY: check.uncertainty,
     }
 
 

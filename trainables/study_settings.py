@@ -22,19 +22,23 @@ GOLD_LABELS = "gold_labels"
 VALIDATION_LABELS = "validation_labels"  # gold labels of the validation split: they choose every setting
 TEST_PREDICTIONS = "test_predictions"  # the predicted class of every test example, as digits/commas
 QUERY_LOG = "query_log"  # a query arm's point: JSON of its new rows, their gold and expert labels (queries.csv)
+# The point's student on the validation split's inputs (no label read), for the stopping criteria judged after
+# the fact: its predicted classes (as TEST_PREDICTIONS) and their mean normalised entropy.
+STOP_PREDICTIONS, STOP_UNCERTAINTY = "stop_predictions", "stop_uncertainty"
 
-SELECTIONS = ("share", "validation")
+SELECTIONS = ("last", "share", "validation")  # the first is the default (trainables/early_stopping.py says why)
 MIN_PATIENCE_EPOCHS = 2  # one epoch without a gain is often noise on a small selection set
 MIN_CAP_EPOCHS = 3
 
 
 @dataclasses.dataclass(frozen=True)
 class StoppingRule:
-    # Defaults measured on the default data (benchmarks/results/stopping-probe-2026-12-06): selected on the
-    # validation split, supervised points reach their best at 338-1,506 steps, 25-30 epochs at 100-400
-    # labels; a cap of 800 steps and 30 epochs (the --quick study of that day) stopped them 5-10 points low.
-    max_steps: int = 1500  # cap on optimiser steps (turned into epochs, at most max_epochs)
-    patience_steps: int = 300  # steps without a better selection score before stopping
+    # Defaults measured on the default data at the default recipe, batch 16 (benchmarks/results/
+    # stopping-probe-2026-12-06 and recipe-probe-2026-12-06): selected on the validation split, supervised
+    # points reach their best after 25-37 epochs at 100-400 labels and 9,600-12,400 examples at 400-2,003; a
+    # cap of 800 steps of 8 and 30 epochs (the --quick study of that day) stopped them 5-10 points low.
+    max_steps: int = 1000  # cap on optimiser steps, 16,000 examples at batch 16 (turned into epochs, <= max_epochs)
+    patience_steps: int = 150  # steps without a better selection score before stopping: 2,400 examples
     max_epochs: int = 40
 
     def __post_init__(self) -> None:
@@ -92,7 +96,7 @@ class StudySettings:
     initial: int  # gold labels the query arms start from
     recipe: TrialConfig  # learning rate, batch, T, alpha, pool_sample_size, skip_fraction, bf16
     stopping: StoppingRule = StoppingRule()  # early stopping: cap and patience in optimiser steps
-    selection: str = "share"  # what selects each point's best epoch: a held-out share of its labels, or "validation"
+    selection: str = SELECTIONS[0]  # which epoch a point keeps: the last, or the best on a held-out share or validation
     selection_share: float = 0.1
     stratified_initial: bool = False  # label-informed: reads the pool's hidden labels to stratify
     warm_start: bool = False  # continue the previous budget's (best) student instead of a fresh one

@@ -20,6 +20,8 @@ from trainables.atomic import write_text
 from trainables.study_settings import (
     BUDGET,
     GOLD_LABELS,
+    STOP_PREDICTIONS,
+    STOP_UNCERTAINTY,
     TEST_PREDICTIONS,
     VALIDATION_LABELS,
     decode_predictions,
@@ -41,6 +43,7 @@ from tuning.budget_study.stats import (
     sign_flip_p,
     verdict,
 )
+from tuning.budget_study.stopping import STOPPING_SET, STUDY_CRITERIA, stopping_summary
 
 # Re-exported: they lived here before stats.py and report_text.py.
 __all__ = ["answer", "aulc", "baseline_of", "goal_lines", "leakage_warnings"]
@@ -54,7 +57,8 @@ VALIDATION_CURVE = "validation_curve"  # JSON [[step, fixed-validation accuracy]
 CSV_COLUMNS = ["arm", BUDGET, "seed", GOLD_LABELS, m.EXPERT_QUERIES, m.VAL_ACCURACY, m.TEST_ACCURACY,
                m.TEST_MACRO_F1, m.VAL_MACRO_F1, EXPERT_READS, "selection", SELECTION_LABELS,
                m.EXPERT_LABEL_ACCURACY, "expert_label_accuracy_new", m.TEACHER_LABELS, VALIDATION_LABELS,
-               m.TRAIN_SECONDS, m.EPOCH, EPOCHS_RUN, "steps", "best_step", VALIDATION_CURVE, TEST_PREDICTIONS]
+               m.TRAIN_SECONDS, m.EPOCH, EPOCHS_RUN, "steps", "best_step", VALIDATION_CURVE, TEST_PREDICTIONS,
+               STOP_UNCERTAINTY, STOP_PREDICTIONS]
 # What summarise reads of every row; the runner writes them all.
 REQUIRED = ["arm", BUDGET, "seed", GOLD_LABELS, m.EXPERT_QUERIES, EXPERT_READS, SELECTION_LABELS,
             m.VAL_ACCURACY, m.TEST_ACCURACY, m.TEST_MACRO_F1, m.TRAIN_SECONDS, m.EPOCH, EPOCHS_RUN, "steps",
@@ -164,7 +168,10 @@ def summarise(frame: pd.DataFrame, test_labels: np.ndarray, budgets: list[int], 
             "test_examples": int(len(test_labels)), "interval": f"{BOOTSTRAP}, {replicates} replicates",
             "arms": arms, "comparisons": _comparisons(curve_arms, seed_accuracy, accuracy, budgets),
             "validation_curves": validation_curves(frame),
-            "costs": _costs(frame, prices, teacher_gold, charge, budgets)}
+            "costs": _costs(frame, prices, teacher_gold, charge, budgets),
+            # Not "stopping": that key is the training rule (runner.describe_stopping), said in the set-up.
+            "stopping_criteria": {"criteria": list(STUDY_CRITERIA), "stopping_set": STOPPING_SET,
+                                  "arms": stopping_summary(frame, budgets, seeds, len(labels))}}
 
 
 def _curve(rows: pd.DataFrame, acc: np.ndarray, seed_acc: np.ndarray, budgets: list[int],

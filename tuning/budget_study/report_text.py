@@ -15,8 +15,9 @@ GOAL_SHARE, GOAL_GOLD = 0.95, 0.20  # the goal the report is read against
 BOOTSTRAP = "95% percentile bootstrap over seeds and test examples (paired)"
 T_INTERVAL = "95% t-interval over seeds (the test set held fixed)"
 COMPARED = ("each expert:<strategy> against expert:random and each oracle:<strategy> against oracle:random "
-            "(else supervised): does choosing the rows beat random rows; expert:random against supervised: "
-            "an expert label in place of a gold one at equal label count. kd_all (the initial gold plus the teachers "
+            "(else supervised, which it equals: random queries take the next rows of the seed's order, the rows "
+            "supervised holds): does choosing the rows beat random rows; expert:random against supervised: "
+            "an expert label in place of a gold one on the same rows. kd_all (the initial gold plus the teachers "
             "on the rest of the pool) is one point, compared on the priced-cost axis")
 
 
@@ -165,8 +166,7 @@ def setup_lines(summary: dict) -> list[str]:
              f"seeds: {summary['seeds']}; budgets: {budgets}; initial gold pool of the query arms: "
              f"{summary.get('initial')} ({draw})",
              f"recipe: {summary.get('recipe')}",
-             "training: every point trains with early stopping and keeps its best epoch, the same rule for every arm "
-             f"({summary.get('stopping') or 'see Training below'}); "
+             f"training, one rule for every arm: {summary.get('stopping') or 'see Training below'}; "
              f"{'warm starts' if summary.get('warm_start') else 'every point a fresh student (retraining)'}",
              selection_line(summary),
              f"costs: {_prices(summary)}",
@@ -183,6 +183,10 @@ def setup_lines(summary: dict) -> list[str]:
 
 def selection_line(summary: dict) -> str:
     validation = summary.get("validation_labels")
+    if summary.get("selection") == "last":
+        return ("model selection: none per point; each trains to the cap of its schedule and keeps its last epoch "
+                f"(the cap was set where supervised points plateau on the fixed validation split, {validation} gold "
+                "labels, which also chose the recipe: a cost every arm shares)")
     if summary.get("selection") == "share":
         return ("model selection: a stratified 10% of each point's own gold labels held out to choose its epoch "
                 "(counted in its gold labels; per point under Training); the fixed validation split "
@@ -299,6 +303,25 @@ def cost_table(summary: dict) -> list[str]:
                    "expert label accuracy", "CPU seconds (all points, all seeds)"], rows)
 
 
+def stopping_lines(summary: dict) -> list[str]:
+    """Where each stopping criterion would have stopped each query arm's curve, judged after the fact."""
+    stopping = summary.get("stopping_criteria") or {}
+    if not stopping.get("arms"):
+        return ["Not available: this study's points did not record their stopping checks (a study made before "
+                "they did), or it has no query arm."]
+    rows = [[arm, spec, f"{e['stopped_early']} of {e['of']}", f"{e['mean_budget']:.0f}",
+             f"{e['mean_labels']:.0f} ({e['mean_gold_labels']:.0f} gold + {e['mean_expert_queries']:.0f} expert)",
+             f"{e['mean_accuracy_lost']:+.3f}"]
+            for arm, criteria in stopping["arms"].items() for spec, e in criteria.items()]
+    return [f"Each point is a round: after each budget, each criterion looks at the point's student on "
+            f"{stopping['stopping_set']}; where it never says stop, the curve runs to its end, losing nothing. "
+            "Accuracy lost: test accuracy at the largest budget minus at the stop (mean over seeds; positive = "
+            "stopping cost accuracy). Thresholds are small-text's defaults; max_rounds:2 stops blindly at the third "
+            "budget, the rule a criterion has to beat.", "",
+            *_table(["arm", "criterion", "seeds stopped before the largest budget", "mean budget at the stop",
+                     "mean labels spent there", "mean test accuracy lost"], rows)]
+
+
 def frontier_lines(summary: dict) -> list[str]:
     priced = summary["costs"]
     return [*_table(["arm", "budget", "priced cost", "mean test accuracy"],
@@ -357,6 +380,7 @@ def document(summary: dict, plots: list[str]) -> str:
         (f"Cost of each arm at the largest budget ({largest}; full-data references at the pool)", cost_table(summary)),
         ("Pareto frontier on the priced-cost axis, and which arm to use at which expert price",
          frontier_lines(summary)),
+        ("Stopping criteria, judged after the fact on each query arm's curve", stopping_lines(summary)),
     ]
     for title, lines in sections:
         out += [f"## {title}", "", *lines, ""]

@@ -87,10 +87,12 @@ def _announce(plan: dict, prepared, folder: Path) -> None:
 
 def describe_stopping(template: dict) -> str:
     stopping = template["stopping"]
+    cap = f"cap {stopping['max_steps']} steps (in whole epochs, at most {stopping['max_epochs']})"
+    if template["selection"] == "last":
+        return f"trained to the {cap}, the last epoch kept (no labels spent on selection)"
     chooser = (f"a stratified {template['selection_share']:.0%} of each point's own labels, held out and counted"
                if template["selection"] == "share" else "the fixed validation split (its gold labels counted)")
-    return (f"selected on {chooser}; patience {stopping['patience_steps']} steps, cap {stopping['max_steps']} "
-            f"steps (in whole epochs, at most {stopping['max_epochs']})")
+    return f"best epoch selected on {chooser}; patience {stopping['patience_steps']} steps, {cap}"
 
 
 def grid(plan: dict) -> list[dict]:
@@ -126,7 +128,7 @@ def _run(folder: Path, plan: dict, prepared, session: RaySession, max_concurrent
         print(f"cannot read the reports of {gap['arm']} seed {gap['seed']} ({gap['path']}): {gap['error']}",
               flush=True)
     ended = {(r["arm"], r["seed"]) for r in rows if r.get("done")}
-    errored = {_point_of(result) for result in grid_result if result.error is not None}
+    errored = failed_points(grid_result)
     accounted = ended | errored | {(gap["arm"], gap["seed"]) for gap in unreadable}
     write_outputs(folder, plan, prepared, rows, unreadable)
     if len(accounted) < len(trials):
@@ -145,7 +147,7 @@ def describe_point(trial, result: dict) -> tuple[str, bool]:
     arm, seed = result["arm"], trial.config["point"]["seed"]
     last = is_last_point(arm, result["training_iteration"], len(trial.config["template"]["budgets"]))
     return (f"{arm} seed {seed} budget {result[BUDGET]}: val {result[m.VAL_ACCURACY]:.3f} test "
-            f"{result[m.TEST_ACCURACY]:.3f}, best epoch {result[m.EPOCH]} of {result['epochs_run']} "
+            f"{result[m.TEST_ACCURACY]:.3f}, kept epoch {result[m.EPOCH]} of {result['epochs_run']} "
             f"({result[m.TRAIN_SECONDS]:.0f} s)", last)
 
 
@@ -155,6 +157,8 @@ def collect_rows(grid_result) -> tuple[list[dict], list[dict]]:
     trials whose reports could not be read ({arm, seed, path, error}), so that none vanishes unsaid."""
     rows, unreadable = [], []
     for result in grid_result:
+        if result.config is None:  # interrupted before it wrote anything: nothing to read, nothing lost
+            continue
         arm, seed = _point_of(result)
         budgets = len(result.config["template"]["budgets"])
         try:
@@ -166,6 +170,12 @@ def collect_rows(grid_result) -> tuple[list[dict], list[dict]]:
             rows.append({**report, "seed": seed,
                          "done": is_last_point(report["arm"], report.get("training_iteration"), budgets)})
     return rows, unreadable
+
+
+def failed_points(grid_result) -> set[tuple[str, int]]:
+    """(arm, seed) of the trials that failed. A trial interrupted before it wrote anything also carries an
+    error (Tune cannot read its metrics) but no config: it is pending, not failed, and --resume runs it."""
+    return {_point_of(result) for result in grid_result if result.error is not None and result.config is not None}
 
 
 def _point_of(result) -> tuple[str, int]:
