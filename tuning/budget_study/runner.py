@@ -77,7 +77,7 @@ def _announce(plan: dict, prepared, folder: Path) -> None:
     print(f"budget study: {len(plan['arms'])} arms x {len(plan['seeds'])} seeds = "
           f"{len(plan['arms']) * len(plan['seeds'])} trials, budgets {template['budgets']}, initial "
           f"{template['initial']}, student pool {len(candidate_rows(prepared))}", flush=True)
-    print(f"each point trained to a plateau, best epoch kept: {describe_stopping(template)}", flush=True)
+    print(f"each point {describe_stopping(template)}", flush=True)
     print(f"arms: {', '.join(plan['arms'])}", flush=True)
     chosen = template["recipe"]["bf16"]
     shown = precision.choice().describe() if chosen == precision.AUTO else f"forced bf16={chosen}"
@@ -92,7 +92,8 @@ def describe_stopping(template: dict) -> str:
         return f"trained to the {cap}, the last epoch kept (no labels spent on selection)"
     chooser = (f"a stratified {template['selection_share']:.0%} of each point's own labels, held out and counted"
                if template["selection"] == "share" else "the fixed validation split (its gold labels counted)")
-    return f"best epoch selected on {chooser}; patience {stopping['patience_steps']} steps, {cap}"
+    return (f"trained to a plateau, the best epoch selected on {chooser}; patience {stopping['patience_steps']} "
+            f"steps, {cap}")
 
 
 def grid(plan: dict) -> list[dict]:
