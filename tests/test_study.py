@@ -412,6 +412,8 @@ def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, sessio
     assert (expert["gold_labels"] == 8).all() and ((expert["gold_labels"] + expert["expert_queries"])
                                                    == expert["budget"]).all()
     summary = json.loads((folder / "summary.json").read_text())
+    assert "trainables/study_arms.py" in json.loads((folder / "study.json").read_text())["code"]  # fingerprinted
+    assert summary["code_changes"] == []  # one code throughout
     assert summary["teacher_split"] == 0.5 and summary["seeds"] == [0, 1] and summary["budgets"] == [8, 16, 32]
     for arm in curve_arms:
         assert 0 <= summary["arms"][arm]["aulc"] <= 1

@@ -5,6 +5,7 @@ write_report and make_plots."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -15,9 +16,10 @@ import pytest
 
 from tests.conftest import ROOT
 from trainables.errors import UsageError
-from tuning.budget_study import costs, stats
+from tuning.budget_study import code_version, costs, runner, stats
 from tuning.budget_study.plots import make_plots
 from tuning.budget_study.report import summarise, validation_curves, write_report
+from tuning.budget_study.report_text import setup_lines
 from tuning.budget_study.runner import describe_stopping
 from tuning.budget_study.stopping import stopping_summary
 
@@ -422,3 +424,36 @@ def test_identical_arms_differ_by_exactly_zero_in_every_interval(made_up):
                         replicates=200)
     margin = next(t for t in summary["comparisons"] if t["arm"] == "expert:margin")
     assert margin["bootstrap_ci"] == [0.0, 0.0] and margin["t_ci"] == [0.0, 0.0] and margin["p"] == 1.0
+
+
+# ---------------------------------------------------------------- one code throughout, or the report says not
+
+def test_a_code_fingerprint_names_the_training_files_that_changed(tmp_path):
+    (tmp_path / "trainables" / "sub").mkdir(parents=True)
+    (tmp_path / "trainables" / "loop.py").write_text("a = 1\n")
+    (tmp_path / "trainables" / "sub" / "arms.py").write_text("b = 2\n")
+    (tmp_path / "trainables" / "notes.txt").write_text("not code")
+    before = code_version.fingerprint(tmp_path)
+    assert set(before) == {"trainables/loop.py", "trainables/sub/arms.py"}
+    assert before["trainables/loop.py"] == hashlib.sha256(b"a = 1\n").hexdigest()
+    (tmp_path / "trainables" / "loop.py").write_text("a = 2\n")  # edited
+    (tmp_path / "trainables" / "sub" / "arms.py").unlink()  # removed
+    (tmp_path / "trainables" / "query.py").write_text("")  # added
+    assert code_version.changed(before, code_version.fingerprint(tmp_path)) == [
+        "trainables/loop.py", "trainables/query.py", "trainables/sub/arms.py"]
+    assert code_version.changed(before, before) == []
+
+
+def test_a_resumed_study_records_and_reports_the_training_code_that_changed(monkeypatch, made_up):
+    monkeypatch.setattr(code_version, "fingerprint", lambda: {"trainables/loop.py": "new", "trainables/x.py": "h"})
+    record = {"code": {"trainables/loop.py": "old", "trainables/x.py": "h"}, "code_changes": ["trainables/y.py"]}
+    assert runner._note_code_changes(record)
+    assert record["code_changes"] == ["trainables/loop.py", "trainables/y.py"]  # earlier changes are kept
+    unchanged = {"code": {"trainables/loop.py": "new", "trainables/x.py": "h"}}
+    assert not runner._note_code_changes(unchanged) and unchanged["code_changes"] == []
+    made_before_fingerprints = {}
+    assert not runner._note_code_changes(made_before_fingerprints) and "code_changes" not in made_before_fingerprints
+    _, summary = made_up
+    setup = setup_lines({**summary, "code_changes": ["trainables/loop.py"]})
+    assert any("training code changed" in line and "trainables/loop.py" in line for line in setup)
+    assert not any("training code" in line for line in setup_lines(summary))

@@ -178,6 +178,9 @@ def setup_lines(summary: dict) -> list[str]:
              f"{summary.get('ensemble_pool_accuracy')}"]
     if summary.get("min_steps") is not None:
         lines.insert(5, f"min_steps: {summary['min_steps']}")
+    if summary.get("code_changes"):
+        lines.insert(5, "**the training code changed while this study was resumed**, so its points were not all "
+                        f"trained by the same code: {', '.join(summary['code_changes'])}")
     return lines
 
 

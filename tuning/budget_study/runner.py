@@ -20,6 +20,7 @@ from trainables.expert_loop import candidate_rows
 from trainables.functions import study_trial
 from trainables.study_settings import BUDGET, QUERY_LOG, StudySettings, check_budgets, parse_arm
 from tuning.assets.prepare import DataSettings, load_data, prepare, teacher_rows
+from tuning.budget_study import code_version
 from tuning.budget_study import plots as study_plots
 from tuning.budget_study.costs import parse_prices
 from tuning.budget_study.report import QUERIES_CSV, STUDY_CSV, SUMMARY_JSON, summarise, write_report, write_study_csv
@@ -43,7 +44,7 @@ def start(folder: Path, plan: dict, settings: DataSettings, session: RaySession,
     check_budgets(StudySettings.from_dict(plan["template"]), pool)
     prepared = prepare(settings, need_teachers=True, data=data, start_ray=session.start)
     record = {"plan": plan, "data": settings.to_dict(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "tracking": asdict(tracking) if tracking is not None else None}
+              "tracking": asdict(tracking) if tracking is not None else None, "code": code_version.fingerprint()}
     folder.mkdir(parents=True)
     write_json(folder / STUDY_FILE, record)
     _announce(plan, prepared, folder)
@@ -62,6 +63,11 @@ def resume(folder: Path, session: RaySession, max_concurrent: int | None, resume
     StudySettings.from_dict(record["plan"]["template"])  # a first-version study is refused here, before Ray
     if reprice is not None:
         record["plan"].update(reprice)
+    if _note_code_changes(record):
+        print(f"warning: the training code changed since this study started ({', '.join(record['code_changes'])}): "
+              "points trained from now on may differ from the earlier ones; the report says so. For one code "
+              "throughout, start a new study.", flush=True)
+    if reprice is not None or record.get("code_changes"):
         write_json(folder / STUDY_FILE, record)
     prepared = prepare(DataSettings.from_dict(record["data"]), need_teachers=True, start_ray=session.start)
     restore = tune.Tuner.can_restore(str(folder))
@@ -70,6 +76,16 @@ def resume(folder: Path, session: RaySession, max_concurrent: int | None, resume
     # Used when the study was interrupted before its Tuner began; a restored Tuner keeps its own callbacks.
     tracking = Tracking(**record["tracking"]) if record.get("tracking") else None
     return _run(folder, record["plan"], prepared, session, max_concurrent, resume_hint, restore, tracking)
+
+
+def _note_code_changes(record: dict) -> bool:
+    """Add to record["code_changes"] the training-code files that differ from the study's start; True if any
+    differ now. A study made before fingerprints were recorded has none to compare: nothing is claimed."""
+    if "code" not in record:
+        return False
+    now = code_version.changed(record["code"], code_version.fingerprint())
+    record["code_changes"] = sorted(set(record.get("code_changes", [])) | set(now))
+    return bool(now)
 
 
 def _announce(plan: dict, prepared, folder: Path) -> None:
@@ -277,6 +293,9 @@ def write_outputs(folder: Path, plan: dict, prepared, rows: list[dict], unreadab
             "teachers": prepared.provenance["data"]["teachers"]}
     if unreadable:
         meta["unreadable_trials"] = unreadable
+    study_file = folder / STUDY_FILE
+    if study_file.is_file():  # the training-code files that changed while the study was resumed (_note_code_changes)
+        meta["code_changes"] = json.loads(study_file.read_text(encoding="utf-8")).get("code_changes", [])
     try:
         summary = summarise(frame, test_labels, list(template["budgets"]), meta)
     except ValueError as error:
