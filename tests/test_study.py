@@ -439,6 +439,8 @@ def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, sessio
     assert again.returncode == 0, again.stderr[-3000:]
     assert (folder / "report.md").is_file()
     assert json.loads((folder / "summary.json").read_text())["prices"]["expert"] == 0.1  # repriced on resume
+    runs = json.loads((folder / "study.json").read_text())["runs"]  # the start and the --resume, each logged
+    assert len(runs) == 2 and [r["trials_ended"] for r in runs] == [len(frame.groupby(["arm", "seed"]))] * 2
     assert pd.read_csv(folder / "study.csv", dtype={"test_predictions": str, "stop_predictions": str}).equals(frame)
     assert_one_mlflow_run_per_trial(tmp_path / "mlruns", frame)
 

@@ -457,3 +457,16 @@ def test_a_resumed_study_records_and_reports_the_training_code_that_changed(monk
     setup = setup_lines({**summary, "code_changes": ["trainables/loop.py"]})
     assert any("training code changed" in line and "trainables/loop.py" in line for line in setup)
     assert not any("training code" in line for line in setup_lines(summary))
+
+
+def test_a_study_over_several_runs_adds_their_wall_times(tmp_path, made_up):
+    """A study continued over several sessions has no single wall time: each run (start or --resume) is logged."""
+    (tmp_path / runner.STUDY_FILE).write_text(json.dumps({"plan": {}}))
+    runner.log_run(tmp_path, 0.0, 3600.04, 2)
+    runner.log_run(tmp_path, 7200.0, 1800.0, 5)
+    runs = json.loads((tmp_path / runner.STUDY_FILE).read_text())["runs"]
+    assert [(r["seconds"], r["trials_ended"]) for r in runs] == [(3600.0, 2), (1800.0, 5)]
+    assert json.loads((tmp_path / runner.STUDY_FILE).read_text())["plan"] == {}  # the rest of the record is kept
+    _, summary = made_up
+    setup = setup_lines({**summary, "runs": runs})
+    assert any(line.startswith("wall time: 1.50 h over 2 run(s)") for line in setup)  # (3600 + 1800) / 3600

@@ -178,6 +178,10 @@ def setup_lines(summary: dict) -> list[str]:
              f"{summary.get('ensemble_pool_accuracy')}"]
     if summary.get("min_steps") is not None:
         lines.insert(5, f"min_steps: {summary['min_steps']}")
+    if summary.get("runs"):
+        runs = summary["runs"]
+        lines.append(f"wall time: {sum(r['seconds'] for r in runs) / 3600:.2f} h over {len(runs)} run(s) (a start and "
+                     "each --resume, from Ray's start to the report; CPU seconds per arm are under Cost)")
     if summary.get("code_changes"):
         lines.insert(5, "**the training code changed while this study was resumed**, so its points were not all "
                         f"trained by the same code: {', '.join(summary['code_changes'])}")

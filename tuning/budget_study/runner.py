@@ -78,6 +78,16 @@ def resume(folder: Path, session: RaySession, max_concurrent: int | None, resume
     return _run(folder, record["plan"], prepared, session, max_concurrent, resume_hint, restore, tracking)
 
 
+def log_run(folder: Path, started: float, seconds: float, trials_ended: int) -> None:
+    """Add this run (a start or a --resume, until it ends or is interrupted) to study.json's runs: a study
+    continued over several sessions has no single wall time, but the sum of its runs'."""
+    path = folder / STUDY_FILE
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record.setdefault("runs", []).append({"started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+                                          "seconds": round(seconds, 1), "trials_ended": trials_ended})
+    write_json(path, record)
+
+
 def _note_code_changes(record: dict) -> bool:
     """Add to record["code_changes"] the training-code files that differ from the study's start; True if any
     differ now. A study made before fingerprints were recorded has none to compare: nothing is claimed."""
@@ -124,6 +134,7 @@ def _run(folder: Path, plan: dict, prepared, session: RaySession, max_concurrent
     """The grid on Ray (a restored Tuner when `restore`), then the study's files from what was measured."""
     cpus = prepared.num_threads
     trials = grid(plan)
+    started = time.time()
     with session:
         if restore:
             tuner = tune.Tuner.restore(str(folder), trainable=trainable(study_trial, prepared, cpus),
@@ -147,6 +158,7 @@ def _run(folder: Path, plan: dict, prepared, session: RaySession, max_concurrent
     ended = {(r["arm"], r["seed"]) for r in rows if r.get("done")}
     errored = failed_points(grid_result)
     accounted = ended | errored | {(gap["arm"], gap["seed"]) for gap in unreadable}
+    log_run(folder, started, time.time() - started, len(ended))
     write_outputs(folder, plan, prepared, rows, unreadable)
     if len(accounted) < len(trials):
         raise SweepInterrupted(f"{len(ended)} of {len(trials)} study trials ended; continue with: {resume_hint}")
@@ -294,8 +306,9 @@ def write_outputs(folder: Path, plan: dict, prepared, rows: list[dict], unreadab
     if unreadable:
         meta["unreadable_trials"] = unreadable
     study_file = folder / STUDY_FILE
-    if study_file.is_file():  # the training-code files that changed while the study was resumed (_note_code_changes)
-        meta["code_changes"] = json.loads(study_file.read_text(encoding="utf-8")).get("code_changes", [])
+    if study_file.is_file():  # code files changed while it was resumed (_note_code_changes); its runs (log_run)
+        record = json.loads(study_file.read_text(encoding="utf-8"))
+        meta.update(code_changes=record.get("code_changes", []), runs=record.get("runs", []))
     try:
         summary = summarise(frame, test_labels, list(template["budgets"]), meta)
     except ValueError as error:
