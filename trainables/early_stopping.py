@@ -1,16 +1,17 @@
-"""Model selection for the budget study's students: train to a plateau, keep the best epoch.
+"""Model selection for the budget study's students: one rule for every point of every arm.
 
-Every point of every arm follows one rule. The student is scored after each epoch on a selection set;
-the epoch with the highest selection accuracy is kept (ties: the lower selection loss, then the
-earlier epoch), and training stops once `patience` epochs have passed without a better one, or at the
-cap. The selection set is, by default, a stratified share of the point's own labels held out from
-training (as small-text does, 10%): gold labels where the point has gold, the expert's label where it
-has the expert's. Those labels are inside the point's budget, so they are counted. The fixed validation
-split is the other choice; its gold labels are then added to the point's gold count.
+Three rules (`--selection`). The default, `last`, spends no label: the student trains to the cap (set in
+optimiser steps where supervised points reach their plateau on validation) and its last epoch is kept
+(LastEpoch). The two others score the student after each epoch on a selection set, keep the epoch with
+the highest selection accuracy (ties: the lower selection loss, then the earlier epoch) and stop once
+`patience` epochs have passed without a better one, or at the cap (BestEpoch). `share` holds out a
+stratified share of the point's own labels (as small-text does, 10%): gold labels where the point has
+gold, the expert's label where it has the expert's; they are inside the point's budget, so counted.
+`validation` uses the fixed validation split, whose gold labels are then added to the point's gold count.
 
-Patience and cap are set in optimiser steps and turned into whole epochs, so that a 45-row point (6
-steps an epoch at batch 8) is not stopped after 18 steps while an 800-row point still gets a few
-epochs (trainables/study_settings.StoppingRule, checked without torch). No Ray in here."""
+Patience and cap are set in optimiser steps and turned into whole epochs, so that a 45-row point is not
+stopped after a few steps while an 800-row point still gets a few epochs
+(trainables/study_settings.StoppingRule, checked without torch). No Ray in here."""
 
 from __future__ import annotations
 

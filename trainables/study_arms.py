@@ -12,8 +12,9 @@ from the same initialisation and sees batches in the same order, so arms are pai
 - `full:supervised`, `full:kd`: reference points, every pool row gold-labelled (kd: teachers mixed in
   with alpha, as the kd method does).
 
-Every point is trained to a plateau and its best epoch kept, by one rule for every arm
-(trainables/early_stopping.py); the labels that select it are counted.
+Every point follows one training rule (trainables/early_stopping.py): by default it trains to the cap
+and keeps its last epoch, no label spent (`--selection last`); keeping the best epoch on a 10% share of
+its own labels, or on the validation split, are options, and the labels that select it are then counted.
 
 Each row carries one target: gold rows train with cross-entropy, expert-labelled rows with the
 distillation term T**2 KL(teachers || student) (kd_loss_masked without gold). So `expert_queries` counts
