@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from trainables import precision
 from trainables.errors import UsageError
+from trainables.experts.spec import parse_expert
 from trainables.query import STRATEGIES
 from trainables.stopping_criteria import parse_stop
 
 METHODS = ("supervised", "kd", "active_loop")
-EXPERTS = ("teachers", "oracle")  # oracle: queried examples get their gold label (a perfect expert)
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,14 @@ class TrialConfig:
     query_size: int = 50  # active_loop: examples the experts label per round
     max_iterations: int = 3  # active_loop: query rounds after the first training
     strategy: str = "least_confidence"  # active_loop: see trainables/query.py
-    expert: str = "teachers"  # active_loop: who labels the queried examples
+    # active_loop: who labels the queried examples: teachers, oracle (the gold label: a perfect expert),
+    # llm:<preset or .gguf file>, openai (expert_url, expert_model) or human (trainables/experts/).
+    expert: str = "teachers"
+    expert_url: str = ""  # openai: the API's base URL, e.g. http://127.0.0.1:8080/v1 (the key: OPENAI_API_KEY)
+    expert_model: str = ""  # openai: the model's name on that endpoint
+    # What one expert label costs, in the user's unit (a priced cost; gold labels cost 1 in the budget study):
+    # charged per answered row, so that reports put the expert's labels on one axis with gold ones.
+    expert_price: float = 0.0
     warm_start: bool = False  # active_loop: continue the previous round's student instead of a fresh one
     skip_fraction: float = 0.2  # active_loop, robust_least_confidence: share of the pool skipped
     # active_loop: score a seeded random sample of this many pool examples per round (0: the whole
@@ -65,7 +72,8 @@ class TrialConfig:
         _check(self.max_iterations >= 0, f"max_iterations must be >= 0, got {self.max_iterations}")
         _check(self.strategy in STRATEGIES,
                f"unknown strategy '{self.strategy}' (choose from {', '.join(STRATEGIES)})")
-        _check(self.expert in EXPERTS, f"unknown expert '{self.expert}' (choose from {', '.join(EXPERTS)})")
+        object.__setattr__(self, "expert", str(parse_expert(str(self.expert))))  # a UsageError names the forms
+        _check_expert(self)
         _check(0 <= self.skip_fraction < 1, f"skip_fraction must be in [0, 1), got {self.skip_fraction}")
         _check(self.pool_sample_size >= 0, f"pool_sample_size must be >= 0, got {self.pool_sample_size}")
         _check(not self.pool_sample_size or self.query_size <= self.pool_sample_size,
@@ -91,6 +99,18 @@ class TrialConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _check_expert(trial: TrialConfig) -> None:
+    kind = parse_expert(trial.expert).kind
+    _check(trial.expert_price >= 0, f"expert_price must be >= 0, got {trial.expert_price}")
+    _check(kind != "openai" or (trial.expert_url.strip() and trial.expert_model.strip()),
+           "expert openai needs expert_url and expert_model (--expert-url, --expert-model)")
+    _check(kind == "openai" or not (trial.expert_url or trial.expert_model),
+           f"expert_url and expert_model are for --expert openai, not {trial.expert}")
+    _check(kind in ("teachers", "oracle") or trial.strategy != "robust_least_confidence",
+           "strategy robust_least_confidence reads the teachers' outputs: it needs --expert teachers or oracle, "
+           f"not {trial.expert}")
 
 
 def _convert(name: str, value, type_name: str):

@@ -1,10 +1,17 @@
-"""The Expert-Loop: active learning in which the teacher ensemble is the expert.
+"""The Expert-Loop: active learning in which an expert labels what the student queries.
 
 Round 0 trains a student on `initial_pool_size` gold-labelled examples (a seeded, stratified draw).
 Each further round the student scores the unlabelled pool, `select` picks the `query_size` examples
-the strategy ranks highest, the experts label them (the teachers' soft labels; gold labels only when
-expert == "oracle"), and a student is trained again on everything labelled so far. One report per
-round, so the scheduler can stop weak trials between rounds.
+the strategy ranks highest, the expert labels them (trainables/experts: by default the teachers' soft
+labels; the gold label for "oracle"; a language model's soft labels for "llm:..." and "openai"; a
+person's label for "human"), and a student is trained again on everything labelled so far. One report
+per round, so the scheduler can stop weak trials between rounds.
+
+Teachers (and the oracle, as before) also give the initial pool its distillation term, mixed with gold
+by alpha. With any other expert the initial pool trains on its gold labels alone: that expert is asked
+only about the rows the student queries, each answer paid for. Answers that cost something are kept in
+the loop's state (and so in every checkpoint), beside the expert's summed cost; with a person, a round
+writes its queries to files and the run stops (human.AwaitingLabels) until the answers are imported.
 
 The student's copy of the training split has every gold label replaced by -1; gold labels reach it
 only for the initial pool (and oracle queries). The hidden labels are read here for the record only
@@ -21,6 +28,10 @@ import torch.nn.functional as F
 
 from trainables import metrics as m
 from trainables.config import TrialConfig
+from trainables.experts.base import Cost, Expert
+from trainables.experts.human import AwaitingLabels, HumanExpert
+from trainables.experts.runtime import build_expert
+from trainables.experts.spec import parse_expert
 from trainables.loop import TrainingSet, predict_logits, train
 from trainables.losses import kd_loss_masked
 from trainables.methods import Reporter, evaluation_metrics, loop_settings, teacher_metrics
@@ -46,6 +57,14 @@ class LoopState:
     # With a stopping criterion: each round's check on the validation split's inputs, {"predictions": the
     # predicted class per row, "uncertainty": mean normalised entropy}; kept so that a resumed trial decides alike.
     checks: list[dict] = dataclasses.field(default_factory=list)
+    # Experts whose answers cost something (llm, openai, human): str(row) -> the answer's probabilities.
+    answers: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    pending: list[int] = dataclasses.field(default_factory=list)  # queried, awaiting the expert's answer
+    expert_cost: dict = dataclasses.field(default_factory=dict)  # Cost.to_dict(), summed over the rounds
+
+
+def stored_answers(state: LoopState) -> dict[int, np.ndarray]:
+    return {int(row): np.asarray(probs) for row, probs in state.answers.items()}
 
 
 def candidate_rows(prepared: Prepared) -> np.ndarray:
@@ -67,6 +86,8 @@ def initial_state(trial: TrialConfig, prepared: Prepared) -> LoopState:
 
 def training_set(trial: TrialConfig, prepared: Prepared, state: LoopState) -> TrainingSet:
     """The student's view: gold labels on the initial pool (and oracle queries), -1 elsewhere."""
+    if parse_expert(trial.expert).answers_in_state:
+        return answered_training_set(trial, prepared, state)
     train_split = prepared.encoded["train"]
     student_view = dataclasses.replace(train_split, labels=np.full(len(train_split), HIDDEN))
     rows = np.array(state.labelled + state.queried, dtype=np.int64)
@@ -76,6 +97,29 @@ def training_set(trial: TrialConfig, prepared: Prepared, state: LoopState) -> Tr
     has_teacher = np.array([True] * len(state.labelled) + [not oracle] * len(state.queried))
     return TrainingSet(student_view, rows, labels, has_gold, prepared.teachers.logits["train"][:, rows],
                        has_teacher)
+
+
+ANSWER_FLOOR = 1e-8  # log(0) has no place in a distillation target: an answer's zeros become this
+
+
+def answered_training_set(trial: TrialConfig, prepared: Prepared, state: LoopState) -> TrainingSet:
+    """With an expert whose answers are in the state: the initial pool with its gold labels (cross-entropy);
+    queried rows with the expert's answer, as one "teacher" whose logits are log(probabilities) for the
+    distillation term at the trial's temperature (llm, openai), or as a label for cross-entropy (human)."""
+    train_split = prepared.encoded["train"]
+    student_view = dataclasses.replace(train_split, labels=np.full(len(train_split), HIDDEN))
+    rows = np.array(state.labelled + state.queried, dtype=np.int64)
+    initial = len(state.labelled)
+    answers = np.array([state.answers[str(r)] for r in state.queried], dtype=np.float64).reshape(
+        len(state.queried), prepared.num_labels)
+    logits = np.zeros((1, len(rows), prepared.num_labels), dtype=np.float32)
+    logits[0, initial:] = np.log(np.maximum(answers, ANSWER_FLOOR))
+    hard = parse_expert(trial.expert).hard_labels
+    labels = np.concatenate([train_split.labels[state.labelled], answers.argmax(axis=1) if hard
+                             else np.full(len(state.queried), HIDDEN)]).astype(np.int64)
+    has_gold = np.array([True] * initial + [hard] * len(state.queried))
+    has_teacher = np.array([False] * initial + [not hard] * len(state.queried))
+    return TrainingSet(student_view, rows, labels, has_gold, logits, has_teacher)
 
 
 def expert_loop_loss(trial: TrialConfig):
@@ -129,18 +173,39 @@ def query(model, trial: TrialConfig, prepared: Prepared, state: LoopState) -> np
     return pool[chosen]
 
 
-def expert_accuracy(prepared: Prepared, rows: list[int]) -> float:
-    """How often the ensemble's label is the (hidden) gold label on these rows: for the record only."""
+def expert_accuracy(prepared: Prepared, rows: list[int], state: LoopState | None = None) -> float:
+    """How often the expert's label is the (hidden) gold label on these rows: for the record only. The
+    expert's answers in `state` when it has them, else the teacher ensemble's."""
     if not rows:
         return float("nan")
-    ensemble = prepared.teachers.ensemble_probs("train")[rows].argmax(axis=1)
-    return float((ensemble == prepared.encoded["train"].labels[rows]).mean())
+    if state is not None and state.answers:
+        labels = np.array([np.argmax(state.answers[str(r)]) for r in rows])
+    else:
+        labels = prepared.teachers.ensemble_probs("train")[rows].argmax(axis=1)
+    return float((labels == prepared.encoded["train"].labels[rows]).mean())
+
+
+def ask_expert(expert: Expert, model, trial: TrialConfig, prepared: Prepared, state: LoopState,
+               round_number: int) -> list[int]:
+    """The expert's answers for the pending rows, kept in the state with their cost. A person without the
+    answers yet gets the round's files (with the student's guesses), and the run stops: AwaitingLabels."""
+    rows = list(state.pending)
+    if isinstance(expert, HumanExpert) and expert.missing(rows):
+        logits = predict_logits(model, prepared.encoded["train"], np.array(rows), bf16=trial.bf16)
+        files = expert.write_round(round_number, rows, torch.softmax(torch.from_numpy(logits), dim=1).numpy())
+        raise AwaitingLabels(files, rows, dataclasses.asdict(state), model)
+    answer = expert.label(rows)
+    if parse_expert(trial.expert).answers_in_state:
+        state.answers.update({str(r): probs.tolist() for r, probs in zip(rows, answer.probs, strict=True)})
+    state.expert_cost = (Cost(**state.expert_cost) + answer.cost).to_dict()
+    return rows
 
 
 def run_active_loop(trial: TrialConfig, prepared: Prepared, report: Reporter,
                     resume: dict | None = None, model=None) -> None:
     trial = trial.decided()
     state = LoopState(**resume) if resume else initial_state(trial, prepared)
+    expert = build_expert(trial, prepared, answered=stored_answers(state))
     criterion = parse_stop(trial.stop)
     started = time.perf_counter() - state.train_seconds
     first_round = state.round + 1 if resume else 0
@@ -149,11 +214,14 @@ def run_active_loop(trial: TrialConfig, prepared: Prepared, report: Reporter,
     for round_number in range(first_round, trial.max_iterations + 1):
         new = []
         if round_number > 0:
-            if not state.pool:
-                break  # the pool ran out: the last report already said so (pool_left == 0)
-            new = query(model, trial, prepared, state).tolist()
+            if not state.pending:
+                if not state.pool:
+                    break  # the pool ran out: the last report already said so (pool_left == 0)
+                state.pending = query(model, trial, prepared, state).tolist()
+            new = ask_expert(expert, model, trial, prepared, state, round_number)
             state.queried += new
             state.pool = sorted(set(state.pool) - set(new))
+            state.pending = []
         state.round = round_number
         if model is None or not trial.warm_start:
             model = build_model(prepared.student, trial.seed + round_number)
@@ -189,8 +257,9 @@ def round_metrics(trial, prepared, model, state: LoopState, new: list[int], vali
         **evaluation_metrics(model, prepared, trial.bf16, validation_logits),
         m.ROUND: state.round,
         **round_label_counts(trial, prepared, state),
-        m.EXPERT_LABEL_ACCURACY: expert_accuracy(prepared, state.queried),
-        "expert_label_accuracy_round": expert_accuracy(prepared, new),
+        m.EXPERT_LABEL_ACCURACY: expert_accuracy(prepared, state.queried, state),
+        "expert_label_accuracy_round": expert_accuracy(prepared, new, state),
+        **expert_cost_metrics(trial, state),
         "pool_left": len(state.pool),
         m.TRAIN_SECONDS: state.train_seconds,
         **teacher_metrics(prepared),
@@ -202,8 +271,11 @@ def round_label_counts(trial: TrialConfig, prepared: Prepared, state: LoopState)
     labels and teacher targets, mixed by alpha (alpha = 1 reads no gold label, alpha = 0 no teacher
     target); rows the experts labelled carry teacher targets only, read whatever alpha; rows the
     oracle labelled carry gold labels only, read whatever alpha."""
-    oracle = trial.expert == "oracle"
     initial, queried = len(state.labelled), len(state.queried)
+    if parse_expert(trial.expert).answers_in_state:  # the initial pool on gold alone; no teacher anywhere
+        return {m.LABELS_USED: initial, m.EXPERT_QUERIES: queried, m.TEACHER_LABELLED_ROWS: 0, m.TEACHER_LABELS: 0,
+                m.VALIDATION_LABELS: len(prepared.encoded["validation"])}
+    oracle = trial.expert == "oracle"
     return {
         m.LABELS_USED: (initial if trial.alpha < 1 else 0) + (queried if oracle else 0),
         m.EXPERT_QUERIES: 0 if oracle else queried,
@@ -211,3 +283,13 @@ def round_label_counts(trial: TrialConfig, prepared: Prepared, state: LoopState)
         m.TEACHER_LABELS: prepared.teachers.teacher_labels,
         m.VALIDATION_LABELS: len(prepared.encoded["validation"]),
     }
+
+
+def expert_cost_metrics(trial: TrialConfig, state: LoopState) -> dict[str, float]:
+    """What the expert's answers cost so far: calls, cache hits, seconds, tokens, and priced at expert_price
+    per label both what the labels are worth (every queried row) and what this run paid (calls made now)."""
+    cost = Cost(**state.expert_cost)
+    return {m.EXPERT_CALLS: cost.calls, m.EXPERT_CACHE_HITS: cost.cache_hits, m.EXPERT_SECONDS: cost.seconds,
+            m.EXPERT_TOKENS: cost.prompt_tokens + cost.completion_tokens,
+            m.EXPERT_PRICED_COST: len(state.queried) * trial.expert_price,
+            m.EXPERT_PAID: cost.calls * trial.expert_price}

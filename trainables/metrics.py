@@ -15,7 +15,14 @@ TEST_MACRO_F1 = "test_macro_f1"
 # label, alpha = 0 no teacher target).
 LABELS_USED = "labels_used"  # gold labels the student has seen
 TEACHER_LABELS = "teacher_labels"  # gold labels the teachers were fine-tuned on
-EXPERT_QUERIES = "expert_queries"  # examples the teacher ensemble labelled
+EXPERT_QUERIES = "expert_queries"  # examples the expert labelled (the teacher ensemble by default)
+# What the expert's answers cost (trainables/experts/base.Cost), summed over the run's rounds:
+EXPERT_CALLS = "expert_calls"  # answers obtained from the expert in this run (not read back from a cache)
+EXPERT_CACHE_HITS = "expert_cache_hits"  # answers read back from the on-disk cache: paid for earlier
+EXPERT_SECONDS = "expert_seconds"  # wall time spent waiting for answers
+EXPERT_TOKENS = "expert_tokens"  # prompt + completion tokens (language models)
+EXPERT_PRICED_COST = "expert_priced_cost"  # expert_queries x expert_price: what the labels are worth
+EXPERT_PAID = "expert_paid"  # expert_calls x expert_price: what this run paid (cached answers are free)
 EXPERT_READS = "expert_reads"  # expert outputs read only to choose rows (robust_least_confidence), not as labels
 TEACHER_LABELLED_ROWS = "teacher_labelled_rows"  # every training row whose teacher targets the student's loss read
 VALIDATION_LABELS = "validation_labels"  # gold labels of the validation split: they choose every configuration

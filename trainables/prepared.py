@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from trainables.encode import EncodedSplit
+from trainables.experts.runtime import ExpertContext
 from trainables.models import ModelBlueprint
 
 
@@ -36,6 +37,7 @@ class Prepared:
     teachers: TeacherOutputs | None
     num_threads: int  # the trial's CPUs
     provenance: dict  # how the data and models were obtained; saved beside every checkpoint
+    expert_context: ExpertContext | None = None  # the training split's text and files, for llm / openai / human
 
     @property
     def num_labels(self) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import yaml
 
-from trainables.errors import UsageError
+from trainables.errors import ExpertError, UsageError
 from tuning.assets.settings import SMOKE_SETTINGS, DataSettings  # light: --help imports no torch, Ray
 from tuning.trials.ray_session import RaySettings  # light: Ray is imported when a session starts
 
@@ -127,6 +127,9 @@ def main_guard(main: Callable[[], int | None]) -> None:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         status = USAGE_ERROR
+    except ExpertError as error:  # not the input's fault: the expert failed; its message says what was kept
+        print(f"error: {error}", file=sys.stderr)
+        status = 1
     except KeyboardInterrupt as interrupt:  # its message, when there is one, says how to continue
         print(f"interrupted: {interrupt}" if str(interrupt) else "interrupted", file=sys.stderr)
         status = 130
@@ -191,6 +194,31 @@ def add_data_arguments(parser: argparse.ArgumentParser, scope: str = "sweep") ->
                             "and is measured faster), true or false; a teacher cached in either precision is reused")
     group.add_argument("--smoke-test", action="store_true",
                        help="seconds, not minutes: a tiny random model on a few dozen generated examples")
+
+
+def add_expert_arguments(parser: argparse.ArgumentParser, human: bool = True) -> None:
+    """--expert and its settings (TrialConfig's expert, expert_url, expert_model, expert_price)."""
+    group = parser.add_argument_group("the Expert-Loop's expert (active_loop)")
+    kinds = "teachers, oracle, llm:<preset or .gguf file>, openai" + (" or human" if human else "")
+    group.add_argument("--expert", default=None,
+                       help=f"who labels the queried rows: {kinds} (default: teachers; llm:smollm2 is a small "
+                            "local model, offline)")
+    group.add_argument("--expert-url", default=None,
+                       help="--expert openai: the API's base URL, e.g. http://127.0.0.1:8080/v1 (the key is read "
+                            "from OPENAI_API_KEY, never from a flag)")
+    group.add_argument("--expert-model", default=None, help="--expert openai: the model's name on that endpoint")
+    group.add_argument("--expert-price", type=float, default=None,
+                       help="what one expert label costs, in your unit (reports: expert_priced_cost, expert_paid)")
+
+
+def expert_assignments(args: argparse.Namespace, allow_human: bool = True) -> dict:
+    """The expert flags given, as TrialConfig settings (they win over --set and --config)."""
+    given = {field: getattr(args, field) for field in ("expert", "expert_url", "expert_model", "expert_price")
+             if getattr(args, field, None) is not None}
+    if not allow_human and str(given.get("expert", "")).strip().lower() == "human":
+        raise UsageError("--expert human pauses the run for a person after each round: use "
+                         "`expert-loop train --method active_loop --expert human` (one run), not a sweep or a study")
+    return given
 
 
 def _size(text: str) -> int | float:

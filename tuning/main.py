@@ -20,6 +20,7 @@ COMMANDS = {
     "study": ("tuning.study", "the budget study: every method at the same label budgets and seeds"),
     "analyze": ("tuning.analyze", "best configuration per method, reports, plots, --confirm"),
     "train": ("tuning.train", "one training run without a search, writing a checkpoint"),
+    "label": ("tuning.label", "a person's answers into a paused --expert human run, which continues"),
     "evaluate": ("tuning.evaluate", "metrics of a saved checkpoint"),
     "fetch-assets": ("tuning.fetch_assets", "fetch or confirm the offline models and data sets"),
 }

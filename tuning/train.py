@@ -2,9 +2,13 @@
 
     python tuning/train.py --method kd --config ray_results/analysis/best_configs.json --out runs/kd
     python tuning/train.py --method supervised --set learning_rate=3e-5 --set epochs=2
+    python tuning/train.py --method active_loop --expert llm:smollm2 --expert-price 0.002
+    python tuning/train.py --method active_loop --expert human --out runs/human   # then: expert-loop label ...
 
 Writes a checkpoint folder (model.safetensors, config.json, tokenizer, run_config.json) after every
-epoch or round, replacing the previous one atomically, and prints the metrics as it goes."""
+epoch or round, replacing the previous one atomically, and prints the metrics as it goes. With
+--expert human a round's queries go to OUT-queries/ and the run stops; `expert-loop label --import FILE
+--checkpoint OUT` reads the person's answers and continues (tuning/label.py)."""
 
 from __future__ import annotations
 
@@ -23,8 +27,10 @@ from tuning.assets.settings import DataSettings
 from tuning.cli import (
     Parser,
     add_data_arguments,
+    add_expert_arguments,
     command_line_settings,
     data_settings,
+    expert_assignments,
     main_guard,
     parse_assignments,
     parse_with_explicit,
@@ -43,6 +49,7 @@ def parse_args(argv=None):
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override one setting (repeatable), e.g. learning_rate=3e-5")
     parser.add_argument("--out", default=None, help="checkpoint folder (default: checkpoints/METHOD-DATE-TIME)")
+    add_expert_arguments(parser)
     add_data_arguments(parser, scope="run")
     return parse_with_explicit(parser, argv)
 
@@ -87,7 +94,7 @@ def sweep_data_settings(args) -> DataSettings:
 
 def trial_config(args) -> TrialConfig:
     values = read_config_file(args.config, args.method).get("config", {}) if args.config else {}
-    values = {**values, **parse_assignments(args.set, "--set"), "method": args.method}
+    values = {**values, **parse_assignments(args.set, "--set"), **expert_assignments(args), "method": args.method}
     return TrialConfig.from_dict(values)
 
 
@@ -99,21 +106,60 @@ def main(argv=None) -> int:
     if out.exists() and not (out / "run_config.json").is_file():
         raise UsageError(f"--out {out} exists and is not a checkpoint of this tool: refusing to overwrite it")
     trial = trial.decided()  # "auto" precision: decided here, where it trains, and recorded in the checkpoint
-    from trainables.checkpoint import save_checkpoint  # noqa: PLC0415 (torch: once the arguments are checked)
-    from trainables.functions import run_method  # noqa: PLC0415
-    from tuning.assets.prepare import prepare  # noqa: PLC0415
+    from tuning.assets.prepare import prepare  # noqa: PLC0415 (torch: once the arguments are checked)
 
-    prepared = prepare(settings, need_teachers=trial.method != "supervised")
+    prepared = prepare(settings, need_teachers=needs_teachers(trial), expert=trial.expert,
+                       human_folder=queries_folder(out))
+    return train_into(out, trial, prepared)
+
+
+def needs_teachers(trial: TrialConfig) -> bool:
+    """kd distils them; the Expert-Loop reads them with the teachers or the oracle as its expert."""
+    from trainables.experts.spec import parse_expert  # noqa: PLC0415
+
+    return trial.method == "kd" or (trial.method == "active_loop" and parse_expert(trial.expert).needs_teachers)
+
+
+def queries_folder(out: Path) -> Path:
+    """Where a person's round files go: beside the checkpoint, which is replaced whole after every round."""
+    return out.parent / f"{out.name}-queries"
+
+
+def train_into(out: Path, trial: TrialConfig, prepared, resume: dict | None = None, model=None,
+               metrics: dict | None = None) -> int:
+    """Train (or continue from `resume` and `model`, whose last report was `metrics`), replacing the checkpoint
+    in `out` after every epoch or round. A round that waits for a person saves the loop's state there (with the
+    last report's metrics) and says what to do next."""
+    from trainables.checkpoint import save_checkpoint  # noqa: PLC0415 (torch)
+    from trainables.experts.human import AwaitingLabels  # noqa: PLC0415
+    from trainables.functions import run_method  # noqa: PLC0415
+
+    last: dict = dict(metrics or {})
 
     def report(metrics: dict, model, state: dict) -> None:
         shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
                           if not k.startswith("teacher_accuracy/"))
         print(shown, flush=True)
+        last.clear()
+        last.update(metrics)
         replace_checkpoint(out, lambda folder: save_checkpoint(folder, model, prepared, trial, metrics, state))
 
-    run_method(trial, prepared, report)
+    try:
+        run_method(trial, prepared, report, resume=resume, model=model)
+    except AwaitingLabels as pause:
+        replace_checkpoint(out, lambda folder, paused=pause: save_checkpoint(folder, paused.model, prepared, trial,
+                                                                             last, paused.state))
+        print(f"round {pause.state['round'] + 1}: {len(pause.rows)} rows for a person to label:\n"
+              f"  {pause.files.csv} (fill in the column 'label'), or import {pause.files.tasks} into Label Studio "
+              f"with the interface {pause.files.label_config}\n"
+              f"then: {label_command(out)}", flush=True)
+        return 0
     print(f"checkpoint: {out}")
     return 0
+
+
+def label_command(out: Path) -> str:
+    return f"expert-loop label --checkpoint {out} --import ANSWERS.csv (or a Label Studio JSON export)"
 
 
 def replace_checkpoint(out: Path, write) -> None:

@@ -193,3 +193,41 @@ def _check(pairs: list[tuple[str, str]], label_names: Sequence[str], expected: n
     if any(problems):
         raise UsageError(f"answers file {path}: {'; '.join(p for p in problems if p)}")
     return np.array([answers[int(r)] for r in expected], dtype=np.int64)
+
+
+# ---------------------------------------------------------------- the expert
+
+
+class AwaitingLabels(Exception):  # not an error: the run pauses for a person
+    """A round's queries are written for a person: the run saves its state and stops until the answers come back
+    (`expert-loop label --import FILE`). `state` and `model`: the loop's, to checkpoint."""
+
+    def __init__(self, files: QueryFiles, rows: list[int], state: dict | None = None, model=None) -> None:
+        super().__init__(f"{len(rows)} rows to label in {files.csv} (or Label Studio: {files.tasks})")
+        self.files, self.rows, self.state, self.model = files, rows, state, model
+
+
+class HumanExpert:
+    """A person, through files. `answered`: row -> probabilities (one-hot) of the answers imported so far,
+    kept in the loop's state. label() answers only from them; the loop writes a round's files (write_round)
+    for the rows still missing and stops."""
+
+    name = "human"
+    sunk_gold_labels = 0
+
+    def __init__(self, folder: Path, examples: Examples, label_names: Sequence[str],
+                 answered: dict[int, np.ndarray]) -> None:
+        self.folder, self.examples, self.label_names, self.answered = Path(folder), examples, label_names, answered
+
+    def missing(self, rows) -> list[int]:
+        return [int(r) for r in as_rows(rows) if int(r) not in self.answered]
+
+    def write_round(self, round_number: int, rows, student_probs: np.ndarray) -> QueryFiles:
+        return write_queries(self.folder, round_number, rows, self.examples, self.label_names, student_probs)
+
+    def label(self, rows) -> ExpertAnswer:
+        rows = as_rows(rows)
+        if missing := self.missing(rows):
+            raise UsageError(f"the person's answers lack row_id(s) {_names(missing)}")
+        labels = np.array([int(np.argmax(self.answered[int(r)])) for r in rows], dtype=np.int64)
+        return answers_to_expert(labels, len(self.label_names))

@@ -45,7 +45,19 @@ class ExpertSpec:
 
     @property
     def needs_teachers(self) -> bool:
-        return self.kind == "teachers"
+        """The loop reads the teacher ensemble: as the expert, or (oracle) for the initial pool's distillation
+        term and robust_least_confidence, as it always has. The other experts train the initial pool on gold."""
+        return self.kind in ("teachers", "oracle")
+
+    @property
+    def answers_in_state(self) -> bool:
+        """Its answers are kept in the loop's state (and checkpoint): they cost something to get again."""
+        return self.kind in ("llm", "openai", "human")
+
+    @property
+    def hard_labels(self) -> bool:
+        """Answers are one label per row (cross-entropy), not soft labels for the distillation term."""
+        return self.kind in ("oracle", "human")
 
     @property
     def is_file(self) -> bool:

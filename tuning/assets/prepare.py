@@ -21,6 +21,7 @@ from trainables.prepared import Prepared, TeacherOutputs
 from trainables.sampling import stratified_subset
 from trainables.teachers import TeacherSettings, prepare_teachers, run_in_process
 from tuning.assets import catalog as assets
+from tuning.assets.experts import expert_context
 from tuning.assets.settings import DEFAULT_TEACHERS, SMOKE_SETTINGS, DataSettings  # noqa: F401 (their old home)
 from tuning.assets.teacher_tasks import ray_runner
 
@@ -99,10 +100,12 @@ def prepare_teacher_ensemble(settings: DataSettings, data: TaskData, progress=pr
 
 
 def prepare(settings: DataSettings, need_teachers: bool, data: TaskData | None = None,
-            progress=print, start_ray: Callable[[], None] | None = None, teacher_threads: int | None = None
-            ) -> Prepared:
-    """start_ray, teacher_threads: see prepare_teacher_ensemble (teachers as Ray tasks, or here)."""
+            progress=print, start_ray: Callable[[], None] | None = None, teacher_threads: int | None = None,
+            expert: str = "teachers", human_folder: Path | str = "") -> Prepared:
+    """start_ray, teacher_threads: see prepare_teacher_ensemble (teachers as Ray tasks, or here). expert,
+    human_folder: an expert that reads text gets it (tuning/assets/experts.py); llm's model is fetched here."""
     data = data or load_data(settings, progress)
+    context = expert_context(expert, data, human_folder, progress)
     progress(f"data: {data.summary()}")
     student_location = resolve_model(settings.student, progress)
     student = make_blueprint(settings.student, student_location, data.task, data.num_labels)
@@ -112,4 +115,4 @@ def prepare(settings: DataSettings, need_teachers: bool, data: TaskData | None =
                   "student_location": student_location,
                   "split_sizes": {split: len(encoded[split]) for split in encoded}}  # for the model card
     return Prepared(data.name, data.task, data.label_names, encoded, student, teachers,
-                    settings.cpus_per_trial, provenance)
+                    settings.cpus_per_trial, provenance, context)

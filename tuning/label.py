@@ -1,0 +1,87 @@
+"""A person's answers back into a paused Expert-Loop, which then continues where it stopped.
+
+    expert-loop train --method active_loop --expert human --out runs/h   # round 1's queries: runs/h-queries/
+    expert-loop label --checkpoint runs/h --import answers.csv          # answers in; rounds go on to the next pause
+
+The answers file is the round's CSV with its `label` column filled in, or a Label Studio export (JSON or
+JSON-MIN) of the round's tasks. Every problem (a row not queried, a row without an answer, a label outside the
+label set) ends with one message and exit status 2 before anything is written; answers that pass are first
+stored in the checkpoint's state, so a run that fails afterwards never asks the person again."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing the project
+
+from trainables.atomic import write_text
+from trainables.checkpoint import TRIAL_STATE, read_run_config
+from trainables.config import TrialConfig
+from trainables.errors import UsageError
+from trainables.experts.spec import parse_expert
+from tuning.assets.settings import DataSettings
+from tuning.cli import Parser, main_guard
+
+
+def parse_args(argv=None):
+    parser = Parser(prog="tuning/label.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="the paused run's checkpoint folder (train.py's --out)")
+    parser.add_argument("--import", dest="answers", required=True, metavar="FILE",
+                        help="the answers: the round's CSV with 'label' filled in, or a Label Studio JSON export")
+    return parser.parse_args(argv)
+
+
+def paused_run(folder: Path) -> tuple[dict, dict]:
+    """(run_config.json, the loop's state) of a run waiting for a person; a UsageError otherwise."""
+    run_config = read_run_config(folder)
+    trial = run_config.get("trial", {})
+    if trial.get("method") != "active_loop" or parse_expert(str(trial.get("expert", ""))).kind != "human":
+        raise UsageError(f"{folder} is not an Expert-Loop run with --expert human")
+    path = folder / TRIAL_STATE
+    state = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if not state.get("pending"):
+        raise UsageError(f"{folder} waits for no answers (its last round is complete)")
+    return run_config, state
+
+
+def import_answers(folder: Path, answers_file: Path) -> tuple[dict, dict]:
+    """Check the answers against the pending rows and store them in the checkpoint's state (atomically)."""
+    import numpy as np  # noqa: PLC0415 (after the arguments are parsed)
+
+    from trainables.experts.human import read_answers  # noqa: PLC0415
+
+    run_config, state = paused_run(folder)
+    labels = read_answers(answers_file, run_config["label_names"], state["pending"])
+    one_hot = np.eye(len(run_config["label_names"]))[labels]
+    state["answers"] = {**state.get("answers", {}),
+                        **{str(row): probs.tolist() for row, probs in zip(state["pending"], one_hot, strict=True)}}
+    write_text(folder / TRIAL_STATE, json.dumps(state))
+    print(f"{len(labels)} answers imported into {folder}", flush=True)
+    return run_config, state
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    folder, answers_file = Path(args.checkpoint), Path(args.answers)
+    run_config, state = import_answers(folder, answers_file)
+    trial = TrialConfig.from_dict(run_config["trial"])
+    from trainables.checkpoint import load_weights  # noqa: PLC0415 (torch)
+    from trainables.models import build_model  # noqa: PLC0415
+    from tuning.assets.prepare import prepare  # noqa: PLC0415
+    from tuning.train import needs_teachers, queries_folder, train_into  # noqa: PLC0415
+
+    settings = DataSettings.from_dict(run_config["provenance"]["data"])
+    prepared = prepare(settings, need_teachers=needs_teachers(trial), expert=trial.expert,
+                       human_folder=queries_folder(folder))
+    if prepared.provenance["data_fingerprint"] != run_config["provenance"].get("data_fingerprint"):
+        raise UsageError(f"the data {settings.dataset} differ from those {folder} was trained on: its row ids would "
+                         "name other rows (the answers stay stored in its state)")
+    model = build_model(prepared.student, trial.seed)
+    load_weights(model, folder)
+    return train_into(folder, trial, prepared, resume=state, model=model, metrics=run_config.get("metrics"))
+
+
+if __name__ == "__main__":
+    main_guard(main)
