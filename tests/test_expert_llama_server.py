@@ -115,3 +115,29 @@ def test_a_server_that_dies_mid_round_keeps_what_was_answered(servers, smollm2_g
     answer = expert(revived.url, tmp_path).label([0, 1, 2, 3, 4])
     assert (answer.cost.cache_hits, answer.cost.calls) == (2, 3)
     np.testing.assert_allclose(answer.probs.sum(axis=1), 1)
+
+
+def test_train_py_runs_the_expert_loop_against_the_endpoint_and_never_pays_twice(servers, smollm2_gguf, tmp_path,
+                                                                                 monkeypatch):
+    """`train.py --method active_loop --expert openai --expert-url ... --expert-model ...` on the smoke data, as the
+    README shows it: each queried row is one paid call; the same run again reads every answer from the cache."""
+    import json  # noqa: PLC0415
+
+    from tuning import train  # noqa: PLC0415 (torch)
+
+    server = servers(smollm2_gguf)
+    monkeypatch.setenv("EXPERT_LOOP_CACHE", str(tmp_path / "cache"))
+    args = ["--method", "active_loop", "--smoke-test", "--expert", "openai", "--expert-url", server.url,
+            "--expert-model", "smollm2", "--expert-price", "0.5", "--set", "initial_pool_size=16",
+            "--set", "query_size=2", "--set", "max_iterations=1", "--set", "epochs=1", "--set", "bf16=false",
+            "--out", str(tmp_path / "run")]
+    metrics = []
+    for _ in range(2):
+        assert train.main(args) == 0
+        metrics.append(json.loads((tmp_path / "run" / "run_config.json").read_text())["metrics"])
+    first, second = metrics
+    assert (first["expert_calls"], first["expert_cache_hits"], first["expert_paid"]) == (2, 0, 1.0)
+    assert (second["expert_calls"], second["expert_cache_hits"], second["expert_paid"]) == (0, 2, 0.0)
+    assert first["expert_queries"] == 2 and first["expert_priced_cost"] == second["expert_priced_cost"] == 1.0
+    assert first["expert_tokens"] > 2 * 50  # llama.cpp's own token counts, summed
+    assert first["test_accuracy"] == second["test_accuracy"]  # the same answers train the same student

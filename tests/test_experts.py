@@ -81,7 +81,12 @@ def test_parse_expert_accepts(value, spec):
     parsed = parse_expert(value, llm_presets=("smollm2",))
     assert parsed == spec
     assert parse_expert(str(parsed)) == parsed  # str() gives back a value that parses to the same
-    assert parsed.arm_suffix == spec.kind and parsed.needs_teachers == (spec.kind == "teachers")
+    assert parsed.arm_suffix == spec.kind
+    # The loop reads the teachers with the ensemble or the oracle as its expert (the oracle's initial pool is
+    # distilled, as before); answers that cost are kept in its state; a person's and the oracle's are labels.
+    assert parsed.needs_teachers == (spec.kind in ("teachers", "oracle"))
+    assert parsed.answers_in_state == (spec.kind in ("llm", "openai", "human"))
+    assert parsed.hard_labels == (spec.kind in ("oracle", "human"))
 
 
 @pytest.mark.parametrize(("value", "message"), [

@@ -39,3 +39,37 @@ def test_smollm2_scores_every_subject_with_one_forward_pass_per_row(smollm2_mode
     assert answer.cost.calls == 2 and answer.cost.prompt_tokens > 2 * 100 and answer.cost.seconds > 0
     one_by_one = np.vstack([expert.label([row]).probs for row in (0, 1)])
     np.testing.assert_allclose(answer.probs, one_by_one, atol=1e-5)  # left padding changes nothing
+
+
+def test_the_loop_asks_smollm2_once_per_queried_row_and_reads_the_cache_after(smollm2_model, smollm2_gguf,
+                                                                             tmp_path_factory):
+    """--expert llm:<file> in the Expert-Loop (smoke data): the model is asked about each queried row once, its
+    answers are those of the model scored directly, and a second run reads every answer from the disk cache."""
+    import dataclasses  # noqa: PLC0415
+
+    from tests.conftest import smoke_prepared  # noqa: PLC0415
+    from trainables import metrics as m  # noqa: PLC0415
+    from trainables.config import TrialConfig  # noqa: PLC0415
+    from trainables.expert_loop import run_active_loop  # noqa: PLC0415
+    from trainables.experts.runtime import ExpertContext  # noqa: PLC0415
+    from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, load_data  # noqa: PLC0415
+
+    data = load_data(DataSettings(**SMOKE_SETTINGS), progress=lambda *a: None)
+    context = ExpertContext(data.train, gguf_file=str(smollm2_gguf), cache_folder=str(tmp_path_factory.mktemp("a")))
+    prepared = dataclasses.replace(smoke_prepared(tmp_path_factory, need_teachers=False), expert_context=context)
+    trial = TrialConfig(method="active_loop", learning_rate=5e-3, batch_size=8, epochs=1, initial_pool_size=16,
+                        query_size=3, max_iterations=1, bf16=False, expert=f"llm:{smollm2_gguf}", expert_price=0.5)
+    runs = []
+    for _ in range(2):
+        reports = []
+        run_active_loop(trial, prepared, lambda metrics, model, state, out=reports: out.append((metrics, state)))
+        runs.append(reports[-1])
+    (first, state), (second, state_again) = runs
+    assert (first[m.EXPERT_CALLS], first[m.EXPERT_CACHE_HITS], first[m.EXPERT_PAID]) == (3, 0, 1.5)
+    assert (second[m.EXPERT_CALLS], second[m.EXPERT_CACHE_HITS], second[m.EXPERT_PAID]) == (0, 3, 0)
+    assert first[m.EXPERT_PRICED_COST] == second[m.EXPERT_PRICED_COST] == 1.5  # the labels are worth the same
+    assert first[m.EXPERT_TOKENS] > 3 * 20 and state_again["answers"] == state["answers"]
+    model, tokenizer = smollm2_model
+    direct = LocalLLMExpert(LabelScorer(model, tokenizer, data.label_names), data.train,
+                            PromptBuilder(data.label_names), "direct").label(state["queried"])
+    np.testing.assert_allclose([state["answers"][str(r)] for r in state["queried"]], direct.probs, atol=1e-5)

@@ -21,10 +21,12 @@ from tuning.cli import (
     DEFAULT_STORAGE,
     Parser,
     add_data_arguments,
+    add_expert_arguments,
     add_verbose_argument,
     check_name,
     closing_hints,
     data_settings,
+    expert_assignments,
     main_guard,
     parse_assignments,
     parse_with_explicit,
@@ -67,6 +69,7 @@ def parse_args(argv=None):
     parser.add_argument("--grace-period", type=int, default=1, help="epochs/rounds before ASHA may stop a trial")
     parser.add_argument("--max-failures", type=int, default=0, help="retries of a failed trial from its checkpoint")
     parser.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
+    add_expert_arguments(parser, human=False)
     add_verbose_argument(parser)
     add_tracker_arguments(parser, "sweep")
     add_data_arguments(parser)
@@ -84,6 +87,9 @@ def main(argv=None) -> int:
             raise UsageError("--resume needs --name (the experiment to continue)")
         check_name(args.name)  # the same names as on creation: nothing outside --storage-path
         refuse_on_resume(args)  # a restored sweep logs where it did (its callbacks are saved with it)
+        if expert_assignments(args, allow_human=False):
+            raise UsageError("--expert and its settings cannot change on --resume: the sweep keeps the expert it "
+                             "started with")
         return resume(args)
     return new_sweep(args)
 
@@ -118,7 +124,7 @@ def new_sweep(args) -> int:
     name = check_name(args.name or default_name(args.method))
     tracking = tracking_settings(args, name, args.storage_path)
     overrides = read_space_file(args.space) if args.space else {}
-    fixed = parse_assignments(args.fix, "--fix")
+    fixed = {**parse_assignments(args.fix, "--fix"), **expert_assignments(args, allow_human=False)}
     spaces = {method: build_space(method, args.smoke_test, overrides, fixed) for method in methods}
     for space in spaces.values():
         replicate_seeds(space, num_samples)  # every setting fixed, the seed too: refused here, not in Ray

@@ -13,6 +13,7 @@ from ray import tune
 from trainables import metrics as m
 from trainables.atomic import write_text
 from trainables.errors import UsageError
+from trainables.experts.spec import parse_expert
 from trainables.functions import student_trial
 from trainables.prepared import Prepared
 from tuning.assets.prepare import DataSettings, load_data, prepare, teacher_rows
@@ -51,8 +52,10 @@ def prepare_once(settings: DataSettings, methods: list[str], spaces: dict, sessi
     start it and run as Ray tasks."""
     data = load_data(settings)
     check_sizes(spaces, settings, data)
-    need_teachers = any(method != "supervised" for method in methods)
-    return prepare(settings, need_teachers, data, start_ray=session.start if session is not None else None)
+    expert = str(spaces.get("active_loop", {}).get("expert", "teachers"))
+    need_teachers = "kd" in methods or ("active_loop" in methods and parse_expert(expert).needs_teachers)
+    return prepare(settings, need_teachers, data, start_ray=session.start if session is not None else None,
+                   expert=expert)
 
 
 def check_sizes(spaces: dict, settings: DataSettings, data) -> None:
@@ -140,7 +143,8 @@ def resume_sweep(root: Path, session: RaySession, retry_errored: bool, verbose: 
     records = [json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8")) for folder in folders]
     settings = DataSettings.from_dict(records[0]["data"])
     methods = [record["sweep"]["method"] for record in records]
-    prepared = prepare_once(settings, methods, {}, session)
+    prepared = prepare_once(settings, methods, {record["sweep"]["method"]: record["space"] for record in records},
+                            session)
     results = {}
     with session:
         for folder, record in zip(folders, records, strict=True):

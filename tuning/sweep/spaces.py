@@ -51,6 +51,10 @@ def read_space_file(path: str | Path) -> dict:
     return loaded
 
 
+EXPERT_FIELDS = ("expert", "expert_url", "expert_model", "expert_price")  # checked together: openai needs two
+TEACHERS_ONLY_STRATEGIES = ("robust_least_confidence",)  # reads the teachers' outputs (trainables/query.py)
+
+
 def build_space(method: str, smoke: bool, overrides: dict | None = None, fixed: dict | None = None) -> dict:
     """The checked space as data: {name: distribution dict or fixed value}, including `method`."""
     space = base_space(method, smoke)
@@ -60,14 +64,41 @@ def build_space(method: str, smoke: bool, overrides: dict | None = None, fixed: 
     unknown = sorted(set(space) - known)
     if unknown:
         raise UsageError(f"unknown search-space parameter(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    expert = expert_settings(space)
+    if method == "active_loop":
+        _drop_teacher_strategies(space, expert.get("expert", "teachers"), explicit=overrides or {})
     for name, entry in space.items():
-        _check_entry(method, name, entry)
+        _check_entry(method, name, entry, expert)
     return {"method": method, **space}
 
 
-def _check_entry(method: str, name: str, entry) -> None:
+def expert_settings(space: dict) -> dict:
+    """The expert fields of a space. The expert is an experimental factor, never a searched setting (every trial
+    of a sweep is labelled by the same expert): a distribution over experts is refused."""
+    if isinstance(space.get("expert"), dict):
+        raise UsageError("expert is fixed for a whole sweep (--expert), not searched: compare experts as sweeps or "
+                         "study arms, each at its own cost")
+    return {name: space[name] for name in EXPERT_FIELDS if name in space and not isinstance(space[name], dict)}
+
+
+def _drop_teacher_strategies(space: dict, expert: str, explicit: dict) -> None:
+    """With an expert other than the teachers (or the oracle, which has them too), the default strategy choice
+    loses the strategies that read the teachers, said once; a --space that names one is refused by the check."""
+    from trainables.experts.spec import parse_expert  # noqa: PLC0415
+
+    entry = space.get("strategy")
+    if parse_expert(str(expert)).needs_teachers or "strategy" in explicit or not isinstance(entry, dict):
+        return
+    values = [v for v in entry.get("values", []) if v not in TEACHERS_ONLY_STRATEGIES]
+    if len(values) < len(entry.get("values", [])):
+        print(f"strategies searched with --expert {expert}: {', '.join(values)} "
+              f"({', '.join(TEACHERS_ONLY_STRATEGIES)} reads the teachers, which this sweep does not have)", flush=True)
+        space["strategy"] = {**entry, "values": values}
+
+
+def _check_entry(method: str, name: str, entry, expert: dict) -> None:
     for value in _endpoints(name, entry):
-        TrialConfig.from_dict({"method": method, name: value})  # raises UsageError with the reason
+        TrialConfig.from_dict({"method": method, **expert, name: value})  # raises UsageError with the reason
 
 
 def _endpoints(name: str, entry) -> list:
