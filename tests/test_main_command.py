@@ -35,7 +35,7 @@ def test_no_command_or_an_unknown_one_exits_2():
     assert expert_loop().returncode == 2
     result = expert_loop("sweep")
     assert result.returncode == 2 and result.stderr.strip() == (
-        "error: unknown command 'sweep' (choose from run, study, analyze, train, evaluate, fetch-assets)")
+        "error: unknown command 'sweep' (choose from run, study, analyze, train, label, evaluate, fetch-assets)")
 
 
 def test_a_subcommand_takes_its_script_flags_and_errors(tmp_path, session_cache):
