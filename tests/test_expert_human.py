@@ -5,8 +5,8 @@ outside the label set.
 Label Studio's side is checked against its documented formats (task import: a list of {"data", "predictions"};
 JSON export: tasks with "annotations" whose "result" holds {"from_name", "to_name", "type": "choices", "value":
 {"choices": [...]}}; JSON-MIN: one flat record per annotation, a single choice written as its string), as its
-SDK's converter (label_studio_sdk/converter, 2.1.2) reads and writes them. The SDK itself is not installed for
-the tests: it pulls some thirty packages (opencv, nltk, black, ...) and would move numpy back to 2.2."""
+SDK's converter (label_studio_sdk/converter, 2.1.2) reads and writes them. The SDK itself checks them in
+tests/test_label_studio_sdk.py, in an environment of its own (it pulls some thirty packages and needs numpy 2.2)."""
 
 import csv
 import json

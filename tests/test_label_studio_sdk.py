@@ -4,8 +4,8 @@ exports, like its JSON export, are read back by trainables/experts/human.py to t
 
 The SDK is installed from PyPI into a folder of the session (some 30 s and 490 MB: it pulls opencv and nltk and
 needs numpy 2.2, not ours), and runs in a process of its own whose path puts that folder first
-(tests/label_studio_check.py). A Label Studio server is not started: the app (Django, a database) does not start
-within the suite's time on two cores."""
+(tests/label_studio_check.py). A Label Studio server is not tried: the app (Django with a database, a much larger
+install) is not part of the suite."""
 
 import json
 import subprocess
