@@ -91,22 +91,24 @@ class CachedLocalLLM:
         if not gguf_file.is_file():
             raise UsageError(f"expert {name}: the model file {gguf_file} does not exist")
         self.gguf_file, self.examples, self.prompts, self.cache, self.name = gguf_file, examples, prompts, cache, name
-        self.url = LOCAL_URL + file_sha256(gguf_file)
+        # Keyed by the file's content, not by its name (llm:smollm2 or a path): the same model, the same answers.
+        self.url, self.model = LOCAL_URL + file_sha256(gguf_file), gguf_file.name
         self._expert = None
 
     def label(self, rows) -> ExpertAnswer:
         rows = as_rows(rows)
         started = time.perf_counter()
-        keys = [cache_key(self.url, self.name, self.prompts.message(self.examples, int(r))) for r in rows]
+        keys = [cache_key(self.url, self.model, self.prompts.message(self.examples, int(r))) for r in rows]
         found = {k: r for k in set(keys) if (r := self.cache.get(k)) is not None}
         missing = sorted({int(r) for k, r in zip(keys, rows, strict=True) if k not in found})
         cost = Cost(cache_hits=len(rows) - sum(1 for k in keys if k not in found))
         if missing:
             answer = self._model().label(missing)
             for row, probs in zip(missing, answer.probs, strict=True):
-                key = cache_key(self.url, self.name, self.prompts.message(self.examples, row))
+                message = self.prompts.message(self.examples, row)
+                key = cache_key(self.url, self.model, message)
                 found[key] = {"probs": probs.tolist()}
-                self.cache.put(key, self.url, self.name, self.prompts.message(self.examples, row), found[key])
+                self.cache.put(key, self.url, self.model, message, found[key])
             cost = cost + answer.cost
         probs = np.array([found[k]["probs"] for k in keys], dtype=np.float64).reshape(len(rows), -1)
         return ExpertAnswer(probs, Cost(**{**cost.to_dict(), "seconds": time.perf_counter() - started}))
