@@ -325,7 +325,10 @@ def test_the_report_says_it_plainly(made_up, tmp_path):
     assert ("prices gold=1, expert=0.1, read=0.01 in gold labels; the teachers' 40 gold labels shown, not charged"
             in report)
     assert "use expert:margin at budget 20 (test accuracy 0.775)" in report
-    assert "| supervised | 20 | 2 | 0 | 0 | 0 | 20 | - |" in report  # cost table at the largest budget
+    # cost table at the largest budget: arm, its expert, gold, of which selection, sunk, expert labels, reads,
+    # priced cost, expert label accuracy, a named expert's calls (none here)
+    assert "| supervised | - | 20 | 2 | 0 | 0 | 0 | 20 | - | - |" in report
+    assert "| expert:margin | teachers | " in report
     assert "0.775 [" in report and "median 0.850" in report
 
 

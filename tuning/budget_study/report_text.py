@@ -319,7 +319,7 @@ def cost_table(summary: dict) -> list[str]:
     charged = "charged" if summary.get("charge_sunk") else "not charged"
     return _table(["arm", "expert", "gold labels (training + model selection)", "of which model selection",
                    f"teacher gold (sunk, {charged})", "expert labels", "expert reads", "priced cost",
-                   "expert label accuracy", "named expert: calls + cache hits, seconds",
+                   "expert label accuracy", "named expert, whole curve: calls + cache hits, seconds",
                    "CPU seconds (all points, all seeds)"], rows)
 
 

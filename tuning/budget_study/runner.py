@@ -125,6 +125,10 @@ def _announce(plan: dict, prepared, folder: Path) -> None:
           f"{template['initial']}, student pool {len(candidate_rows(prepared))}", flush=True)
     print(f"each point {describe_stopping(template)}", flush=True)
     print(f"arms: {', '.join(plan['arms'])}", flush=True)
+    named = sorted({arm.expert for arm in plan_arms(plan) if arm.answers_in_state})
+    if named:
+        print(f"named experts: {', '.join(named)}; teachers "
+              f"{'prepared' if needs_teachers(plan) else 'not prepared (no arm asks them)'}", flush=True)
     chosen = template["recipe"]["bf16"]
     shown = precision.choice().describe() if chosen == precision.AUTO else f"forced bf16={chosen}"
     print(f"students' precision here: {shown}; each trial worker decides again where it runs", flush=True)
