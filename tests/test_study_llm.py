@@ -198,3 +198,17 @@ def test_a_study_with_an_llm_arm_end_to_end(tmp_path, session_cache, smollm2_ggu
     cached = pd.read_csv(tmp_path / "t" / "study.csv").set_index(["arm", "budget"]).loc[("expert:margin@llm", 16)]
     assert (cached[m.EXPERT_CALLS], cached[m.EXPERT_CACHE_HITS]) == (0, 8)
     assert cached[m.EXPERT_LABEL_ACCURACY] == llm[m.EXPERT_LABEL_ACCURACY]
+
+
+def test_teachers_are_prepared_unless_named_experts_stand_in_for_them():
+    from tuning.budget_study.runner import needs_teachers, text_expert  # noqa: PLC0415 (Ray)
+
+    def plan(*arms, **template):
+        return {"arms": list(arms), "template": template}
+
+    assert needs_teachers(plan("supervised", "expert:margin@llm", "expert:margin"))
+    assert not needs_teachers(plan("supervised", "expert:margin@llm"))
+    assert needs_teachers(plan("supervised", "oracle:margin"))  # as before named experts: the pool stays the same
+    assert text_expert(plan("expert:margin@llm", "expert:margin@openai", llm="x.gguf")) == "llm:x.gguf"
+    assert text_expert(plan("expert:margin@openai")) == "openai"
+    assert text_expert(plan("supervised", "expert:margin")) == "teachers"

@@ -87,8 +87,12 @@ def plan_arms(plan: dict) -> list:
 
 
 def needs_teachers(plan: dict) -> bool:
-    """Teachers are fine-tuned (or read from the cache) only for a study with an arm that asks them."""
-    return any(arm.needs_teachers for arm in plan_arms(plan))
+    """Whether the teachers are fine-tuned (or read from the cache). Not for a study whose named experts (@llm,
+    @openai) stand in for them and no arm asks them. Every other study prepares them as it always has, since
+    their share of the training split is out of the student's pool: a study made before named experts (or one
+    of supervised and oracle arms) keeps its pool when resumed."""
+    arms = plan_arms(plan)
+    return any(arm.needs_teachers for arm in arms) or not any(arm.answers_in_state for arm in arms)
 
 
 def text_expert(plan: dict) -> str:
