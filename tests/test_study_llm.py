@@ -171,14 +171,16 @@ def test_an_llm_arms_expert_rows_are_distilled_from_log_p_and_its_gold_rows_by_c
 
 
 @pytest.mark.slow
-def test_a_study_with_an_llm_arm_end_to_end(tmp_path, session_cache, smollm2_gguf):
+def test_a_study_with_an_llm_arm_end_to_end(tmp_path, smollm2_gguf):
     """The driver prepares the LLM's context, the @llm arm's points carry what its answers cost and its labels'
     accuracy, and the report names the expert and prices its labels at llm=0.01; a second study reads the
     answers back from the cache."""
+    # An asset cache of its own, so that the answer cache starts cold whatever ran before; the GGUF by its path.
+    cache = tmp_path / "cache"
     common = ("--smoke-test", "--storage-path", str(tmp_path), "--seeds", "1", "--budgets", "8,16",
-              "--llm", str(smollm2_gguf))  # by path: a cache key no other test has used, so cold
+              "--llm", str(smollm2_gguf))
     result = run_cli("study.py", *common, "--name", "s", "--arms", "expert:margin,expert:margin@llm",
-                     "--prices", "gold=1,expert=0.1,llm=0.01", cache=session_cache)
+                     "--prices", "gold=1,expert=0.1,llm=0.01", cache=cache)
     assert result.returncode == 0, result.stderr[-3000:]
     frame = pd.read_csv(tmp_path / "s" / "study.csv").set_index(["arm", "budget"])
     llm = frame.loc[("expert:margin@llm", 16)]
@@ -192,8 +194,7 @@ def test_a_study_with_an_llm_arm_end_to_end(tmp_path, session_cache, smollm2_ggu
     report = (tmp_path / "s" / "report.md").read_text()
     assert f"| expert:margin@llm | llm:{smollm2_gguf} |" in report and "named experts: llm:" in report
     # The same arms: a study without a teacher arm prepares no teachers, and its pool is the whole training split.
-    second = run_cli("study.py", *common, "--name", "t", "--arms", "expert:margin,expert:margin@llm",
-                     cache=session_cache)
+    second = run_cli("study.py", *common, "--name", "t", "--arms", "expert:margin,expert:margin@llm", cache=cache)
     assert second.returncode == 0, second.stderr[-3000:]
     cached = pd.read_csv(tmp_path / "t" / "study.csv").set_index(["arm", "budget"]).loc[("expert:margin@llm", 16)]
     assert (cached[m.EXPERT_CALLS], cached[m.EXPERT_CACHE_HITS]) == (0, 8)
