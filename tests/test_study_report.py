@@ -122,9 +122,12 @@ def test_class_recall_and_query_shares_by_hand():
 # ---------------------------------------------------------------- costs, by hand
 
 def test_parse_prices():
-    assert costs.parse_prices("gold=1,expert=0.1,read=0.01") == {"gold": 1.0, "expert": 0.1, "read": 0.01}
-    assert costs.parse_prices(None) == costs.parse_prices("") == {"gold": 1.0, "expert": 1.0, "read": 1.0}
-    assert costs.parse_prices(" expert = 0.2 ") == {"gold": 1.0, "expert": 0.2, "read": 0.2}  # read follows
+    # read, llm and openai follow the expert's price unless given
+    assert costs.parse_prices("gold=1,expert=0.1,read=0.01") == {"gold": 1.0, "expert": 0.1, "read": 0.01,
+                                                                 "llm": 0.1, "openai": 0.1}
+    assert costs.parse_prices(None) == costs.parse_prices("") == dict.fromkeys(costs.PRICE_NAMES, 1.0)
+    assert costs.parse_prices(" expert = 0.2 ") == {"gold": 1.0, **dict.fromkeys(("expert", "read", "llm", "openai"),
+                                                                                0.2)}
 
 
 @pytest.mark.parametrize("text, message", [
@@ -322,7 +325,10 @@ def test_the_report_says_it_plainly(made_up, tmp_path):
     assert ("prices gold=1, expert=0.1, read=0.01 in gold labels; the teachers' 40 gold labels shown, not charged"
             in report)
     assert "use expert:margin at budget 20 (test accuracy 0.775)" in report
-    assert "| supervised | 20 | 2 | 0 | 0 | 0 | 20 | - |" in report  # cost table at the largest budget
+    # cost table at the largest budget: arm, its expert, gold, of which selection, sunk, expert labels, reads,
+    # priced cost, expert label accuracy, a named expert's calls (none here)
+    assert "| supervised | - | 20 | 2 | 0 | 0 | 0 | 20 | - | - |" in report
+    assert "| expert:margin | teachers | " in report
     assert "0.775 [" in report and "median 0.850" in report
 
 

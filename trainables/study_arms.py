@@ -7,6 +7,10 @@ from the same initialisation and sees batches in the same order, so arms are pai
 - `supervised`:        B gold labels, drawn uniformly (nested: budget B extends budget B' < B);
 - `oracle:<strategy>`: classic active learning; the queried rows get their gold label;
 - `expert:<strategy>`: the Expert-Loop; the queried rows get the teacher ensemble's soft labels;
+- `expert:<strategy>@llm`, `@openai`: the same loop with a named expert, the study's language model (--llm) or an
+  OpenAI-compatible endpoint: the queried rows get its answers, kept in the trial's state (a resumed trial
+  never asks twice) and distilled from log(p) as the Expert-Loop does (expert_loop.answered_training_set);
+  no teacher is read, so the arm carries no sunk gold; its points report what the answers cost;
 - `kd_all`:            one point: the initial gold pool plus teacher labels for every other pool row
   (where `expert:random`'s curve ends when its budget is the whole pool);
 - `full:supervised`, `full:kd`: reference points, every pool row gold-labelled (kd: teachers mixed in
@@ -36,7 +40,18 @@ from trainables import metrics as m
 from trainables.config import TrialConfig
 from trainables.early_stopping import BestEpoch, LastEpoch, hold_out, selection_score
 from trainables.encode import EncodedSplit
-from trainables.expert_loop import HIDDEN, LoopState, candidate_rows, expert_accuracy, expert_loop_loss, query
+from trainables.expert_loop import (
+    HIDDEN,
+    LoopState,
+    answered_training_set,
+    ask_expert,
+    candidate_rows,
+    expert_accuracy,
+    expert_cost_metrics,
+    expert_loop_loss,
+    query,
+)
+from trainables.experts.runtime import build_expert
 from trainables.loop import TrainingSet, predict_logits, train
 from trainables.losses import cross_entropy_loss, kd_loss
 from trainables.methods import loop_settings
@@ -88,9 +103,12 @@ def point_rows(arm: Arm, state: LoopState, order: list[int], budget: int) -> tup
     return list(state.labelled), list(state.queried)
 
 
-def training_set(arm: Arm, prepared: Prepared, gold: list[int], expert: list[int]) -> TrainingSet:
+def training_set(arm: Arm, recipe: TrialConfig, prepared: Prepared, gold: list[int], expert: list[int],
+                 answers: dict[str, list[float]]) -> TrainingSet:
     """Gold rows with their labels (and, for full:kd, the teachers' too); expert rows with the
-    teachers' logits and a hidden label."""
+    teachers' logits (a named expert: its answers, as the Expert-Loop reads them) and a hidden label."""
+    if arm.answers_in_state:
+        return answered_training_set(recipe, prepared, LoopState(0, gold, expert, [], answers=answers))
     train_split = prepared.encoded["train"]
     rows = np.array(gold + expert, dtype=np.int64)
     has_gold = np.array([True] * len(gold) + [False] * len(expert))
@@ -105,6 +123,8 @@ def training_set(arm: Arm, prepared: Prepared, gold: list[int], expert: list[int
 
 
 def loss_for(arm: Arm, recipe: TrialConfig):
+    if arm.answers_in_state:  # gold rows cross-entropy, the expert's answers distilled at the recipe's T
+        return expert_loop_loss(recipe)
     if not arm.needs_teachers:
         return lambda logits, batch: cross_entropy_loss(logits, None, batch["labels"], 1.0, 0.0)
     if arm.name == "full:kd":
@@ -156,14 +176,14 @@ def run_study_arm(study: StudySettings, prepared: Prepared, report: Reporter,
     """Train one fresh student per budget and report one point per budget. `resume` (the state of the
     last report) with `model` (its student, for query arms) continues an interrupted trial."""
     study = dataclasses.replace(study, recipe=study.recipe.decided())
-    arm = parse_arm(study.arm)
+    arm = parse_arm(study.arm, study.llm)
     labelled, order = initial_and_order(study, prepared)
     budgets = point_budgets(arm, study, len(labelled) + len(order))
     state = LoopState(**resume["loop"]) if resume else LoopState(0, labelled, [], sorted(order))
     done = resume["points_done"] if resume else 0
     reads = resume.get(m.EXPERT_READS, 0) if resume else 0
-    recipe = dataclasses.replace(study.recipe, seed=study.seed, expert="teachers" if arm.kind != "oracle"
-                                 else "oracle", strategy=arm.strategy if arm.queries else study.recipe.strategy)
+    recipe = arm_recipe(arm, study)
+    expert = build_expert(recipe, prepared) if arm.answers_in_state else None
     extra_seconds = 0.0
     if arm.queries and "probs" in needs(arm.strategy) and model is None \
             and len(state.labelled) + len(state.queried) < budgets[done]:
@@ -171,36 +191,56 @@ def run_study_arm(study: StudySettings, prepared: Prepared, report: Reporter,
         # curve) picks the first queries (plain random reads no student). Its time is counted in the first
         # point's seconds.
         started = time.perf_counter()
-        model, _ = _train_point(arm, study, recipe, prepared, list(state.labelled), [], len(state.labelled), None)
+        model, _ = _train_point(arm, study, recipe, prepared, list(state.labelled), [], len(state.labelled), None, {})
         extra_seconds = time.perf_counter() - started
     for index in range(done, len(budgets)):
         budget = budgets[index]
         started = time.perf_counter() - extra_seconds
         new, scored = _grow(arm, recipe, prepared, state, model, budget, order)
         reads += scored
-        gold, expert = point_rows(arm, state, order, budget)
-        model, fit = _train_point(arm, study, recipe, prepared, gold, expert, budget, model)
+        _ask(expert, model, recipe, prepared, state, new, index)
+        gold, from_expert = point_rows(arm, state, order, budget)
+        model, fit = _train_point(arm, study, recipe, prepared, gold, from_expert, budget, model, state.answers)
         seconds, extra_seconds = time.perf_counter() - started, 0.0
         state.round = index
-        metrics = point_metrics(arm, recipe, prepared, model, budget, gold, expert, new)
+        metrics = point_metrics(arm, recipe, prepared, model, budget, gold, from_expert, new, state)
         metrics.update({m.TRAIN_SECONDS: seconds, m.EXPERT_READS: reads, m.ROUND: index,
                         **fit.metrics(study.selection)})
         if study.selection == "validation":
             metrics[GOLD_LABELS] += fit.selection_gold  # the validation split chose this point: counted
         if arm.queries:
-            metrics[QUERY_LOG] = json.dumps(query_record(prepared, new))
+            metrics[QUERY_LOG] = json.dumps(query_record(prepared, new, state))
         report(metrics, model if arm.queries or study.warm_start else None,
                {"loop": dataclasses.asdict(state), "points_done": index + 1, m.EXPERT_READS: reads})
 
 
+def _ask(expert, model, recipe: TrialConfig, prepared: Prepared, state: LoopState, new: list[int], index: int) -> None:
+    """A named expert's answers for this point's new rows, kept in the state with their summed cost, as the
+    Expert-Loop keeps a round's (the teachers' logits need no asking: they are in `prepared`)."""
+    if expert is None or not new:
+        return
+    state.pending = list(new)
+    ask_expert(expert, model, recipe, prepared, state, index)
+    state.pending = []
+
+
+def arm_recipe(arm: Arm, study: StudySettings) -> TrialConfig:
+    """The study's recipe at the trial's seed, with the arm's strategy and expert (a named expert's endpoint)."""
+    recipe = study.recipe
+    expert = arm.expert if arm.answers_in_state else "oracle" if arm.kind == "oracle" else "teachers"
+    endpoint = {"expert_url": study.expert_url, "expert_model": study.expert_model} if expert == "openai" else {}
+    return dataclasses.replace(recipe, seed=study.seed, expert=expert,
+                               strategy=arm.strategy if arm.queries else recipe.strategy, **endpoint)
+
+
 def _train_point(arm: Arm, study: StudySettings, recipe: TrialConfig, prepared: Prepared, gold: list[int],
-                 expert: list[int], budget: int, previous) -> tuple[torch.nn.Module, PointFit]:
+                 expert: list[int], budget: int, previous, answers: dict) -> tuple[torch.nn.Module, PointFit]:
     """A student trained on these rows (minus a held-out selection share, if that selects) to the cap, or
     to a plateau of its selection score with the best epoch's weights kept. Fresh from the seed's
     initialisation, or (warm start) the previous point's student continued."""
     model = previous if study.warm_start and previous is not None else build_model(prepared.student, study.seed)
-    chosen = _selection(study, prepared, gold, expert, budget)
-    data = training_set(arm, prepared, chosen.train_gold, chosen.train_expert)
+    chosen = _selection(study, prepared, gold, expert, budget, answers)
+    data = training_set(arm, recipe, prepared, chosen.train_gold, chosen.train_expert, answers)
     steps_per_epoch = math.ceil(len(data) / recipe.batch_size)
     cap, patience = study.stopping.epochs(steps_per_epoch)
     keeper = LastEpoch() if chosen.split is None else BestEpoch(patience)
@@ -234,13 +274,14 @@ class Selection:
     expert: int = 0  # expert labels that only select the model
 
 
-def _selection(study: StudySettings, prepared: Prepared, gold: list[int], expert: list[int], budget: int) -> Selection:
+def _selection(study: StudySettings, prepared: Prepared, gold: list[int], expert: list[int], budget: int,
+               answers: dict) -> Selection:
     if study.selection == "last":
         return Selection(gold, expert)
     if study.selection == "validation":
         split = prepared.encoded["validation"]
         return Selection(gold, expert, split, np.arange(len(split)), split.labels, gold=len(split))
-    targets = known_labels(prepared, gold, expert)
+    targets = known_labels(prepared, gold, expert, answers)
     held = hold_out(targets, study.selection_share, seed=study.seed * 100_003 + budget)
     rows = np.array(gold + expert, dtype=np.int64)
     is_gold = np.arange(len(rows)) < len(gold)
@@ -249,13 +290,19 @@ def _selection(study: StudySettings, prepared: Prepared, gold: list[int], expert
                      gold=int((held & is_gold).sum()), expert=int((held & ~is_gold).sum()))
 
 
-def known_labels(prepared: Prepared, gold: list[int], expert: list[int]) -> np.ndarray:
-    """The label the point holds for each row: gold where it has gold, the expert ensemble's otherwise."""
+def known_labels(prepared: Prepared, gold: list[int], expert: list[int], answers: dict) -> np.ndarray:
+    """The label the point holds for each row: gold where it has gold, the expert's otherwise."""
     gold_labels = prepared.encoded["train"].labels[np.array(gold, dtype=np.int64)]
     if not expert:
         return gold_labels
-    ensemble = prepared.teachers.ensemble_probs("train")[np.array(expert, dtype=np.int64)].argmax(axis=1)
-    return np.concatenate([gold_labels, ensemble])
+    return np.concatenate([gold_labels, expert_probs(prepared, expert, answers).argmax(axis=1)])
+
+
+def expert_probs(prepared: Prepared, rows: list[int], answers: dict) -> np.ndarray:
+    """(rows, classes): a named expert's answers where the state holds them, else the teacher ensemble's."""
+    if answers:
+        return np.array([answers[str(r)] for r in rows], dtype=np.float64).reshape(len(rows), prepared.num_labels)
+    return prepared.teachers.ensemble_probs("train")[np.array(rows, dtype=np.int64)]
 
 
 def _grow(arm: Arm, recipe: TrialConfig, prepared: Prepared, state: LoopState, model,
@@ -280,18 +327,18 @@ def _grow(arm: Arm, recipe: TrialConfig, prepared: Prepared, state: LoopState, m
     return new, scored if arm.strategy in READS_EXPERT else 0
 
 
-def query_record(prepared: Prepared, new: list[int]) -> dict:
-    """This point's queried rows in query order, with their (hidden) gold label, the expert ensemble's
-    label and its entropy in nats: for queries.csv, the record only (no choice reads it)."""
+def query_record(prepared: Prepared, new: list[int], state: LoopState) -> dict:
+    """This point's queried rows in query order, with their (hidden) gold label, the expert's label (the
+    ensemble's, or a named expert's answer) and its entropy in nats: for queries.csv, the record only."""
     rows = np.array(new, dtype=np.int64)
-    probs = prepared.teachers.ensemble_probs("train")[rows]
+    probs = expert_probs(prepared, new, state.answers)
     entropy = -(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=1)
     return {"row": rows.tolist(), "gold_label": prepared.encoded["train"].labels[rows].tolist(),
             "expert_label": probs.argmax(axis=1).tolist(), "expert_entropy": [round(float(e), 6) for e in entropy]}
 
 
 def point_metrics(arm: Arm, recipe: TrialConfig, prepared: Prepared, model, budget: int,
-                  gold: list[int], expert: list[int], new: list[int]) -> dict:
+                  gold: list[int], expert: list[int], new: list[int], state: LoopState) -> dict:
     validation_logits = predict_logits(model, prepared.encoded["validation"], bf16=recipe.bf16)
     val = classification_metrics(validation_logits, prepared.encoded["validation"].labels, prepared.num_labels)
     test_logits = predict_logits(model, prepared.encoded["test"], bf16=recipe.bf16)
@@ -307,8 +354,10 @@ def point_metrics(arm: Arm, recipe: TrialConfig, prepared: Prepared, model, budg
         m.LABELS_USED: len(gold),
         m.TEACHER_LABELS: prepared.teachers.teacher_labels if arm.needs_teachers else 0,  # the arm needs them
         VALIDATION_LABELS: len(prepared.encoded["validation"]),
-        m.EXPERT_LABEL_ACCURACY: expert_accuracy(prepared, expert) if expert else math.nan,
-        "expert_label_accuracy_new": expert_accuracy(prepared, new) if arm.kind == "expert" else math.nan,
+        # The expert's own labels: a named expert's answers (in the state), else the teacher ensemble's.
+        m.EXPERT_LABEL_ACCURACY: expert_accuracy(prepared, expert, state) if expert else math.nan,
+        "expert_label_accuracy_new": expert_accuracy(prepared, new, state) if arm.kind == "expert" else math.nan,
+        **(expert_cost_metrics(recipe, state) if arm.answers_in_state else {}),
         TEST_PREDICTIONS: encode_predictions(test_logits.argmax(axis=1)),
         STOP_PREDICTIONS: encode_predictions(check.predictions), STOP_UNCERTAINTY: check.uncertainty,
     }

@@ -11,10 +11,14 @@ import numpy as np
 
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
-from trainables.query import STRATEGIES
+from trainables.query import READS_EXPERT, STRATEGIES
 
 KINDS = ("supervised", "kd_all", "oracle", "expert", "full")
 FULL_ARMS = ("full:supervised", "full:kd")
+# Experts an arm may name after '@' (expert:margin@llm): those that answer from the rows' text at a cost.
+# A person (human) is not among them: a round of theirs pauses the run, which a grid of trials cannot wait for.
+NAMED_EXPERTS = ("llm", "openai")
+DEFAULT_LLM = "smollm2"  # the catalogue's small local model: offline, no key
 # Columns of a study's reports and study.csv (here, not beside the training code, so that the report
 # reads them without importing torch).
 BUDGET = "budget"
@@ -59,6 +63,9 @@ class Arm:
     name: str
     kind: str  # one of KINDS
     strategy: str | None = None  # oracle / expert: the query strategy; full: "supervised" or "kd"
+    # Who labels the rows the arm does not hold gold for, as --expert names it: "teachers" (expert:<strategy>,
+    # kd_all, full:kd), "llm:<preset or file>" (@llm), "openai" (@openai), "oracle", or "" (gold only).
+    expert: str = ""
 
     @property
     def queries(self) -> bool:
@@ -71,19 +78,47 @@ class Arm:
 
     @property
     def needs_teachers(self) -> bool:
-        return self.kind in ("expert", "kd_all") or self.name == "full:kd"
+        return self.expert == "teachers"
+
+    @property
+    def answers_in_state(self) -> bool:
+        """A named expert (@llm, @openai): its answers cost something, so the trial's state keeps them."""
+        return self.expert_kind in NAMED_EXPERTS
+
+    @property
+    def expert_kind(self) -> str:
+        return self.expert.partition(":")[0]
 
 
-def parse_arm(name: str) -> Arm:
+def parse_arm(name: str, llm: str = DEFAULT_LLM) -> Arm:
+    """`llm`: the language model an @llm arm asks (the study's --llm), a preset or a .gguf file."""
     kind, _, strategy = name.partition(":")
     if kind in ("supervised", "kd_all") and not strategy:
-        return Arm(name, kind)
+        return Arm(name, kind, expert="teachers" if kind == "kd_all" else "")
+    if kind == "expert" and "@" in strategy:
+        return _named_expert_arm(name, llm)
     if kind in ("oracle", "expert") and strategy in STRATEGIES:
-        return Arm(name, kind, strategy)
+        return Arm(name, kind, strategy, expert=kind if kind == "oracle" else "teachers")
     if name in FULL_ARMS:
-        return Arm(name, "full", strategy)
+        return Arm(name, "full", strategy, expert="teachers" if name == "full:kd" else "")
     raise UsageError(f"unknown study arm '{name}' (supervised, kd_all, oracle:<strategy>, expert:<strategy>, "
-                     f"{', '.join(FULL_ARMS)}; strategies: {', '.join(STRATEGIES)})")
+                     f"expert:<strategy>@llm, expert:<strategy>@openai, {', '.join(FULL_ARMS)}; "
+                     f"strategies: {', '.join(STRATEGIES)})")
+
+
+def _named_expert_arm(name: str, llm: str) -> Arm:
+    """expert:<strategy>@llm or @openai: the Expert-Loop with that expert in place of the teachers."""
+    strategy, _, suffix = name.partition(":")[2].partition("@")
+    if suffix not in NAMED_EXPERTS:
+        raise UsageError(f"study arm '{name}': the expert after '@' is llm (the study's --llm) or openai "
+                         f"(--expert-url, --expert-model), got {suffix!r}; plain expert:<strategy> asks the teachers"
+                         + (" (a person pauses the run: not in a study)" if suffix == "human" else ""))
+    if strategy not in STRATEGIES:
+        raise UsageError(f"study arm '{name}': unknown strategy {strategy!r} (strategies: {', '.join(STRATEGIES)})")
+    if strategy in READS_EXPERT:
+        raise UsageError(f"study arm '{name}': {strategy} reads the teachers' outputs on the whole pool, which an "
+                         f"arm asking {suffix} has not got: use expert:{strategy} (the teachers)")
+    return Arm(name, "expert", strategy, expert=f"llm:{llm}" if suffix == "llm" else "openai")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,9 +135,15 @@ class StudySettings:
     selection_share: float = 0.1
     stratified_initial: bool = False  # label-informed: reads the pool's hidden labels to stratify
     warm_start: bool = False  # continue the previous budget's (best) student instead of a fresh one
+    llm: str = DEFAULT_LLM  # the language model @llm arms ask: a preset or a .gguf file (--llm)
+    expert_url: str = ""  # @openai arms: the endpoint (--expert-url, --expert-model; the key from the environment)
+    expert_model: str = ""
 
     def __post_init__(self) -> None:
-        parse_arm(self.arm)
+        arm = parse_arm(self.arm, self.llm)
+        if arm.expert == "openai" and not (self.expert_url.strip() and self.expert_model.strip()):
+            raise UsageError(f"study arm '{self.arm}' asks an OpenAI-compatible endpoint: give --expert-url and "
+                             "--expert-model")
         if not self.budgets or list(self.budgets) != sorted(set(self.budgets)) or self.budgets[0] < 1:
             raise UsageError(f"budgets must be distinct, increasing and >= 1, got {list(self.budgets)}")
         if not 1 <= self.initial <= self.budgets[0]:

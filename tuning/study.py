@@ -3,16 +3,22 @@
     python tuning/study.py                      # all arms, 10 seeds, budgets 50..800 (hours on 2 cores)
     python tuning/study.py --quick              # 3 seeds, budgets 100,200,400, six arms
     python tuning/study.py --prices gold=1,expert=0.1   # every arm on one priced-cost axis
+    python tuning/study.py --arms supervised,expert:margin,expert:margin@llm --prices gold=1,expert=0.1,llm=0.01
+                                                # the teachers against a local language model (--llm)
     python tuning/study.py --smoke-test         # a minute: tiny models on generated data
     python tuning/study.py --resume --name NAME # continue an interrupted study (or rewrite its report)
 
 The budget is an experimental factor, never searched. Every arm runs every seed, and a seed fixes the
 initial pool, the initialisation and the batch order, so arms are compared in pairs. Trials are Ray Tune
 trials (a grid over arm x seed): they run in parallel, resume after a kill and run on a cluster.
+An arm may name its expert: expert:<strategy>@llm asks the language model --llm (default smollm2, offline; its
+answers cached on disk), expert:<strategy>@openai an OpenAI-compatible endpoint (--expert-url, --expert-model);
+neither has sunk gold labels, and their labels are priced at --prices llm=... and openai=....
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -23,15 +29,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without
 from search_spaces import MODULES
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
+from trainables.experts.spec import parse_expert
 from trainables.precision import AUTO
-from trainables.study_settings import SELECTIONS, StoppingRule, StudySettings, parse_arm  # light: no torch, Ray
+from trainables.study_settings import (  # light: no torch, Ray
+    DEFAULT_LLM,
+    SELECTIONS,
+    StoppingRule,
+    StudySettings,
+    parse_arm,
+)
+from tuning.assets.catalog import LLM_PRESETS  # light: the asset catalogue, nothing fetched here
 from tuning.budget_study.costs import parse_prices  # light: no pandas, scipy, torch or Ray
 from tuning.cli import (
     Parser,
     add_data_arguments,
+    add_expert_arguments,
     add_verbose_argument,
     check_name,
     data_settings,
+    expert_assignments,
     main_guard,
     parse_assignments,
     parse_with_explicit,
@@ -77,7 +93,12 @@ def parse_args(argv=None):
     parser.add_argument("--oracle-strategies", default=None,
                         help="oracle:<strategy> arms (default margin; oracle:random is supervised: random queries "
                              "take supervised's rows, so it is compared against supervised)")
-    parser.add_argument("--arms", default=None, help="the exact arms, comma-separated (overrides the two above)")
+    parser.add_argument("--arms", default=None,
+                        help="the exact arms, comma-separated (overrides the two above); expert:<strategy>@llm and "
+                             "@openai name the expert in place of the teachers")
+    parser.add_argument("--llm", default=DEFAULT_LLM, metavar="PRESET_OR_GGUF",
+                        help=f"the language model @llm arms ask: a preset ({', '.join(LLM_PRESETS)}) or a .gguf file "
+                             f"(default {DEFAULT_LLM})")
     parser.add_argument("--max-steps", type=int, default=None,
                         help=f"cap on a point's optimiser steps, in whole epochs (default {DEFAULTS['max_steps']})")
     parser.add_argument("--patience-steps", type=int, default=None,
@@ -89,9 +110,10 @@ def parse_args(argv=None):
                              "point's own labels, held out and counted (with --patience-steps), or on the fixed "
                              "validation split (its gold labels counted)")
     parser.add_argument("--prices", default=None,
-                        help="price of a label, e.g. gold=1,expert=0.1,read=0.001 (read: an expert output used only "
-                             "to choose rows); puts every arm on one cost axis (default gold=1,expert=1, a read at "
-                             "the expert's price); with --resume, reprices the report")
+                        help="price of a label, e.g. gold=1,expert=0.1,read=0.001,llm=0.01 (read: an expert output "
+                             "used only to choose rows; llm, openai: a label of an @llm, @openai arm); puts every arm "
+                             "on one cost axis (default gold=1,expert=1, read, llm and openai at the expert's price); "
+                             "with --resume, reprices the report")
     parser.add_argument("--charge-sunk", action="store_true",
                         help="charge the teachers' own gold labels to every arm that uses them")
     parser.add_argument("--stratified-initial", action="store_true",
@@ -110,6 +132,7 @@ def parse_args(argv=None):
     add_verbose_argument(parser)
     add_tracker_arguments(parser, "study")
     add_data_arguments(parser, scope="study")
+    add_expert_arguments(parser, human=False)  # --expert-url, --expert-model for @openai; --expert-price
     parser.set_defaults(teacher_split=0.5)  # the experts learn from rows the student never gets
     return parse_with_explicit(parser, argv)
 
@@ -144,7 +167,7 @@ def arm_names(args) -> list[str]:
         names = ["supervised", "kd_all", *[f"oracle:{s}" for s in _names(choose(args, "oracle_strategies"))],
                  *[f"expert:{s}" for s in _names(choose(args, "strategies"))], "full:supervised"]
     for name in names:
-        parse_arm(name)
+        parse_arm(name, args.llm)
     if len(set(names)) != len(names):
         raise UsageError(f"an arm is named twice in {', '.join(names)}")
     return names
@@ -161,6 +184,7 @@ def recipe(args):
     if not (args.config or args.from_dir):
         values.update(SMOKE_RECIPE if args.smoke_test else DEFAULT_RECIPE)
     values.update(parse_assignments(args.set, "--set"))
+    values.update({k: v for k, v in expert_assignments(args, allow_human=False).items() if k == "expert_price"})
     if "stop" in values:
         raise UsageError("--set stop=... does nothing in the budget study: it judges every stopping criterion after "
                          "the fact on every query arm (the report's 'Stopping criteria' section)")
@@ -200,11 +224,29 @@ def study_settings(args) -> dict:
     template = StudySettings(arm="supervised", seed=0, budgets=_ints(choose(args, "budgets"), "--budgets"),
                              initial=choose(args, "initial"), recipe=recipe(args), stopping=stopping,
                              selection=args.selection, stratified_initial=args.stratified_initial,
-                             warm_start=args.warm_start)
+                             warm_start=args.warm_start, **named_experts(args))
+    arms = arm_names(args)
+    for name in arms:  # each arm checked as its trials will be: an @openai arm needs its endpoint
+        dataclasses.replace(template, arm=name)
     values = template.to_dict()
     # The recipe was checked here, but its precision is decided in each trial's process ("auto" stays).
     values["recipe"]["bf16"] = parse_assignments(args.set, "--set").get("bf16", AUTO)
-    return {"template": values, "arms": arm_names(args), "seeds": list(range(seeds)), **price_settings(args)}
+    return {"template": values, "arms": arms, "seeds": list(range(seeds)), **price_settings(args)}
+
+
+def named_experts(args) -> dict:
+    """StudySettings' llm, expert_url, expert_model: whom the @llm and @openai arms ask. --expert itself names
+    no expert in a study (each arm names its own); human is refused as in a sweep."""
+    given = expert_assignments(args, allow_human=False)
+    if "expert" in given:
+        raise UsageError(f"--expert {given['expert']}: in a study each arm names its expert: expert:<strategy> asks "
+                         "the teachers, expert:<strategy>@llm the model --llm, expert:<strategy>@openai the endpoint "
+                         "--expert-url/--expert-model")
+    spec = parse_expert(f"llm:{args.llm}")
+    if not (spec.is_file or spec.model in LLM_PRESETS):
+        raise UsageError(f"--llm {args.llm!r} is neither a language model preset ({', '.join(LLM_PRESETS)}) nor a "
+                         ".gguf file")
+    return {"llm": spec.model, "expert_url": given.get("expert_url", ""), "expert_model": given.get("expert_model", "")}
 
 
 def price_settings(args) -> dict:

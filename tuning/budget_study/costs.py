@@ -4,7 +4,9 @@ which price of an expert label.
 Every price is in gold labels (a gold label costs `gold`, 1 by default, so "cost 120" reads "as dear as
 120 gold labels"). What a point spends:
   gold_labels x gold      every gold label it used, for training and for choosing the model
-  expert_queries x expert expert labels it trained or chose the model on
+  expert_queries x expert expert labels it trained or chose the model on, at the price of its expert:
+                          `expert` for the teachers, `llm` for an @llm arm's language model, `openai` for
+                          an @openai arm's endpoint
   expert_reads x read     expert outputs read only to choose rows (robust least confidence reads the
                           teachers on the whole scored pool every round)
   teacher_gold x gold     the gold labels the teachers were fine-tuned on: a sunk cost, charged only
@@ -21,7 +23,10 @@ import numpy as np
 from trainables.errors import UsageError
 from trainables.study_settings import parse_arm
 
-PRICE_NAMES = ("gold", "expert", "read")
+PRICE_NAMES = ("gold", "expert", "read", "llm", "openai")
+# The price that an arm's expert labels cost, by its expert's kind (study_settings.Arm.expert_kind): the teachers'
+# is "expert", the name the study had before experts were named; an arm with no expert labels any of them.
+LABEL_PRICE = {"teachers": "expert", "llm": "llm", "openai": "openai"}
 # An expert label is priced like a gold one unless said otherwise: the default that makes no method look
 # cheaper than it is (DESIGN.md, honest label accounting). A read is an expert call whose answer chooses
 # rows instead of labelling them, so it costs what an expert label costs unless priced apart.
@@ -33,8 +38,9 @@ EXPERT_PRICE_GRID = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
 
 def parse_prices(text: str | None) -> dict[str, float]:
-    """'gold=1,expert=0.1,read=0.01' -> {"gold": 1.0, "expert": 0.1, "read": 0.01}. Any name may be left
-    out: gold and expert default to 1, read to the expert's price. None or '' gives the defaults."""
+    """'gold=1,expert=0.1,llm=0.01' -> {"gold": 1.0, "expert": 0.1, "read": 0.1, "llm": 0.01, "openai": 0.1}.
+    Any name may be left out: gold and expert default to 1; read, llm and openai to the expert's price (a label
+    is an expert label, as dear as the teachers', unless priced apart). None or '' gives the defaults."""
     given: dict[str, float] = {}
     for part in (text or "").split(","):
         if not part.strip():
@@ -50,7 +56,7 @@ def parse_prices(text: str | None) -> dict[str, float]:
     if gold == 0:
         raise UsageError("--prices: the price of gold must be above 0 (every cost is stated in gold labels)")
     expert = given.get("expert", DEFAULT_EXPERT)
-    return {"gold": gold, "expert": expert, "read": given.get("read", expert)}
+    return {"gold": gold, "expert": expert, **{name: given.get(name, expert) for name in ("read", "llm", "openai")}}
 
 
 def _price(name: str, value: str) -> float:
@@ -64,13 +70,19 @@ def _price(name: str, value: str) -> float:
 
 
 def describe_prices(prices: dict[str, float]) -> str:
-    return ", ".join(f"{name}={prices[name]:g}" for name in PRICE_NAMES)
+    return ", ".join(f"{name}={prices[name]:g}" for name in PRICE_NAMES if name in prices)  # older studies: 3
+
+
+def label_price(arm: str, prices: dict[str, float]) -> float:
+    """What one of this arm's expert labels costs (a study priced before llm and openai existed: the expert's)."""
+    return prices.get(LABEL_PRICE.get(parse_arm(arm).expert_kind, "expert"), prices["expert"])
 
 
 def priced_cost(frame, prices: dict[str, float], teacher_gold: int, charge_sunk: bool) -> np.ndarray:
     """The priced cost of every row of study.csv (columns arm, gold_labels, expert_queries, expert_reads)."""
+    expert_price = np.array([label_price(arm, prices) for arm in frame["arm"]], dtype=float)
     cost = (frame["gold_labels"].to_numpy(float) * prices["gold"]
-            + frame["expert_queries"].to_numpy(float) * prices["expert"]
+            + frame["expert_queries"].to_numpy(float) * expert_price
             + frame["expert_reads"].to_numpy(float) * prices["read"])
     if charge_sunk:
         cost = cost + np.array([parse_arm(arm).needs_teachers for arm in frame["arm"]]) * teacher_gold * prices["gold"]
@@ -91,7 +103,7 @@ def simplicity(arm: str) -> int:
     has not queried anything yet."""
     if arm in ("supervised", "full:supervised"):
         return 0
-    return 1 if arm.endswith(":random") else 2
+    return 1 if ":random" in arm else 2
 
 
 def pareto_frontier(points: list[dict]) -> list[dict]:
@@ -107,8 +119,9 @@ def pareto_frontier(points: list[dict]) -> list[dict]:
 
 
 def grid_prices(prices: dict[str, float], expert: float) -> dict[str, float]:
-    """The given prices with the expert label at `expert`; a read keeps its ratio to an expert label
-    (it is the same call to the same expert), or its given price when the given expert price is 0."""
+    """The given prices with the teachers' label at `expert`; a read keeps its ratio to an expert label
+    (it is the same call to the same expert), or its given price when the given expert price is 0. A named
+    expert's label (llm, openai) keeps its given price: the grid asks what the teachers' labels may cost."""
     read = prices["read"] * expert / prices["expert"] if prices["expert"] > 0 else prices["read"]
     return {**prices, "expert": expert, "read": read}
 

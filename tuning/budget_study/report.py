@@ -63,6 +63,8 @@ CSV_COLUMNS = ["arm", BUDGET, "seed", GOLD_LABELS, m.EXPERT_QUERIES, m.VAL_ACCUR
 REQUIRED = ["arm", BUDGET, "seed", GOLD_LABELS, m.EXPERT_QUERIES, EXPERT_READS, SELECTION_LABELS,
             m.VAL_ACCURACY, m.TEST_ACCURACY, m.TEST_MACRO_F1, m.TRAIN_SECONDS, m.EPOCH, EPOCHS_RUN, "steps",
             TEST_PREDICTIONS]
+EXPERT_COSTS = (m.EXPERT_CALLS, m.EXPERT_CACHE_HITS, m.EXPERT_SECONDS, m.EXPERT_TOKENS, m.EXPERT_PRICED_COST,
+                m.EXPERT_PAID)
 TARGETS = (0.90, 0.95)  # shares of full-data supervised test accuracy
 
 
@@ -204,8 +206,11 @@ def _point(at: pd.DataFrame, acc: np.ndarray, seed_acc: np.ndarray) -> dict:
     mean = {column: float(at[column].mean()) for column in
             (m.VAL_ACCURACY, m.TEST_MACRO_F1, GOLD_LABELS, SELECTION_LABELS, m.EXPERT_QUERIES, EXPERT_READS,
              "priced_cost", m.EPOCH, EPOCHS_RUN, "steps")}
+    # A named expert's answers (@llm, @openai arms), summed over the trial up to this point; None elsewhere.
+    answered = {column: _nanmean(at[column]) if column in at else None for column in EXPERT_COSTS}
     return {"test_accuracy": estimate(acc), "test_accuracy_median": float(np.median(seed_acc)), **mean,
-            m.EXPERT_LABEL_ACCURACY: _nanmean(at[m.EXPERT_LABEL_ACCURACY]) if m.EXPERT_LABEL_ACCURACY in at else None}
+            m.EXPERT_LABEL_ACCURACY: _nanmean(at[m.EXPERT_LABEL_ACCURACY]) if m.EXPERT_LABEL_ACCURACY in at else None,
+            **answered}
 
 
 def _reach(rows: pd.DataFrame, acc: np.ndarray, targets: np.ndarray, budgets: list[int]) -> dict:

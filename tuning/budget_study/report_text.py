@@ -7,9 +7,9 @@ import json
 import math
 
 from trainables import metrics as m
-from trainables.study_settings import GOLD_LABELS, parse_arm
+from trainables.study_settings import DEFAULT_LLM, GOLD_LABELS, parse_arm
 from tuning.budget_study import costs
-from tuning.budget_study.stats import ALPHA, FLAG_CLASS_SHARE
+from tuning.budget_study.stats import ALPHA, FLAG_CLASS_SHARE, baseline_of
 
 GOAL_SHARE, GOAL_GOLD = 0.95, 0.20  # the goal the report is read against
 BOOTSTRAP = "95% percentile bootstrap over seeds and test examples (paired)"
@@ -150,7 +150,7 @@ def _meets_goal(summary: dict, arm: str, pool: int) -> bool:
     reach = summary["arms"][arm].get(f"gold_labels_to_{round(GOAL_SHARE * 100)}pct")
     cheap = reach is not None and reach["budget"] is not None and reach[GOLD_LABELS] <= GOAL_GOLD * pool
     verdicts = {t["scale"]: t["verdict"] for t in summary.get("comparisons", [])
-                if t["arm"] == arm and t["baseline"] == "expert:random"}
+                if t["arm"] == arm and t["baseline"] == baseline_of(arm, [])}
     return cheap and len(verdicts) == 2 and set(verdicts.values()) == {"beats"}
 
 
@@ -170,6 +170,7 @@ def setup_lines(summary: dict) -> list[str]:
              f"{'warm starts' if summary.get('warm_start') else 'every point a fresh student (retraining)'}",
              selection_line(summary),
              f"costs: {_prices(summary)}",
+             *named_expert_lines(summary),
              f"comparisons made: {COMPARED}; AULC on a linear and on a log budget axis",
              f"intervals: {T_INTERVAL} for the paired differences behind the verdicts; {BOOTSTRAP} beside every "
              "figure (it covers both seeds and test sampling), including the budget needed to reach a mark",
@@ -186,6 +187,16 @@ def setup_lines(summary: dict) -> list[str]:
         lines.insert(5, "**the training code changed while this study was resumed**, so its points were not all "
                         f"trained by the same code: {', '.join(summary['code_changes'])}")
     return lines
+
+
+def named_expert_lines(summary: dict) -> list[str]:
+    """Who the @llm / @openai arms asked: fine-tuned on no gold label here (no sunk cost), priced apart."""
+    llm = summary.get("llm") or DEFAULT_LLM
+    named = sorted({parse_arm(arm, llm).expert for arm in summary["arms"] if "@" in arm})
+    if not named:
+        return []
+    return [f"named experts: {', '.join(named)} (zero-shot: no gold label sunk in them; their labels priced at "
+            "llm and openai, the teachers' at expert; an answer read back from the on-disk cache costs no call)"]
 
 
 def selection_line(summary: dict) -> str:
@@ -300,14 +311,24 @@ def cost_table(summary: dict) -> list[str]:
         p = e["per_budget"][largest if "aulc" in e else str(e["budget"])]
         accuracy = p[m.EXPERT_LABEL_ACCURACY]  # None where no expert labelled anything
         shown = "-" if accuracy is None else f"{accuracy:.3f}"
-        rows.append([arm, f"{p[GOLD_LABELS]:.0f}", f"{p['selection_labels']:.0f}",
-                     str(sunk if parse_arm(arm).needs_teachers else 0), f"{p[m.EXPERT_QUERIES]:.0f}",
-                     f"{p['expert_reads']:.0f}", f"{p['priced_cost']:.0f}", shown,
+        who = parse_arm(arm, summary.get("llm") or DEFAULT_LLM)
+        rows.append([arm, who.expert or "-", f"{p[GOLD_LABELS]:.0f}", f"{p['selection_labels']:.0f}",
+                     str(sunk if who.needs_teachers else 0), f"{p[m.EXPERT_QUERIES]:.0f}",
+                     f"{p['expert_reads']:.0f}", f"{p['priced_cost']:.0f}", shown, _answers(p),
                      f"{e['cpu_seconds']:.0f}"])
     charged = "charged" if summary.get("charge_sunk") else "not charged"
-    return _table(["arm", "gold labels (training + model selection)", "of which model selection",
-                   f"teacher gold (sunk, {charged})", "expert calls", "expert reads", "priced cost",
-                   "expert label accuracy", "CPU seconds (all points, all seeds)"], rows)
+    return _table(["arm", "expert", "gold labels (training + model selection)", "of which model selection",
+                   f"teacher gold (sunk, {charged})", "expert labels", "expert reads", "priced cost",
+                   "expert label accuracy", "named expert, whole curve: calls + cache hits, seconds",
+                   "CPU seconds (all points, all seeds)"], rows)
+
+
+def _answers(point: dict) -> str:
+    """What a named expert's (@llm, @openai) answers cost up to this point: calls made, answers read back from
+    the cache, seconds spent answering (means over seeds); "-" for the teachers, whose logits were cached."""
+    if point.get(m.EXPERT_CALLS) is None:
+        return "-"
+    return f"{point[m.EXPERT_CALLS]:.0f} + {point[m.EXPERT_CACHE_HITS]:.0f}, {point[m.EXPERT_SECONDS]:.1f} s"
 
 
 def stopping_lines(summary: dict) -> list[str]:

@@ -18,7 +18,7 @@ from trainables.atomic import write_text
 from trainables.errors import UsageError
 from trainables.expert_loop import candidate_rows
 from trainables.functions import study_trial
-from trainables.study_settings import BUDGET, QUERY_LOG, StudySettings, check_budgets, parse_arm
+from trainables.study_settings import BUDGET, DEFAULT_LLM, QUERY_LOG, StudySettings, check_budgets, parse_arm
 from tuning.assets.prepare import DataSettings, load_data, prepare, teacher_rows
 from tuning.budget_study import code_version
 from tuning.budget_study import plots as study_plots
@@ -40,9 +40,12 @@ def start(folder: Path, plan: dict, settings: DataSettings, session: RaySession,
     """A new study in `folder` (study.py checked that it does not exist yet). `resume_hint`: the command
     that continues it, said when Ctrl-C stops it."""
     data = load_data(settings)
-    pool = len(data.train) - (len(teacher_rows(settings, data)) if settings.teacher_split > 0 else 0)
+    teachers = needs_teachers(plan)
+    # Without teachers no row is theirs (expert_loop.candidate_rows): the pool is the whole training split.
+    pool = len(data.train) - (len(teacher_rows(settings, data)) if teachers and settings.teacher_split > 0 else 0)
     check_budgets(StudySettings.from_dict(plan["template"]), pool)
-    prepared = prepare(settings, need_teachers=True, data=data, start_ray=session.start)
+    prepared = prepare(settings, need_teachers=teachers, data=data, start_ray=session.start,
+                       expert=text_expert(plan))
     record = {"plan": plan, "data": settings.to_dict(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
               "tracking": asdict(tracking) if tracking is not None else None, "code": code_version.fingerprint()}
     folder.mkdir(parents=True)
@@ -69,13 +72,34 @@ def resume(folder: Path, session: RaySession, max_concurrent: int | None, resume
               "throughout, start a new study.", flush=True)
     if reprice is not None or record.get("code_changes"):
         write_json(folder / STUDY_FILE, record)
-    prepared = prepare(DataSettings.from_dict(record["data"]), need_teachers=True, start_ray=session.start)
+    prepared = prepare(DataSettings.from_dict(record["data"]), need_teachers=needs_teachers(record["plan"]),
+                       start_ray=session.start, expert=text_expert(record["plan"]))
     restore = tune.Tuner.can_restore(str(folder))
     if restore:
         print(f"resuming {folder}", flush=True)
     # Used when the study was interrupted before its Tuner began; a restored Tuner keeps its own callbacks.
     tracking = Tracking(**record["tracking"]) if record.get("tracking") else None
     return _run(folder, record["plan"], prepared, session, max_concurrent, resume_hint, restore, tracking)
+
+
+def plan_arms(plan: dict) -> list:
+    return [parse_arm(name, plan["template"].get("llm", DEFAULT_LLM)) for name in plan["arms"]]
+
+
+def needs_teachers(plan: dict) -> bool:
+    """Whether the teachers are fine-tuned (or read from the cache). Not for a study whose named experts (@llm,
+    @openai) stand in for them and no arm asks them. Every other study prepares them as it always has, since
+    their share of the training split is out of the student's pool: a study made before named experts (or one
+    of supervised and oracle arms) keeps its pool when resumed."""
+    arms = plan_arms(plan)
+    return any(arm.needs_teachers for arm in arms) or not any(arm.answers_in_state for arm in arms)
+
+
+def text_expert(plan: dict) -> str:
+    """The expert prepare() readies the rows' text for (tuning/assets/experts.py): the study's language model
+    when an arm asks it (its file fetched once, here), else the endpoint's, else none ("teachers")."""
+    named = {arm.expert_kind: arm.expert for arm in plan_arms(plan) if arm.answers_in_state}
+    return named.get("llm") or named.get("openai") or "teachers"
 
 
 def log_run(folder: Path, started: float, seconds: float, trials_ended: int) -> None:
@@ -105,6 +129,10 @@ def _announce(plan: dict, prepared, folder: Path) -> None:
           f"{template['initial']}, student pool {len(candidate_rows(prepared))}", flush=True)
     print(f"each point {describe_stopping(template)}", flush=True)
     print(f"arms: {', '.join(plan['arms'])}", flush=True)
+    named = sorted({arm.expert for arm in plan_arms(plan) if arm.answers_in_state})
+    if named:
+        print(f"named experts: {', '.join(named)}; teachers "
+              f"{'prepared' if needs_teachers(plan) else 'not prepared (no arm asks them)'}", flush=True)
     chosen = template["recipe"]["bf16"]
     shown = precision.choice().describe() if chosen == precision.AUTO else f"forced bf16={chosen}"
     print(f"students' precision here: {shown}; each trial worker decides again where it runs", flush=True)
@@ -268,6 +296,17 @@ def write_queries_csv(rows: list[dict], path: Path) -> None:
     write_text(path, frame.to_csv(index=False))
 
 
+def teacher_meta(prepared, pool: np.ndarray) -> dict:
+    """The teachers' gold labels and accuracy for the report; none when no arm asked them (none prepared)."""
+    teachers = prepared.teachers
+    if teachers is None:
+        return {"teacher_gold_labels": 0, "teacher_accuracy": {}, "ensemble_pool_accuracy": None}
+    ensemble_pool = float((teachers.ensemble_probs("train")[pool].argmax(1)
+                           == prepared.encoded["train"].labels[pool]).mean())
+    return {"teacher_gold_labels": teachers.teacher_labels, "teacher_accuracy": teachers.accuracy,
+            "ensemble_pool_accuracy": round(ensemble_pool, 4)}
+
+
 def write_outputs(folder: Path, plan: dict, prepared, rows: list[dict], unreadable: list[dict] | None = None) -> None:
     """study.csv, summary.json, report.md and the plots, from whatever has been measured so far; trials
     whose reports could not be read are listed in summary.json (unreadable_trials)."""
@@ -286,9 +325,6 @@ def write_outputs(folder: Path, plan: dict, prepared, rows: list[dict], unreadab
     template = plan["template"]
     test_labels = prepared.encoded["test"].labels
     pool = candidate_rows(prepared)
-    teachers = prepared.teachers
-    ensemble_pool = float((teachers.ensemble_probs("train")[pool].argmax(1)
-                           == prepared.encoded["train"].labels[pool]).mean())
     validation_labels = prepared.encoded["validation"].labels
     meta = {"teacher_split": prepared.provenance["data"]["teacher_split"], "initial": template["initial"],
             "stopping": describe_stopping(template), "selection": template["selection"],
@@ -299,9 +335,9 @@ def write_outputs(folder: Path, plan: dict, prepared, rows: list[dict], unreadab
             "label_names": list(prepared.label_names), "prices": plan.get("prices") or parse_prices(None),
             "charge_sunk": bool(plan.get("charge_sunk", False)),
             "warm_start": template["warm_start"], "recipe": template["recipe"], "pool_size": int(len(pool)),
-            "teacher_gold_labels": teachers.teacher_labels, "validation_labels": len(prepared.encoded["validation"]),
-            "teacher_accuracy": teachers.accuracy, "ensemble_pool_accuracy": round(ensemble_pool, 4),
-            "data": prepared.data_name, "student": prepared.provenance["data"]["student"],
+            "validation_labels": len(prepared.encoded["validation"]), **teacher_meta(prepared, pool),
+            "llm": template.get("llm", DEFAULT_LLM), "data": prepared.data_name,
+            "student": prepared.provenance["data"]["student"],
             "teachers": prepared.provenance["data"]["teachers"]}
     if unreadable:
         meta["unreadable_trials"] = unreadable

@@ -88,12 +88,14 @@ def verdict(mean: float, p_holm: float, alpha: float = ALPHA) -> str:
 
 
 def baseline_of(arm: str, arms: list[str]) -> str | None:
-    """The random-query arm of the same expert. Gold-answered random queries with a fresh student per
-    budget are uniform gold draws, which is what `supervised` is: it stands in when oracle:random is absent."""
+    """The random-query arm of the same expert (expert:margin@llm: expert:random@llm). Gold-answered random
+    queries with a fresh student per budget are uniform gold draws, which is what `supervised` is: it stands in
+    when oracle:random is absent."""
     kind, _, strategy = arm.partition(":")
+    strategy, at, expert = strategy.partition("@")
     if kind not in ("oracle", "expert") or strategy == "random":
         return None
-    random_arm = f"{kind}:random"
+    random_arm = f"{kind}:random{at}{expert}"
     return "supervised" if kind == "oracle" and random_arm not in arms and "supervised" in arms else random_arm
 
 
@@ -101,12 +103,14 @@ def comparison_pairs(arms: list[str]) -> list[tuple[str, str]]:
     """(arm, baseline) pairs the study tests, each present arm with its baseline:
     - expert:<strategy> vs expert:random, oracle:<strategy> vs oracle:random (or supervised): does
       choosing the rows beat random rows, with expert and with gold labels;
-    - expert:random vs supervised: an expert label in place of a gold one, at equal label count.
+    - expert:random vs supervised (and expert:random@llm, @openai): an expert label in place of a gold one,
+      at equal label count.
     kd_all is one point (the initial gold plus the teachers on the rest of the pool), not a curve: it is
     compared on the priced-cost axis (costs.py), not here."""
     pairs = [(arm, baseline_of(arm, arms)) for arm in arms]
     pairs = [(arm, base) for arm, base in pairs if base in arms]
-    pairs += [("expert:random", "supervised")] if {"expert:random", "supervised"} <= set(arms) else []
+    randoms = [arm for arm in arms if arm.partition("@")[0] == "expert:random"]
+    pairs += [(arm, "supervised") for arm in randoms if "supervised" in arms]
     return pairs
 
 
