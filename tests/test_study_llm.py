@@ -82,8 +82,9 @@ def test_named_arms_are_compared_with_their_own_random_arm():
 
 @pytest.mark.parametrize("argv, message", [
     (["--expert", "human"], "--expert human pauses the run"),
-    (["--expert", "llm:smollm2"], "each arm names its expert"),
-    (["--llm", "nope"], "--llm 'nope' is neither"),
+    (["--expert", "oracle"], "the oracle has arms of its own"),
+    (["--expert", "llm:nope"], "'nope' is neither a language model preset"),
+    (["--expert", "openai"], "--expert-url and --expert-model"),  # the default expert arms become @openai
     (["--arms", "supervised,expert:margin@openai"], "--expert-url and --expert-model"),
     (["--arms", "expert:robust_least_confidence@llm"], "reads the teachers' outputs"),
 ])
@@ -178,7 +179,7 @@ def test_a_study_with_an_llm_arm_end_to_end(tmp_path, smollm2_gguf):
     # An asset cache of its own, so that the answer cache starts cold whatever ran before; the GGUF by its path.
     cache = tmp_path / "cache"
     common = ("--smoke-test", "--storage-path", str(tmp_path), "--seeds", "1", "--budgets", "8,16",
-              "--llm", str(smollm2_gguf))
+              "--expert", f"llm:{smollm2_gguf}")
     result = run_cli("study.py", *common, "--name", "s", "--arms", "expert:margin,expert:margin@llm",
                      "--prices", "gold=1,expert=0.1,llm=0.01", cache=cache)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -213,3 +214,20 @@ def test_teachers_are_prepared_unless_named_experts_stand_in_for_them():
     assert text_expert(plan("expert:margin@llm", "expert:margin@openai", llm="x.gguf")) == "llm:x.gguf"
     assert text_expert(plan("expert:margin@openai")) == "openai"
     assert text_expert(plan("supervised", "expert:margin")) == "teachers"
+
+
+def test_expert_names_whom_the_default_expert_arms_ask():
+    """Without --arms, --expert llm:... (or openai) turns the default expert:<strategy> arms into @llm (@openai)
+    arms (robust_least_confidence, which reads the teachers, left out); kd_all stays the teachers' and oracle arms
+    the gold label's. With --arms, it names the model only."""
+    def settings(*argv):
+        return study_command.study_settings(study_command.parse_args(["--smoke-test", *argv]))
+
+    default = settings()
+    assert any(a.startswith("expert:") and "@" not in a for a in default["arms"])
+    llm = settings("--expert", "llm:smollm2")
+    assert [a for a in llm["arms"] if a.startswith("expert:")] == [  # less the strategy that reads the teachers
+        f"{a}@llm" for a in default["arms"] if a.startswith("expert:") and a != "expert:robust_least_confidence"]
+    assert "kd_all" in llm["arms"] and llm["template"]["llm"] == "smollm2"
+    chosen = settings("--expert", "llm:/models/m.gguf", "--arms", "expert:margin,expert:margin@llm")
+    assert chosen["arms"] == ["expert:margin", "expert:margin@llm"] and chosen["template"]["llm"] == "/models/m.gguf"

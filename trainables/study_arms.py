@@ -7,7 +7,7 @@ from the same initialisation and sees batches in the same order, so arms are pai
 - `supervised`:        B gold labels, drawn uniformly (nested: budget B extends budget B' < B);
 - `oracle:<strategy>`: classic active learning; the queried rows get their gold label;
 - `expert:<strategy>`: the Expert-Loop; the queried rows get the teacher ensemble's soft labels;
-- `expert:<strategy>@llm`, `@openai`: the same loop with a named expert, the study's language model (--llm) or an
+- `expert:<strategy>@llm`, `@openai`: the same loop with a named expert, the language model of --expert llm:... or an
   OpenAI-compatible endpoint: the queried rows get its answers, kept in the trial's state (a resumed trial
   never asks twice) and distilled from log(p) as the Expert-Loop does (expert_loop.answered_training_set);
   no teacher is read, so the arm carries no sunk gold; its points report what the answers cost;

@@ -91,7 +91,7 @@ class Arm:
 
 
 def parse_arm(name: str, llm: str = DEFAULT_LLM) -> Arm:
-    """`llm`: the language model an @llm arm asks (the study's --llm), a preset or a .gguf file."""
+    """`llm`: the language model an @llm arm asks (the study's --expert llm:...), a preset or a .gguf file."""
     kind, _, strategy = name.partition(":")
     if kind in ("supervised", "kd_all") and not strategy:
         return Arm(name, kind, expert="teachers" if kind == "kd_all" else "")
@@ -110,7 +110,7 @@ def _named_expert_arm(name: str, llm: str) -> Arm:
     """expert:<strategy>@llm or @openai: the Expert-Loop with that expert in place of the teachers."""
     strategy, _, suffix = name.partition(":")[2].partition("@")
     if suffix not in NAMED_EXPERTS:
-        raise UsageError(f"study arm '{name}': the expert after '@' is llm (the study's --llm) or openai "
+        raise UsageError(f"study arm '{name}': the expert after '@' is llm (the study's --expert llm:...) or openai "
                          f"(--expert-url, --expert-model), got {suffix!r}; plain expert:<strategy> asks the teachers"
                          + (" (a person pauses the run: not in a study)" if suffix == "human" else ""))
     if strategy not in STRATEGIES:
@@ -135,7 +135,7 @@ class StudySettings:
     selection_share: float = 0.1
     stratified_initial: bool = False  # label-informed: reads the pool's hidden labels to stratify
     warm_start: bool = False  # continue the previous budget's (best) student instead of a fresh one
-    llm: str = DEFAULT_LLM  # the language model @llm arms ask: a preset or a .gguf file (--llm)
+    llm: str = DEFAULT_LLM  # the language model @llm arms ask: a preset or a .gguf file (--expert llm:...)
     expert_url: str = ""  # @openai arms: the endpoint (--expert-url, --expert-model; the key from the environment)
     expert_model: str = ""
 

@@ -4,16 +4,18 @@
     python tuning/study.py --quick              # 3 seeds, budgets 100,200,400, six arms
     python tuning/study.py --prices gold=1,expert=0.1   # every arm on one priced-cost axis
     python tuning/study.py --arms supervised,expert:margin,expert:margin@llm --prices gold=1,expert=0.1,llm=0.01
-                                                # the teachers against a local language model (--llm)
+                                                # the teachers against a local language model (smollm2)
+    python tuning/study.py --expert llm:model.gguf   # the default arms, their expert arms asking that model
     python tuning/study.py --smoke-test         # a minute: tiny models on generated data
     python tuning/study.py --resume --name NAME # continue an interrupted study (or rewrite its report)
 
 The budget is an experimental factor, never searched. Every arm runs every seed, and a seed fixes the
 initial pool, the initialisation and the batch order, so arms are compared in pairs. Trials are Ray Tune
 trials (a grid over arm x seed): they run in parallel, resume after a kill and run on a cluster.
-An arm may name its expert: expert:<strategy>@llm asks the language model --llm (default smollm2, offline; its
-answers cached on disk), expert:<strategy>@openai an OpenAI-compatible endpoint (--expert-url, --expert-model);
-neither has sunk gold labels, and their labels are priced at --prices llm=... and openai=....
+An arm may name its expert: expert:<strategy>@llm asks a language model (--expert llm:<preset or .gguf file>,
+default smollm2, offline; its answers cached on disk), expert:<strategy>@openai an OpenAI-compatible endpoint
+(--expert openai, --expert-url, --expert-model); neither has sunk gold labels, and their labels are priced at
+--prices llm=... and openai=.... Without --arms, --expert llm:... or openai makes the default expert arms ask it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from trainables.config import TrialConfig
 from trainables.errors import UsageError
 from trainables.experts.spec import parse_expert
 from trainables.precision import AUTO
+from trainables.query import needs
 from trainables.study_settings import (  # light: no torch, Ray
     DEFAULT_LLM,
     SELECTIONS,
@@ -96,9 +99,6 @@ def parse_args(argv=None):
     parser.add_argument("--arms", default=None,
                         help="the exact arms, comma-separated (overrides the two above); expert:<strategy>@llm and "
                              "@openai name the expert in place of the teachers")
-    parser.add_argument("--llm", default=DEFAULT_LLM, metavar="PRESET_OR_GGUF",
-                        help=f"the language model @llm arms ask: a preset ({', '.join(LLM_PRESETS)}) or a .gguf file "
-                             f"(default {DEFAULT_LLM})")
     parser.add_argument("--max-steps", type=int, default=None,
                         help=f"cap on a point's optimiser steps, in whole epochs (default {DEFAULTS['max_steps']})")
     parser.add_argument("--patience-steps", type=int, default=None,
@@ -164,10 +164,11 @@ def arm_names(args) -> list[str]:
     if explicit:
         names = _names(explicit)
     else:
+        suffix = default_arm_suffix(args)
         names = ["supervised", "kd_all", *[f"oracle:{s}" for s in _names(choose(args, "oracle_strategies"))],
-                 *[f"expert:{s}" for s in _names(choose(args, "strategies"))], "full:supervised"]
+                 *[f"expert:{s}{suffix}" for s in expert_strategies(args, suffix)], "full:supervised"]
     for name in names:
-        parse_arm(name, args.llm)
+        parse_arm(name, study_llm(args))
     if len(set(names)) != len(names):
         raise UsageError(f"an arm is named twice in {', '.join(names)}")
     return names
@@ -234,19 +235,46 @@ def study_settings(args) -> dict:
     return {"template": values, "arms": arms, "seeds": list(range(seeds)), **price_settings(args)}
 
 
-def named_experts(args) -> dict:
-    """StudySettings' llm, expert_url, expert_model: whom the @llm and @openai arms ask. --expert itself names
-    no expert in a study (each arm names its own); human is refused as in a sweep."""
+def study_expert(args):
+    """--expert in a study: teachers (the default), llm:<preset or .gguf file> or openai; it names whom the @llm
+    or @openai arms ask and, without --arms, whom the default expert arms ask. oracle and human are refused."""
     given = expert_assignments(args, allow_human=False)
-    if "expert" in given:
-        raise UsageError(f"--expert {given['expert']}: in a study each arm names its expert: expert:<strategy> asks "
-                         "the teachers, expert:<strategy>@llm the model --llm, expert:<strategy>@openai the endpoint "
-                         "--expert-url/--expert-model")
-    spec = parse_expert(f"llm:{args.llm}")
-    if not (spec.is_file or spec.model in LLM_PRESETS):
-        raise UsageError(f"--llm {args.llm!r} is neither a language model preset ({', '.join(LLM_PRESETS)}) nor a "
-                         ".gguf file")
-    return {"llm": spec.model, "expert_url": given.get("expert_url", ""), "expert_model": given.get("expert_model", "")}
+    spec = parse_expert(given.get("expert", "teachers"), llm_presets=LLM_PRESETS)
+    if spec.kind == "oracle":
+        raise UsageError("--expert oracle: in a study the oracle has arms of its own, oracle:<strategy> "
+                         "(--oracle-strategies)")
+    return spec
+
+
+def study_llm(args) -> str:
+    spec = study_expert(args)
+    return spec.model if spec.kind == "llm" else DEFAULT_LLM
+
+
+def expert_strategies(args, suffix: str) -> list[str]:
+    """The default expert arms' strategies; asking another expert than the teachers, those that read the teachers
+    (robust_least_confidence) are left out, said once."""
+    strategies = _names(choose(args, "strategies"))
+    if not suffix:
+        return strategies
+    kept = [s for s in strategies if "teacher_probs" not in needs(s)]
+    if len(kept) < len(strategies):
+        print(f"expert arms {suffix}: {', '.join(sorted(set(strategies) - set(kept)))} left out (it reads the "
+              "teachers, which these arms do not ask)", flush=True)
+    return kept
+
+
+def default_arm_suffix(args) -> str:
+    """'@llm' or '@openai' for the default expert arms when --expert names a language model or an endpoint."""
+    kind = study_expert(args).kind
+    return "" if kind == "teachers" else f"@{kind}"
+
+
+def named_experts(args) -> dict:
+    """StudySettings' llm, expert_url, expert_model: whom the @llm and @openai arms ask."""
+    given = expert_assignments(args, allow_human=False)
+    return {"llm": study_llm(args), "expert_url": given.get("expert_url", ""),
+            "expert_model": given.get("expert_model", "")}
 
 
 def price_settings(args) -> dict:

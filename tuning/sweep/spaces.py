@@ -16,6 +16,7 @@ from ray import tune
 from search_spaces import MODULES
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
+from trainables.query import needs
 from tuning.cli import load_yaml
 
 # A smoke sweep trains a tiny model on ~100 examples: higher learning rates, small sizes. A random
@@ -52,7 +53,6 @@ def read_space_file(path: str | Path) -> dict:
 
 
 EXPERT_FIELDS = ("expert", "expert_url", "expert_model", "expert_price")  # checked together: openai needs two
-TEACHERS_ONLY_STRATEGIES = ("robust_least_confidence",)  # reads the teachers' outputs (trainables/query.py)
 
 
 def build_space(method: str, smoke: bool, overrides: dict | None = None, fixed: dict | None = None) -> dict:
@@ -89,10 +89,11 @@ def _drop_teacher_strategies(space: dict, expert: str, explicit: dict) -> None:
     entry = space.get("strategy")
     if parse_expert(str(expert)).needs_teachers or "strategy" in explicit or not isinstance(entry, dict):
         return
-    values = [v for v in entry.get("values", []) if v not in TEACHERS_ONLY_STRATEGIES]
+    values = [v for v in entry.get("values", []) if "teacher_probs" not in needs(v)]
     if len(values) < len(entry.get("values", [])):
+        dropped = sorted(set(entry["values"]) - set(values))
         print(f"strategies searched with --expert {expert}: {', '.join(values)} "
-              f"({', '.join(TEACHERS_ONLY_STRATEGIES)} reads the teachers, which this sweep does not have)", flush=True)
+              f"({', '.join(dropped)} reads the teachers, which this sweep does not have)", flush=True)
         space["strategy"] = {**entry, "values": values}
 
 
