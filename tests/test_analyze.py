@@ -97,7 +97,12 @@ def test_best_configs_shape(confirmed):
     assert set(stored["methods"]) == set(METHODS)
     for entry in stored["methods"].values():
         assert set(entry) == {"config", "data", "val_accuracy", "test_accuracy", "test_macro_f1", "labels_used",
-                              "teacher_labels", "expert_queries", "experiment", "trial_id", "ran", "checkpoint"}
+                              "teacher_labels", "expert_queries", "experiment", "trial_id", "ran", "checkpoint",
+                              "expert", "expert_calls", "expert_priced_cost", "expert_paid"}
+    # Only the Expert-Loop has an expert; the smoke sweep's is the teachers, free (expert_price 0), one call per label.
+    loop, kd = stored["methods"]["active_loop"], stored["methods"]["kd"]
+    assert loop["expert"] == "teachers" and loop["expert_calls"] == loop["expert_queries"] > 0
+    assert loop["expert_priced_cost"] == loop["expert_paid"] == 0 and kd["expert"] is None
     assert not any(p.name.endswith(".tmp") for p in confirmed.iterdir())  # written atomically
 
 

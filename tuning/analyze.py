@@ -158,7 +158,8 @@ def report_sections(experiments, best: dict, confirmation, plots: dict, storage_
 
     head = ["# Sweep analysis", "Chosen on `val_accuracy` of each trial's last report; test metrics are for "
             "the record only. Label counts: `labels_used` = gold labels the student saw, `teacher_labels` = "
-            "gold labels the teachers were fine-tuned on, `expert_queries` = examples the teachers labelled.",
+            "gold labels the teachers were fine-tuned on, `expert_queries` = examples the expert labelled (the "
+            "teachers unless `expert` names another; priced at the sweep's `expert_price` per label).",
             f"Experiments (folders relative to the storage path `{storage_path}`):",
             *[f"- `{e.relative}` ({e.method}, {len(e.trials)} trials; search: "
               f"{search_kind(e.record.get('sweep', {}))})" for e in experiments]]
@@ -175,7 +176,8 @@ def report_sections(experiments, best: dict, confirmation, plots: dict, storage_
 
 def best_section(experiments, best: dict) -> str:
     headers = ["method", "val_acc", "test_acc", "test_macro_f1", "ran", "labels_used", "teacher_labels",
-               "expert_queries", "ensemble val/test", "teachers test", "trial", "settings"]
+               "expert_queries", "expert: labels priced / paid", "ensemble val/test", "teachers test", "trial",
+               "settings"]
     from tuning.analysis import results as a  # noqa: PLC0415 (Ray, pandas: --help answers at once)
 
     rows = []
@@ -185,11 +187,22 @@ def best_section(experiments, best: dict) -> str:
         ensemble = teachers.pop("ensemble", {})
         rows.append([method, acc(entry["val_accuracy"]), acc(entry["test_accuracy"]), acc(entry["test_macro_f1"]),
                      ran_text(entry["ran"]), fmt(entry["labels_used"]),
-                     fmt(entry["teacher_labels"]), fmt(entry["expert_queries"]),
+                     fmt(entry["teacher_labels"]), fmt(entry["expert_queries"]), expert_text(entry),
                      f"{acc(ensemble.get('val'))} / {acc(ensemble.get('test'))}" if ensemble else "-",
                      ", ".join(f"{name} {acc(split.get('test'))}" for name, split in teachers.items()) or "-",
                      entry["trial_id"], settings_text(trial, experiments)])
     return "## Best trial per method\n\n" + (table(headers, rows) if rows else "No trial reported a val_accuracy.")
+
+
+def expert_text(entry: dict) -> str:
+    """'llm:smollm2: 0.3 / 0.1 (50 calls)': the expert, what its labels are worth and what the run paid; "-" when
+    the method has no expert (best_configs.json written before experts had costs: the expert alone)."""
+    if not entry.get("expert"):
+        return "-"
+    if entry.get(m.EXPERT_PRICED_COST) is None:
+        return entry["expert"]
+    return (f"{entry['expert']}: {fmt(entry[m.EXPERT_PRICED_COST])} / {fmt(entry.get(m.EXPERT_PAID))} "
+            f"({fmt(entry.get(m.EXPERT_CALLS))} calls)")
 
 
 def ran_text(ran: dict) -> str:

@@ -27,7 +27,8 @@ COMPLETED, STOPPED, ERRORED, UNFINISHED = "completed", "stopped", "errored", "un
 STATUSES = (COMPLETED, STOPPED, ERRORED, UNFINISHED)
 LAST_METRICS = (m.VAL_ACCURACY, m.VAL_MACRO_F1, m.VAL_LOSS, m.TEST_ACCURACY, m.TEST_MACRO_F1, m.LABELS_USED,
                 m.TEACHER_LABELS, m.EXPERT_QUERIES, m.TRAIN_SECONDS, m.EPOCH, m.ROUND, m.EXPERT_LABEL_ACCURACY,
-                "expert_label_accuracy_round", "pool_left", "training_iteration")
+                "expert_label_accuracy_round", "pool_left", "training_iteration", m.EXPERT_CALLS, m.EXPERT_CACHE_HITS,
+                m.EXPERT_SECONDS, m.EXPERT_TOKENS, m.EXPERT_PRICED_COST, m.EXPERT_PAID)
 TEACHER_PREFIX = "teacher_accuracy/"
 
 
@@ -272,6 +273,9 @@ def best_entry(trial: TrialRecord, experiment: Experiment) -> dict:
         "labels_used": trial.last.get(m.LABELS_USED),
         "teacher_labels": trial.last.get(m.TEACHER_LABELS),
         "expert_queries": trial.last.get(m.EXPERT_QUERIES),
+        # who labelled the queries (active_loop) and what their labels cost (trainables/metrics.py)
+        "expert": trial.config.get("expert", "teachers") if trial.method == "active_loop" else None,
+        **{key: trial.last.get(key) for key in (m.EXPERT_CALLS, m.EXPERT_PRICED_COST, m.EXPERT_PAID)},
         "test_macro_f1": trial.last.get(m.TEST_MACRO_F1),
         "experiment": experiment.relative,
         "trial_id": trial.trial_id,
