@@ -194,8 +194,14 @@ def ask_expert(expert: Expert, model, trial: TrialConfig, prepared: Prepared, st
         logits = predict_logits(model, prepared.encoded["train"], np.array(rows), bf16=trial.bf16)
         files = expert.write_round(round_number, rows, torch.softmax(torch.from_numpy(logits), dim=1).numpy())
         raise AwaitingLabels(files, rows, dataclasses.asdict(state), model)
+    spec = parse_expert(trial.expert)
+    if spec.kind in ("llm", "openai"):  # minutes, not milliseconds: say what is being waited for
+        print(f"expert {trial.expert}: asking about {len(rows)} rows", flush=True)
     answer = expert.label(rows)
-    if parse_expert(trial.expert).answers_in_state:
+    if spec.kind in ("llm", "openai"):
+        print(f"expert {trial.expert}: {answer.cost.calls} answered in {answer.cost.seconds:.1f} s, "
+              f"{answer.cost.cache_hits} read from the cache", flush=True)
+    if spec.answers_in_state:
         state.answers.update({str(r): probs.tolist() for r, probs in zip(rows, answer.probs, strict=True)})
     state.expert_cost = (Cost(**state.expert_cost) + answer.cost).to_dict()
     return rows
