@@ -52,6 +52,24 @@ def smollm2_gguf(session_cache) -> Path:
 
 
 @pytest.fixture(scope="session")
+def smollm2_loaded(smollm2_gguf):
+    """(model, tokenizer) of the SmolLM2 file, loaded once for the session (some 15 s each time otherwise)."""
+    from trainables.experts.llm import load_gguf  # noqa: PLC0415 (torch, transformers)
+
+    return load_gguf(smollm2_gguf)
+
+
+@pytest.fixture
+def reuse_smollm2(smollm2_loaded, smollm2_gguf, monkeypatch):
+    """Experts built during the test (runtime.CachedLocalLLM) get the session's loaded SmolLM2 for its file instead
+    of loading it again; any other file still loads for real."""
+    import trainables.experts.llm as llm  # noqa: PLC0415
+
+    real = llm.load_gguf
+    monkeypatch.setattr(llm, "load_gguf", lambda path: smollm2_loaded if Path(path) == smollm2_gguf else real(path))
+
+
+@pytest.fixture(scope="session")
 def ray_session(session_cache):
     import ray  # noqa: PLC0415 (Ray: see the module's docstring)
 

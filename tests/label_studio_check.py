@@ -1,8 +1,7 @@
 """Label Studio's own SDK reading what trainables/experts/human.py writes, and writing what it reads back.
 
-Run by tests/test_label_studio_sdk.py in a process whose path holds only the SDK (label-studio-sdk, installed
-there with its dependencies into a folder of its own, since it needs another numpy than ours); it imports nothing
-of this project. Usage:
+Run by tests/test_label_studio_sdk.py in a process whose path puts the SDK first (label-studio-sdk and what its
+label interface and converter import, installed into a folder of their own); it imports nothing of this project. Usage:
 
     python label_studio_check.py LABEL_CONFIG.xml TASKS.json ANSWERS.json OUT_DIR
 

@@ -6,7 +6,7 @@ Label Studio's side is checked against its documented formats (task import: a li
 JSON export: tasks with "annotations" whose "result" holds {"from_name", "to_name", "type": "choices", "value":
 {"choices": [...]}}; JSON-MIN: one flat record per annotation, a single choice written as its string), as its
 SDK's converter (label_studio_sdk/converter, 2.1.2) reads and writes them. The SDK itself checks them in
-tests/test_label_studio_sdk.py, in an environment of its own (it pulls some thirty packages and needs numpy 2.2)."""
+tests/test_label_studio_sdk.py, in a process of its own."""
 
 import csv
 import json

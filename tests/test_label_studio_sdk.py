@@ -2,10 +2,10 @@
 write are read and validated by it, answers are made by its Choices control, and its Converter's JSON-MIN and CSV
 exports, like its JSON export, are read back by trainables/experts/human.py to the labels the person gave.
 
-The SDK is installed from PyPI into a folder of the session (some 30 s and 490 MB: it pulls opencv and nltk and
-needs numpy 2.2, not ours), and runs in a process of its own whose path puts that folder first
-(tests/label_studio_check.py). A Label Studio server is not tried: the app (Django with a database, a much larger
-install) is not part of the suite."""
+The SDK and what those two parts of it import are installed from PyPI into a folder of the session (a few
+seconds, 75 MB; without opencv, which only its image formats need and whose pin would move numpy), and run in a
+process of its own whose path puts that folder first (tests/label_studio_check.py). A Label Studio server is not
+tried: the app (Django with a database, a much larger install) is not part of the suite."""
 
 import json
 import subprocess
@@ -21,6 +21,11 @@ from trainables.experts.human import read_answers, write_queries
 pytestmark = pytest.mark.slow  # a download from PyPI and a second Python environment
 
 SDK = "label-studio-sdk==2.1.2"
+# What its label interface and converter import, at the versions its own requirements resolve to (pip 2026-12-07),
+# installed without dependencies: not opencv (for image formats), whose pin would bring numpy 2.2 with it.
+SDK_IMPORTS = ("xmljson==0.2.1", "lxml==6.2.1", "jsf==0.11.2", "Faker==40.63.0", "rstr==3.2.2", "smart_open==9.0.4",
+               "wrapt==2.5.2", "httpx==0.29.0", "httpcore==1.0.9", "ijson==3.6.0", "ujson==6.1.0", "appdirs==1.4.4",
+               "PyJWT==2.13.0", "nltk==3.10.4")
 CHECK = Path(__file__).with_name("label_studio_check.py")
 LABELS = ("Dental", "Medicine", "Social_Preventive_Medicine")
 TEXTS = Examples(("Which tooth erupts first?", "Treat fever, with a comma", 'Vaccine "cold chain"?', "x"),
@@ -31,7 +36,8 @@ TEXTS = Examples(("Which tooth erupts first?", "Treat fever, with a comma", 'Vac
 def sdk_folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("label-studio-sdk")
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "--no-warn-script-location", "--target", str(folder), SDK], check=True, timeout=600,
+                    "--no-warn-script-location", "--no-deps", "--target", str(folder), SDK, *SDK_IMPORTS],
+                   check=True, timeout=600,
                    capture_output=True)
     return folder
 

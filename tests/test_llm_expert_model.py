@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from trainables.data import Examples
-from trainables.experts.llm import LabelScorer, LocalLLMExpert, load_gguf
+from trainables.experts.llm import LabelScorer, LocalLLMExpert
 from trainables.experts.prompts import PromptBuilder
 from tuning.assets.catalog import MEDMCQA_SUBJECTS
 
@@ -20,9 +20,9 @@ ROWS = Examples((
 
 
 @pytest.fixture(scope="module")
-def smollm2_model(smollm2_gguf):
+def smollm2_model(smollm2_loaded):
     torch.set_num_threads(1)  # a shared 2-core machine
-    return load_gguf(smollm2_gguf)
+    return smollm2_loaded
 
 
 def test_smollm2_scores_every_subject_with_one_forward_pass_per_row(smollm2_model):
@@ -42,7 +42,7 @@ def test_smollm2_scores_every_subject_with_one_forward_pass_per_row(smollm2_mode
 
 
 def test_the_loop_asks_smollm2_once_per_queried_row_and_reads_the_cache_after(smollm2_model, smollm2_gguf,
-                                                                             tmp_path_factory):
+                                                                             tmp_path_factory, reuse_smollm2):
     """--expert llm:<file> in the Expert-Loop (smoke data): the model is asked about each queried row once, its
     answers are those of the model scored directly, and a second run reads every answer from the disk cache."""
     import dataclasses  # noqa: PLC0415

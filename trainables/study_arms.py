@@ -299,7 +299,10 @@ def known_labels(prepared: Prepared, gold: list[int], expert: list[int], answers
 
 
 def expert_probs(prepared: Prepared, rows: list[int], answers: dict) -> np.ndarray:
-    """(rows, classes): a named expert's answers where the state holds them, else the teacher ensemble's."""
+    """(rows, classes): a named expert's answers where the state holds them, else the teacher ensemble's. No rows
+    (a point with no new query) reads neither: a study without teachers has none to read."""
+    if not rows:
+        return np.zeros((0, prepared.num_labels))
     if answers:
         return np.array([answers[str(r)] for r in rows], dtype=np.float64).reshape(len(rows), prepared.num_labels)
     return prepared.teachers.ensemble_probs("train")[np.array(rows, dtype=np.int64)]
