@@ -222,6 +222,11 @@ def test_bad_answers_exit_2_and_leave_the_paused_run_as_it_was(tmp_path, monkeyp
                                  capsys)
     assert status == 2 and "does not exist" in line
     assert not math.isnan(json.loads((out / "run_config.json").read_text())["metrics"][m.VAL_ACCURACY])
+    # Training again into the paused run's folder would throw its state away: refused, nothing written.
+    status, line = exit_and_line(train.main, ["--method", "active_loop", "--expert", "human", *SMALL, "--out",
+                                              str(out)], capsys)
+    assert status == 2 and "holds a person's answers" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 # ---------------------------------------------------------------- a sweep's expert

@@ -105,12 +105,28 @@ def main(argv=None) -> int:
     out = Path(args.out or f"checkpoints/{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
     if out.exists() and not (out / "run_config.json").is_file():
         raise UsageError(f"--out {out} exists and is not a checkpoint of this tool: refusing to overwrite it")
+    refuse_to_drop_answers(out)
     trial = trial.decided()  # "auto" precision: decided here, where it trains, and recorded in the checkpoint
     from tuning.assets.prepare import prepare  # noqa: PLC0415 (torch: once the arguments are checked)
 
     prepared = prepare(settings, need_teachers=needs_teachers(trial), expert=trial.expert,
                        human_folder=queries_folder(out))
     return train_into(out, trial, prepared)
+
+
+def refuse_to_drop_answers(out: Path) -> None:
+    """A checkpoint holding a person's answers is never trained over from scratch: they cost a person's time."""
+    state_file = out / "trial_state.json"
+    if not state_file.is_file():
+        return
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return
+    run = json.loads((out / "run_config.json").read_text(encoding="utf-8")).get("trial", {})
+    if str(run.get("expert", "")).strip().lower() == "human" and (state.get("answers") or state.get("pending")):
+        raise UsageError(f"--out {out} holds a person's answers (a run with --expert human): continue it with "
+                         f"`{label_command(out)}`, or choose another --out")
 
 
 def needs_teachers(trial: TrialConfig) -> bool:
