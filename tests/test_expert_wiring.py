@@ -227,6 +227,13 @@ def test_bad_answers_exit_2_and_leave_the_paused_run_as_it_was(tmp_path, monkeyp
                                               str(out)], capsys)
     assert status == 2 and "holds a person's answers" in line
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # A state that cannot be read may still hold answers: refused too, not trained over.
+    (out / "trial_state.json").write_text("{not json", encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    status, line = exit_and_line(train.main, ["--method", "active_loop", "--expert", "human", *SMALL, "--out",
+                                              str(out)], capsys)
+    assert status == 2 and "trial_state.json is not valid JSON" in line, line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 # ---------------------------------------------------------------- a sweep's expert

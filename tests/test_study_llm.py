@@ -226,3 +226,20 @@ def test_expert_names_whom_the_default_expert_arms_ask():
     assert "kd_all" in llm["arms"] and llm["template"]["llm"] == "smollm2"
     chosen = settings("--expert", "llm:/models/m.gguf", "--arms", "expert:margin,expert:margin@llm")
     assert chosen["arms"] == ["expert:margin", "expert:margin@llm"] and chosen["template"]["llm"] == "/models/m.gguf"
+
+
+@pytest.mark.parametrize("command, listed, left_out", [
+    ("study", ["teachers", "llm:", "openai"], ["oracle", "human"]),  # the study refuses both (exit 2, above)
+    ("run", ["teachers", "oracle", "llm:", "openai"], ["human"]),
+    ("train", ["teachers", "oracle", "llm:", "openai", "human"], []),
+])
+def test_expert_help_lists_the_experts_each_command_accepts(capsys, command, listed, left_out):
+    from tuning import run, train  # noqa: PLC0415
+
+    parse = {"study": study_command.parse_args, "run": run.parse_args, "train": train.parse_args}[command]
+    with pytest.raises(SystemExit):
+        parse(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    expert_help = text.split("--expert EXPERT who labels the queried rows:")[1].split("(default")[0]
+    assert all(kind in expert_help for kind in listed), expert_help
+    assert not any(kind in expert_help for kind in left_out), expert_help

@@ -196,10 +196,13 @@ def add_data_arguments(parser: argparse.ArgumentParser, scope: str = "sweep") ->
                        help="seconds, not minutes: a tiny random model on a few dozen generated examples")
 
 
-def add_expert_arguments(parser: argparse.ArgumentParser, human: bool = True) -> None:
-    """--expert and its settings (TrialConfig's expert, expert_url, expert_model, expert_price)."""
+EXPERT_KINDS = "teachers, oracle, llm:<preset or .gguf file>, openai or human"
+
+
+def add_expert_arguments(parser: argparse.ArgumentParser, kinds: str = EXPERT_KINDS) -> None:
+    """--expert (its help lists the `kinds` this command accepts) and its settings (TrialConfig's expert,
+    expert_url, expert_model, expert_price)."""
     group = parser.add_argument_group("the Expert-Loop's expert (active_loop)")
-    kinds = "teachers, oracle, llm:<preset or .gguf file>, openai" + (" or human" if human else "")
     group.add_argument("--expert", default=None,
                        help=f"who labels the queried rows: {kinds} (default: teachers; llm:smollm2 is a small "
                             "local model, offline)")

@@ -33,17 +33,28 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def paused_run(folder: Path) -> tuple[dict, dict]:
-    """(run_config.json, the loop's state) of a run waiting for a person; a UsageError otherwise."""
+def human_run(folder: Path) -> tuple[dict, dict] | None:
+    """(run_config.json, the loop's state; {} before its first round) of a checkpoint whose run asks a person
+    (--expert human), None for any other run; a UsageError when the folder is not a readable checkpoint."""
     run_config = read_run_config(folder)
     trial = run_config.get("trial", {})
     if trial.get("method") != "active_loop" or parse_expert(str(trial.get("expert", ""))).kind != "human":
-        raise UsageError(f"{folder} is not an Expert-Loop run with --expert human")
+        return None
     path = folder / TRIAL_STATE
-    state = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    if not state.get("pending"):
+    try:
+        return run_config, (json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {})
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path} is not valid JSON: {error}") from None
+
+
+def paused_run(folder: Path) -> tuple[dict, dict]:
+    """(run_config.json, the loop's state) of a run waiting for a person; a UsageError otherwise."""
+    found = human_run(folder)
+    if found is None:
+        raise UsageError(f"{folder} is not an Expert-Loop run with --expert human")
+    if not found[1].get("pending"):
         raise UsageError(f"{folder} waits for no answers (its last round is complete)")
-    return run_config, state
+    return found
 
 
 def import_answers(folder: Path, answers_file: Path) -> tuple[dict, dict]:

@@ -69,7 +69,7 @@ def parse_args(argv=None):
     parser.add_argument("--grace-period", type=int, default=1, help="epochs/rounds before ASHA may stop a trial")
     parser.add_argument("--max-failures", type=int, default=0, help="retries of a failed trial from its checkpoint")
     parser.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
-    add_expert_arguments(parser, human=False)
+    add_expert_arguments(parser, kinds="teachers, oracle, llm:<preset or .gguf file> or openai")
     add_verbose_argument(parser)
     add_tracker_arguments(parser, "sweep")
     add_data_arguments(parser)

@@ -1,7 +1,7 @@
 """The budget study: which method wins at each label budget, against equal-budget baselines.
 
     python tuning/study.py                      # all arms, 10 seeds, budgets 50..800 (hours on 2 cores)
-    python tuning/study.py --quick              # 3 seeds, budgets 100,200,400, six arms
+    python tuning/study.py --quick              # 3 seeds, budgets 50,100,200, four arms (tens of minutes)
     python tuning/study.py --prices gold=1,expert=0.1   # every arm on one priced-cost axis
     python tuning/study.py --arms supervised,expert:margin,expert:margin@llm --prices gold=1,expert=0.1,llm=0.01
                                                 # the teachers against a local language model (smollm2)
@@ -132,9 +132,11 @@ def parse_args(argv=None):
     add_verbose_argument(parser)
     add_tracker_arguments(parser, "study")
     add_data_arguments(parser, scope="study")
-    add_expert_arguments(parser, human=False)  # --expert-url, --expert-model for @openai; --expert-price
+    add_expert_arguments(parser, kinds="teachers, llm:<preset or .gguf file> or openai")  # + url, model, price
     parser.set_defaults(teacher_split=0.5)  # the experts learn from rows the student never gets
-    return parse_with_explicit(parser, argv)
+    args = parse_with_explicit(parser, argv)
+    args.named_expert = study_expert(args)  # parsed once: arms, recipe and settings read it
+    return args
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:
@@ -168,7 +170,7 @@ def arm_names(args) -> list[str]:
         names = ["supervised", "kd_all", *[f"oracle:{s}" for s in _names(choose(args, "oracle_strategies"))],
                  *[f"expert:{s}{suffix}" for s in expert_strategies(args, suffix)], "full:supervised"]
     for name in names:
-        parse_arm(name, study_llm(args))
+        parse_arm(name, args.named_expert.llm)
     if len(set(names)) != len(names):
         raise UsageError(f"an arm is named twice in {', '.join(names)}")
     return names
@@ -185,7 +187,8 @@ def recipe(args):
     if not (args.config or args.from_dir):
         values.update(SMOKE_RECIPE if args.smoke_test else DEFAULT_RECIPE)
     values.update(parse_assignments(args.set, "--set"))
-    values.update({k: v for k, v in expert_assignments(args, allow_human=False).items() if k == "expert_price"})
+    if args.named_expert.price is not None:
+        values["expert_price"] = args.named_expert.price
     if "stop" in values:
         raise UsageError("--set stop=... does nothing in the budget study: it judges every stopping criterion after "
                          "the fact on every query arm (the report's 'Stopping criteria' section)")
@@ -235,7 +238,17 @@ def study_settings(args) -> dict:
     return {"template": values, "arms": arms, "seeds": list(range(seeds)), **price_settings(args)}
 
 
-def study_expert(args):
+@dataclasses.dataclass(frozen=True)
+class NamedExpert:
+    """Whom a study's @llm and @openai arms ask (--expert, --expert-url, --expert-model) and --expert-price."""
+    kind: str  # teachers, llm or openai
+    llm: str  # the language model's preset or .gguf file (the default one unless --expert llm:...)
+    url: str = ""
+    model: str = ""
+    price: float | None = None
+
+
+def study_expert(args) -> NamedExpert:
     """--expert in a study: teachers (the default), llm:<preset or .gguf file> or openai; it names whom the @llm
     or @openai arms ask and, without --arms, whom the default expert arms ask. oracle and human are refused."""
     given = expert_assignments(args, allow_human=False)
@@ -243,12 +256,9 @@ def study_expert(args):
     if spec.kind == "oracle":
         raise UsageError("--expert oracle: in a study the oracle has arms of its own, oracle:<strategy> "
                          "(--oracle-strategies)")
-    return spec
-
-
-def study_llm(args) -> str:
-    spec = study_expert(args)
-    return spec.model if spec.kind == "llm" else DEFAULT_LLM
+    return NamedExpert(kind=spec.kind, llm=spec.model if spec.kind == "llm" else DEFAULT_LLM,
+                       url=given.get("expert_url", ""), model=given.get("expert_model", ""),
+                       price=given.get("expert_price"))
 
 
 def expert_strategies(args, suffix: str) -> list[str]:
@@ -266,15 +276,14 @@ def expert_strategies(args, suffix: str) -> list[str]:
 
 def default_arm_suffix(args) -> str:
     """'@llm' or '@openai' for the default expert arms when --expert names a language model or an endpoint."""
-    kind = study_expert(args).kind
+    kind = args.named_expert.kind
     return "" if kind == "teachers" else f"@{kind}"
 
 
 def named_experts(args) -> dict:
     """StudySettings' llm, expert_url, expert_model: whom the @llm and @openai arms ask."""
-    given = expert_assignments(args, allow_human=False)
-    return {"llm": study_llm(args), "expert_url": given.get("expert_url", ""),
-            "expert_model": given.get("expert_model", "")}
+    expert = args.named_expert
+    return {"llm": expert.llm, "expert_url": expert.url, "expert_model": expert.model}
 
 
 def price_settings(args) -> dict:

@@ -116,15 +116,12 @@ def main(argv=None) -> int:
 
 def refuse_to_drop_answers(out: Path) -> None:
     """A checkpoint holding a person's answers is never trained over from scratch: they cost a person's time."""
-    state_file = out / "trial_state.json"
-    if not state_file.is_file():
-        return
-    try:
-        state = json.loads(state_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return
-    run = json.loads((out / "run_config.json").read_text(encoding="utf-8")).get("trial", {})
-    if str(run.get("expert", "")).strip().lower() == "human" and (state.get("answers") or state.get("pending")):
+    from tuning.label import human_run  # noqa: PLC0415 (a checkpoint's files, read only when --out holds one)
+
+    if not (out / "run_config.json").is_file():
+        return  # not a checkpoint of this tool: nothing of a person's in it
+    found = human_run(out)
+    if found is not None and (found[1].get("answers") or found[1].get("pending")):
         raise UsageError(f"--out {out} holds a person's answers (a run with --expert human): continue it with "
                          f"`{label_command(out)}`, or choose another --out")
 
