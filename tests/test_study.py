@@ -400,6 +400,8 @@ def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, sessio
     result = run_cli("study.py", "--smoke-test", "--storage-path", str(tmp_path), "--name", "s", "--tracker", "mlflow",
                      "--strategies", ",".join(strategies), cache=session_cache)
     assert result.returncode == 0, result.stderr[-3000:]
+    # Tune calls ProgressLines' setup and on_step_begin: once a trial has ended, the line says the time left
+    assert "trials done, about " in result.stdout and "left at this run's pace)" in result.stdout
     folder = tmp_path / "s"
     frame = pd.read_csv(folder / "study.csv", dtype={"test_predictions": str, "stop_predictions": str})
     assert list(frame.columns[:8]) == ["arm", "budget", "seed", "gold_labels", "expert_queries", "val_accuracy",

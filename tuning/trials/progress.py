@@ -1,5 +1,6 @@
 """One short line per report while trials run, for the sweep and the study alike, with the count of trials
-that have ended, so a long run shows where it is without Ray's full tables."""
+that have ended and, once one has ended in this run, the time left at this run's pace, so a long run shows
+where it is without Ray's full tables."""
 
 from __future__ import annotations
 
@@ -25,6 +26,16 @@ class ProgressLines(tune.Callback):
         self.total = total  # the run's trials: Tune's list holds only those created so far
         self.describe, self.word = describe, word
         self.ended: set[str] = set()
+        self.run_started, self.ended_before_run = time.time(), None
+
+    def setup(self, **info):
+        # Called by every fit, a --resume's too (the callback comes back unpickled): the pace counts from here,
+        # over the trials that end in this run (trials ended before it, or paused mid-way, would bias it).
+        self.run_started, self.ended_before_run = time.time(), None
+
+    def on_step_begin(self, iteration, trials, **info):
+        if self.ended_before_run is None:
+            self.ended_before_run = len(self._ended(trials))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         text, ends = self.describe(trial, result)
@@ -39,7 +50,19 @@ class ProgressLines(tune.Callback):
         self.ended.add(trial.trial_id)
         self._print(f"{trial.trial_id} errored", trials)
 
+    def _ended(self, trials) -> set[str]:
+        return self.ended | {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
+
     def _print(self, text: str, trials) -> None:
-        ended = self.ended | {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
-        print(f"[{time.time() - self.started:6.0f} s] {text} ({len(ended)}/{self.total} trials {self.word})",
-              flush=True)
+        ended = len(self._ended(trials))
+        print(f"[{time.time() - self.started:6.0f} s] {text} ({ended}/{self.total} trials {self.word}"
+              f"{self._time_left(ended)})", flush=True)
+
+    def _time_left(self, ended: int) -> str:
+        """', about 3.2 h left at this run's pace' once a trial has ended in this run, else ''."""
+        in_run = ended - (self.ended_before_run or 0)
+        if in_run <= 0 or ended >= self.total:
+            return ""
+        seconds = (time.time() - self.run_started) / in_run * (self.total - ended)
+        return f", about {seconds / 3600:.1f} h left at this run's pace" if seconds >= 5400 else \
+            f", about {seconds / 60:.0f} min left at this run's pace"
