@@ -36,6 +36,8 @@ CASES = {
     "bad stopping criterion": (["--smoke-test", "--fix", "stop=kappa:2"], "kappa stopping threshold must lie in"),
     "unknown stopping criterion": (["--smoke-test", "--fix", "stop=patience:3"], "unknown stopping criterion"),
     "one dropout pass": (["--smoke-test", "--fix", "mc_passes=1"], "mc_passes must be >= 2"),
+    "epochs beside round_steps": (["--smoke-test", "--method", "all", "--fix", "epochs=2"],
+                                  "epochs does nothing in an Expert-Loop sweep while round_steps is set"),
     "zero initial pool": (["--smoke-test", "--fix", "initial_pool_size=0"], "initial_pool_size must be >= 1"),
     "negative query size": (["--smoke-test", "--fix", "query_size=-5"], "query_size must be >= 1"),
     "query larger than pool": (["--smoke-test", "--fix", "query_size=90"], "query_size up to 90 is larger"),

@@ -17,6 +17,7 @@ from tests.conftest import smoke_prepared
 from trainables import metrics as m
 from trainables.config import TrialConfig
 from trainables.encode import EncodedSplit
+from trainables.errors import UsageError
 from trainables.expert_loop import (
     HIDDEN,
     LoopState,
@@ -316,3 +317,32 @@ def test_expert_accuracy_by_hand():
     assert expert_accuracy(prepared, [2]) == 0.0
     assert expert_accuracy(prepared, [0]) == 1.0
     assert math.isnan(expert_accuracy(prepared, []))
+
+
+# ---------------------------------------------------------------- a round's training length
+
+
+@pytest.mark.parametrize("round_steps, rows, batch, epochs", [
+    (0, 150, 16, 1),  # round_steps 0: `epochs` epochs, as before
+    (300, 150, 16, 30),  # 10 steps an epoch: 30 epochs = 300 steps
+    (300, 700, 16, 7),  # 44 steps an epoch: ceil(300 / 44) = 7 epochs = 308 steps
+    (300, 20, 16, 40),  # 2 steps an epoch: 150 epochs asked, the cap is 40
+    (10, 700, 16, 3),  # 1 epoch would do; at least 3
+])
+def test_a_round_trains_about_round_steps_steps_in_whole_epochs(round_steps, rows, batch, epochs):
+    assert el.round_epochs(trial(round_steps=round_steps, batch_size=batch), rows) == epochs
+
+
+def test_each_round_trains_and_reports_the_steps_worked_out_by_hand(prepared, monkeypatch):
+    """16 initial rows at batch 8 (2 steps an epoch: 12 epochs for 24 steps), then 24 rows (3 steps an epoch:
+    8 epochs) and 32 rows (4: 6 epochs): every round 24 steps; without round_steps, 1 epoch: 2, 3, 4 steps.
+    The steps trained are counted as loss calls (one per optimiser step)."""
+    for config, steps in ((trial(round_steps=24), [24, 24, 24]), (trial(), [2, 3, 4])):
+        reports, batches = run(prepared, config, monkeypatch)
+        assert [metrics[m.TRAIN_STEPS] for metrics, _ in reports] == steps
+        assert [sum(1 for r, _ in batches if r == round_number) for round_number in range(3)] == steps
+
+
+def test_round_steps_below_zero_is_refused():
+    with pytest.raises(UsageError, match="round_steps must be >= 0"):
+        trial(round_steps=-1)

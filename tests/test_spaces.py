@@ -12,7 +12,7 @@ from tuning.sweep.spaces import build_space, read_space_file, starting_points, t
 
 SPACE_FILE = """
 learning_rate: {type: loguniform, low: 1e-4, high: 5e-3}   # 1e-4 without a dot: YAML 1.1 reads a string
-epochs: 2
+round_steps: 300
 strategy: {type: choice, values: [margin, entropy]}
 """
 
@@ -25,7 +25,7 @@ def test_overrides_from_a_yaml_file_and_fixed_values(tmp_path):
     space = build_space("active_loop", False, overrides, fixed={"batch_size": 8, "strategy": "random"})
     assert space["method"] == "active_loop"
     assert space["learning_rate"] == {"type": "loguniform", "low": 1e-4, "high": 5e-3}
-    assert space["epochs"] == 2 and space["batch_size"] == 8
+    assert space["round_steps"] == 300 and space["batch_size"] == 8
     assert space["strategy"] == "random"  # --fix wins over the file
     assert space["alpha"] == MODULES["active_loop"].SPACE["alpha"]  # untouched entries stay
 
@@ -45,7 +45,7 @@ def test_the_strategy_choice_holds_known_strategies_issue_24s_among_them():
 
 def test_smoke_spaces_are_small():
     space = build_space("active_loop", True)
-    assert space["batch_size"] == 8 and space["epochs"] == 8
+    assert space["batch_size"] == 8 and space["round_steps"] == 64 and "epochs" not in space
     assert space["initial_pool_size"]["high"] <= 32
     assert "initial_pool_size" not in build_space("supervised", True)
 
@@ -61,6 +61,10 @@ def test_smoke_spaces_are_small():
     ("active_loop", {"strategy": {"type": "choice", "values": []}}, "choice has no values"),
     ("supervised", {"epochs": {"type": "normal", "low": 1, "high": 2}}, "unknown type 'normal'"),
     ("supervised", {"batch_size": 0}, "batch_size must be >= 1"),
+    ("active_loop", {"round_steps": -5}, "round_steps must be >= 0"),
+    # a round trains round_steps steps: epochs would do nothing, unless round_steps is fixed at 0
+    ("active_loop", {"epochs": 3}, "epochs does nothing in an Expert-Loop sweep while round_steps is set"),
+    ("active_loop", {"epochs": 3, "round_steps": 500}, "epochs does nothing"),
 ])
 def test_bad_spaces_are_refused(method, overrides, message):
     with pytest.raises(UsageError, match=message):
@@ -91,6 +95,12 @@ def test_to_tune_int_ranges_include_both_ends():
     assert rates.min() >= 1e-4 and rates.max() <= 1e-2
     assert (rates < 1e-3).mean() == pytest.approx(0.5, abs=0.1)  # log-uniform: half below the log-midpoint
     assert set(space["strategy"].sample(size=200, random_state=np.random.default_rng(0))) == {"margin", "entropy"}
+
+
+def test_epochs_a_round_when_round_steps_is_fixed_at_zero():
+    space = build_space("active_loop", False, {"epochs": 4}, fixed={"round_steps": 0})
+    assert space["epochs"] == 4 and space["round_steps"] == 0
+    assert MODULES["active_loop"].ORIGINAL["round_steps"] == MODULES["active_loop"].SPACE["round_steps"]["low"]
 
 
 def test_starting_points_hold_the_original_setting_only_inside_the_space():

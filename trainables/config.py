@@ -20,7 +20,7 @@ class TrialConfig:
     method: str
     learning_rate: float = 5e-5  # AdamW peak rate; small BERTs fine-tune well in 1e-5..1e-4
     batch_size: int = 16
-    epochs: int = 3  # per round for the Expert-Loop
+    epochs: int = 3  # per round for the Expert-Loop (unless round_steps)
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     seed: int = 0  # model initialisation and batch order (the data split has its own seed)
@@ -33,6 +33,11 @@ class TrialConfig:
     initial_pool_size: int = 100  # active_loop: gold-labelled examples to start from
     query_size: int = 50  # active_loop: examples the experts label per round
     max_iterations: int = 3  # active_loop: query rounds after the first training
+    # active_loop: train each round for about this many optimiser steps, in whole epochs (at least 3, at most 40:
+    # the budget study's rule, trainables/study_settings.StoppingRule), instead of `epochs` epochs; 0: `epochs`.
+    # A round on 100-250 labels at batch 16 is 7-16 steps an epoch: 2-4 epochs (20-50 steps) leave the student
+    # at the majority class (benchmarks/results/active-loop-steps-2026-12-07).
+    round_steps: int = 0
     strategy: str = "least_confidence"  # active_loop: see trainables/query.py
     # active_loop: who labels the queried examples: teachers, oracle (the gold label: a perfect expert),
     # llm:<preset or .gguf file>, openai (expert_url, expert_model) or human (trainables/experts/).
@@ -70,6 +75,7 @@ class TrialConfig:
         _check(self.initial_pool_size >= 1, f"initial_pool_size must be >= 1, got {self.initial_pool_size}")
         _check(self.query_size >= 1, f"query_size must be >= 1, got {self.query_size}")
         _check(self.max_iterations >= 0, f"max_iterations must be >= 0, got {self.max_iterations}")
+        _check(self.round_steps >= 0, f"round_steps must be >= 0 (0: train `epochs` epochs), got {self.round_steps}")
         _check(self.strategy in STRATEGIES,
                f"unknown strategy '{self.strategy}' (choose from {', '.join(STRATEGIES)})")
         object.__setattr__(self, "expert", str(parse_expert(str(self.expert))))  # a UsageError names the forms

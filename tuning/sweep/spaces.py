@@ -26,6 +26,7 @@ SMOKE_OVERRIDES = {
     "learning_rate": {"type": "loguniform", "low": 2e-3, "high": 1e-2},
     "batch_size": 8,
     "epochs": 8,
+    "round_steps": 64,  # the Expert-Loop: 8-32 epochs of its 16-64 rows (8 epochs were 16-64 steps)
     "initial_pool_size": {"type": "int", "low": 16, "high": 32},
     "query_size": {"type": "int", "low": 8, "high": 16},
     "max_iterations": {"type": "int", "low": 1, "high": 2},
@@ -67,6 +68,7 @@ def build_space(method: str, smoke: bool, overrides: dict | None = None, fixed: 
     expert = expert_settings(space)
     if method == "active_loop":
         _drop_teacher_strategies(space, expert.get("expert", "teachers"), explicit=overrides or {})
+        _refuse_idle_epochs(space, explicit={**(overrides or {}), **(fixed or {})})
     for name, entry in space.items():
         _check_entry(method, name, entry, expert)
     return {"method": method, **space}
@@ -95,6 +97,16 @@ def _drop_teacher_strategies(space: dict, expert: str, explicit: dict) -> None:
         print(f"strategies searched with --expert {expert}: {', '.join(values)} "
               f"({', '.join(dropped)} reads the teachers, which this sweep does not have)", flush=True)
         space["strategy"] = {**entry, "values": values}
+
+
+def _refuse_idle_epochs(space: dict, explicit: dict) -> None:
+    """An Expert-Loop round trains round_steps steps when that is set, and `epochs` only when it is 0: epochs
+    given while round_steps can be non-zero would do nothing, silently."""
+    steps = space.get("round_steps", 0)
+    if "epochs" in explicit and (isinstance(steps, dict) or steps):
+        raise UsageError("epochs does nothing in an Expert-Loop sweep while round_steps is set (each round trains "
+                         "about round_steps optimiser steps): set round_steps instead, or fix round_steps=0 to "
+                         "train `epochs` epochs a round")
 
 
 def _check_entry(method: str, name: str, entry, expert: dict) -> None:
