@@ -75,3 +75,12 @@ def test_evaluate_reproduces_what_train_reported(tmp_path, capsys, bf16):
     measured = json.loads(capsys.readouterr().out)
     assert measured["accuracy"] == reported["val_accuracy"]
     assert measured["loss"] == pytest.approx(reported["val_loss"], abs=1e-5)
+
+
+def test_an_expert_loop_run_without_round_steps_says_how_long_its_rounds_train():
+    from trainables.config import TrialConfig  # noqa: PLC0415
+
+    note = train.round_length_note(TrialConfig(method="active_loop", epochs=4))
+    assert note.startswith("each round trains 4 epochs (round_steps 0)") and "--set round_steps=" in note
+    assert train.round_length_note(TrialConfig(method="active_loop", round_steps=300)) is None
+    assert train.round_length_note(TrialConfig(method="supervised")) is None

@@ -106,6 +106,8 @@ def main(argv=None) -> int:
     if out.exists() and not (out / "run_config.json").is_file():
         raise UsageError(f"--out {out} exists and is not a checkpoint of this tool: refusing to overwrite it")
     refuse_to_drop_answers(out)
+    if note := round_length_note(trial):
+        print(note, flush=True)
     trial = trial.decided()  # "auto" precision: decided here, where it trains, and recorded in the checkpoint
     from tuning.assets.prepare import prepare  # noqa: PLC0415 (torch: once the arguments are checked)
 
@@ -124,6 +126,16 @@ def refuse_to_drop_answers(out: Path) -> None:
     if found is not None and (found[1].get("answers") or found[1].get("pending")):
         raise UsageError(f"--out {out} holds a person's answers (a run with --expert human): continue it with "
                          f"`{label_command(out)}`, or choose another --out")
+
+
+def round_length_note(trial: TrialConfig) -> str | None:
+    """An Expert-Loop run trains `epochs` epochs a round unless round_steps is set (old configs mean that): said
+    once, since a few epochs of a round's rows are few optimiser steps."""
+    if trial.method != "active_loop" or trial.round_steps:
+        return None
+    return (f"each round trains {trial.epochs} epochs (round_steps 0): a round's few hundred rows are few steps an "
+            "epoch, and rounds of 20-50 steps left students at the majority class; --set round_steps=600 trains "
+            "about 600 optimiser steps a round (sweeps search 200-1000)")
 
 
 def needs_teachers(trial: TrialConfig) -> bool:
