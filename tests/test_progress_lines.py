@@ -55,3 +55,11 @@ def test_long_waits_read_in_hours_and_the_last_trial_has_none(clock, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("(1/3 trials ended, about 6.0 h left at this run's pace)")
     assert out[1].endswith("(3/3 trials ended)")
+
+
+def test_no_estimate_before_tunes_first_step_says_which_trials_ended_earlier(clock, capsys):
+    lines = ProgressLines(total=4, describe=ends("a"))
+    lines.setup()
+    clock.t = 1600.0
+    lines.on_trial_result(0, [trial("a"), trial("b")], trial("a"), {})
+    assert capsys.readouterr().out.endswith("(1/4 trials ended)\n")

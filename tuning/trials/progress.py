@@ -59,8 +59,11 @@ class ProgressLines(tune.Callback):
               f"{self._time_left(ended)})", flush=True)
 
     def _time_left(self, ended: int) -> str:
-        """', about 3.2 h left at this run's pace' once a trial has ended in this run, else ''."""
-        in_run = ended - (self.ended_before_run or 0)
+        """', about 3.2 h left at this run's pace' once a trial has ended in this run, else '' (also before Tune's
+        first step, when the trials ended before this run are not known yet)."""
+        if self.ended_before_run is None:
+            return ""
+        in_run = ended - self.ended_before_run
         if in_run <= 0 or ended >= self.total:
             return ""
         seconds = (time.time() - self.run_started) / in_run * (self.total - ended)
