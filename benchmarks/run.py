@@ -3,9 +3,11 @@ and latest.md.
 
     python benchmarks/run.py --quick                 # under 3 minutes: small sizes, one round each
     python benchmarks/run.py                         # under 15 minutes: more data, two rounds each
-    python benchmarks/run.py --with-default-sweep    # also the default Expert-Loop sweep (about 10 min more)
+    python benchmarks/run.py --with-default-sweep    # also the default Expert-Loop sweep (about 15 min more)
     python benchmarks/run.py --with-study            # also `tuning/study.py --quick` (about 20 min more)
-    python benchmarks/run.py --only full_study --with-full-study  # the full study alone (about 3 hours)
+    python benchmarks/run.py --only full_study --with-full-study  # the full study alone (hours)
+    python benchmarks/run.py --only full_study --with-full-study --full-study-from ray_results/NAME
+                                                     # a full study already run, from its logged runs
 
 Every figure is a ratio of two things measured in turns in the same run (see benchmarks/README.md).
 """
@@ -54,6 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "study_overhead_fraction; full mode only)")
     parser.add_argument("--with-full-study", action="store_true",
                         help="also time the full `tuning/study.py` (study_full_seconds; hours; full mode only)")
+    parser.add_argument("--full-study-from", metavar="FOLDER", default=None,
+                        help="with --with-full-study: time a full study already run (over several sessions: each "
+                             "start and --resume is logged in its study.json) instead of running one")
     parser.add_argument("--keep-study", metavar="STORAGE_PATH", default=None,
                         help="with --with-study / --with-full-study: keep the studies' folders (report, study.csv) "
                              "under this path (names bench-study-quick, bench-study-full)")
@@ -97,7 +102,9 @@ def _sections(args, sizes: dict, native_bf16: bool) -> dict:
         return study_overhead.measure(args.keep_study, full=False)
 
     def full_study():
-        from benchmarks import study_overhead  # noqa: PLC0415
+        from benchmarks import common, study_overhead  # noqa: PLC0415
+        if args.full_study_from:
+            return study_overhead.logged(Path(args.full_study_from), common.THREADS)
         return study_overhead.measure(args.keep_study, full=True)
 
     chosen = {"step": step, "epoch": epoch, "kd": kd, "sweeps": sweeps, "teachers": teachers}
@@ -113,16 +120,16 @@ def _sections(args, sizes: dict, native_bf16: bool) -> dict:
 def _notes(args, results: dict) -> list[str]:
     notes = []
     if args.quick:
-        notes.append("default_sweep_seconds_warm is null: --quick never runs the default sweep (about 10 min).")
+        notes.append("default_sweep_seconds_warm is null: --quick never runs the default sweep (about 15 min).")
     elif not args.with_default_sweep:
         notes.append("default_sweep_seconds_warm is null: run with --with-default-sweep to time the default "
-                     "Expert-Loop sweep (about 10 min).")
+                     "Expert-Loop sweep (about 15 min).")
     if not (args.with_study and not args.quick):
         notes.append("study_quick_seconds, study_points_per_hour and study_overhead_fraction are null: run the "
                      "full mode with --with-study to time `tuning/study.py --quick` (about 20 min).")
     if not (args.with_full_study and not args.quick):
         notes.append("study_full_seconds is null: run the full mode with --with-full-study to time the full "
-                     "`tuning/study.py` (about 3 hours).")
+                     "`tuning/study.py` (hours), or add --full-study-from FOLDER to time one already run.")
     if results.get("raw", {}).get("epoch", {}).get("trainer_included") is False:
         notes.append("Trainer comparison skipped: accelerate is not installed (pip install -e '.[bench]').")
     for reason in sorted(set((results.get("null_reasons") or {}).values())):

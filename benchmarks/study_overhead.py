@@ -1,6 +1,8 @@
-"""Section 6 (with --with-study, about 20 minutes; --with-full-study, about 3 hours): the budget study's
+"""Section 6 (with --with-study, about 20 minutes; --with-full-study, hours: the target is 3): the budget study's
 `--quick` run (or the full study) end to end, its points per hour, and the share of its wall time not
-spent training students.
+spent training students. `--full-study-from FOLDER` times a full study already run instead, over however many
+sessions it took: its wall time is the sum of its runs (a start and each --resume, from Ray's start to the
+report), which study.py logs in study.json; the work lost to a pause (points in flight) is inside that sum.
 
     study_overhead_fraction = 1 - sum over points of train_seconds / (wall seconds x trial slots)
 
@@ -45,6 +47,22 @@ def overhead(reports: list[dict], wall_seconds: float, slots: int, full: bool = 
     return {"study_quick_seconds": wall_seconds, "study_points_per_hour": len(reports) / wall_seconds * 3600,
             "study_overhead_fraction": 1 - trained / capacity if capacity else None,
             "study_in_trial_fraction": in_trial / capacity if capacity else None}
+
+
+def logged(folder: Path, slots: int) -> tuple[dict, dict]:
+    """The full study's figures from a study folder: the summed seconds of its logged runs, its points. A study
+    not yet finished has no such figure (its time so far would pass for the whole study's)."""
+    try:
+        record = json.loads((folder / "study.json").read_text(encoding="utf-8"))
+        runs, planned = record["runs"], len(record["plan"]["arms"]) * len(record["plan"]["seeds"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return {}, {"error": f"{folder} is not a study folder with logged runs (study.json 'runs'): {error}"}
+    ended = runs[-1].get("trials_ended", 0) if runs else 0
+    if ended < planned:
+        return {}, {"error": f"{folder.name} is not finished: {ended} of {planned} trials ended (resume it first)"}
+    reports = point_reports(folder)
+    raw = {"study": folder.name, "runs": runs, "points": len(reports), "slots": slots}
+    return overhead(reports, sum(run["seconds"] for run in runs), slots, full=True), raw
 
 
 def measure(keep_in: str | None = None, full: bool = False) -> tuple[dict, dict]:

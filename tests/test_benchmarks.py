@@ -273,3 +273,25 @@ def test_query_cost_state_and_table():
                "seconds": {"plain_pass": [1.0, 3.0], "bald": [20.0, 24.0]}}
     assert query_cost.markdown(results).splitlines()[2:] == ["| plain pass over the pool | 2.00 | 1.00 |",
                                                              "| `bald` | 22.00 | 11.00 |"]
+
+
+def test_a_full_study_run_over_several_sessions_is_timed_from_its_logged_runs(tmp_path):
+    """Its wall time is the sum of the runs study.py logged (a start and two --resume: 100 + 200.5 + 59.5 s);
+    3 points in 360 s are 30 an hour."""
+    from benchmarks.study_overhead import logged  # noqa: PLC0415
+
+    runs = [{"seconds": 100.0, "trials_ended": 0}, {"seconds": 200.5, "trials_ended": 1},
+            {"seconds": 59.5, "trials_ended": 2}]
+    plan = {"arms": ["supervised", "expert:margin"], "seeds": [0]}
+    (tmp_path / "study.json").write_text(json.dumps({"plan": plan, "runs": runs[:2]}))
+    figures, raw = logged(tmp_path, 2)  # 1 of 2 trials ended: 300.5 s would pass for the whole study's time
+    assert figures == {} and raw["error"].endswith("is not finished: 1 of 2 trials ended (resume it first)")
+    (tmp_path / "study.json").write_text(json.dumps({"plan": plan, "runs": runs}))
+    for trial, points in (("t1", 2), ("t2", 1)):
+        (tmp_path / trial).mkdir()
+        (tmp_path / trial / "result.json").write_text("".join(json.dumps({"budget": b}) + "\n" for b in range(points)))
+    figures, raw = logged(tmp_path, 2)
+    assert figures == pytest.approx({"study_full_seconds": 360.0, "study_full_points_per_hour": 30.0})
+    assert raw["points"] == 3 and raw["runs"] == runs
+    figures, raw = logged(tmp_path / "nowhere", 2)
+    assert figures == {} and "is not a study folder with logged runs" in raw["error"]
