@@ -8,7 +8,7 @@ from search_spaces.kd import SPACE as KD_SPACE
 SPACE = {
     **{key: value for key, value in KD_SPACE.items() if key != "epochs"},
     # Each round retrains on a few hundred examples, in whole epochs of about this many optimiser steps (3 to 40
-    # epochs): 2-4 epochs there were 20-50 steps, which left the student at the majority class, while supervised
+    # epochs): 2-4 epochs there were 21-96 steps, which left 5 of 8 students at the majority class, while supervised
     # points on 100-400 labels reach their best on validation after 340-1,200 steps
     # (benchmarks/results/stopping-probe-2026-12-06, active-loop-steps-2026-12-07).
     "round_steps": {"type": "int", "low": 200, "high": 1000},

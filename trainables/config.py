@@ -35,7 +35,7 @@ class TrialConfig:
     max_iterations: int = 3  # active_loop: query rounds after the first training
     # active_loop: train each round for about this many optimiser steps, in whole epochs (at least 3, at most 40:
     # the budget study's rule, trainables/study_settings.StoppingRule), instead of `epochs` epochs; 0: `epochs`.
-    # A round on 100-250 labels at batch 16 is 7-16 steps an epoch: 2-4 epochs (20-50 steps) leave the student
+    # A round on 100-250 labels at batch 16 is 7-16 steps an epoch: 2-4 epochs (14-64 steps) leave the student
     # at the majority class (benchmarks/results/active-loop-steps-2026-12-07).
     round_steps: int = 0
     strategy: str = "least_confidence"  # active_loop: see trainables/query.py
