@@ -81,10 +81,18 @@ def test_two_cold_preparations_at_once_fine_tune_each_teacher_once(tmp_path, pre
     barrier.mkdir()
     env = {**os.environ, "EXPERT_LOOP_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT),
            "PYTHONWARNINGS": SUBPROCESS_WARNINGS, "TOKENIZERS_PARALLELISM": "false"}
-    runs = [subprocess.Popen([sys.executable, "-c", RACE, str(barrier), name, str(tmp_path / f"{name}.npz"), bf16],
-                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for name, bf16 in zip(("a", "b"), precisions, strict=True)]
-    outputs = [run.communicate(timeout=600) for run in runs]
+    # Output to files, not pipes: reading one process's pipes to its end while the other fills its own 64 KB
+    # pipe buffer (progress bars) and blocks, holding the teacher lock the first waits for, hung CI for 600 s.
+    logs = {name: (tmp_path / f"{name}.out", tmp_path / f"{name}.err") for name in ("a", "b")}
+    runs = []
+    for name, bf16 in zip(("a", "b"), precisions, strict=True):
+        with open(logs[name][0], "w") as out, open(logs[name][1], "w") as err:
+            runs.append(subprocess.Popen(
+                [sys.executable, "-c", RACE, str(barrier), name, str(tmp_path / f"{name}.npz"), bf16],
+                cwd=ROOT, env=env, stdout=out, stderr=err, text=True))
+    for run in runs:
+        run.wait(timeout=600)
+    outputs = [(out.read_text(), err.read_text()) for out, err in logs.values()]
     for run, (_, err) in zip(runs, outputs, strict=True):
         assert run.returncode == 0, err
     fine_tuned = [re.findall(r"teacher (\S+): fine-tuning on", out) for out, _ in outputs]
