@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,8 +91,12 @@ def test_two_cold_preparations_at_once_fine_tune_each_teacher_once(tmp_path, pre
             runs.append(subprocess.Popen(
                 [sys.executable, "-c", RACE, str(barrier), name, str(tmp_path / f"{name}.npz"), bf16],
                 cwd=ROOT, env=env, stdout=out, stderr=err, text=True))
-    for run in runs:
-        run.wait(timeout=600)
+    try:
+        for run in runs:
+            run.wait(timeout=600)
+    finally:  # a hung run (a deadlock) must not outlive the test
+        for run in runs:
+            run.kill()
     outputs = [(out.read_text(), err.read_text()) for out, err in logs.values()]
     for run, (_, err) in zip(runs, outputs, strict=True):
         assert run.returncode == 0, err
@@ -103,6 +108,24 @@ def test_two_cold_preparations_at_once_fine_tune_each_teacher_once(tmp_path, pre
     with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "b.npz") as b:
         for split in ("train", "validation", "test"):
             assert np.array_equal(a[split], b[split])
+
+
+def test_two_processes_of_different_precision_take_the_teachers_locks_in_one_order():
+    """The deadlock CI met: a bf16 process and an fp32 process each sorted the teachers by its own
+    precision's cache key, and these keys can order two teachers oppositely (here: by bf16 key tiny-bert-2
+    comes first, by fp32 key tiny-bert). Each took one lock and waited for the other's forever."""
+    def entry(name, key, other_key):
+        return teachers._Entry(name, None, Path("cache") / key, Path("cache") / other_key, "")
+
+    as_bf16 = [entry("tiny-bert", "c-bf16", "a-fp32"), entry("tiny-bert-2", "b-bf16", "d-fp32")]
+    as_fp32 = [entry("tiny-bert", "a-fp32", "c-bf16"), entry("tiny-bert-2", "d-fp32", "b-bf16")]
+    # the old order, by each process's own folder: opposite
+    assert [e.name for e in sorted(as_bf16, key=lambda e: e.folder.name)] == ["tiny-bert-2", "tiny-bert"]
+    assert [e.name for e in sorted(as_fp32, key=lambda e: e.folder.name)] == ["tiny-bert", "tiny-bert-2"]
+    for entries in (as_bf16, as_fp32):  # by the shared lock's name: one order, whoever asks
+        ordered = teachers.in_lock_order(entries)
+        assert [e.name for e in ordered] == ["tiny-bert", "tiny-bert-2"]
+        assert [teachers.lock_name(e) for e in ordered] == ["a-fp32.lock", "b-bf16.lock"]
 
 
 # ---------------------------------------------------------------- progress and the estimate

@@ -95,9 +95,7 @@ def prepare_teachers(teachers: list[tuple[str, str]], data: TaskData, settings: 
             entries.append(_entry(name, location, data, settings, train_rows, cache))
     with contextlib.ExitStack() as locks:
         missing = []
-        # Locks are taken in one order (the entries' names), so two processes preparing overlapping
-        # ensembles never wait for each other in a circle.
-        for entry in sorted(entries, key=lambda e: e.folder.name):
+        for entry in in_lock_order(entries):
             logits = _cached_logits(entry, progress)
             if logits is None:
                 locks.enter_context(_cache_lock(entry, progress))
@@ -192,6 +190,18 @@ def _cached_logits(entry: _Entry, progress) -> dict | None:
     return None
 
 
+def lock_name(entry: _Entry) -> str:
+    """The lock file's name: one for both precisions of a teacher (see _cache_lock)."""
+    return f"{min(entry.folder.name, entry.other.name)}.lock"
+
+
+def in_lock_order(entries: list[_Entry]) -> list[_Entry]:
+    """Entries in the order their locks are taken: by the lock's own name, the same in every process.
+    Sorting by the entry's folder instead deadlocked two processes whose precision differed: each sorted
+    by its own precision's keys, so they could take the two teachers' locks in opposite orders."""
+    return sorted(entries, key=lock_name)
+
+
 @contextlib.contextmanager
 def _cache_lock(entry: _Entry, progress):
     """An exclusive lock beside the entry, held while it is built. flock is released when the file
@@ -199,7 +209,7 @@ def _cache_lock(entry: _Entry, progress):
     precisions of a teacher: two processes whose `auto` precision came out differently (a measurement on
     a busy machine) must not both fine-tune it; the one that waits then reads the other's entry."""
     entry.folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(entry.folder.parent / f"{min(entry.folder.name, entry.other.name)}.lock", "a+b") as handle:
+    with open(entry.folder.parent / lock_name(entry), "a+b") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
