@@ -11,7 +11,7 @@ import torch
 from trainables.data import Examples, smoke_task_data
 from trainables.encode import encode_examples
 from trainables.errors import TrainingDiverged
-from trainables.loop import LoopSettings, TrainingSet, batch_order, evaluate, predict_logits, train
+from trainables.loop import LoopSettings, TrainingSet, batch_order, epoch_steps, evaluate, predict_logits, train
 from trainables.losses import cross_entropy_loss
 from trainables.models import build_model
 from tuning.sweep.spaces import SMOKE_OVERRIDES
@@ -158,3 +158,7 @@ def test_a_loss_that_ignores_the_labels_stays_near_chance_on_the_smoke_task(tiny
         return cross_entropy_loss(logits, None, labels, 1.0, 0.0)
 
     assert smoke_run(tiny, shuffled, 0) <= 0.5
+
+
+def test_epoch_steps_counts_the_short_last_batch():
+    assert [epoch_steps(rows, 16) for rows in (1, 16, 17, 96, 100)] == [1, 1, 2, 6, 7]

@@ -20,7 +20,6 @@ only for the initial pool (and oracle queries). The hidden labels are read here 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 
 import numpy as np
@@ -33,7 +32,7 @@ from trainables.experts.base import Cost, Expert
 from trainables.experts.human import AwaitingLabels, HumanExpert
 from trainables.experts.runtime import build_expert
 from trainables.experts.spec import parse_expert
-from trainables.loop import TrainingSet, predict_logits, train
+from trainables.loop import TrainingSet, epoch_steps, predict_logits, train
 from trainables.losses import kd_loss_masked
 from trainables.methods import Reporter, evaluation_metrics, loop_settings, teacher_metrics
 from trainables.models import build_model
@@ -239,7 +238,7 @@ def run_active_loop(trial: TrialConfig, prepared: Prepared, report: Reporter,
         state.train_seconds = time.perf_counter() - started
         validation = predict_logits(model, prepared.encoded["validation"], bf16=trial.bf16)
         metrics = round_metrics(trial, prepared, model, state, new, validation)
-        metrics[m.TRAIN_STEPS] = epochs * math.ceil(len(data) / trial.batch_size)
+        metrics[m.TRAIN_STEPS] = epochs * epoch_steps(len(data), trial.batch_size)
         if criterion is not None:
             state.checks.append(check_record(validation))
             metrics[m.STOPPED] = int(stops(criterion, state, prepared.num_labels))
@@ -254,7 +253,7 @@ def round_epochs(trial: TrialConfig, examples: int) -> int:
     one on 700 instead of a seventh of them."""
     if not trial.round_steps:
         return trial.epochs
-    return StoppingRule(max_steps=trial.round_steps).epochs(math.ceil(examples / trial.batch_size))[0]
+    return StoppingRule(max_steps=trial.round_steps).epochs(epoch_steps(examples, trial.batch_size))[0]
 
 
 def check_record(logits: np.ndarray) -> dict:

@@ -129,6 +129,11 @@ class TrainingState:
         random.setstate(self.python_rng)
 
 
+def epoch_steps(examples: int, batch_size: int) -> int:
+    """Optimiser steps in one epoch over `examples` rows: the last batch may be short, never dropped."""
+    return math.ceil(examples / batch_size)
+
+
 def train(model, data: TrainingSet, loss_fn: LossFn, settings: LoopSettings,
           on_epoch: EpochCallback | None = None, first_epoch: int = 0,
           resume_from: TrainingState | None = None) -> None:
@@ -144,7 +149,7 @@ def train(model, data: TrainingSet, loss_fn: LossFn, settings: LoopSettings,
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     lengths = data.encoded.lengths()[data.rows]
-    steps_per_epoch = math.ceil(len(data) / settings.batch_size)
+    steps_per_epoch = epoch_steps(len(data), settings.batch_size)
     optimizer = make_optimizer(model, settings)
     total = steps_per_epoch * settings.epochs
     schedule = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total), total)

@@ -52,7 +52,7 @@ from trainables.expert_loop import (
     query,
 )
 from trainables.experts.runtime import build_expert
-from trainables.loop import TrainingSet, predict_logits, train
+from trainables.loop import TrainingSet, epoch_steps, predict_logits, train
 from trainables.losses import cross_entropy_loss, kd_loss
 from trainables.methods import loop_settings
 from trainables.metrics import classification_metrics
@@ -241,7 +241,7 @@ def _train_point(arm: Arm, study: StudySettings, recipe: TrialConfig, prepared: 
     model = previous if study.warm_start and previous is not None else build_model(prepared.student, study.seed)
     chosen = _selection(study, prepared, gold, expert, budget, answers)
     data = training_set(arm, recipe, prepared, chosen.train_gold, chosen.train_expert, answers)
-    steps_per_epoch = math.ceil(len(data) / recipe.batch_size)
+    steps_per_epoch = epoch_steps(len(data), recipe.batch_size)
     cap, patience = study.stopping.epochs(steps_per_epoch)
     keeper = LastEpoch() if chosen.split is None else BestEpoch(patience)
     fit = PointFit(len(data), chosen.gold, chosen.expert, steps_per_epoch, cap, keeper)

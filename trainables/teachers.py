@@ -8,7 +8,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import math
 import shutil
 import time
 import zipfile
@@ -26,7 +25,7 @@ from trainables.checkpoint import RUN_CONFIG
 from trainables.data import TaskData
 from trainables.encode import SPLITS, encode_task, tokenizer_fingerprint
 from trainables.errors import UsageError
-from trainables.loop import LoopSettings, TrainingSet, predict_logits, train
+from trainables.loop import LoopSettings, TrainingSet, epoch_steps, predict_logits, train
 from trainables.losses import cross_entropy_loss
 from trainables.metrics import classification_metrics
 from trainables.models import ModelBlueprint, build_model, load_finetuned, make_blueprint
@@ -251,7 +250,7 @@ def fine_tune_and_predict(job: TeacherJob, progress: Callable = print, bar: Call
     loop = LoopSettings(learning_rate=settings.learning_rate, batch_size=settings.batch_size,
                         epochs=settings.epochs, seed=settings.seed, num_threads=settings.num_threads,
                         bf16=settings.bf16)
-    steps = settings.epochs * math.ceil(len(rows) / settings.batch_size)
+    steps = settings.epochs * epoch_steps(len(rows), settings.batch_size)
     logit_examples = sum(len(job.encoded[split]) for split in SPLITS)
     meter = StepMeter(job.name, steps, settings.batch_size, logit_examples, progress,
                       bar(desc=f"{job.name} fine-tuning", total=steps, unit="step"))
