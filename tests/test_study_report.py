@@ -19,7 +19,7 @@ from trainables.errors import UsageError
 from tuning.budget_study import code_version, costs, runner, stats
 from tuning.budget_study.plots import make_plots
 from tuning.budget_study.report import summarise, validation_curves, write_report
-from tuning.budget_study.report_text import setup_lines
+from tuning.budget_study.report_text import expert_lines, setup_lines
 from tuning.budget_study.runner import describe_stopping
 from tuning.budget_study.stopping import stopping_summary
 
@@ -330,6 +330,24 @@ def test_the_report_says_it_plainly(made_up, tmp_path):
     assert "| supervised | - | 20 | 2 | 0 | 0 | 0 | 20 | - | - |" in report
     assert "| expert:margin | teachers | " in report
     assert "0.775 [" in report and "median 0.850" in report
+
+
+def test_each_expert_arm_beside_its_labels_and_its_expert(made_up):
+    _, summary = made_up
+    # budget 20: 4 gold + 16 expert labels, right on 0.8 (study_row); means random (6+7+7+8)/40 = 0.7,
+    # margin (9+9+8+5)/40 = 0.775 (the collapsed seed predicts neg only: 5 of 10)
+    line = ("At the largest budget (20), each Expert-Loop arm's mean test accuracy (and the share of its expert "
+            "labels that were right, of how many): ")
+    said = expert_lines(summary)[0]
+    assert said.startswith(line) and said.endswith(".")
+    assert sorted(said[len(line):-1].split("; ")) == ["expert:margin 0.775 (0.800 of 16)",
+                                                      "expert:random 0.700 (0.800 of 16)"]
+    with_teachers = {**summary, "teacher_accuracy": {"ensemble/test": 0.75}}
+    assert expert_lines(with_teachers)[0].endswith(
+        "The teacher ensemble, the expert of the teachers' arms, is right on 0.750 of test; their students end at "
+        "0.700 to 0.775 (-0.050 to +0.025 from it).")
+    no_expert_arm = {**summary, "arms": {k: v for k, v in summary["arms"].items() if not k.startswith("expert:")}}
+    assert expert_lines(no_expert_arm) == []
 
 
 def test_stopping_criteria_after_the_fact_by_hand():

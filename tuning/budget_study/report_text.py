@@ -41,7 +41,7 @@ def _pair(values, sign: str = "+") -> str:
 
 def answer(summary: dict) -> list[str]:
     return [*best_lines(summary), *comparison_lines(summary), *flag_lines(summary), *class_lines(summary),
-            *cost_lines(summary), *goal_lines(summary)]
+            *expert_lines(summary), *cost_lines(summary), *goal_lines(summary)]
 
 
 def best_lines(summary: dict) -> list[str]:
@@ -109,6 +109,29 @@ def class_lines(summary: dict) -> list[str]:
             lines.append(f"At the largest budget, no seed of {who} gets a single '{name}' test example right "
                          "(test recall 0).")
     return lines
+
+
+def expert_lines(summary: dict) -> list[str]:
+    """Each Expert-Loop arm's student beside its expert at the largest budget: how often the expert's labels on
+    the rows the arm bought were right, and (for the teacher ensemble) the expert's own test accuracy, the
+    level a student distilled on its labels, mistakes included, is measured against."""
+    largest = str(summary["budgets"][-1])
+    llm = summary.get("llm") or DEFAULT_LLM
+    arms = {arm: e["per_budget"][largest] for arm, e in curves(summary).items() if arm.startswith("expert:")}
+    arms = {arm: p for arm, p in arms.items() if p.get(m.EXPERT_LABEL_ACCURACY) is not None}
+    if not arms:
+        return []
+    each = "; ".join(f"{arm} {p['test_accuracy']['mean']:.3f} ({p[m.EXPERT_LABEL_ACCURACY]:.3f} of "
+                     f"{p[m.EXPERT_QUERIES]:.0f})" for arm, p in arms.items())
+    line = (f"At the largest budget ({largest}), each Expert-Loop arm's mean test accuracy (and the share of its "
+            f"expert labels that were right, of how many): {each}.")
+    ensemble = summary.get("teacher_accuracy", {}).get("ensemble/test")
+    taught = [p["test_accuracy"]["mean"] for arm, p in arms.items() if parse_arm(arm, llm).expert == "teachers"]
+    if ensemble is not None and taught:
+        line += (f" The teacher ensemble, the expert of the teachers' arms, is right on {ensemble:.3f} of test; their "
+                 f"students end at {min(taught):.3f} to {max(taught):.3f} ({min(taught) - ensemble:+.3f} to "
+                 f"{max(taught) - ensemble:+.3f} from it).")
+    return [line]
 
 
 def cost_lines(summary: dict) -> list[str]:
