@@ -436,13 +436,20 @@ def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, sessio
     assert set(stopping) == curve_arms - {"supervised"} and "## Stopping criteria" in report
     assert all(0 <= e["mean_labels"] <= 32 for criteria in stopping.values() for e in criteria.values())
     (folder / "report.md").unlink()
+    # as if the training code had changed since: a resume that trains nothing must not say it trained with it
+    record = json.loads((folder / "study.json").read_text())
+    record["code"]["trainables/study_arms.py"] = "0" * 64
+    (folder / "study.json").write_text(json.dumps(record))
     again = run_cli("study.py", "--resume", "--name", "s", "--storage-path", str(tmp_path), "--prices",
                     "gold=1,expert=0.1", cache=session_cache)
     assert again.returncode == 0, again.stderr[-3000:]
+    assert "every trial of this study has ended: its report is rewritten, nothing is trained" in again.stdout
     assert (folder / "report.md").is_file()
     assert json.loads((folder / "summary.json").read_text())["prices"]["expert"] == 0.1  # repriced on resume
-    runs = json.loads((folder / "study.json").read_text())["runs"]  # the start and the --resume, each logged
-    assert len(runs) == 2 and [r["trials_ended"] for r in runs] == [len(frame.groupby(["arm", "seed"]))] * 2
+    assert json.loads((folder / "summary.json").read_text())["code_changes"] == []
+    assert "training code changed" not in again.stdout + (folder / "report.md").read_text()
+    runs = json.loads((folder / "study.json").read_text())["runs"]  # the start; the --resume trained nothing
+    assert [r["trials_ended"] for r in runs] == [len(frame.groupby(["arm", "seed"]))]
     assert pd.read_csv(folder / "study.csv", dtype={"test_predictions": str, "stop_predictions": str}).equals(frame)
     assert_one_mlflow_run_per_trial(tmp_path / "mlruns", frame)
 

@@ -483,6 +483,16 @@ def test_a_resumed_study_records_and_reports_the_training_code_that_changed(monk
     assert not any("training code" in line for line in setup_lines(summary))
 
 
+def test_a_finished_study_resumed_to_rewrite_its_report_claims_no_code_change(monkeypatch):
+    """Resuming a study whose trials all ended trains nothing: the code of that run must not be listed as having
+    trained its points (it was, when the full study's report was to be rewritten by newer code)."""
+    plan = {"arms": ["supervised", "expert:margin", "kd_all"], "seeds": [0, 1]}  # 3 arms x 2 seeds = 6 trials
+    assert runner.all_trials_ended({"plan": plan, "runs": [{"trials_ended": 2}, {"trials_ended": 6}]})
+    assert not runner.all_trials_ended({"plan": plan, "runs": [{"trials_ended": 6}, {"trials_ended": 5}]})
+    assert not runner.all_trials_ended({"plan": plan, "runs": []})  # interrupted before its first run ended
+    assert not runner.all_trials_ended({"plan": plan})  # made before runs were logged: assume unfinished
+
+
 def test_a_study_over_several_runs_adds_their_wall_times(tmp_path, made_up):
     """A study continued over several sessions has no single wall time: each run (start or --resume) is logged."""
     (tmp_path / runner.STUDY_FILE).write_text(json.dumps({"plan": {}}))

@@ -66,7 +66,10 @@ def resume(folder: Path, session: RaySession, max_concurrent: int | None, resume
     StudySettings.from_dict(record["plan"]["template"])  # a first-version study is refused here, before Ray
     if reprice is not None:
         record["plan"].update(reprice)
-    if _note_code_changes(record):
+    finished = all_trials_ended(record)
+    if finished:
+        print("every trial of this study has ended: its report is rewritten, nothing is trained", flush=True)
+    elif _note_code_changes(record):
         print(f"warning: the training code changed since this study started ({', '.join(record['code_changes'])}): "
               "points trained from now on may differ from the earlier ones; the report says so. For one code "
               "throughout, start a new study.", flush=True)
@@ -79,7 +82,15 @@ def resume(folder: Path, session: RaySession, max_concurrent: int | None, resume
         print(f"resuming {folder}", flush=True)
     # Used when the study was interrupted before its Tuner began; a restored Tuner keeps its own callbacks.
     tracking = Tracking(**record["tracking"]) if record.get("tracking") else None
-    return _run(folder, record["plan"], prepared, session, max_concurrent, resume_hint, restore, tracking)
+    return _run(folder, record["plan"], prepared, session, max_concurrent, resume_hint, restore, tracking,
+                log=not finished)
+
+
+def all_trials_ended(record: dict) -> bool:
+    """Whether the study's last run ended every trial: resuming it then trains no point (it rewrites the
+    report, repriced say), so neither the code running now nor the run's seconds belong to the study's points."""
+    runs = record.get("runs") or []
+    return bool(runs) and runs[-1].get("trials_ended", 0) >= len(grid(record["plan"]))
 
 
 def plan_arms(plan: dict) -> list:
@@ -158,8 +169,9 @@ def grid(plan: dict) -> list[dict]:
 
 
 def _run(folder: Path, plan: dict, prepared, session: RaySession, max_concurrent: int | None, resume_hint: str,
-         restore: bool, tracking: Tracking | None = None) -> int:
-    """The grid on Ray (a restored Tuner when `restore`), then the study's files from what was measured."""
+         restore: bool, tracking: Tracking | None = None, log: bool = True) -> int:
+    """The grid on Ray (a restored Tuner when `restore`), then the study's files from what was measured;
+    `log` adds this run to study.json's runs."""
     cpus = prepared.num_threads
     trials = grid(plan)
     started = time.time()
@@ -186,7 +198,8 @@ def _run(folder: Path, plan: dict, prepared, session: RaySession, max_concurrent
     ended = {(r["arm"], r["seed"]) for r in rows if r.get("done")}
     errored = failed_points(grid_result)
     accounted = ended | errored | {(gap["arm"], gap["seed"]) for gap in unreadable}
-    log_run(folder, started, time.time() - started, len(ended))
+    if log:
+        log_run(folder, started, time.time() - started, len(ended))
     write_outputs(folder, plan, prepared, rows, unreadable)
     if len(accounted) < len(trials):
         raise SweepInterrupted(f"{len(ended)} of {len(trials)} study trials ended; continue with: {resume_hint}")
