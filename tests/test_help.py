@@ -60,3 +60,13 @@ def test_train_help_speaks_of_one_run_and_fetch_assets_description_is_a_sentence
     assert "Fetch the offline assets (pretrained models and data sets), or confirm they are cached." in fetch
     unwrapped = fetch.replace("- ", "-")  # argparse may wrap a line at a name's hyphen
     assert "(default: minilm-l3 minilm-l6 minilm-l6-sre medmcqa-subjects" in unwrapped
+
+
+def test_dataset_help_names_every_preset_and_evaluate_states_its_whole_purpose():
+    """--dataset's help named only the two withdrawn presets, not the default; evaluate.py's description was cut
+    at the end of its docstring's first line ("... as JSON on stdout: accuracy,")."""
+    run, _ = help_of(str(ROOT / "tuning" / "run.py"))
+    assert "preset (medmcqa-subjects, medmcqa, multiemo-medicine, wikihow-mcq)" in run.replace("- ", "-")
+    evaluate, _ = help_of(str(ROOT / "tuning" / "evaluate.py"))
+    assert ("as JSON on stdout: accuracy, macro-F1, loss and each class's precision and recall (also shown as a "
+            "table on stderr).") in evaluate

@@ -1,4 +1,5 @@
-"""Command-line plumbing shared by run.py, train.py, evaluate.py and analyze.py.
+"""Command-line plumbing shared by the entry points (run.py, study.py, train.py, label.py, evaluate.py, analyze.py,
+fetch_assets.py).
 
 Every entry point runs inside `main_guard`: bad input (a UsageError, or an argparse error) ends with
 one line on stderr and exit status 2, before Ray starts and before anything is written."""
@@ -16,7 +17,8 @@ from collections.abc import Callable
 import yaml
 
 from trainables.errors import ExpertError, UsageError
-from tuning.assets.settings import SMOKE_SETTINGS, DataSettings  # light: --help imports no torch, Ray
+from tuning.assets.catalog import DATASET_PRESETS  # light, as is settings: --help imports no torch, Ray
+from tuning.assets.settings import SMOKE_SETTINGS, DataSettings
 from tuning.trials.ray_session import RaySettings  # light: Ray is imported when a session starts
 
 USAGE_ERROR = 2
@@ -170,7 +172,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, scope: str = "sweep") ->
     group = parser.add_argument_group(f"data and models ({fixed}; --smoke-test changes the defaults of those "
                                       "not given)")
     group.add_argument("--dataset", default=None,
-                       help="preset (multiemo-medicine, wikihow-mcq), a CSV/JSON/JSONL/Parquet file or folder, "
+                       help=f"preset ({', '.join(DATASET_PRESETS)}), a CSV/JSON/JSONL/Parquet file or folder, "
                             "or a Hugging Face data set name (needs a network)")
     group.add_argument("--student", default=None,
                        help="preset (minilm-l3, minilm-l6, ...), a local model folder, or a hub name")

@@ -38,7 +38,7 @@ class Evaluation:
 
 
 def parse_args(argv=None):
-    parser = Parser(prog="tuning/evaluate.py", description=__doc__.splitlines()[0])
+    parser = Parser(prog="tuning/evaluate.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True,
                         help="a checkpoint folder written by train.py, or a trial folder of a sweep (run.py): "
                              "its last report's checkpoint, else its latest")
