@@ -13,6 +13,7 @@ import re
 import shlex
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import yaml
 
@@ -293,6 +294,28 @@ def parse_assignments(pairs: list[str], flag: str) -> dict:
         except yaml.YAMLError:
             raise UsageError(f"cannot parse {flag} {pair!r}: the value is not a number, word or list") from None
     return values
+
+
+def check_can_create(path: str | Path, flag: str) -> Path:
+    """A folder the command will write in (or under), checked before Ray starts and before hours of training,
+    not when its first file is written: the path, or its nearest existing parent, must be a writable folder."""
+    path = Path(path).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"{flag} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {existing} is not writable")
+    return path
+
+
+def check_cpus_fit(cpus_per_trial: int, address: str | None) -> None:
+    """A trial asking for more CPUs than a local Ray instance has would wait for them forever (Ray only warns).
+    On a cluster (--address) the cluster's size decides, which is not known here."""
+    local = os.cpu_count() or 1
+    if address is None and cpus_per_trial > local:
+        raise UsageError(f"--cpus-per-trial {cpus_per_trial}: this machine has {local} CPU(s) for a local Ray "
+                         f"instance, so no trial could start; ask for at most {local}, or run on a cluster with "
+                         "--address")
 
 
 def check_name(name: str) -> str:
