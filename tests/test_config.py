@@ -6,6 +6,7 @@ import pytest
 
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
+from tuning.assets.settings import DataSettings
 
 
 def test_from_dict_converts_strings_and_numbers():
@@ -40,7 +41,26 @@ def test_round_trip_through_a_plain_dict():
     ({"method": "active_loop", "expert": "crowd"}, "expert"),
     ({"method": "active_loop", "query_size": 0}, "query_size"),
     ({"method": "distill"}, "method"),
+    ({"method": "kd", "seed": -1}, "seed must be >= 0"),  # numpy's seeding failed after the teachers were built
+    ({"method": "kd", "learning_rate": "inf"}, "learning_rate must be a finite number"),
+    ({"method": "kd", "temperature": float("inf")}, "temperature must be a finite number"),
+    ({"method": "kd", "weight_decay": float("inf")}, "weight_decay must be a finite number"),
+    ({"method": "active_loop", "expert_price": float("inf")}, "expert_price must be a finite number"),
+    ({"method": "kd", "alpha": float("nan")}, "alpha must be a finite number"),
 ])
 def test_bad_settings_are_refused_by_name(values, named):
     with pytest.raises(UsageError, match=named):
         TrialConfig.from_dict(values)
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"split_seed": -1}, "--seed must be >= 0"),
+    ({"teacher_epochs": 0}, "--teacher-epochs must be >= 1"),  # cached untrained teachers and distilled from them
+    ({"teacher_epochs": -1}, "--teacher-epochs must be >= 1"),
+    ({"teacher_learning_rate": float("inf")}, "teacher_learning_rate must be a finite number > 0"),
+    ({"teacher_learning_rate": 0.0}, "teacher_learning_rate must be a finite number > 0"),
+    ({"teacher_batch_size": 0}, "teacher_batch_size must be >= 1"),
+])
+def test_bad_data_settings_are_refused_by_name(values, message):
+    with pytest.raises(UsageError, match=message):
+        DataSettings(**values)

@@ -95,3 +95,10 @@ def test_evaluate_on_a_trial_folder_prints_per_class_precision_and_recall(traine
     # The human-readable table (scikit-learn's classification_report) goes to stderr, stdout stays JSON.
     assert "precision" in captured.err and "recall" in captured.err
     assert all(name in captured.err for name in SMOKE_NAMES)
+
+
+@pytest.mark.parametrize("threads", ["0", "-1"])
+def test_threads_below_one_are_refused(tmp_path, threads):
+    """-1 was a torch RuntimeError traceback; 0 silently meant all CPUs."""
+    with pytest.raises(UsageError, match=f"--threads must be >= 1 .*got {threads}"):
+        evaluate.main(["--checkpoint", str(tmp_path), "--threads", threads])

@@ -4,6 +4,7 @@ plain dict (`to_dict` / `from_dict`), so Tune's searchers only ever see numbers 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from trainables import precision
@@ -65,6 +66,9 @@ class TrialConfig:
         except ValueError:
             raise UsageError(f"bf16 must be auto, true or false, got {self.bf16!r}") from None
         _check(self.method in METHODS, f"unknown method '{self.method}' (choose from {', '.join(METHODS)})")
+        for name in (f.name for f in dataclasses.fields(self) if f.type == "float"):  # inf passes a `> 0` check
+            _check(math.isfinite(getattr(self, name)), f"{name} must be a finite number, got {getattr(self, name)}")
+        _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without
 from trainables import metrics as m
 from trainables.atomic import write_text
 from trainables.errors import UsageError
-from tuning.cli import Parser, main_guard
+from tuning.cli import Parser, check_can_create, main_guard
 from tuning.records import OPTUNA_JOURNAL, search_kind, write_json
 
 # tuning.analysis.results (Ray, pandas), the plots (matplotlib) and --confirm (torch) are imported in the functions
@@ -62,6 +62,7 @@ def main(argv=None) -> int:
         raise UsageError(f"the experiments differ in {'; '.join(mixed)}: their trials are not comparable "
                          "(--allow-mixed compares them anyway)")
     out = Path(args.out) if args.out else Path(args.storage_path) / "analysis"
+    check_can_create(out, "--out")  # before the confirmation's retraining, not at the first file written
     shown_root = args.storage_path if root == Path(args.storage_path).expanduser().resolve() else shown_path(root)
     best = a.best_configs(experiments, shown_root)
     if args.confirm and not best["methods"]:  # checked before anything is written

@@ -50,6 +50,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be >= 1 (leave it out for all CPUs), got {args.threads}")
     folder = find_checkpoint(Path(args.checkpoint))
     # torch and transformers only now, after the arguments are checked: --help answers at once.
     import torch  # noqa: PLC0415 (as said above)

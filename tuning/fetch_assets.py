@@ -28,7 +28,7 @@ REGISTRY_CHANGED = 1  # --check's exit status when a source vanished (or came ba
 
 def main(argv=None) -> int:
     parser = Parser(prog="tuning/fetch_assets.py", description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", default=list(DEFAULT_ASSETS), metavar="NAME",
+    parser.add_argument("names", nargs="*", default=None, metavar="NAME",
                         help=f"models: {', '.join(assets.MODEL_PRESETS)}; data: {', '.join(assets.DATASET_PRESETS)}; "
                              f"language models: {', '.join(assets.LLM_PRESETS)} "
                              f"(default: {' '.join(DEFAULT_ASSETS)}, what the default sweep needs)")
@@ -40,9 +40,11 @@ def main(argv=None) -> int:
                              f"downloading; exit {REGISTRY_CHANGED} if one vanished (or came back) unannounced")
     args = parser.parse_args(argv)
     if args.check:
-        if args.archive:
-            raise UsageError("--check asks the registry; it takes no --archive")
+        if args.archive or args.names:
+            raise UsageError("--check asks the registry about every pinned source; it takes no --archive and no "
+                             "asset names")
         return check()
+    args.names = args.names or list(DEFAULT_ASSETS)
     for name in args.names:
         if fetcher(name) is None:
             raise UsageError(f"unknown asset '{name}' (models: {', '.join(assets.MODEL_PRESETS)}; "

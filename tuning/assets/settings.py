@@ -3,6 +3,7 @@ is imported (so `--help` answers at once). tuning/assets/prepare.py turns them i
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 from trainables import precision
@@ -35,6 +36,14 @@ class DataSettings:
     def __post_init__(self) -> None:
         if self.cpus_per_trial < 1:
             raise UsageError(f"--cpus-per-trial must be >= 1, got {self.cpus_per_trial}")
+        if self.split_seed < 0:
+            raise UsageError(f"--seed must be >= 0, got {self.split_seed}")
+        if self.teacher_epochs < 1:
+            raise UsageError(f"--teacher-epochs must be >= 1, got {self.teacher_epochs}")
+        if not (math.isfinite(self.teacher_learning_rate) and self.teacher_learning_rate > 0):
+            raise UsageError(f"teacher_learning_rate must be a finite number > 0, got {self.teacher_learning_rate}")
+        if self.teacher_batch_size < 1:
+            raise UsageError(f"teacher_batch_size must be >= 1, got {self.teacher_batch_size}")
         if self.max_length < 8:
             raise UsageError(f"--max-length must be >= 8, got {self.max_length}")
         if not 0 <= self.teacher_split < 1:
