@@ -32,7 +32,8 @@ def test_help_lists_every_subcommand_without_importing_torch():
 
 
 def test_no_command_or_an_unknown_one_exits_2():
-    assert expert_loop().returncode == 2
+    missing = expert_loop()
+    assert missing.returncode == 2 and missing.stdout == "" and missing.stderr.startswith("usage: expert-loop COMMAND")
     result = expert_loop("sweep")
     assert result.returncode == 2 and result.stderr.strip() == (
         "error: unknown command 'sweep' (choose from run, study, analyze, train, label, evaluate, fetch-assets)")

@@ -37,7 +37,7 @@ def usage() -> str:
 def main(argv: list[str] | None = None) -> None:
     words = list(sys.argv[1:] if argv is None else argv)
     if not words or words[0] in ("-h", "--help"):
-        print(usage())
+        print(usage(), file=sys.stdout if words else sys.stderr)  # asked for, or a missing command: an error
         sys.exit(0 if words else USAGE_ERROR)
     command, rest = words[0], words[1:]
     if command not in COMMANDS:
