@@ -519,3 +519,21 @@ def test_damaged_medmcqa_record_is_one_clear_error(tmp_path: Path, record: dict,
     path = write_medmcqa(tmp_path / "Surgery.jsonl", [*good[:5], json.dumps(record), *good[5:]])
     with pytest.raises(DataError, match=f"Surgery.jsonl line 6: {message}"):
         load_task_data("medmcqa", preset_files=lambda _: [path], validation_size=4, test_size=4)
+
+
+def test_the_smoke_data_checks_the_sizes_given_and_caps_train():
+    """--smoke-test ignored --validation-size, --test-size and --max-train-examples, even 0 or -5."""
+    from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, load_data  # noqa: PLC0415 (only here)
+
+    def smoke(**given):
+        return DataSettings(**{**SMOKE_SETTINGS, **given})
+
+    with pytest.raises(UsageError, match="validation_size"):
+        load_data(smoke(validation_size=0))
+    with pytest.raises(UsageError, match="test_size"):
+        load_data(smoke(test_size=-5))
+    with pytest.raises(UsageError, match="max_train_examples must be a count >= 1, got -5"):
+        load_data(smoke(max_train_examples=-5))
+    assert len(load_data(smoke()).train) == 96  # the fixed split, as before
+    capped = load_data(smoke(max_train_examples=48))
+    assert len(capped.train) == 48 and len(capped.validation) == len(capped.test) == 24

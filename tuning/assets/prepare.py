@@ -27,8 +27,8 @@ from tuning.assets.teacher_tasks import ray_runner
 
 
 def load_data(settings: DataSettings, progress=print) -> TaskData:
-    if settings.dataset == "smoke":
-        return smoke_task_data(settings.split_seed)
+    # The smoke data too goes through load_task_data: it keeps its fixed split but checks the sizes given and
+    # applies --max-train-examples (they were ignored, bad values included).
     return load_task_data(
         settings.dataset, seed=settings.split_seed, validation_size=settings.validation_size,
         test_size=settings.test_size, max_train_examples=settings.max_train_examples,
