@@ -31,13 +31,18 @@ from tuning.cli import (
     parse_assignments,
     parse_with_explicit,
     ray_settings,
+    refuse_ignored_on_resume,
     resume_command,
 )
-from tuning.tracking.settings import add_tracker_arguments, describe, refuse_on_resume, tracking_settings
+from tuning.tracking.settings import add_tracker_arguments, describe, tracking_settings
 from tuning.trials.ray_session import RaySession  # light: Ray is imported when a session starts
 
 # Ray, torch and transformers are imported once the arguments are parsed (main, new_sweep): --help answers at once.
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")
+# The flags a resumed sweep uses (resume, resume_sweep): which experiment, where, how Ray is reached, and whether
+# its errored trials run again. Every other flag defines the sweep, which continues as it started.
+KEPT_ON_RESUME = frozenset({"--resume", "--name", "--storage-path", "--address", "--dashboard", "--verbose",
+                            "--retry-errored"})
 
 
 def parse_args(argv=None):
@@ -86,10 +91,8 @@ def main(argv=None) -> int:
         if not args.name:
             raise UsageError("--resume needs --name (the experiment to continue)")
         check_name(args.name)  # the same names as on creation: nothing outside --storage-path
-        refuse_on_resume(args)  # a restored sweep logs where it did (its callbacks are saved with it)
-        if expert_assignments(args, allow_human=False):
-            raise UsageError("--expert and its settings cannot change on --resume: the sweep keeps the expert it "
-                             "started with")
+        # The sweep's settings, space, data, expert and tracking are restored as saved (sweep.json, tuner.pkl).
+        refuse_ignored_on_resume(args, KEPT_ON_RESUME, f"sweep {args.name}")
         return resume(args)
     return new_sweep(args)
 
