@@ -3,6 +3,8 @@ out of range, folders under a file, trials that cannot fit, and one driver per e
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import exit_and_line
 from tuning import run
 from tuning.cli import typed_flags
@@ -32,3 +34,22 @@ def test_resume_accepts_the_flags_it_uses(tmp_path, capsys, no_ray):
     code, line = exit_and_line(run.main, argv, capsys)
     assert code == 2 and line == f"error: no sweep to resume at {tmp_path / 'x'} (no sweep.json)"  # past the flags
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--grace-period", "0"], "--grace-period must be >= 1 (epochs, or Expert-Loop rounds, before ASHA may stop a "
+                              "trial), got 0"),
+    (["--grace-period", "-3", "--scheduler", "none"], "--grace-period must be >= 1"),
+    (["--max-failures", "-2"], "--max-failures must be >= 0, or -1 to retry without limit, got -2"),
+])
+def test_counts_out_of_range_exit_2_before_anything(argv, message, tmp_path, capsys, no_ray, session_cache):
+    storage = tmp_path / "results"
+    code, line = exit_and_line(run.main, ["--smoke-test", "--storage-path", str(storage), *argv], capsys)
+    assert code == 2 and message in line, line
+    assert not storage.exists()
+
+
+def test_max_failures_minus_one_retries_without_limit(monkeypatch):
+    """Ray's FailureConfig reads -1 as "retry forever": accepted, and passed on as it is."""
+    monkeypatch.setattr(run, "new_sweep", lambda args: args.max_failures)
+    assert run.main(["--smoke-test", "--max-failures", "-1"]) == -1

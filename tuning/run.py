@@ -72,7 +72,8 @@ def parse_args(argv=None):
     parser.add_argument("--scheduler", default="asha", choices=("asha", "none"),
                         help="asha stops trials that trail the others at the same epoch/round; none lets all finish")
     parser.add_argument("--grace-period", type=int, default=1, help="epochs/rounds before ASHA may stop a trial")
-    parser.add_argument("--max-failures", type=int, default=0, help="retries of a failed trial from its checkpoint")
+    parser.add_argument("--max-failures", type=int, default=0,
+                        help="retries of a failed trial from its checkpoint; -1: retry without limit")
     parser.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
     add_expert_arguments(parser, kinds="teachers, oracle, llm:<preset or .gguf file> or openai")
     add_verbose_argument(parser)
@@ -83,8 +84,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.max_concurrent is not None and args.max_concurrent < 1:
-        raise UsageError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+    check_counts(args)
     if args.retry_errored and not args.resume:
         raise UsageError("--retry-errored goes with --resume (it re-runs the errored trials of a sweep)")
     if args.resume:
@@ -95,6 +95,19 @@ def main(argv=None) -> int:
         refuse_ignored_on_resume(args, KEPT_ON_RESUME, f"sweep {args.name}")
         return resume(args)
     return new_sweep(args)
+
+
+def check_counts(args) -> None:
+    """Counts Ray would otherwise refuse with an assertion once the sweep's record is written (ASHA's grace
+    period), or take to mean something else (FailureConfig reads any negative max_failures as "retry forever").
+    A grace period is checked with --scheduler none too, which ignores it: a count of epochs below 1 is a typo."""
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise UsageError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+    if args.grace_period < 1:
+        raise UsageError(f"--grace-period must be >= 1 (epochs, or Expert-Loop rounds, before ASHA may stop a "
+                         f"trial), got {args.grace_period}")
+    if args.max_failures < -1:
+        raise UsageError(f"--max-failures must be >= 0, or -1 to retry without limit, got {args.max_failures}")
 
 
 def resume(args) -> int:
