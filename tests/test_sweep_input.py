@@ -3,9 +3,12 @@ out of range, folders under a file, trials that cannot fit, and one driver per e
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import exit_and_line
+from tests.test_hostile_input import snapshot
 from tuning import run
 from tuning.cli import typed_flags
 
@@ -53,3 +56,61 @@ def test_max_failures_minus_one_retries_without_limit(monkeypatch):
     """Ray's FailureConfig reads -1 as "retry forever": accepted, and passed on as it is."""
     monkeypatch.setattr(run, "new_sweep", lambda args: args.max_failures)
     assert run.main(["--smoke-test", "--max-failures", "-1"]) == -1
+
+
+def afile(tmp_path) -> str:
+    path = tmp_path / "afile"
+    path.write_text("keep me")
+    return str(path)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--storage-path", "{afile}/results"], "--storage-path {afile}/results: {afile} is a file, not a folder"),
+    (["--storage-path", "{afile}"], "--storage-path {afile}: {afile} is a file, not a folder"),
+    (["--tracker", "mlflow", "--tracking-uri", "sqlite:///{afile}/x.db"],
+     "--tracking-uri {afile}: {afile} is a file, not a folder"),
+    (["--tracker", "mlflow", "--tracking-uri", "{afile}/store"],
+     "--tracking-uri {afile}/store: {afile} is a file, not a folder"),
+    (["--tracker", "mlflow", "--storage-path", "{tmp}"],  # the default store: {tmp}/mlruns
+     "--tracking-uri {tmp}/mlruns: {tmp}/mlruns is a file, not a folder"),
+])
+def test_a_folder_under_a_file_is_refused_before_ray(argv, message, tmp_path, capsys, no_ray, session_cache):
+    values = {"{afile}": afile(tmp_path), "{tmp}": str(tmp_path)}
+    (tmp_path / "mlruns").write_text("not a store")
+
+    def filled(text: str) -> str:
+        for key, value in values.items():
+            text = text.replace(key, value)
+        return text
+
+    argv = [filled(arg) for arg in argv]
+    if "--storage-path" not in argv:
+        argv += ["--storage-path", str(tmp_path / "results")]
+    code, line = exit_and_line(run.main, ["--smoke-test", *argv], capsys)
+    assert code == 2 and line == f"error: {filled(message)}", line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "mlruns"]  # nothing written
+    assert (tmp_path / "afile").read_text() == "keep me"
+
+
+def test_more_cpus_per_trial_than_this_machine_has_is_refused_without_a_cluster(monkeypatch, tmp_path, capsys,
+                                                                                no_ray):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    storage = tmp_path / "results"
+    code, line = exit_and_line(run.main, ["--smoke-test", "--cpus-per-trial", "3", "--storage-path", str(storage)],
+                               capsys)
+    assert code == 2 and line.startswith("error: --cpus-per-trial 3: this machine has 2 CPU(s)"), line
+    assert not storage.exists()
+
+
+def test_a_sweep_started_on_a_cluster_is_not_resumed_on_too_few_local_cpus(monkeypatch, tmp_path, capsys, no_ray):
+    from tuning.assets.settings import DataSettings  # noqa: PLC0415
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    folder = tmp_path / "x"
+    folder.mkdir()
+    record = {"sweep": {"method": "supervised"}, "space": {}, "data": DataSettings(cpus_per_trial=8).to_dict()}
+    (folder / "sweep.json").write_text(json.dumps(record))
+    before = snapshot(tmp_path)
+    code, line = exit_and_line(run.main, ["--resume", "--name", "x", "--storage-path", str(tmp_path)], capsys)
+    assert code == 2 and line.startswith("error: --cpus-per-trial 8: this machine has 2 CPU(s)"), line
+    assert snapshot(tmp_path) == before

@@ -23,6 +23,8 @@ from tuning.cli import (
     add_data_arguments,
     add_expert_arguments,
     add_verbose_argument,
+    check_can_create,
+    check_cpus_fit,
     check_name,
     closing_hints,
     data_settings,
@@ -125,6 +127,7 @@ def new_sweep(args) -> int:
     from tuning.sweep.experiment import (  # noqa: PLC0415 (Ray, torch: once the arguments are parsed)
         default_name,
         experiment_dirs,
+        is_uri,
         prepare_once,
         print_best,
         run_sweeps,
@@ -137,7 +140,10 @@ def new_sweep(args) -> int:
     if num_samples < 1:
         raise UsageError(f"--num-samples must be >= 1, got {num_samples}")
     settings = data_settings(args)
+    check_cpus_fit(settings.cpus_per_trial, args.address)  # a local Ray would wait for the CPUs forever
     name = check_name(args.name or default_name(args.method))
+    if not is_uri(args.storage_path):
+        check_can_create(args.storage_path, "--storage-path")
     tracking = tracking_settings(args, name, args.storage_path)
     overrides = read_space_file(args.space) if args.space else {}
     fixed = {**parse_assignments(args.fix, "--fix"), **expert_assignments(args, allow_human=False)}

@@ -17,6 +17,7 @@ from trainables.experts.spec import parse_expert
 from trainables.functions import student_trial
 from trainables.prepared import Prepared
 from tuning.assets.prepare import DataSettings, load_data, prepare, teacher_rows
+from tuning.cli import check_cpus_fit
 from tuning.records import SWEEP_FILE
 from tuning.sweep.search import REUSE_ACTORS, SweepSettings, make_tuner, run_config, sweep_progress
 from tuning.sweep.spaces import largest, replicate_seeds, searched_names, to_tune
@@ -142,6 +143,7 @@ def resume_sweep(root: Path, session: RaySession, retry_errored: bool, verbose: 
         raise UsageError(f"no sweep to resume at {root} (no {SWEEP_FILE})")
     records = [json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8")) for folder in folders]
     settings = DataSettings.from_dict(records[0]["data"])
+    check_cpus_fit(settings.cpus_per_trial, session.settings.address)  # started on a cluster, resumed here
     methods = [record["sweep"]["method"] for record in records]
     prepared = prepare_once(settings, methods, {record["sweep"]["method"]: record["space"] for record in records},
                             session)
