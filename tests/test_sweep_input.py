@@ -114,3 +114,20 @@ def test_a_sweep_started_on_a_cluster_is_not_resumed_on_too_few_local_cpus(monke
     code, line = exit_and_line(run.main, ["--resume", "--name", "x", "--storage-path", str(tmp_path)], capsys)
     assert code == 2 and line.startswith("error: --cpus-per-trial 8: this machine has 2 CPU(s)"), line
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(("argv", "space", "message"), [
+    (["--fix", "expert=human"], None, "--expert human pauses the run for a person"),
+    ([], "expert: human\n", "--expert human pauses the run for a person"),
+    (["--method", "kd"], "epochs: {type: choice, values: 8}\n", "epochs: choice values must be a list, got 8"),
+    ([], "learning_rate: {type: uniform, low: 1, high: x}\n", "uniform needs finite numbers for low and high"),
+    ([], "learning_rate: {type: loguniform, low: 1.0e-4, high: .inf}\n", "loguniform needs finite numbers"),
+])
+def test_a_bad_space_or_fix_exits_2_in_one_line(argv, space, message, tmp_path, capsys, no_ray, session_cache):
+    if space is not None:
+        (tmp_path / "space.yaml").write_text(space)
+        argv = [*argv, "--space", str(tmp_path / "space.yaml")]
+    storage = tmp_path / "results"
+    code, line = exit_and_line(run.main, ["--smoke-test", "--storage-path", str(storage), *argv], capsys)
+    assert code == 2 and message in line, line
+    assert not storage.exists()
