@@ -4,6 +4,7 @@ out of range, folders under a file, trials that cannot fit, and one driver per e
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from tests.conftest import exit_and_line
 from tests.test_hostile_input import snapshot
 from tuning import run
 from tuning.cli import typed_flags
+from tuning.trials.driver_lock import LOCK_FILE, one_driver
 
 
 def test_typed_flags_are_the_flags_on_the_command_line_once_each_in_order():
@@ -131,3 +133,54 @@ def test_a_bad_space_or_fix_exits_2_in_one_line(argv, space, message, tmp_path, 
     code, line = exit_and_line(run.main, ["--smoke-test", "--storage-path", str(storage), *argv], capsys)
     assert code == 2 and message in line, line
     assert not storage.exists()
+
+
+# ---------------------------------------------------------------- one driver per experiment folder
+
+
+def started_sweep(storage: Path, name: str = "x") -> Path:
+    """The folder of a sweep as its first run leaves it (what matters here: its record and a trial's file)."""
+    from tuning.assets.settings import SMOKE_SETTINGS, DataSettings  # noqa: PLC0415
+
+    folder = storage / name
+    (folder / "trial_0").mkdir(parents=True)
+    (folder / "trial_0" / "result.json").write_text('{"val_accuracy": 0.5}\n')
+    record = {"sweep": {"method": "supervised"}, "space": {}, "data": DataSettings(**SMOKE_SETTINGS).to_dict()}
+    (folder / "sweep.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_resume_while_the_sweep_runs_is_refused_and_touches_nothing(tmp_path, capsys, no_ray):
+    folder = started_sweep(tmp_path)
+    with one_driver(folder, "sweep x"):  # the first run (or another resume), still going
+        before = snapshot(tmp_path)
+        code, line = exit_and_line(run.main, ["--resume", "--name", "x", "--storage-path", str(tmp_path)], capsys)
+        assert code == 2, line
+        assert line.startswith(f"error: sweep x is already running in another process (it holds {folder / LOCK_FILE})")
+        assert line.endswith(f"continue it with: python tuning/run.py --resume --name x --storage-path {tmp_path}")
+        assert snapshot(tmp_path) == before
+
+
+def test_a_new_sweep_of_a_name_another_driver_holds_is_refused(tmp_path, capsys, no_ray, session_cache):
+    """Two new sweeps of one --name: the second finds only the first's lock (it writes its record once Ray is
+    reached), so the lock, not the folder's files, refuses it."""
+    folder = tmp_path / "x"
+    with one_driver(folder, "sweep x"):
+        code, line = exit_and_line(run.main, ["--smoke-test", "--method", "supervised", "--name", "x",
+                                              "--storage-path", str(tmp_path)], capsys)
+        assert code == 2 and line.startswith("error: sweep x is already running in another process"), line
+        assert [p.name for p in folder.iterdir()] == [LOCK_FILE]
+
+
+def test_a_sweep_that_never_reaches_ray_writes_nothing_and_frees_its_name(tmp_path, capsys, no_ray, session_cache):
+    """The tripwire stands for a cluster that never answers (--address 127.0.0.1:1), which the user ends with
+    Ctrl-C: nothing was written, so the name is free again (before, sweep.json was written first and then blocked
+    both a new sweep, "already exists", and --resume)."""
+    storage = tmp_path / "results"
+    (storage / "x").mkdir(parents=True)
+    (storage / "x" / LOCK_FILE).write_bytes(b"")  # the lock a killed driver left: no experiment, no obstacle
+    argv = ["--smoke-test", "--method", "supervised", "--name", "x", "--storage-path", str(storage)]
+    with pytest.raises(AssertionError, match="Ray was started"):
+        run.main(argv)
+    assert list(storage.iterdir()) == []  # the experiment folder holding only a lock is gone
+    capsys.readouterr()

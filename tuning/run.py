@@ -128,6 +128,7 @@ def new_sweep(args) -> int:
         default_name,
         experiment_dirs,
         is_uri,
+        new_experiment,
         prepare_once,
         print_best,
         run_sweeps,
@@ -164,8 +165,10 @@ def new_sweep(args) -> int:
     if tracking is not None:
         print(describe(tracking), flush=True)
     session = RaySession(ray_settings(args))  # started by the teachers' tasks or the first sweep
-    prepared = prepare_once(settings, methods, spaces, session)
-    results = run_sweeps(sweeps, spaces, prepared, settings, session, args.verbose, resume_command(args, name))
+    hint = resume_command(args, name)
+    with new_experiment(args.storage_path, name, hint):  # the driver lock, before Ray starts
+        prepared = prepare_once(settings, methods, spaces, session)
+        results = run_sweeps(sweeps, spaces, prepared, settings, session, args.verbose, hint)
     print_best(results, prepared, spaces)
     print_hints(args, name, results)
     return 0
