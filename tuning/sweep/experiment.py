@@ -53,8 +53,12 @@ def experiment_dirs(storage_path: str, name: str, methods: list[str]) -> dict[st
 def refuse_existing(folder: Path) -> None:
     """An experiment is never overwritten. A folder holding only a driver lock is none: the lock of a sweep killed
     before it wrote anything (new_experiment removes it otherwise)."""
-    if folder.exists() and any(entry.name != LOCK_FILE for entry in folder.iterdir()):
+    if holds_more_than_a_lock(folder):
         raise UsageError(f"experiment {folder} already exists: use --resume or another --name")
+
+
+def holds_more_than_a_lock(folder: Path) -> bool:
+    return folder.is_dir() and any(entry.name != LOCK_FILE for entry in folder.iterdir())
 
 
 @contextlib.contextmanager
@@ -74,7 +78,7 @@ def new_experiment(storage_path: str, name: str, resume_hint: str) -> Iterator[N
         try:
             yield
         except BaseException:
-            if not any(entry.name != LOCK_FILE for entry in folder.iterdir()):
+            if not holds_more_than_a_lock(folder):
                 (folder / LOCK_FILE).unlink(missing_ok=True)
                 _remove_empty([folder, *made[1:]])
             raise
