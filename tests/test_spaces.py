@@ -65,10 +65,36 @@ def test_smoke_spaces_are_small():
     # a round trains round_steps steps: epochs would do nothing, unless round_steps is fixed at 0
     ("active_loop", {"epochs": 3}, "epochs does nothing in an Expert-Loop sweep while round_steps is set"),
     ("active_loop", {"epochs": 3, "round_steps": 500}, "epochs does nothing"),
+    # a space file naming the human expert: refused as --expert human is
+    ("active_loop", {"expert": "human"}, "--expert human pauses the run for a person"),
+    ("active_loop", {"expert": " Human "}, "--expert human pauses the run for a person"),
+    # ranges a trial could not take, checked before Ray builds the tuner
+    ("supervised", {"epochs": {"type": "choice", "values": 8}}, "epochs: choice values must be a list, got 8"),
+    ("supervised", {"epochs": {"type": "int", "low": 1, "high": "x"}},
+     "epochs: int needs finite numbers for low and high, got 1..'x'"),
+    ("supervised", {"learning_rate": {"type": "loguniform", "low": 1e-4, "high": float("inf")}},
+     r"learning_rate: loguniform needs finite numbers for low and high, got 0.0001..inf"),
+    ("supervised", {"learning_rate": {"type": "uniform", "low": True, "high": 2}}, "needs finite numbers"),
+    # query_size against the pool_sample_size of the space (500 by default), each end of each range
+    ("active_loop", {"pool_sample_size": 100}, "query_size 150 is larger than pool_sample_size 100"),
+    ("active_loop", {"query_size": 30, "pool_sample_size": {"type": "int", "low": 20, "high": 100}},
+     "query_size 30 is larger than pool_sample_size 20"),
 ])
 def test_bad_spaces_are_refused(method, overrides, message):
     with pytest.raises(UsageError, match=message):
         build_space(method, False, overrides)
+
+
+def test_a_fixed_human_expert_is_refused_as_the_flag_is():
+    with pytest.raises(UsageError, match="--expert human pauses the run for a person"):
+        build_space("active_loop", False, fixed={"expert": "human"})
+
+
+def test_query_size_is_checked_against_the_pool_sample_size_the_space_proposes():
+    # smoke: query_size 8..16, so a sample of 20 fits (TrialConfig's default query_size of 50 is never used)
+    assert build_space("active_loop", True, fixed={"pool_sample_size": 20})["pool_sample_size"] == 20
+    assert build_space("active_loop", False, fixed={"pool_sample_size": 150})["pool_sample_size"] == 150
+    assert build_space("active_loop", False, fixed={"pool_sample_size": 0})["pool_sample_size"] == 0  # whole pool
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -146,6 +146,7 @@ DATA_FLAGS = {"dataset": "dataset", "student": "student", "teachers": "teachers"
               "max_train_examples": "max_train_examples", "cpus_per_trial": "cpus_per_trial",
               "teacher_epochs": "teacher_epochs", "teacher_split": "teacher_split", "bf16": "bf16"}
 ENTRY_DEFAULTS = "data_defaults"  # attribute of the parsed args: the entry point's set_defaults of data flags
+TYPED_FLAGS = "typed_flags"  # attribute of the parsed args: the flags on the command line, as typed (typed_flags)
 
 
 # How the data flags' help reads in each entry point: what they stay fixed for, what the seed seeds
@@ -272,7 +273,31 @@ def parse_with_explicit(parser: argparse.ArgumentParser, argv) -> argparse.Names
     finally:
         parser.set_defaults(**entry_defaults)
     setattr(args, ENTRY_DEFAULTS, entry_defaults)
+    setattr(args, TYPED_FLAGS, typed_flags(sys.argv[1:] if argv is None else argv))
     return args
+
+
+def typed_flags(argv: list[str]) -> list[str]:
+    """The long flags on a command line argparse accepted, in order, once each: a flag counts as typed whatever its
+    value, its default included (comparing values with the defaults would miss `--sampler tpe` on the resume of a
+    random-search sweep). After a successful parse a word starting with -- is a flag (argparse refuses it as a
+    value unless written --flag=VALUE), up to a lone --, after which words are positional."""
+    words = list(argv)
+    words = words[:words.index("--")] if "--" in words else words
+    flags = [word.partition("=")[0] for word in words if word.startswith("--")]
+    return list(dict.fromkeys(flags))
+
+
+def refuse_ignored_on_resume(args: argparse.Namespace, kept: set[str] | frozenset[str], what: str) -> None:
+    """--resume continues `what` ("sweep NAME", "study NAME") as it was started: a flag that defines the run (its
+    method, space, data, samples, CPUs, tracking ...) would be silently ignored, so every typed flag outside `kept`
+    (those a resume uses: --resume, --name, --storage-path, --address ...) is refused, all named in one message.
+    `args` must come from parse_with_explicit, which records the typed flags."""
+    ignored = [flag for flag in getattr(args, TYPED_FLAGS) if flag not in kept]
+    if ignored:
+        kind = what.split()[0]
+        raise UsageError(f"--resume continues {what} as it started: {', '.join(ignored)} cannot change on --resume "
+                         f"(they would be ignored); start a new {kind} to change them")
 
 
 def split_names(text: str) -> tuple[str, ...]:

@@ -23,6 +23,8 @@ from tuning.cli import (
     add_data_arguments,
     add_expert_arguments,
     add_verbose_argument,
+    check_can_create,
+    check_cpus_fit,
     check_name,
     closing_hints,
     data_settings,
@@ -31,13 +33,18 @@ from tuning.cli import (
     parse_assignments,
     parse_with_explicit,
     ray_settings,
+    refuse_ignored_on_resume,
     resume_command,
 )
-from tuning.tracking.settings import add_tracker_arguments, describe, refuse_on_resume, tracking_settings
+from tuning.tracking.settings import add_tracker_arguments, describe, tracking_settings
 from tuning.trials.ray_session import RaySession  # light: Ray is imported when a session starts
 
 # Ray, torch and transformers are imported once the arguments are parsed (main, new_sweep): --help answers at once.
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")
+# The flags a resumed sweep uses (resume, resume_sweep): which experiment, where, how Ray is reached, and whether
+# its errored trials run again. Every other flag defines the sweep, which continues as it started.
+KEPT_ON_RESUME = frozenset({"--resume", "--name", "--storage-path", "--address", "--dashboard", "--verbose",
+                            "--retry-errored"})
 
 
 def parse_args(argv=None):
@@ -67,7 +74,8 @@ def parse_args(argv=None):
     parser.add_argument("--scheduler", default="asha", choices=("asha", "none"),
                         help="asha stops trials that trail the others at the same epoch/round; none lets all finish")
     parser.add_argument("--grace-period", type=int, default=1, help="epochs/rounds before ASHA may stop a trial")
-    parser.add_argument("--max-failures", type=int, default=0, help="retries of a failed trial from its checkpoint")
+    parser.add_argument("--max-failures", type=int, default=0,
+                        help="retries of a failed trial from its checkpoint; -1: retry without limit")
     parser.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
     add_expert_arguments(parser, kinds="teachers, oracle, llm:<preset or .gguf file> or openai")
     add_verbose_argument(parser)
@@ -78,20 +86,30 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.max_concurrent is not None and args.max_concurrent < 1:
-        raise UsageError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+    check_counts(args)
     if args.retry_errored and not args.resume:
         raise UsageError("--retry-errored goes with --resume (it re-runs the errored trials of a sweep)")
     if args.resume:
         if not args.name:
             raise UsageError("--resume needs --name (the experiment to continue)")
         check_name(args.name)  # the same names as on creation: nothing outside --storage-path
-        refuse_on_resume(args)  # a restored sweep logs where it did (its callbacks are saved with it)
-        if expert_assignments(args, allow_human=False):
-            raise UsageError("--expert and its settings cannot change on --resume: the sweep keeps the expert it "
-                             "started with")
+        # The sweep's settings, space, data, expert and tracking are restored as saved (sweep.json, tuner.pkl).
+        refuse_ignored_on_resume(args, KEPT_ON_RESUME, f"sweep {args.name}")
         return resume(args)
     return new_sweep(args)
+
+
+def check_counts(args) -> None:
+    """Counts Ray would otherwise refuse with an assertion once the sweep's record is written (ASHA's grace
+    period), or take to mean something else (FailureConfig reads any negative max_failures as "retry forever").
+    A grace period is checked with --scheduler none too, which ignores it: a count of epochs below 1 is a typo."""
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise UsageError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+    if args.grace_period < 1:
+        raise UsageError(f"--grace-period must be >= 1 (epochs, or Expert-Loop rounds, before ASHA may stop a "
+                         f"trial), got {args.grace_period}")
+    if args.max_failures < -1:
+        raise UsageError(f"--max-failures must be >= 0, or -1 to retry without limit, got {args.max_failures}")
 
 
 def resume(args) -> int:
@@ -109,6 +127,8 @@ def new_sweep(args) -> int:
     from tuning.sweep.experiment import (  # noqa: PLC0415 (Ray, torch: once the arguments are parsed)
         default_name,
         experiment_dirs,
+        is_uri,
+        new_experiment,
         prepare_once,
         print_best,
         run_sweeps,
@@ -121,7 +141,10 @@ def new_sweep(args) -> int:
     if num_samples < 1:
         raise UsageError(f"--num-samples must be >= 1, got {num_samples}")
     settings = data_settings(args)
+    check_cpus_fit(settings.cpus_per_trial, args.address)  # a local Ray would wait for the CPUs forever
     name = check_name(args.name or default_name(args.method))
+    if not is_uri(args.storage_path):
+        check_can_create(args.storage_path, "--storage-path")
     tracking = tracking_settings(args, name, args.storage_path)
     overrides = read_space_file(args.space) if args.space else {}
     fixed = {**parse_assignments(args.fix, "--fix"), **expert_assignments(args, allow_human=False)}
@@ -142,8 +165,10 @@ def new_sweep(args) -> int:
     if tracking is not None:
         print(describe(tracking), flush=True)
     session = RaySession(ray_settings(args))  # started by the teachers' tasks or the first sweep
-    prepared = prepare_once(settings, methods, spaces, session)
-    results = run_sweeps(sweeps, spaces, prepared, settings, session, args.verbose, resume_command(args, name))
+    hint = resume_command(args, name)
+    with new_experiment(args.storage_path, name, hint):  # the driver lock, before Ray starts
+        prepared = prepare_once(settings, methods, spaces, session)
+        results = run_sweeps(sweeps, spaces, prepared, settings, session, args.verbose, hint)
     print_best(results, prepared, spaces)
     print_hints(args, name, results)
     return 0

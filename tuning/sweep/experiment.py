@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -17,9 +20,11 @@ from trainables.experts.spec import parse_expert
 from trainables.functions import student_trial
 from trainables.prepared import Prepared
 from tuning.assets.prepare import DataSettings, load_data, prepare, teacher_rows
+from tuning.cli import check_cpus_fit
 from tuning.records import SWEEP_FILE
 from tuning.sweep.search import REUSE_ACTORS, SweepSettings, make_tuner, run_config, sweep_progress
 from tuning.sweep.spaces import largest, replicate_seeds, searched_names, to_tune
+from tuning.trials.driver_lock import LOCK_FILE, one_driver
 from tuning.trials.ray_session import RaySession
 from tuning.trials.tuner import SweepInterrupted, fit, trainable
 
@@ -40,9 +45,52 @@ def experiment_dirs(storage_path: str, name: str, methods: list[str]) -> dict[st
         dirs = {methods[0]: (root, name)}
     else:
         dirs = {method: (f"{root}/{name}", method) for method in methods}
-    if not is_uri(root) and (Path(root) / name).exists():
-        raise UsageError(f"experiment {Path(root) / name} already exists: use --resume or another --name")
+    if not is_uri(root):
+        refuse_existing(Path(root) / name)
     return dirs
+
+
+def refuse_existing(folder: Path) -> None:
+    """An experiment is never overwritten. A folder holding only a driver lock is none: the lock of a sweep killed
+    before it wrote anything (new_experiment removes it otherwise)."""
+    if holds_more_than_a_lock(folder):
+        raise UsageError(f"experiment {folder} already exists: use --resume or another --name")
+
+
+def holds_more_than_a_lock(folder: Path) -> bool:
+    return folder.is_dir() and any(entry.name != LOCK_FILE for entry in folder.iterdir())
+
+
+@contextlib.contextmanager
+def new_experiment(storage_path: str, name: str, resume_hint: str) -> Iterator[None]:
+    """One driver for a new experiment's folder (STORAGE/NAME: the sweep's, or `--method all`'s of three), held for
+    the whole sweep, taken before Ray starts and before anything is written in it. Until the sweep's record is
+    written the folder holds only the lock: a sweep that ends before (bad data found while preparing, Ctrl-C while
+    Ray is reached) removes it and the folders made for it, so that its name stays free. A URI (s3://) has no
+    flock: there, one driver at a time is the user's to keep."""
+    if is_uri(storage_path):
+        yield
+        return
+    folder = Path(storage_path).expanduser().resolve() / name
+    made = list(itertools.takewhile(lambda path: not path.exists(), (folder, *folder.parents)))
+    with one_driver(folder, f"sweep {name}", resume_hint):
+        refuse_existing(folder)  # another new sweep of this name got here between the first check and the lock
+        try:
+            yield
+        except BaseException:
+            if not holds_more_than_a_lock(folder):
+                (folder / LOCK_FILE).unlink(missing_ok=True)
+                _remove_empty([folder, *made[1:]])
+            raise
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove each folder, deepest first, while they are empty (another process may have written in one since)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def prepare_once(settings: DataSettings, methods: list[str], spaces: dict, session: RaySession | None = None
@@ -119,11 +167,11 @@ def run_sweeps(sweeps: list[SweepSettings], spaces: dict, prepared: Prepared, se
                session: RaySession, verbose: bool, resume_hint: str) -> dict:
     """Every method's sweep, one after the other, in the session's Ray (ended here when it started it).
     `resume_hint`: the command that continues the experiment, said when Ctrl-C stops it."""
-    for sweep in sweeps:  # every method's record first: --resume then also starts those not begun yet
-        if not is_uri(sweep.storage_path):
-            write_sweep_file(Path(sweep.storage_path) / sweep.name, sweep, spaces[sweep.method], settings)
     results = {}
-    with session:
+    with session:  # Ray reached first: a cluster that never answers leaves no record that --resume would refuse
+        for sweep in sweeps:  # every method's record first: --resume then also starts those not begun yet
+            if not is_uri(sweep.storage_path):
+                write_sweep_file(Path(sweep.storage_path) / sweep.name, sweep, spaces[sweep.method], settings)
         for sweep in sweeps:
             local = None if is_uri(sweep.storage_path) else Path(sweep.storage_path) / sweep.name
             print(f"sweeping {sweep.method}: {sweep.num_samples} trials, {sweep.max_concurrent} at a time, "
@@ -142,9 +190,19 @@ def resume_sweep(root: Path, session: RaySession, retry_errored: bool, verbose: 
         raise UsageError(f"no sweep to resume at {root} (no {SWEEP_FILE})")
     records = [json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8")) for folder in folders]
     settings = DataSettings.from_dict(records[0]["data"])
-    methods = [record["sweep"]["method"] for record in records]
-    prepared = prepare_once(settings, methods, {record["sweep"]["method"]: record["space"] for record in records},
-                            session)
+    check_cpus_fit(settings.cpus_per_trial, session.settings.address)  # started on a cluster, resumed here
+    spaces = {record["sweep"]["method"]: record["space"] for record in records}
+    # The lock of the folder the sweep was started in (new_experiment), held until this resume ends: a second
+    # driver would restore and rewrite the same experiment state and trial folders.
+    with one_driver(root, f"sweep {root.name}", resume_hint):
+        prepared = prepare_once(settings, list(spaces), spaces, session)
+        results = continue_sweeps(folders, records, prepared, session, retry_errored, verbose, resume_hint)
+    return results, prepared, spaces
+
+
+def continue_sweeps(folders: list[Path], records: list[dict], prepared: Prepared, session: RaySession,
+                    retry_errored: bool, verbose: bool, resume_hint: str) -> dict:
+    """Each method's sweep restored from its folder, or started there when it never began (`--method all`)."""
     results = {}
     with session:
         for folder, record in zip(folders, records, strict=True):
@@ -160,7 +218,7 @@ def resume_sweep(root: Path, session: RaySession, retry_errored: bool, verbose: 
                 tuner = build_tuner(sweep, record["space"], prepared, folder)
             results[sweep.method] = fit(tuner, verbose)
             check_complete(results[sweep.method], sweep.method, sweep.num_samples, resume_hint)
-    return results, prepared, {record["sweep"]["method"]: record["space"] for record in records}
+    return results
 
 
 def print_best(results: dict, prepared: Prepared, spaces: dict) -> None:

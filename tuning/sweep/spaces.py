@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 from ray import tune
@@ -17,7 +19,7 @@ from search_spaces import MODULES
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
 from trainables.query import needs
-from tuning.cli import load_yaml
+from tuning.cli import expert_assignments, load_yaml
 
 # A smoke sweep trains a tiny model on ~100 examples: higher learning rates, small sizes. A random
 # 2-layer BERT needs about 100 steps to learn the smoke task: 8 epochs of 12 batches (4 left most trials
@@ -70,7 +72,7 @@ def build_space(method: str, smoke: bool, overrides: dict | None = None, fixed: 
         _drop_teacher_strategies(space, expert.get("expert", "teachers"), explicit=overrides or {})
         _refuse_idle_epochs(space, explicit={**(overrides or {}), **(fixed or {})})
     for name, entry in space.items():
-        _check_entry(method, name, entry, expert)
+        _check_entry(method, name, entry, expert, space)
     return {"method": method, **space}
 
 
@@ -80,6 +82,9 @@ def expert_settings(space: dict) -> dict:
     if isinstance(space.get("expert"), dict):
         raise UsageError("expert is fixed for a whole sweep (--expert), not searched: compare experts as sweeps or "
                          "study arms, each at its own cost")
+    # --expert human is refused on the command line; `--fix expert=human` or a --space file naming it get the
+    # same message (a sweep's trials would wait in Ray workers for a person no terminal reaches).
+    expert_assignments(SimpleNamespace(expert=space.get("expert")), allow_human=False)
     return {name: space[name] for name in EXPERT_FIELDS if name in space and not isinstance(space[name], dict)}
 
 
@@ -109,28 +114,48 @@ def _refuse_idle_epochs(space: dict, explicit: dict) -> None:
                          "train `epochs` epochs a round")
 
 
-def _check_entry(method: str, name: str, entry, expert: dict) -> None:
+# Settings TrialConfig checks against each other (query_size <= pool_sample_size unless it is 0). Each is checked
+# with every end of its partner's range in this space, so with what trials will actually get: TrialConfig's default
+# for the partner (a query_size of 50) is used only when the space leaves the partner out, as the trials then do.
+PARTNERS = {"query_size": "pool_sample_size", "pool_sample_size": "query_size"}
+
+
+def _check_entry(method: str, name: str, entry, expert: dict, space: dict) -> None:
+    partner = PARTNERS.get(name)
+    partner_values = [{partner: value} for value in _endpoints(partner, space[partner])] if partner in space else [{}]
     for value in _endpoints(name, entry):
-        TrialConfig.from_dict({"method": method, **expert, name: value})  # raises UsageError with the reason
+        for other in partner_values:  # raises UsageError with the reason
+            TrialConfig.from_dict({"method": method, **expert, **other, name: value})
 
 
 def _endpoints(name: str, entry) -> list:
+    """The values to check an entry at: a fixed value, a choice's values, a range's two ends."""
     if not isinstance(entry, dict):
         return [entry]
     kind = entry.get("type")
     if kind == "choice":
         values = entry.get("values") or []
+        if not isinstance(values, list):
+            raise UsageError(f"search-space parameter {name}: choice values must be a list, got {values!r}")
         if not values:
             raise UsageError(f"search-space parameter {name}: choice has no values")
         return list(values)
     if kind in ("uniform", "loguniform", "int"):
         low, high = entry.get("low"), entry.get("high")
+        for end in (low, high):
+            if end is not None and not _finite_number(end):
+                raise UsageError(f"search-space parameter {name}: {kind} needs finite numbers for low and high, "
+                                 f"got {low!r}..{high!r}")
         if low is None or high is None or not low <= high or (kind != "int" and low == high):
             raise UsageError(f"search-space parameter {name}: empty range {low}..{high}")
         if kind == "loguniform" and low <= 0:
             raise UsageError(f"search-space parameter {name}: loguniform needs low > 0, got {low}")
         return [low, high]
     raise UsageError(f"search-space parameter {name}: unknown type {kind!r} (choice, uniform, loguniform, int)")
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def to_tune(space: dict) -> dict:

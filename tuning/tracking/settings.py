@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from trainables.errors import UsageError
+from tuning.cli import check_can_create
 
 TRACKERS = ("none", "mlflow")
 LOCAL_STORE = "mlruns"  # the default store's folder, inside --storage-path
@@ -80,8 +81,7 @@ def tracking_settings(args: argparse.Namespace, name: str, storage_path: str) ->
 
 
 def local_store(folder: Path, experiment: str) -> Tracking:
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"--tracking-uri {folder} is a file, not a folder (give a folder or a URI)")
+    check_can_create(folder, "--tracking-uri")  # not when the first trial logs, after the teachers are trained
     return Tracking(f"sqlite:///{folder / DATABASE}", experiment, (folder / ARTIFACTS).as_uri())
 
 
@@ -112,6 +112,7 @@ def _sqlite(text: str) -> str:
     database = Path(path).expanduser().resolve()
     if database.exists() and not database.is_file():
         raise UsageError(f"--tracking-uri {text!r}: {database} is not a file")
+    check_can_create(database.parent, "--tracking-uri")  # the folder MLflow creates the database in
     return f"sqlite:///{database}"
 
 
