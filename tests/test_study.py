@@ -473,6 +473,10 @@ def assert_one_mlflow_run_per_trial(store, frame) -> None:
     (["--initial", "20"], "smallest budget"),
     (["--budgets", "8,16,64"], "larger than the student's pool of 48"),
     (["--arms", "supervised,expert:nope"], "unknown study arm"),
+    (["--arms", ","], "--arms names nothing (got ',')"),  # was: teachers fine-tuned, Ray, then an IndexError
+    (["--arms", ""], "--arms names nothing (got '')"),  # was: every default arm, silently
+    (["--strategies", ","], "--strategies names nothing"),  # was: a study without its expert arms
+    (["--oracle-strategies", " , "], "--oracle-strategies names nothing"),
     (["--seeds", "0"], "--seeds"),
     (["--max-concurrent", "0"], "--max-concurrent"),
     (["--set", "learning_rate=-1"], "learning_rate"),

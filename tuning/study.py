@@ -150,6 +150,20 @@ def _names(text: str) -> list[str]:
     return [part.strip() for part in str(text).split(",") if part.strip()]
 
 
+def _listed(text: str, flag: str, hint: str) -> list[str]:
+    """The names of a list flag. An empty list is refused (`hint`: what to type instead): `--arms ,` left a study
+    of no arms to fail inside Ray, `--arms ""` silently ran every default arm, and `--strategies ,` a study without
+    the expert arms it is about; an unset shell variable looks just like that."""
+    names = _names(text)
+    if not names:
+        raise UsageError(f"{flag} names nothing (got {text!r}): {hint}")
+    return names
+
+
+# What an empty --strategies or --oracle-strategies should have been.
+STRATEGIES_HINT = "name at least one strategy, or leave the flag out for its default; --arms lists the exact arms"
+
+
 def choose(args, key: str):
     """A flag's value: what the user typed, else the --smoke-test / --quick default, else the default."""
     value = getattr(args, key, None)
@@ -163,11 +177,12 @@ def choose(args, key: str):
 
 def arm_names(args) -> list[str]:
     explicit = choose(args, "arms")
-    if explicit:
-        names = _names(explicit)
+    if explicit is not None:
+        names = _listed(explicit, "--arms", "name at least one arm, e.g. --arms supervised,expert:margin")
     else:
         suffix = default_arm_suffix(args)
-        names = ["supervised", "kd_all", *[f"oracle:{s}" for s in _names(choose(args, "oracle_strategies"))],
+        oracle = _listed(choose(args, "oracle_strategies"), "--oracle-strategies", STRATEGIES_HINT)
+        names = ["supervised", "kd_all", *[f"oracle:{s}" for s in oracle],
                  *[f"expert:{s}{suffix}" for s in expert_strategies(args, suffix)], "full:supervised"]
     for name in names:
         parse_arm(name, args.named_expert.llm)
@@ -264,7 +279,7 @@ def study_expert(args) -> NamedExpert:
 def expert_strategies(args, suffix: str) -> list[str]:
     """The default expert arms' strategies; asking another expert than the teachers, those that read the teachers
     (robust_least_confidence) are left out, said once."""
-    strategies = _names(choose(args, "strategies"))
+    strategies = _listed(choose(args, "strategies"), "--strategies", STRATEGIES_HINT)
     if not suffix:
         return strategies
     kept = [s for s in strategies if "teacher_probs" not in needs(s)]
