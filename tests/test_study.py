@@ -481,6 +481,8 @@ def assert_one_mlflow_run_per_trial(store, frame) -> None:
     (["--max-concurrent", "0"], "--max-concurrent"),
     (["--set", "learning_rate=-1"], "learning_rate"),
     (["--set", "stop=kappa:0.99"], "after the fact"),  # the study judges every criterion afterwards
+    (["--set", "seed=3"], "--set seed=... would be silently replaced"),  # each arm runs --seeds seeds
+    (["--set", "expert=human"], "sets expert itself for every arm and seed, from the arm"),
     (["--budg", "8"], "unrecognized arguments"),  # no abbreviations
 ])
 def test_bad_input_exits_2_before_anything_is_written(tmp_path, session_cache, args, message):
@@ -492,6 +494,22 @@ def test_bad_input_exits_2_before_anything_is_written(tmp_path, session_cache, a
     assert not (tmp_path / "bad").exists()
     if "pool" not in message:  # only the pool's size needs the data; every other check comes first
         assert not heavy_imports(result.stderr), heavy_imports(result.stderr)
+
+
+@pytest.mark.parametrize("pair, flag", [
+    ("seed=3", "--seeds"), ("expert=human", "the arm"), ("expert=oracle", "the arm"), ("strategy=margin", "the arm"),
+    ("initial_pool_size=20", "--initial"), ("max_iterations=5", "--budgets"), ("query_size=10", "--budgets"),
+    ("epochs=9", "--max-steps"), ("round_steps=600", "--max-steps"), ("warm_start=true", "--warm-start"),
+    ("expert_url=http://h/v1", "--expert-url"), ("expert_model=m", "--expert-model"), ("method=kd", "--arms"),
+])
+def test_a_setting_the_study_sets_per_arm_is_refused_naming_the_flag_that_sets_it(pair, flag):
+    """study_arms.arm_recipe gives every arm its seed, expert and strategy, each point its query size, and
+    --initial, --budgets, --max-steps and --warm-start decide the rest: a --set of these changed nothing."""
+    name = pair.split("=")[0]
+    with pytest.raises(UsageError, match=f"--set {name}=... would be silently replaced: .* from {flag}"):
+        study_command.recipe(study_command.parse_args(["--smoke-test", "--set", pair]))
+    recipe = study_command.recipe(study_command.parse_args(["--set", "alpha=0.5", "--set", "mc_passes=4"]))
+    assert (recipe.alpha, recipe.mc_passes) == (0.5, 4)  # what the study reads from the recipe stays settable
 
 
 def heavy_imports(importtime_log: str) -> set[str]:

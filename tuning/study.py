@@ -201,18 +201,44 @@ def recipe(args):
     values.update({key: teacher[key] for key in ("temperature", "alpha") if key in teacher})
     if not (args.config or args.from_dir):
         values.update(SMOKE_RECIPE if args.smoke_test else DEFAULT_RECIPE)
-    values.update(parse_assignments(args.set, "--set"))
+    values.update(refuse_what_the_study_sets(parse_assignments(args.set, "--set")))
     if args.named_expert.price is not None:
         values["expert_price"] = args.named_expert.price
-    if "stop" in values:
-        raise UsageError("--set stop=... does nothing in the budget study: it judges every stopping criterion after "
-                         "the fact on every query arm (the report's 'Stopping criteria' section)")
-    values.pop("method", None)
     # Each trial decides "auto" precision where it runs (study_settings keeps "auto"); checking the recipe
     # here must not import torch to measure this machine, so "auto" is checked as false.
     if str(values.get("bf16", AUTO)).strip().lower() == AUTO:
         values["bf16"] = False
     return TrialConfig.from_dict({**values, "method": "active_loop"})
+
+
+# Settings the study decides itself for every arm, seed and point (trainables/study_arms.arm_recipe and
+# _train_point): given with --set they would be silently replaced, so each is refused with the flag that sets it.
+STUDY_SETS = {
+    "method": "--arms (an arm names its method)",
+    "seed": "--seeds (every arm runs seeds 0 to N-1)",
+    "expert": "the arm (expert:<strategy> asks the teachers, expert:<strategy>@llm or @openai --expert's model)",
+    "expert_url": "--expert-url",
+    "expert_model": "--expert-model",
+    "strategy": "the arm (expert:<strategy>, oracle:<strategy>: --arms, --strategies, --oracle-strategies)",
+    "initial_pool_size": "--initial",
+    "query_size": "--budgets (each point queries up to its budget)",
+    "max_iterations": "--budgets (one point per budget)",
+    "epochs": "--max-steps (a point trains to that cap, or to a plateau with --patience-steps)",
+    "round_steps": "--max-steps (a point trains to that cap, or to a plateau with --patience-steps)",
+    "warm_start": "--warm-start",
+}
+
+
+def refuse_what_the_study_sets(assigned: dict) -> dict:
+    """--set's settings, none of which the study would replace or ignore."""
+    if "stop" in assigned:
+        raise UsageError("--set stop=... does nothing in the budget study: it judges every stopping criterion after "
+                         "the fact on every query arm (the report's 'Stopping criteria' section)")
+    for name, flag in STUDY_SETS.items():
+        if name in assigned:
+            raise UsageError(f"--set {name}=... would be silently replaced: the budget study sets {name} itself "
+                             f"for every arm and seed, from {flag}")
+    return assigned
 
 
 def _recipe_source(args) -> dict:
