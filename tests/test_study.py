@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,7 +18,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from search_spaces import MODULES
-from tests.conftest import run_cli, smoke_prepared
+from tests.conftest import exit_and_line, run_cli, smoke_prepared
 from trainables import metrics as m
 from trainables.config import TrialConfig
 from trainables.early_stopping import BestEpoch, hold_out, selection_count, selection_score
@@ -517,6 +518,24 @@ def heavy_imports(importtime_log: str) -> set[str]:
     names = {line.split("|")[-1].strip().split(".")[0] for line in importtime_log.splitlines()
              if line.startswith("import time:")}
     return names & {"ray", "torch", "transformers"}
+
+
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_a_storage_path_that_is_or_is_under_a_file_exits_2_before_the_teachers(tmp_path, capsys, no_ray, under):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    storage = afile / under if under else afile
+    code, line = exit_and_line(study_command.main, ["--smoke-test", "--storage-path", str(storage)], capsys)
+    assert code == 2 and f"--storage-path {storage}: {afile} is a file, not a folder" in line, line
+    assert afile.read_text() == "x" and [p.name for p in tmp_path.iterdir()] == ["afile"]
+
+
+def test_more_cpus_per_trial_than_this_machine_has_exits_2_instead_of_waiting_forever(tmp_path, capsys, no_ray):
+    too_many = (os.cpu_count() or 1) + 1
+    code, line = exit_and_line(study_command.main, ["--smoke-test", "--storage-path", str(tmp_path / "r"),
+                                                    "--cpus-per-trial", str(too_many)], capsys)
+    assert code == 2 and f"--cpus-per-trial {too_many}: this machine has {too_many - 1} CPU(s)" in line, line
+    assert not (tmp_path / "r").exists()
 
 
 def test_an_existing_study_is_never_overwritten(tmp_path, session_cache):

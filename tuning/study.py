@@ -48,6 +48,8 @@ from tuning.cli import (
     add_data_arguments,
     add_expert_arguments,
     add_verbose_argument,
+    check_can_create,
+    check_cpus_fit,
     check_name,
     data_settings,
     expert_assignments,
@@ -349,11 +351,13 @@ def main(argv=None) -> int:
         return study_run.resume(study_folder(args.storage_path, name), RaySession(ray_settings(args)),
                                 args.max_concurrent, resume_command(args, name, script="study"), reprice)
     name = check_name(args.name or f"study-{time.strftime('%Y%m%d-%H%M%S')}")
+    check_can_create(args.storage_path, "--storage-path")  # found otherwise after the teachers were fine-tuned
     folder = study_folder(args.storage_path, name)
     if folder.exists():
         raise UsageError(f"study {folder} already exists: use --resume --name {name} or another --name")
     tracking = tracking_settings(args, name, args.storage_path)
     plan, data = study_settings(args), data_settings(args)
+    check_cpus_fit(data.cpus_per_trial, args.address)  # else every trial waits for CPUs a local Ray lacks
     # Every check that needs no data is done: only now Ray, torch and transformers (seconds) are imported.
     from tuning.budget_study import runner as study_run  # noqa: PLC0415
     from tuning.trials.ray_session import RaySession  # noqa: PLC0415
