@@ -37,6 +37,7 @@ from tuning import study as study_command
 from tuning.analysis.bootstrap import replicate_accuracies, statistic_interval
 from tuning.budget_study import runner
 from tuning.budget_study.report import aulc, baseline_of, common_seeds, leakage_warnings, summarise
+from tuning.trials.driver_lock import LOCK_FILE, one_driver
 
 POOL = 48  # the smoke data's 96 training rows minus the teachers' half
 NEW_STRATEGIES = ("bald", "badge", "coreset", "contrastive", "margin+balanced")  # issue 24's
@@ -545,6 +546,80 @@ def test_an_existing_study_is_never_overwritten(tmp_path, session_cache):
                      cache=session_cache, timeout=120)
     assert result.returncode == 2 and "already exists" in result.stderr
     assert (tmp_path / "taken" / "keep.txt").read_text() == "x"
+
+
+# ---------------------------------------------------------------- one driver per study
+
+def study_files(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_a_resume_while_the_study_runs_elsewhere_exits_2_and_changes_no_file(tmp_path, capsys, monkeypatch, no_ray,
+                                                                            session_cache):
+    monkeypatch.setattr(runner, "prepare", lambda *args, **kwargs: pytest.fail("the resume prepared the study"))
+    folder = tmp_path / "s"
+    (folder / "trial_0").mkdir(parents=True)
+    args = study_command.parse_args(["--smoke-test"])
+    record = {"plan": study_command.study_settings(args), "data": study_command.data_settings(args).to_dict()}
+    (folder / runner.STUDY_FILE).write_text(json.dumps(record))
+    (folder / "study.csv").write_text("arm,budget,seed\nsupervised,8,0\n")
+    (folder / "trial_0" / "result.json").write_text('{"arm": "supervised"}\n')
+    with one_driver(folder, "study s"):  # the running study's driver
+        before = study_files(folder)
+        code, line = exit_and_line(study_command.main, ["--resume", "--name", "s", "--storage-path", str(tmp_path)],
+                                   capsys)
+        assert code == 2 and f"study s is already running in another process (it holds {folder / LOCK_FILE})" in line
+        assert line.endswith(f"continue it with: python tuning/study.py --resume --name s --storage-path {tmp_path}")
+        assert study_files(folder) == before
+
+
+def test_a_resume_of_no_study_leaves_no_lock_file_behind(tmp_path, capsys, no_ray, session_cache):
+    (tmp_path / "typo").mkdir()
+    code, line = exit_and_line(study_command.main, ["--resume", "--name", "typo", "--storage-path", str(tmp_path)],
+                               capsys)
+    assert code == 2 and "no study to resume" in line and list((tmp_path / "typo").iterdir()) == []
+    code, line = exit_and_line(study_command.main, ["--resume", "--name", "gone", "--storage-path", str(tmp_path)],
+                               capsys)
+    assert code == 2 and not (tmp_path / "gone").exists()
+
+
+def refused_beside(folder: Path) -> bool:
+    """Whether a second driver of the study `folder` is refused now."""
+    try:
+        with one_driver(folder, "study s"):
+            return False
+    except UsageError:
+        return True
+
+
+def test_a_new_study_holds_its_folder_from_before_ray_starts_to_its_end(tmp_path, monkeypatch, session_cache):
+    folder, seen = tmp_path / "results" / "s", []
+
+    def prepare(*args, **kwargs):  # where the teachers are fine-tuned and Ray starts
+        seen.append(("prepare", sorted(p.name for p in folder.iterdir()), refused_beside(folder)))
+
+    def run(*args, **kwargs):  # the grid on Ray, then the report
+        seen.append(("run", sorted(p.name for p in folder.iterdir()), refused_beside(folder)))
+        return 0
+
+    monkeypatch.setattr(runner, "prepare", prepare)
+    monkeypatch.setattr(runner, "_announce", lambda *args: None)
+    monkeypatch.setattr(runner, "_run", run)
+    assert study_command.main(["--smoke-test", "--storage-path", str(tmp_path / "results"), "--name", "s"]) == 0
+    assert seen == [("prepare", [LOCK_FILE], True), ("run", [LOCK_FILE, runner.STUDY_FILE], True)]
+    assert not refused_beside(folder)  # released at its end
+
+
+@pytest.mark.parametrize("stop, status", [(UsageError("teacher ./t does not exist"), 2), (KeyboardInterrupt(), 130)])
+def test_a_new_study_stopped_before_study_json_leaves_no_folder(tmp_path, monkeypatch, capsys, session_cache, stop,
+                                                               status):
+    def prepare(*args, **kwargs):
+        raise stop
+
+    monkeypatch.setattr(runner, "prepare", prepare)
+    code, _ = exit_and_line(study_command.main, ["--smoke-test", "--storage-path", str(tmp_path / "results" / "deep"),
+                                                 "--name", "s"], capsys)
+    assert code == status and list(tmp_path.iterdir()) == []  # the name stays free, no empty folders left
 
 
 # ---------------------------------------------------------------- the recipe without a sweep
