@@ -119,6 +119,25 @@ def test_train_refuses_unparsable_set(pairs, expected, tmp_path, capsys, session
     assert not (tmp_path / "ck").exists()
 
 
+@pytest.fixture
+def no_training(monkeypatch):
+    """Refused before any data are prepared or a student trained: preparing fails the test."""
+    monkeypatch.setattr("tuning.assets.prepare.prepare", lambda *a, **k: pytest.fail("train.py prepared the data"))
+
+
+def files_under(folder) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_train_refuses_an_out_under_a_file_before_training(tmp_path, capsys, no_training):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    code, line = exit_and_line(train.main, ["--method", "supervised", "--smoke-test", "--out", str(afile / "sub")],
+                               capsys)
+    assert code == 2 and f"--out {afile / 'sub'}: {afile} is a file, not a folder" in line, line
+    assert afile.read_text() == "x"
+
+
 def test_evaluate_missing_checkpoint(tmp_path, capsys):
     code, line = exit_and_line(evaluate.main, ["--checkpoint", str(tmp_path / "gone")], capsys)
     assert code == 2 and "does not exist" in line

@@ -28,6 +28,7 @@ from tuning.cli import (
     Parser,
     add_data_arguments,
     add_expert_arguments,
+    check_can_create,
     command_line_settings,
     data_settings,
     expert_assignments,
@@ -103,6 +104,7 @@ def main(argv=None) -> int:
     trial = trial_config(args)
     settings = sweep_data_settings(args)
     out = Path(args.out or f"checkpoints/{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
+    check_can_create(out, "--out")  # found otherwise when the first epoch's checkpoint is written
     if out.exists() and not (out / "run_config.json").is_file():
         raise UsageError(f"--out {out} exists and is not a checkpoint of this tool: refusing to overwrite it")
     refuse_to_drop_answers(out)
