@@ -119,6 +119,55 @@ def test_train_refuses_unparsable_set(pairs, expected, tmp_path, capsys, session
     assert not (tmp_path / "ck").exists()
 
 
+@pytest.fixture
+def no_training(monkeypatch):
+    """Refused before any data are prepared or a student trained: preparing fails the test."""
+    monkeypatch.setattr("tuning.assets.prepare.prepare", lambda *a, **k: pytest.fail("train.py prepared the data"))
+
+
+def files_under(folder) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_train_refuses_an_out_under_a_file_before_training(tmp_path, capsys, no_training):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    code, line = exit_and_line(train.main, ["--method", "supervised", "--smoke-test", "--out", str(afile / "sub")],
+                               capsys)
+    assert code == 2 and f"--out {afile / 'sub'}: {afile} is a file, not a folder" in line, line
+    assert afile.read_text() == "x"
+
+
+@pytest.mark.parametrize("where", ["ckA", "student_trial_0/checkpoint_000003"])  # an earlier run's, a sweep trial's
+def test_train_never_replaces_an_existing_checkpoint(where, tmp_path, capsys, no_training):
+    out = tmp_path / where
+    out.mkdir(parents=True)
+    (out / "run_config.json").write_text(json.dumps({"trial": {"method": "supervised", "epochs": 3}}))
+    (out / "model.safetensors").write_bytes(b"three epochs of weights")
+    before = files_under(tmp_path)
+    code, line = exit_and_line(train.main, ["--method", "supervised", "--smoke-test", "--set", "epochs=1",
+                                            "--out", str(out)], capsys)
+    assert code == 2 and line == (f"error: --out {out} already holds a checkpoint, which this run would replace: "
+                                  "choose another --out, or delete it first")
+    assert files_under(tmp_path) == before
+
+
+def test_a_human_run_never_replaces_the_query_files_a_person_is_filling_in(tmp_path, capsys, no_training):
+    queries = tmp_path / "person-queries"
+    queries.mkdir()
+    (queries / "round-1-queries.csv").write_text("row_id,text,label\n7,meh visit,good\n")  # half answered
+    before = files_under(tmp_path)
+    argv = ["--method", "active_loop", "--expert", "human", "--smoke-test", "--out", str(tmp_path / "person")]
+    code, line = exit_and_line(train.main, argv, capsys)
+    assert code == 2 and f"{queries} already holds query files for a person" in line, line
+    assert files_under(tmp_path) == before and not (tmp_path / "person").exists()
+    (queries / "round-1-queries.csv").unlink()
+    queries.rmdir()
+    queries.write_text("not a folder")
+    code, line = exit_and_line(train.main, argv, capsys)
+    assert code == 2 and f"the queries folder of --out {queries}: {queries} is a file, not a folder" in line, line
+
+
 def test_evaluate_missing_checkpoint(tmp_path, capsys):
     code, line = exit_and_line(evaluate.main, ["--checkpoint", str(tmp_path / "gone")], capsys)
     assert code == 2 and "does not exist" in line

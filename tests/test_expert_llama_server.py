@@ -129,12 +129,11 @@ def test_train_py_runs_the_expert_loop_against_the_endpoint_and_never_pays_twice
     monkeypatch.setenv("EXPERT_LOOP_CACHE", str(tmp_path / "cache"))
     args = ["--method", "active_loop", "--smoke-test", "--expert", "openai", "--expert-url", server.url,
             "--expert-model", "smollm2", "--expert-price", "0.5", "--set", "initial_pool_size=16",
-            "--set", "query_size=2", "--set", "max_iterations=1", "--set", "epochs=1", "--set", "bf16=false",
-            "--out", str(tmp_path / "run")]
+            "--set", "query_size=2", "--set", "max_iterations=1", "--set", "epochs=1", "--set", "bf16=false"]
     metrics = []
-    for _ in range(2):
-        assert train.main(args) == 0
-        metrics.append(json.loads((tmp_path / "run" / "run_config.json").read_text())["metrics"])
+    for out in (tmp_path / "run", tmp_path / "again"):  # train.py never trains over a checkpoint
+        assert train.main([*args, "--out", str(out)]) == 0
+        metrics.append(json.loads((out / "run_config.json").read_text())["metrics"])
     first, second = metrics
     assert (first["expert_calls"], first["expert_cache_hits"], first["expert_paid"]) == (2, 0, 1.0)
     assert (second["expert_calls"], second["expert_cache_hits"], second["expert_paid"]) == (0, 2, 0.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,7 +18,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from search_spaces import MODULES
-from tests.conftest import run_cli, smoke_prepared
+from tests.conftest import exit_and_line, run_cli, smoke_prepared
 from trainables import metrics as m
 from trainables.config import TrialConfig
 from trainables.early_stopping import BestEpoch, hold_out, selection_count, selection_score
@@ -36,6 +37,7 @@ from tuning import study as study_command
 from tuning.analysis.bootstrap import replicate_accuracies, statistic_interval
 from tuning.budget_study import runner
 from tuning.budget_study.report import aulc, baseline_of, common_seeds, leakage_warnings, summarise
+from tuning.trials.driver_lock import LOCK_FILE, one_driver
 
 POOL = 48  # the smoke data's 96 training rows minus the teachers' half
 NEW_STRATEGIES = ("bald", "badge", "coreset", "contrastive", "margin+balanced")  # issue 24's
@@ -473,10 +475,16 @@ def assert_one_mlflow_run_per_trial(store, frame) -> None:
     (["--initial", "20"], "smallest budget"),
     (["--budgets", "8,16,64"], "larger than the student's pool of 48"),
     (["--arms", "supervised,expert:nope"], "unknown study arm"),
+    (["--arms", ","], "--arms names nothing (got ',')"),  # was: teachers fine-tuned, Ray, then an IndexError
+    (["--arms", ""], "--arms names nothing (got '')"),  # was: every default arm, silently
+    (["--strategies", ","], "--strategies names nothing"),  # was: a study without its expert arms
+    (["--oracle-strategies", " , "], "--oracle-strategies names nothing"),
     (["--seeds", "0"], "--seeds"),
     (["--max-concurrent", "0"], "--max-concurrent"),
     (["--set", "learning_rate=-1"], "learning_rate"),
     (["--set", "stop=kappa:0.99"], "after the fact"),  # the study judges every criterion afterwards
+    (["--set", "seed=3"], "--set seed=... would be silently replaced"),  # each arm runs --seeds seeds
+    (["--set", "expert=human"], "sets expert itself for every arm and seed, from the arm"),
     (["--budg", "8"], "unrecognized arguments"),  # no abbreviations
 ])
 def test_bad_input_exits_2_before_anything_is_written(tmp_path, session_cache, args, message):
@@ -490,11 +498,45 @@ def test_bad_input_exits_2_before_anything_is_written(tmp_path, session_cache, a
         assert not heavy_imports(result.stderr), heavy_imports(result.stderr)
 
 
+@pytest.mark.parametrize("pair, flag", [
+    ("seed=3", "--seeds"), ("expert=human", "the arm"), ("expert=oracle", "the arm"), ("strategy=margin", "the arm"),
+    ("initial_pool_size=20", "--initial"), ("max_iterations=5", "--budgets"), ("query_size=10", "--budgets"),
+    ("epochs=9", "--max-steps"), ("round_steps=600", "--max-steps"), ("warm_start=true", "--warm-start"),
+    ("expert_url=http://h/v1", "--expert-url"), ("expert_model=m", "--expert-model"), ("method=kd", "--arms"),
+])
+def test_a_setting_the_study_sets_per_arm_is_refused_naming_the_flag_that_sets_it(pair, flag):
+    """study_arms.arm_recipe gives every arm its seed, expert and strategy, each point its query size, and
+    --initial, --budgets, --max-steps and --warm-start decide the rest: a --set of these changed nothing."""
+    name = pair.split("=")[0]
+    with pytest.raises(UsageError, match=f"--set {name}=... would be silently replaced: .* from {flag}"):
+        study_command.recipe(study_command.parse_args(["--smoke-test", "--set", pair]))
+    recipe = study_command.recipe(study_command.parse_args(["--set", "alpha=0.5", "--set", "mc_passes=4"]))
+    assert (recipe.alpha, recipe.mc_passes) == (0.5, 4)  # what the study reads from the recipe stays settable
+
+
 def heavy_imports(importtime_log: str) -> set[str]:
     """Ray, torch and transformers among the packages `python -X importtime` says were imported."""
     names = {line.split("|")[-1].strip().split(".")[0] for line in importtime_log.splitlines()
              if line.startswith("import time:")}
     return names & {"ray", "torch", "transformers"}
+
+
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_a_storage_path_that_is_or_is_under_a_file_exits_2_before_the_teachers(tmp_path, capsys, no_ray, under):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    storage = afile / under if under else afile
+    code, line = exit_and_line(study_command.main, ["--smoke-test", "--storage-path", str(storage)], capsys)
+    assert code == 2 and f"--storage-path {storage}: {afile} is a file, not a folder" in line, line
+    assert afile.read_text() == "x" and [p.name for p in tmp_path.iterdir()] == ["afile"]
+
+
+def test_more_cpus_per_trial_than_this_machine_has_exits_2_instead_of_waiting_forever(tmp_path, capsys, no_ray):
+    too_many = (os.cpu_count() or 1) + 1
+    code, line = exit_and_line(study_command.main, ["--smoke-test", "--storage-path", str(tmp_path / "r"),
+                                                    "--cpus-per-trial", str(too_many)], capsys)
+    assert code == 2 and f"--cpus-per-trial {too_many}: this machine has {too_many - 1} CPU(s)" in line, line
+    assert not (tmp_path / "r").exists()
 
 
 def test_an_existing_study_is_never_overwritten(tmp_path, session_cache):
@@ -504,6 +546,80 @@ def test_an_existing_study_is_never_overwritten(tmp_path, session_cache):
                      cache=session_cache, timeout=120)
     assert result.returncode == 2 and "already exists" in result.stderr
     assert (tmp_path / "taken" / "keep.txt").read_text() == "x"
+
+
+# ---------------------------------------------------------------- one driver per study
+
+def study_files(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_a_resume_while_the_study_runs_elsewhere_exits_2_and_changes_no_file(tmp_path, capsys, monkeypatch, no_ray,
+                                                                            session_cache):
+    monkeypatch.setattr(runner, "prepare", lambda *args, **kwargs: pytest.fail("the resume prepared the study"))
+    folder = tmp_path / "s"
+    (folder / "trial_0").mkdir(parents=True)
+    args = study_command.parse_args(["--smoke-test"])
+    record = {"plan": study_command.study_settings(args), "data": study_command.data_settings(args).to_dict()}
+    (folder / runner.STUDY_FILE).write_text(json.dumps(record))
+    (folder / "study.csv").write_text("arm,budget,seed\nsupervised,8,0\n")
+    (folder / "trial_0" / "result.json").write_text('{"arm": "supervised"}\n')
+    with one_driver(folder, "study s"):  # the running study's driver
+        before = study_files(folder)
+        code, line = exit_and_line(study_command.main, ["--resume", "--name", "s", "--storage-path", str(tmp_path)],
+                                   capsys)
+        assert code == 2 and f"study s is already running in another process (it holds {folder / LOCK_FILE})" in line
+        assert line.endswith(f"continue it with: python tuning/study.py --resume --name s --storage-path {tmp_path}")
+        assert study_files(folder) == before
+
+
+def test_a_resume_of_no_study_leaves_no_lock_file_behind(tmp_path, capsys, no_ray, session_cache):
+    (tmp_path / "typo").mkdir()
+    code, line = exit_and_line(study_command.main, ["--resume", "--name", "typo", "--storage-path", str(tmp_path)],
+                               capsys)
+    assert code == 2 and "no study to resume" in line and list((tmp_path / "typo").iterdir()) == []
+    code, line = exit_and_line(study_command.main, ["--resume", "--name", "gone", "--storage-path", str(tmp_path)],
+                               capsys)
+    assert code == 2 and not (tmp_path / "gone").exists()
+
+
+def refused_beside(folder: Path) -> bool:
+    """Whether a second driver of the study `folder` is refused now."""
+    try:
+        with one_driver(folder, "study s"):
+            return False
+    except UsageError:
+        return True
+
+
+def test_a_new_study_holds_its_folder_from_before_ray_starts_to_its_end(tmp_path, monkeypatch, session_cache):
+    folder, seen = tmp_path / "results" / "s", []
+
+    def prepare(*args, **kwargs):  # where the teachers are fine-tuned and Ray starts
+        seen.append(("prepare", sorted(p.name for p in folder.iterdir()), refused_beside(folder)))
+
+    def run(*args, **kwargs):  # the grid on Ray, then the report
+        seen.append(("run", sorted(p.name for p in folder.iterdir()), refused_beside(folder)))
+        return 0
+
+    monkeypatch.setattr(runner, "prepare", prepare)
+    monkeypatch.setattr(runner, "_announce", lambda *args: None)
+    monkeypatch.setattr(runner, "_run", run)
+    assert study_command.main(["--smoke-test", "--storage-path", str(tmp_path / "results"), "--name", "s"]) == 0
+    assert seen == [("prepare", [LOCK_FILE], True), ("run", [LOCK_FILE, runner.STUDY_FILE], True)]
+    assert not refused_beside(folder)  # released at its end
+
+
+@pytest.mark.parametrize("stop, status", [(UsageError("teacher ./t does not exist"), 2), (KeyboardInterrupt(), 130)])
+def test_a_new_study_stopped_before_study_json_leaves_no_folder(tmp_path, monkeypatch, capsys, session_cache, stop,
+                                                               status):
+    def prepare(*args, **kwargs):
+        raise stop
+
+    monkeypatch.setattr(runner, "prepare", prepare)
+    code, _ = exit_and_line(study_command.main, ["--smoke-test", "--storage-path", str(tmp_path / "results" / "deep"),
+                                                 "--name", "s"], capsys)
+    assert code == status and list(tmp_path.iterdir()) == []  # the name stays free, no empty folders left
 
 
 # ---------------------------------------------------------------- the recipe without a sweep

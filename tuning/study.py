@@ -48,6 +48,8 @@ from tuning.cli import (
     add_data_arguments,
     add_expert_arguments,
     add_verbose_argument,
+    check_can_create,
+    check_cpus_fit,
     check_name,
     data_settings,
     expert_assignments,
@@ -150,6 +152,20 @@ def _names(text: str) -> list[str]:
     return [part.strip() for part in str(text).split(",") if part.strip()]
 
 
+def _listed(text: str, flag: str, hint: str) -> list[str]:
+    """The names of a list flag. An empty list is refused (`hint`: what to type instead): `--arms ,` left a study
+    of no arms to fail inside Ray, `--arms ""` silently ran every default arm, and `--strategies ,` a study without
+    the expert arms it is about; an unset shell variable looks just like that."""
+    names = _names(text)
+    if not names:
+        raise UsageError(f"{flag} names nothing (got {text!r}): {hint}")
+    return names
+
+
+# What an empty --strategies or --oracle-strategies should have been.
+STRATEGIES_HINT = "name at least one strategy, or leave the flag out for its default; --arms lists the exact arms"
+
+
 def choose(args, key: str):
     """A flag's value: what the user typed, else the --smoke-test / --quick default, else the default."""
     value = getattr(args, key, None)
@@ -163,11 +179,12 @@ def choose(args, key: str):
 
 def arm_names(args) -> list[str]:
     explicit = choose(args, "arms")
-    if explicit:
-        names = _names(explicit)
+    if explicit is not None:
+        names = _listed(explicit, "--arms", "name at least one arm, e.g. --arms supervised,expert:margin")
     else:
         suffix = default_arm_suffix(args)
-        names = ["supervised", "kd_all", *[f"oracle:{s}" for s in _names(choose(args, "oracle_strategies"))],
+        oracle = _listed(choose(args, "oracle_strategies"), "--oracle-strategies", STRATEGIES_HINT)
+        names = ["supervised", "kd_all", *[f"oracle:{s}" for s in oracle],
                  *[f"expert:{s}{suffix}" for s in expert_strategies(args, suffix)], "full:supervised"]
     for name in names:
         parse_arm(name, args.named_expert.llm)
@@ -186,18 +203,44 @@ def recipe(args):
     values.update({key: teacher[key] for key in ("temperature", "alpha") if key in teacher})
     if not (args.config or args.from_dir):
         values.update(SMOKE_RECIPE if args.smoke_test else DEFAULT_RECIPE)
-    values.update(parse_assignments(args.set, "--set"))
+    values.update(refuse_what_the_study_sets(parse_assignments(args.set, "--set")))
     if args.named_expert.price is not None:
         values["expert_price"] = args.named_expert.price
-    if "stop" in values:
-        raise UsageError("--set stop=... does nothing in the budget study: it judges every stopping criterion after "
-                         "the fact on every query arm (the report's 'Stopping criteria' section)")
-    values.pop("method", None)
     # Each trial decides "auto" precision where it runs (study_settings keeps "auto"); checking the recipe
     # here must not import torch to measure this machine, so "auto" is checked as false.
     if str(values.get("bf16", AUTO)).strip().lower() == AUTO:
         values["bf16"] = False
     return TrialConfig.from_dict({**values, "method": "active_loop"})
+
+
+# Settings the study decides itself for every arm, seed and point (trainables/study_arms.arm_recipe and
+# _train_point): given with --set they would be silently replaced, so each is refused with the flag that sets it.
+STUDY_SETS = {
+    "method": "--arms (an arm names its method)",
+    "seed": "--seeds (every arm runs seeds 0 to N-1)",
+    "expert": "the arm (expert:<strategy> asks the teachers, expert:<strategy>@llm or @openai --expert's model)",
+    "expert_url": "--expert-url",
+    "expert_model": "--expert-model",
+    "strategy": "the arm (expert:<strategy>, oracle:<strategy>: --arms, --strategies, --oracle-strategies)",
+    "initial_pool_size": "--initial",
+    "query_size": "--budgets (each point queries up to its budget)",
+    "max_iterations": "--budgets (one point per budget)",
+    "epochs": "--max-steps (a point trains to that cap, or to a plateau with --patience-steps)",
+    "round_steps": "--max-steps (a point trains to that cap, or to a plateau with --patience-steps)",
+    "warm_start": "--warm-start",
+}
+
+
+def refuse_what_the_study_sets(assigned: dict) -> dict:
+    """--set's settings, none of which the study would replace or ignore."""
+    if "stop" in assigned:
+        raise UsageError("--set stop=... does nothing in the budget study: it judges every stopping criterion after "
+                         "the fact on every query arm (the report's 'Stopping criteria' section)")
+    for name, flag in STUDY_SETS.items():
+        if name in assigned:
+            raise UsageError(f"--set {name}=... would be silently replaced: the budget study sets {name} itself "
+                             f"for every arm and seed, from {flag}")
+    return assigned
 
 
 def _recipe_source(args) -> dict:
@@ -264,7 +307,7 @@ def study_expert(args) -> NamedExpert:
 def expert_strategies(args, suffix: str) -> list[str]:
     """The default expert arms' strategies; asking another expert than the teachers, those that read the teachers
     (robust_least_confidence) are left out, said once."""
-    strategies = _names(choose(args, "strategies"))
+    strategies = _listed(choose(args, "strategies"), "--strategies", STRATEGIES_HINT)
     if not suffix:
         return strategies
     kept = [s for s in strategies if "teacher_probs" not in needs(s)]
@@ -308,11 +351,13 @@ def main(argv=None) -> int:
         return study_run.resume(study_folder(args.storage_path, name), RaySession(ray_settings(args)),
                                 args.max_concurrent, resume_command(args, name, script="study"), reprice)
     name = check_name(args.name or f"study-{time.strftime('%Y%m%d-%H%M%S')}")
+    check_can_create(args.storage_path, "--storage-path")  # found otherwise after the teachers were fine-tuned
     folder = study_folder(args.storage_path, name)
     if folder.exists():
         raise UsageError(f"study {folder} already exists: use --resume --name {name} or another --name")
     tracking = tracking_settings(args, name, args.storage_path)
     plan, data = study_settings(args), data_settings(args)
+    check_cpus_fit(data.cpus_per_trial, args.address)  # else every trial waits for CPUs a local Ray lacks
     # Every check that needs no data is done: only now Ray, torch and transformers (seconds) are imported.
     from tuning.budget_study import runner as study_run  # noqa: PLC0415
     from tuning.trials.ray_session import RaySession  # noqa: PLC0415

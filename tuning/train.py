@@ -28,6 +28,7 @@ from tuning.cli import (
     Parser,
     add_data_arguments,
     add_expert_arguments,
+    check_can_create,
     command_line_settings,
     data_settings,
     expert_assignments,
@@ -48,7 +49,9 @@ def parse_args(argv=None):
                              "file (default: the defaults of trainables/config.py)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override one setting (repeatable), e.g. learning_rate=3e-5")
-    parser.add_argument("--out", default=None, help="checkpoint folder (default: checkpoints/METHOD-DATE-TIME)")
+    parser.add_argument("--out", default=None,
+                        help="a new checkpoint folder: one that exists is refused, never trained over "
+                             "(default: checkpoints/METHOD-DATE-TIME)")
     add_expert_arguments(parser)
     add_data_arguments(parser, scope="run")
     return parse_with_explicit(parser, argv)
@@ -103,9 +106,9 @@ def main(argv=None) -> int:
     trial = trial_config(args)
     settings = sweep_data_settings(args)
     out = Path(args.out or f"checkpoints/{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if out.exists() and not (out / "run_config.json").is_file():
-        raise UsageError(f"--out {out} exists and is not a checkpoint of this tool: refusing to overwrite it")
-    refuse_to_drop_answers(out)
+    check_can_create(out, "--out")  # found otherwise when the first epoch's checkpoint is written
+    refuse_to_overwrite(out)
+    refuse_to_overwrite_queries(out, trial)
     if note := round_length_note(trial):
         print(note, flush=True)
     trial = trial.decided()  # "auto" precision: decided here, where it trains, and recorded in the checkpoint
@@ -114,6 +117,31 @@ def main(argv=None) -> int:
     prepared = prepare(settings, need_teachers=needs_teachers(trial), expert=trial.expert,
                        human_folder=queries_folder(out))
     return train_into(out, trial, prepared)
+
+
+def refuse_to_overwrite(out: Path) -> None:
+    """train.py always trains afresh (a paused --expert human run is continued by label.py, never here), so an --out
+    that exists is refused: its first epoch would replace an earlier run's checkpoint, or a sweep trial's."""
+    if not out.exists():
+        return
+    if not (out / "run_config.json").is_file():
+        raise UsageError(f"--out {out} exists and is not a checkpoint of this tool: refusing to overwrite it")
+    refuse_to_drop_answers(out)  # first: it says how to continue that run
+    raise UsageError(f"--out {out} already holds a checkpoint, which this run would replace: choose another --out, "
+                     "or delete it first")
+
+
+def refuse_to_overwrite_queries(out: Path, trial: TrialConfig) -> None:
+    """A run with --expert human writes round 1's files for a person into OUT-queries: files already there (a person
+    may be filling one in) are never replaced."""
+    from trainables.experts.spec import parse_expert  # noqa: PLC0415
+
+    if trial.method != "active_loop" or parse_expert(trial.expert).kind != "human":
+        return
+    folder = check_can_create(queries_folder(out), "the queries folder of --out")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise UsageError(f"{folder} already holds query files for a person, which this run would replace: choose "
+                         "another --out, or delete that folder first")
 
 
 def refuse_to_drop_answers(out: Path) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from tuning.budget_study.report import QUERIES_CSV, STUDY_CSV, SUMMARY_JSON, sum
 from tuning.records import write_json
 from tuning.tracking.callbacks import tracker_callbacks
 from tuning.tracking.settings import Tracking, describe
+from tuning.trials.driver_lock import LOCK_FILE, one_driver
 from tuning.trials.progress import ProgressLines
 from tuning.trials.ray_session import RaySession
 from tuning.trials.replayed_reports import TrimReplayedReports
@@ -44,24 +47,55 @@ def start(folder: Path, plan: dict, settings: DataSettings, session: RaySession,
     # Without teachers no row is theirs (expert_loop.candidate_rows): the pool is the whole training split.
     pool = len(data.train) - (len(teacher_rows(settings, data)) if teachers and settings.teacher_split > 0 else 0)
     check_budgets(StudySettings.from_dict(plan["template"]), pool)
-    prepared = prepare(settings, need_teachers=teachers, data=data, start_ray=session.start,
-                       expert=text_expert(plan))
-    record = {"plan": plan, "data": settings.to_dict(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "tracking": asdict(tracking) if tracking is not None else None, "code": code_version.fingerprint()}
-    folder.mkdir(parents=True)
-    write_json(folder / STUDY_FILE, record)
-    _announce(plan, prepared, folder)
-    if tracking is not None:
-        print(describe(tracking), flush=True)
-    return _run(folder, plan, prepared, session, max_concurrent, resume_hint, restore=False, tracking=tracking)
+    with new_study_folder(folder, resume_hint):  # held from before Ray starts (prepare) to the study's end
+        prepared = prepare(settings, need_teachers=teachers, data=data, start_ray=session.start,
+                           expert=text_expert(plan))
+        record = {"plan": plan, "data": settings.to_dict(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                  "tracking": asdict(tracking) if tracking is not None else None, "code": code_version.fingerprint()}
+        write_json(folder / STUDY_FILE, record)
+        _announce(plan, prepared, folder)
+        if tracking is not None:
+            print(describe(tracking), flush=True)
+        return _run(folder, plan, prepared, session, max_concurrent, resume_hint, restore=False, tracking=tracking)
+
+
+@contextlib.contextmanager
+def new_study_folder(folder: Path, resume_hint: str) -> Iterator[None]:
+    """Make the new study's folder and hold its driver lock while the body runs, so that a --resume of it typed
+    meanwhile is refused. Until study.json is written nothing of the study is in it: a failure or Ctrl-C before
+    then (a teacher that cannot be fine-tuned, say) removes the folder and the parents made for it, leaving the
+    name free; an empty folder would be refused both as an existing study and as one with nothing to resume."""
+    made = [path for path in (folder, *folder.parents) if not path.exists()]  # innermost first
+    try:
+        folder.mkdir(parents=True)
+    except FileExistsError:  # made since study.py looked: by another study of the same name
+        raise UsageError(f"study {folder} already exists: use --resume --name {folder.name} or another "
+                         "--name") from None
+    with one_driver(folder, f"study {folder.name}", resume_hint):
+        try:
+            yield
+        except BaseException:
+            if not (folder / STUDY_FILE).exists():
+                (folder / LOCK_FILE).unlink(missing_ok=True)
+                for path in made:
+                    with contextlib.suppress(OSError):  # not empty: something not ours is in it, kept
+                        path.rmdir()
+            raise
 
 
 def resume(folder: Path, session: RaySession, max_concurrent: int | None, resume_hint: str,
            reprice: dict | None = None) -> int:
     """Continue the study in `folder` and rewrite its report; `reprice` ({"prices", "charge_sunk"}) changes
-    what the report prices labels at (the trials do not depend on it)."""
-    if not (folder / STUDY_FILE).is_file():
+    what the report prices labels at (the trials do not depend on it). Refused while another process runs it."""
+    if not (folder / STUDY_FILE).is_file():  # checked first: no lock file is left in a folder that is no study
         raise UsageError(f"no study to resume at {folder} (no {STUDY_FILE})")
+    with one_driver(folder, f"study {folder.name}", resume_hint):
+        return _continue(folder, session, max_concurrent, resume_hint, reprice)
+
+
+def _continue(folder: Path, session: RaySession, max_concurrent: int | None, resume_hint: str,
+              reprice: dict | None) -> int:
+    """resume's work, with the study's driver lock held (study.json read under it: another run may have ended)."""
     record = json.loads((folder / STUDY_FILE).read_text(encoding="utf-8"))
     StudySettings.from_dict(record["plan"]["template"])  # a first-version study is refused here, before Ray
     if reprice is not None:
