@@ -573,6 +573,22 @@ def test_a_resume_while_the_study_runs_elsewhere_exits_2_and_changes_no_file(tmp
         assert study_files(folder) == before
 
 
+def test_a_resume_refuses_the_flags_that_define_the_study_naming_them(tmp_path, capsys, no_ray):
+    """They were silently ignored (--seeds, --budgets, --arms, --set, --expert ... on --resume): the study continues
+    with its saved plan."""
+    argv = ["--resume", "--name", "s", "--storage-path", str(tmp_path), "--seeds", "3", "--budgets", "100,50",
+            "--arms", "bogus", "--set", "alpha=0.5", "--initial", "20", "--quick", "--max-concurrent", "1"]
+    code, line = exit_and_line(study_command.main, argv, capsys)
+    assert code == 2 and line == ("error: --resume continues study s as it started: --seeds, --budgets, --arms, --set, "
+                                  "--initial, --quick cannot change on --resume (they would be ignored); start a new "
+                                  "study to change them")
+    assert list(tmp_path.iterdir()) == []
+    kept = ["--resume", "--name", "s", "--storage-path", str(tmp_path), "--address", "10.0.0.5:6379", "--dashboard",
+            "--verbose", "--max-concurrent", "1", "--prices", "gold=1,expert=0.1", "--charge-sunk"]
+    code, line = exit_and_line(study_command.main, kept, capsys)
+    assert code == 2 and "no study to resume" in line  # past the flags: they are the ones a resume uses
+
+
 def test_a_resume_of_no_study_leaves_no_lock_file_behind(tmp_path, capsys, no_ray, session_cache):
     (tmp_path / "typo").mkdir()
     code, line = exit_and_line(study_command.main, ["--resume", "--name", "typo", "--storage-path", str(tmp_path)],

@@ -57,10 +57,16 @@ from tuning.cli import (
     parse_assignments,
     parse_with_explicit,
     ray_settings,
+    refuse_ignored_on_resume,
     resume_command,
 )
-from tuning.tracking.settings import add_tracker_arguments, refuse_on_resume, tracking_settings
+from tuning.tracking.settings import add_tracker_arguments, tracking_settings
 from tuning.train import read_config_file
+
+# The flags a resumed study uses (runner.resume): which study, where, how Ray is reached, how many trials at once when
+# its Tuner never began, and the prices its rewritten report uses. Every other flag defines the study.
+KEPT_ON_RESUME = frozenset({"--resume", "--name", "--storage-path", "--address", "--dashboard", "--verbose",
+                            "--max-concurrent", "--prices", "--charge-sunk"})
 
 # The expert:<strategy> arms of the full study: issue 22's five and issue 24's strategies from the literature.
 STRATEGIES_ALL = ("least_confidence", "margin", "entropy", "random", "robust_least_confidence",
@@ -341,8 +347,9 @@ def main(argv=None) -> int:
     if args.resume:
         if not args.name:
             raise UsageError("--resume needs --name (the study to continue)")
-        refuse_on_resume(args)  # a restored study logs where it did (its callbacks are saved with it)
         name = check_name(args.name)
+        # Its plan, data, expert and tracking are restored as saved (study.json, the Tuner's state).
+        refuse_ignored_on_resume(args, KEPT_ON_RESUME, f"study {name}")
         # Ray, torch: after the arguments are checked.
         from tuning.budget_study import runner as study_run  # noqa: PLC0415
         from tuning.trials.ray_session import RaySession  # noqa: PLC0415

@@ -56,12 +56,6 @@ def given(args: argparse.Namespace) -> list[str]:
     return [flag for flag, value in flags.items() if value is not None]
 
 
-def refuse_on_resume(args: argparse.Namespace) -> None:
-    if given(args):
-        raise UsageError(f"{' and '.join(given(args))} cannot change on --resume: it continues with the tracking "
-                         "the run started with")
-
-
 def tracking_settings(args: argparse.Namespace, name: str, storage_path: str) -> Tracking | None:
     """The checked tracking settings of a new sweep or study named `name`, or None without a tracker."""
     if (args.tracker or "none") == "none":
