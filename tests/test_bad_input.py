@@ -171,6 +171,18 @@ def test_a_human_run_never_replaces_the_query_files_a_person_is_filling_in(tmp_p
 def test_evaluate_missing_checkpoint(tmp_path, capsys):
     code, line = exit_and_line(evaluate.main, ["--checkpoint", str(tmp_path / "gone")], capsys)
     assert code == 2 and "does not exist" in line
+    (tmp_path / "afile").write_text("")  # it said "does not exist" of a file too
+    code, line = exit_and_line(evaluate.main, ["--checkpoint", str(tmp_path / "afile")], capsys)
+    assert code == 2 and line == f"error: checkpoint folder {tmp_path / 'afile'} is a file, not a folder"
+
+
+@pytest.mark.parametrize("method", ["kd", "supervised"])
+def test_train_refuses_an_expert_its_method_would_ignore(method, tmp_path, capsys, no_training):
+    code, line = exit_and_line(train.main, ["--method", method, "--smoke-test", "--expert", "oracle",
+                                            "--out", str(tmp_path / "ck")], capsys)
+    assert code == 2 and line == (f"error: --expert and its settings are for --method active_loop (the Expert-Loop); "
+                                  f"{method} would ignore them")
+    assert not (tmp_path / "ck").exists()
 
 
 def test_subprocess_exit_status_and_single_line(tmp_path, session_cache):

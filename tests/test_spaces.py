@@ -147,3 +147,10 @@ def test_a_starting_point_names_every_searched_setting(method):
     searched = {name for name, entry in space.items() if isinstance(entry, dict)}
     (point,) = starting_points(method, space)
     assert set(point) == searched
+
+
+def test_a_space_file_that_is_a_folder_is_named_as_such(tmp_path):
+    with pytest.raises(UsageError, match=f"search-space file {tmp_path} is a folder, not a file"):
+        read_space_file(tmp_path)
+    with pytest.raises(UsageError, match="does not exist"):
+        read_space_file(tmp_path / "gone.yaml")

@@ -76,7 +76,8 @@ def find_checkpoint(folder: Path) -> Path:
     from trainables.checkpoint import RUN_CONFIG  # noqa: PLC0415 (torch, transformers: --help answers at once)
 
     if not folder.is_dir():
-        raise UsageError(f"checkpoint folder {folder} does not exist")
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise UsageError(f"checkpoint folder {folder} {what}")
     if (folder / RUN_CONFIG).is_file():
         return folder
     found = sorted(path for path in folder.glob("checkpoint_*") if (path / RUN_CONFIG).is_file())

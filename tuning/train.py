@@ -104,6 +104,9 @@ def trial_config(args) -> TrialConfig:
 def main(argv=None) -> int:
     args = parse_args(argv)
     trial = trial_config(args)
+    if expert_assignments(args) and trial.method != "active_loop":
+        raise UsageError(f"--expert and its settings are for --method active_loop (the Expert-Loop); {trial.method} "
+                         "would ignore them")
     settings = sweep_data_settings(args)
     out = Path(args.out or f"checkpoints/{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
     check_can_create(out, "--out")  # found otherwise when the first epoch's checkpoint is written

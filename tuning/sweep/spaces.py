@@ -45,7 +45,8 @@ def base_space(method: str, smoke: bool) -> dict:
 def read_space_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"search-space file {path} does not exist")
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise UsageError(f"search-space file {path} {what}")
     try:
         loaded = load_yaml(path.read_text(encoding="utf-8"))  # YAML is a superset of JSON
     except (yaml.YAMLError, UnicodeDecodeError) as error:
