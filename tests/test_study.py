@@ -638,6 +638,25 @@ def test_a_new_study_stopped_before_study_json_leaves_no_folder(tmp_path, monkey
     assert code == status and list(tmp_path.iterdir()) == []  # the name stays free, no empty folders left
 
 
+def test_a_study_folder_holding_only_a_killed_drivers_lock_blocks_no_name(tmp_path, monkeypatch, capsys,
+                                                                          session_cache):
+    """A study killed (kill -9) before it wrote study.json leaves its lock file: the name was then refused both as an
+    existing study and as one with nothing to resume. Now a new study of that name goes ahead."""
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / LOCK_FILE).write_bytes(b"")
+    reached = []
+    monkeypatch.setattr(runner, "prepare", lambda *args, **kwargs: reached.append(True) or pytest.fail("stop here"))
+    with pytest.raises(pytest.fail.Exception):
+        study_command.main(["--smoke-test", "--storage-path", str(tmp_path), "--name", "s"])
+    assert reached == [True] and list(tmp_path.iterdir()) == []  # past the name; its folder removed on the way out
+    folder.mkdir()
+    (folder / "study.csv").write_text("a study's file\n")
+    code, line = exit_and_line(study_command.main, ["--smoke-test", "--storage-path", str(tmp_path), "--name", "s"],
+                               capsys)
+    assert code == 2 and line == (f"error: study {folder} already exists: use --resume --name s or another --name")
+
+
 # ---------------------------------------------------------------- the recipe without a sweep
 
 def test_the_default_recipe_is_the_original_with_the_probes_rate_and_batch():

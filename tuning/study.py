@@ -62,6 +62,7 @@ from tuning.cli import (
 )
 from tuning.tracking.settings import add_tracker_arguments, tracking_settings
 from tuning.train import read_config_file
+from tuning.trials.driver_lock import refuse_existing  # light: no Ray
 
 # The flags a resumed study uses (runner.resume): which study, where, how Ray is reached, how many trials at once when
 # its Tuner never began, and the prices its rewritten report uses. Every other flag defines the study.
@@ -360,8 +361,7 @@ def main(argv=None) -> int:
     name = check_name(args.name or f"study-{time.strftime('%Y%m%d-%H%M%S')}")
     check_can_create(args.storage_path, "--storage-path")  # found otherwise after the teachers were fine-tuned
     folder = study_folder(args.storage_path, name)
-    if folder.exists():
-        raise UsageError(f"study {folder} already exists: use --resume --name {name} or another --name")
+    refuse_existing(folder, "study")
     tracking = tracking_settings(args, name, args.storage_path)
     plan, data = study_settings(args), data_settings(args)
     check_cpus_fit(data.cpus_per_trial, args.address)  # else every trial waits for CPUs a local Ray lacks

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from tuning.budget_study.report import QUERIES_CSV, STUDY_CSV, SUMMARY_JSON, sum
 from tuning.records import write_json
 from tuning.tracking.callbacks import tracker_callbacks
 from tuning.tracking.settings import Tracking, describe
-from tuning.trials.driver_lock import LOCK_FILE, one_driver
+from tuning.trials.driver_lock import new_experiment_folder, one_driver
 from tuning.trials.progress import ProgressLines
 from tuning.trials.ray_session import RaySession
 from tuning.trials.replayed_reports import TrimReplayedReports
@@ -47,7 +45,8 @@ def start(folder: Path, plan: dict, settings: DataSettings, session: RaySession,
     # Without teachers no row is theirs (expert_loop.candidate_rows): the pool is the whole training split.
     pool = len(data.train) - (len(teacher_rows(settings, data)) if teachers and settings.teacher_split > 0 else 0)
     check_budgets(StudySettings.from_dict(plan["template"]), pool)
-    with new_study_folder(folder, resume_hint):  # held from before Ray starts (prepare) to the study's end
+    # Held from before Ray starts (prepare) to the study's end; removed with its folder if no study.json came of it.
+    with new_experiment_folder(folder, "study", resume_hint, begun=lambda: (folder / STUDY_FILE).exists()):
         prepared = prepare(settings, need_teachers=teachers, data=data, start_ray=session.start,
                            expert=text_expert(plan))
         record = {"plan": plan, "data": settings.to_dict(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -57,30 +56,6 @@ def start(folder: Path, plan: dict, settings: DataSettings, session: RaySession,
         if tracking is not None:
             print(describe(tracking), flush=True)
         return _run(folder, plan, prepared, session, max_concurrent, resume_hint, restore=False, tracking=tracking)
-
-
-@contextlib.contextmanager
-def new_study_folder(folder: Path, resume_hint: str) -> Iterator[None]:
-    """Make the new study's folder and hold its driver lock while the body runs, so that a --resume of it typed
-    meanwhile is refused. Until study.json is written nothing of the study is in it: a failure or Ctrl-C before
-    then (a teacher that cannot be fine-tuned, say) removes the folder and the parents made for it, leaving the
-    name free; an empty folder would be refused both as an existing study and as one with nothing to resume."""
-    made = [path for path in (folder, *folder.parents) if not path.exists()]  # innermost first
-    try:
-        folder.mkdir(parents=True)
-    except FileExistsError:  # made since study.py looked: by another study of the same name
-        raise UsageError(f"study {folder} already exists: use --resume --name {folder.name} or another "
-                         "--name") from None
-    with one_driver(folder, f"study {folder.name}", resume_hint):
-        try:
-            yield
-        except BaseException:
-            if not (folder / STUDY_FILE).exists():
-                (folder / LOCK_FILE).unlink(missing_ok=True)
-                for path in made:
-                    with contextlib.suppress(OSError):  # not empty: something not ours is in it, kept
-                        path.rmdir()
-            raise
 
 
 def resume(folder: Path, session: RaySession, max_concurrent: int | None, resume_hint: str,

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from tuning.cli import check_cpus_fit
 from tuning.records import SWEEP_FILE
 from tuning.sweep.search import REUSE_ACTORS, SweepSettings, make_tuner, run_config, sweep_progress
 from tuning.sweep.spaces import largest, replicate_seeds, searched_names, to_tune
-from tuning.trials.driver_lock import LOCK_FILE, one_driver
+from tuning.trials.driver_lock import holds_more_than_a_lock, new_experiment_folder, one_driver, refuse_existing
 from tuning.trials.ray_session import RaySession
 from tuning.trials.tuner import SweepInterrupted, fit, trainable
 
@@ -46,51 +44,18 @@ def experiment_dirs(storage_path: str, name: str, methods: list[str]) -> dict[st
     else:
         dirs = {method: (f"{root}/{name}", method) for method in methods}
     if not is_uri(root):
-        refuse_existing(Path(root) / name)
+        refuse_existing(Path(root) / name, "sweep")
     return dirs
 
 
-def refuse_existing(folder: Path) -> None:
-    """An experiment is never overwritten. A folder holding only a driver lock is none: the lock of a sweep killed
-    before it wrote anything (new_experiment removes it otherwise)."""
-    if holds_more_than_a_lock(folder):
-        raise UsageError(f"experiment {folder} already exists: use --resume or another --name")
-
-
-def holds_more_than_a_lock(folder: Path) -> bool:
-    return folder.is_dir() and any(entry.name != LOCK_FILE for entry in folder.iterdir())
-
-
-@contextlib.contextmanager
-def new_experiment(storage_path: str, name: str, resume_hint: str) -> Iterator[None]:
-    """One driver for a new experiment's folder (STORAGE/NAME: the sweep's, or `--method all`'s of three), held for
-    the whole sweep, taken before Ray starts and before anything is written in it. Until the sweep's record is
-    written the folder holds only the lock: a sweep that ends before (bad data found while preparing, Ctrl-C while
-    Ray is reached) removes it and the folders made for it, so that its name stays free. A URI (s3://) has no
-    flock: there, one driver at a time is the user's to keep."""
+def new_experiment(storage_path: str, name: str, resume_hint: str):
+    """The driver lock of a new experiment's folder (STORAGE/NAME: the sweep's, or `--method all`'s of three),
+    held for the whole sweep (new_experiment_folder). A URI (s3://) has no flock: there, one driver at a time is
+    the user's to keep."""
     if is_uri(storage_path):
-        yield
-        return
+        return contextlib.nullcontext()
     folder = Path(storage_path).expanduser().resolve() / name
-    made = list(itertools.takewhile(lambda path: not path.exists(), (folder, *folder.parents)))
-    with one_driver(folder, f"sweep {name}", resume_hint):
-        refuse_existing(folder)  # another new sweep of this name got here between the first check and the lock
-        try:
-            yield
-        except BaseException:
-            if not holds_more_than_a_lock(folder):
-                (folder / LOCK_FILE).unlink(missing_ok=True)
-                _remove_empty([folder, *made[1:]])
-            raise
-
-
-def _remove_empty(folders: list[Path]) -> None:
-    """Remove each folder, deepest first, while they are empty (another process may have written in one since)."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
+    return new_experiment_folder(folder, "sweep", resume_hint, begun=lambda: holds_more_than_a_lock(folder))
 
 
 def prepare_once(settings: DataSettings, methods: list[str], spaces: dict, session: RaySession | None = None

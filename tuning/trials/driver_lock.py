@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from trainables.errors import UsageError
@@ -32,3 +32,39 @@ def one_driver(folder: Path, what: str, resume_hint: str = "") -> Iterator[None]
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def holds_more_than_a_lock(folder: Path) -> bool:
+    """Whether the folder holds an experiment: anything but a driver lock (which a driver killed before it wrote
+    anything leaves behind; it blocks no name)."""
+    return folder.is_dir() and any(entry.name != LOCK_FILE for entry in folder.iterdir())
+
+
+def refuse_existing(folder: Path, kind: str) -> None:
+    """A sweep or study (`kind`) is never overwritten; a folder holding only a driver lock is none."""
+    if holds_more_than_a_lock(folder):
+        raise UsageError(f"{kind} {folder} already exists: use --resume --name {folder.name} or another --name")
+
+
+@contextlib.contextmanager
+def new_experiment_folder(folder: Path, kind: str, resume_hint: str, begun: Callable[[], bool]) -> Iterator[None]:
+    """one_driver for an experiment being created (a sweep's, a study's): its folder is made and locked before Ray
+    starts and before anything is written in it, and held until the body ends. `kind`: "sweep" or "study". It is
+    refused if it exists, again under the lock (another new one of that name may have got there since the command
+    looked). If the body fails before `begun()` (the experiment's record is written: bad data found while preparing,
+    Ctrl-C), the lock and the folders made for it are removed, so that its name stays free."""
+    folder = Path(folder)
+    made = [path for path in folder.parents if not path.exists()]  # innermost first
+    with one_driver(folder, f"{kind} {folder.name}", resume_hint):
+        refuse_existing(folder, kind)
+        try:
+            yield
+        except BaseException:
+            if not begun():
+                (folder / LOCK_FILE).unlink(missing_ok=True)
+                for path in (folder, *made):  # the folder too if it held only a stale lock
+                    try:
+                        path.rmdir()
+                    except OSError:  # not empty: something not ours is in it, kept (and so are its parents)
+                        break
+            raise
