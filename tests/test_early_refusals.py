@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import ROOT
 from trainables.errors import UsageError
 from tuning.cli import check_can_create, check_cpus_fit
-from tuning.trials.driver_lock import LOCK_FILE, one_driver
+from tuning.trials.driver_lock import LOCK_FILE, nothing_to_resume, one_driver
 
 
 def test_a_second_driver_of_the_same_folder_is_refused_until_the_first_ends(tmp_path):
@@ -70,3 +70,17 @@ def test_more_cpus_per_trial_than_a_local_ray_has_is_refused(monkeypatch):
     check_cpus_fit(8, "10.0.0.5:6379")  # a cluster's size is not known here
     with pytest.raises(UsageError, match="--cpus-per-trial 3: this machine has 2 CPU"):
         check_cpus_fit(3, None)
+
+
+def test_nothing_to_resume_names_what_can_be_resumed_beside_it(tmp_path):
+    for record in ("alpha/sweep.json", "all3/kd/sweep.json", "all3/supervised/sweep.json", "beta/study.json"):
+        (tmp_path / record).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / record).write_text("{}")
+    (tmp_path / "empty").mkdir()
+    assert str(nothing_to_resume(tmp_path / "alpah", "sweep", "sweep.json")) == (
+        f"no sweep to resume at {tmp_path / 'alpah'} (no sweep.json); sweeps that can be resumed in {tmp_path}: "
+        "all3, alpha")  # a --method all sweep by its own name, once
+    assert str(nothing_to_resume(tmp_path / "x", "study", "study.json")).endswith(
+        f"(no study.json); studies that can be resumed in {tmp_path}: beta")
+    assert str(nothing_to_resume(tmp_path / "empty" / "x", "study", "study.json")).endswith(
+        f"no study in {tmp_path / 'empty'} can be resumed")

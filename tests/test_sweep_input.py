@@ -37,7 +37,8 @@ def test_resume_accepts_the_flags_it_uses(tmp_path, capsys, no_ray):
     argv = ["--resume", "--name", "x", "--storage-path", str(tmp_path), "--address", "10.0.0.5:6379", "--dashboard",
             "--verbose", "--retry-errored"]
     code, line = exit_and_line(run.main, argv, capsys)
-    assert code == 2 and line == f"error: no sweep to resume at {tmp_path / 'x'} (no sweep.json)"  # past the flags
+    assert code == 2 and line == (f"error: no sweep to resume at {tmp_path / 'x'} (no sweep.json); no sweep in "
+                                  f"{tmp_path} can be resumed")  # past the flags
     assert list(tmp_path.iterdir()) == []
 
 

@@ -15,7 +15,6 @@ from ray import tune
 from trainables import metrics as m
 from trainables import precision
 from trainables.atomic import write_text
-from trainables.errors import UsageError
 from trainables.expert_loop import candidate_rows
 from trainables.functions import study_trial
 from trainables.study_settings import BUDGET, DEFAULT_LLM, QUERY_LOG, StudySettings, check_budgets, parse_arm
@@ -27,7 +26,7 @@ from tuning.budget_study.report import QUERIES_CSV, STUDY_CSV, SUMMARY_JSON, sum
 from tuning.records import write_json
 from tuning.tracking.callbacks import tracker_callbacks
 from tuning.tracking.settings import Tracking, describe
-from tuning.trials.driver_lock import new_experiment_folder, one_driver
+from tuning.trials.driver_lock import new_experiment_folder, nothing_to_resume, one_driver
 from tuning.trials.progress import ProgressLines
 from tuning.trials.ray_session import RaySession
 from tuning.trials.replayed_reports import TrimReplayedReports
@@ -63,7 +62,7 @@ def resume(folder: Path, session: RaySession, max_concurrent: int | None, resume
     """Continue the study in `folder` and rewrite its report; `reprice` ({"prices", "charge_sunk"}) changes
     what the report prices labels at (the trials do not depend on it). Refused while another process runs it."""
     if not (folder / STUDY_FILE).is_file():  # checked first: no lock file is left in a folder that is no study
-        raise UsageError(f"no study to resume at {folder} (no {STUDY_FILE})")
+        raise nothing_to_resume(folder, "study", STUDY_FILE)
     with one_driver(folder, f"study {folder.name}", resume_hint):
         return _continue(folder, session, max_concurrent, resume_hint, reprice)
 

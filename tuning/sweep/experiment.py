@@ -22,7 +22,13 @@ from tuning.cli import check_cpus_fit
 from tuning.records import SWEEP_FILE
 from tuning.sweep.search import REUSE_ACTORS, SweepSettings, make_tuner, run_config, sweep_progress
 from tuning.sweep.spaces import largest, replicate_seeds, searched_names, to_tune
-from tuning.trials.driver_lock import holds_more_than_a_lock, new_experiment_folder, one_driver, refuse_existing
+from tuning.trials.driver_lock import (
+    holds_more_than_a_lock,
+    new_experiment_folder,
+    nothing_to_resume,
+    one_driver,
+    refuse_existing,
+)
 from tuning.trials.ray_session import RaySession
 from tuning.trials.tuner import SweepInterrupted, fit, trainable
 
@@ -152,7 +158,7 @@ def resume_sweep(root: Path, session: RaySession, retry_errored: bool, verbose: 
     the prepared data, each method's space). Errored trials stay errored unless `retry_errored`."""
     folders = [root] if (root / SWEEP_FILE).is_file() else sorted(p.parent for p in root.glob(f"*/{SWEEP_FILE}"))
     if not folders:
-        raise UsageError(f"no sweep to resume at {root} (no {SWEEP_FILE})")
+        raise nothing_to_resume(root, "sweep", SWEEP_FILE)
     records = [json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8")) for folder in folders]
     settings = DataSettings.from_dict(records[0]["data"])
     check_cpus_fit(settings.cpus_per_trial, session.settings.address)  # started on a cluster, resumed here

@@ -68,3 +68,14 @@ def new_experiment_folder(folder: Path, kind: str, resume_hint: str, begun: Call
                     except OSError:  # not empty: something not ours is in it, kept (and so are its parents)
                         break
             raise
+
+
+def nothing_to_resume(folder: Path, kind: str, record: str) -> UsageError:
+    """The error for a --resume of a name that holds no `kind` (no `record` file, e.g. sweep.json), naming those
+    that can be resumed beside it (for a typo) or saying there are none."""
+    here = sorted({path.relative_to(folder.parent).parts[0] for depth in ("*", "*/*")
+                   for path in folder.parent.glob(f"{depth}/{record}")})
+    kinds = {"study": "studies"}.get(kind, f"{kind}s")
+    there = (f"{kinds} that can be resumed in {folder.parent}: {', '.join(here)}" if here else
+             f"no {kind} in {folder.parent} can be resumed")
+    return UsageError(f"no {kind} to resume at {folder} (no {record}); {there}")
