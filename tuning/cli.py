@@ -222,10 +222,17 @@ def expert_assignments(args: argparse.Namespace, allow_human: bool = True) -> di
     """The expert flags given, as TrialConfig settings (they win over --set and --config)."""
     given = {field: getattr(args, field) for field in ("expert", "expert_url", "expert_model", "expert_price")
              if getattr(args, field, None) is not None}
-    if not allow_human and str(given.get("expert", "")).strip().lower() == "human":
+    if not allow_human:
+        refuse_human_expert(given.get("expert"))
+    return given
+
+
+def refuse_human_expert(expert) -> None:
+    """A sweep's or a study's trials would wait in Ray workers for a person no terminal reaches: a person labels
+    in one run of train.py. For --expert and for an expert set any other way (--fix, a --space file)."""
+    if str(expert or "").strip().lower() == "human":
         raise UsageError("--expert human pauses the run for a person after each round: use "
                          "`expert-loop train --method active_loop --expert human` (one run), not a sweep or a study")
-    return given
 
 
 def _size(text: str) -> int | float:

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without
 from trainables.atomic import replace_folder, staging_folder
 from trainables.config import METHODS, TrialConfig
 from trainables.errors import UsageError
+from trainables.experts.spec import parse_expert  # light, and imported by trainables.config anyway
 from tuning.assets.settings import DataSettings
 from tuning.cli import (
     Parser,
@@ -137,8 +138,6 @@ def refuse_to_overwrite(out: Path) -> None:
 def refuse_to_overwrite_queries(out: Path, trial: TrialConfig) -> None:
     """A run with --expert human writes round 1's files for a person into OUT-queries: files already there (a person
     may be filling one in) are never replaced."""
-    from trainables.experts.spec import parse_expert  # noqa: PLC0415
-
     if trial.method != "active_loop" or parse_expert(trial.expert).kind != "human":
         return
     folder = check_can_create(queries_folder(out), "the queries folder of --out")
@@ -171,8 +170,6 @@ def round_length_note(trial: TrialConfig) -> str | None:
 
 def needs_teachers(trial: TrialConfig) -> bool:
     """kd distils them; the Expert-Loop reads them with the teachers or the oracle as its expert."""
-    from trainables.experts.spec import parse_expert  # noqa: PLC0415
-
     return trial.method == "kd" or (trial.method == "active_loop" and parse_expert(trial.expert).needs_teachers)
 
 

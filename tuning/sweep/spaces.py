@@ -10,7 +10,6 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from types import SimpleNamespace
 
 import yaml
 from ray import tune
@@ -19,7 +18,7 @@ from search_spaces import MODULES
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
 from trainables.query import needs
-from tuning.cli import expert_assignments, load_yaml
+from tuning.cli import load_yaml, refuse_human_expert
 
 # A smoke sweep trains a tiny model on ~100 examples: higher learning rates, small sizes. A random
 # 2-layer BERT needs about 100 steps to learn the smoke task: 8 epochs of 12 batches (4 left most trials
@@ -83,9 +82,7 @@ def expert_settings(space: dict) -> dict:
     if isinstance(space.get("expert"), dict):
         raise UsageError("expert is fixed for a whole sweep (--expert), not searched: compare experts as sweeps or "
                          "study arms, each at its own cost")
-    # --expert human is refused on the command line; `--fix expert=human` or a --space file naming it get the
-    # same message (a sweep's trials would wait in Ray workers for a person no terminal reaches).
-    expert_assignments(SimpleNamespace(expert=space.get("expert")), allow_human=False)
+    refuse_human_expert(space.get("expert"))  # set by --fix expert=human or a --space file, not only --expert
     return {name: space[name] for name in EXPERT_FIELDS if name in space and not isinstance(space[name], dict)}
 
 
