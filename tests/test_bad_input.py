@@ -152,6 +152,27 @@ def test_train_never_replaces_an_existing_checkpoint(where, tmp_path, capsys, no
     assert files_under(tmp_path) == before
 
 
+def test_train_refuses_a_folder_of_other_files_but_takes_an_empty_one(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    code, line = exit_and_line(train.main, ["--method", "supervised", "--smoke-test", "--out", str(out)], capsys)
+    assert code == 2 and line == f"error: --out {out} exists and is not a checkpoint of this tool: refusing to " \
+                                 "overwrite it", line
+    assert (out / "notes.txt").read_text() == "keep me"
+    (out / "notes.txt").unlink()  # now empty, as `mkdir` leaves it: nothing to replace, so training starts
+
+    class Prepared(Exception):
+        pass
+
+    def prepare(*args, **kwargs):
+        raise Prepared
+
+    monkeypatch.setattr("tuning.assets.prepare.prepare", prepare)
+    with pytest.raises(Prepared):
+        train.main(["--method", "supervised", "--smoke-test", "--out", str(out)])
+
+
 def test_a_human_run_never_replaces_the_query_files_a_person_is_filling_in(tmp_path, capsys, no_training):
     queries = tmp_path / "person-queries"
     queries.mkdir()

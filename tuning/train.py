@@ -125,8 +125,9 @@ def main(argv=None) -> int:
 
 def refuse_to_overwrite(out: Path) -> None:
     """train.py always trains afresh (a paused --expert human run is continued by label.py, never here), so an --out
-    that exists is refused: its first epoch would replace an earlier run's checkpoint, or a sweep trial's."""
-    if not out.exists():
+    that exists is refused: its first epoch would replace an earlier run's checkpoint, or a sweep trial's. An empty
+    folder (made beforehand by `mkdir`) replaces nothing and is used."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return
     if not (out / "run_config.json").is_file():
         raise UsageError(f"--out {out} exists and is not a checkpoint of this tool: refusing to overwrite it")
