@@ -51,7 +51,7 @@ def parse_args(argv=None):
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override one setting (repeatable), e.g. learning_rate=3e-5")
     parser.add_argument("--out", default=None,
-                        help="a new checkpoint folder: one that exists is refused, never trained over "
+                        help="a new (or empty) checkpoint folder: one holding files is refused, never trained over "
                              "(default: checkpoints/METHOD-DATE-TIME)")
     add_expert_arguments(parser)
     add_data_arguments(parser, scope="run")
