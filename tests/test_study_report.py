@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import ROOT
 from trainables.errors import UsageError
-from tuning.budget_study import code_version, costs, runner, stats
+from tuning.budget_study import code_version, costs, plots, runner, stats
 from tuning.budget_study.plots import make_plots
 from tuning.budget_study.report import summarise, validation_curves, write_report
 from tuning.budget_study.report_text import expert_lines, setup_lines
@@ -425,6 +425,47 @@ def test_plots_are_drawn_from_the_summary_frame_and_queries(made_up, tmp_path):
     assert all((tmp_path / name).stat().st_size > 1000 for name in names)
     # no queries.csv (a study without query arms): that figure is left out, not drawn empty
     assert "query_class_balance.png" not in make_plots(tmp_path, summary, frame, tmp_path / "absent.csv")
+
+
+DEFAULT_ARMS = ["supervised", "kd_all", "oracle:margin", "full:supervised"] + [
+    f"expert:{s}" for s in ("least_confidence", "margin", "entropy", "random", "robust_least_confidence", "badge",
+                            "bald", "coreset", "contrastive", "margin+balanced")]
+
+
+def test_every_arm_of_the_full_study_has_its_own_look_and_pairs_share_a_colour():
+    looks = plots.arm_styles(DEFAULT_ARMS + ["expert:margin@llm"])
+    as_tuples = {arm: (look["color"], look["linestyle"], look["marker"]) for arm, look in looks.items()}
+    assert len(set(as_tuples.values())) == len(as_tuples)  # 15 arms, 15 looks: the default cycle has 10 colours
+    # the colour names how rows are chosen, the line who labels them
+    assert looks["expert:margin"]["color"] == looks["oracle:margin"]["color"] == looks["expert:margin@llm"]["color"]
+    assert [looks[a]["linestyle"] for a in ("expert:margin", "oracle:margin", "expert:margin@llm")] == ["-", "--", ":"]
+    assert looks["supervised"]["color"] == looks["expert:random"]["color"]  # random queries take its rows
+    assert (looks["supervised"]["linestyle"], looks["supervised"]["marker"]) == ("--", "D")
+    assert looks["full:supervised"]["color"] == "black"
+    # the ten strategies and kd_all: eleven colours, none repeated
+    strategy_colours = [looks[a]["color"] for a in DEFAULT_ARMS if a.startswith("expert:")] + [looks["kd_all"]["color"]]
+    assert len(set(map(tuple, strategy_colours))) == 11
+
+
+def test_a_reference_line_says_which_labels_the_point_used():
+    def entry(gold, expert):
+        return {"budget": 2003, "per_budget": {"2003": {"gold_labels": gold, "expert_queries": expert}}}
+
+    # kd_all: the initial 50 gold labels, the teachers on the other 1,953 pool rows (not "2003 gold")
+    assert plots.reference_label("kd_all", entry(50.0, 1953.0)) == "kd_all (50 gold + 1953 expert labels)"
+    assert plots.reference_label("full:supervised", entry(2003.0, 0.0)) == "full:supervised (2003 gold labels)"
+
+
+def test_class_balance_panels_by_hand():
+    queries = pd.DataFrame({"arm": ["expert:random", "expert:margin", "expert:margin", "expert:margin"],
+                            "gold_label": [0, 1, 1, 2], "expert_label": [0, 1, 0, 0]})
+    names, (gold, expert) = plots.class_balance_panels(queries, [20, 12, 8], 3)
+    assert names == ["pool", "expert:margin", "expert:random"]
+    # pool 20/40, 12/40, 8/40; margin's gold labels 1, 1, 2 -> 0, 2/3, 1/3, its expert's 1, 0, 0 -> 2/3, 1/3, 0
+    assert gold == pytest.approx(np.array([[0.5, 0.3, 0.2], [0, 2 / 3, 1 / 3], [1, 0, 0]]))
+    assert expert == pytest.approx(np.array([[0.5, 0.3, 0.2], [2 / 3, 1 / 3, 0], [1, 0, 0]]))
+    names, (gold, _) = plots.class_balance_panels(queries, [], 3)  # no pool counts: no pool row
+    assert names == ["expert:margin", "expert:random"] and gold.shape == (2, 3)
 
 
 def test_one_seed_and_no_stated_settings_still_give_a_report(made_up, tmp_path):

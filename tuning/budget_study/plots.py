@@ -6,78 +6,142 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from trainables.study_settings import parse_arm
 from tuning.analysis.figures import plt, save
 from tuning.budget_study.report import BUDGET, GOLD_LABELS, VALIDATION_CURVE, parse_curve
 from tuning.budget_study.stats import class_shares
+
+# Qualitative colours that stay apart (matplotlib's tab10, then Dark2): the default colour cycle has 10, and a
+# study has 12 curves or more, so two arms would share a colour and a reader could not tell them apart.
+PALETTE = list(plt.get_cmap("tab10").colors) + list(plt.get_cmap("Dark2").colors)
+# Who labels the chosen rows -> (line style, marker): the teachers, gold labels, a named expert (llm, openai).
+LABELLER_LOOK = {"teachers": ("-", "o"), "gold": ("--", "s"), "named": (":", "^")}
+
+
+def arm_styles(arms) -> dict[str, dict]:
+    """One look per arm, the same in every figure. The colour names how rows are chosen (the strategy;
+    supervised takes random's colour, since random queries take supervised's rows); the line and marker name
+    who labels them. So expert:margin and oracle:margin share a colour and differ in line, and no two arms of
+    a study with up to 18 strategies look alike."""
+    looks, colours = {}, {}
+    for arm in arms:
+        parsed = parse_arm(arm)
+        chosen_by = {"supervised": "random", "full": "full", "kd_all": "kd_all"}.get(parsed.kind, parsed.strategy)
+        colour = "black" if chosen_by == "full" else colours.setdefault(chosen_by, PALETTE[len(colours) % len(PALETTE)])
+        labeller = "teachers" if parsed.expert == "teachers" else "gold" if parsed.expert in ("", "oracle") else "named"
+        linestyle, marker = LABELLER_LOOK[labeller]
+        if parsed.kind == "supervised":
+            marker = "D"  # oracle:random (gold, random rows) is supervised itself; if asked for, it keeps squares
+        looks[arm] = {"color": colour, "linestyle": linestyle, "marker": marker}
+    return looks
 
 
 def _curves(summary: dict) -> dict:
     return {arm: entry for arm, entry in summary["arms"].items() if "aulc" in entry}
 
 
+def reference_label(arm: str, entry: dict) -> str:
+    """A single-point arm's labels as they were: kd_all's student saw the initial gold labels and the teachers'
+    labels for the rest of the pool, not as many gold labels as the pool holds."""
+    point = entry["per_budget"][str(entry["budget"])]
+    gold, expert = point[GOLD_LABELS], point["expert_queries"]
+    return f"{arm} ({gold:.0f} gold + {expert:.0f} expert labels)" if expert else f"{arm} ({gold:.0f} gold labels)"
+
+
 def _references(axis, summary: dict) -> None:
+    """Single-point arms and the teacher ensemble as horizontal lines, labelled at the left and right edges
+    (they can lie close together: kd_all sits near the ensemble whose labels it learns)."""
     for arm, entry in summary["arms"].items():
         if "aulc" not in entry:
             axis.axhline(entry["test_accuracy"]["mean"], linestyle="--", linewidth=1, color="black",
                          alpha=0.6 if arm == "full:supervised" else 0.35)
-            axis.annotate(f"{arm} ({entry['budget']} gold)", (0.01, entry["test_accuracy"]["mean"]),
+            axis.annotate(reference_label(arm, entry), (0.01, entry["test_accuracy"]["mean"]),
                           xycoords=("axes fraction", "data"), fontsize="x-small", va="bottom")
     ensemble = summary.get("teacher_accuracy", {}).get("ensemble/test")
     if ensemble is not None:
         axis.axhline(ensemble, linestyle=":", color="grey")
-        axis.annotate("teacher ensemble", (0.01, ensemble), xycoords=("axes fraction", "data"),
-                      fontsize="x-small", va="bottom", color="grey")
+        axis.annotate("teacher ensemble (their test accuracy)", (0.99, ensemble), xycoords=("axes fraction", "data"),
+                      fontsize="x-small", va="top", ha="right", color="grey")
+
+
+def _label_ticks(axis, ticks) -> None:
+    """Ticks on a log axis at these numbers (the budgets), written plainly: 50, 100, 200, not 5 x 10^1."""
+    axis.set_xticks(sorted(set(ticks)), [f"{t:g}" for t in sorted(set(ticks))])
+    axis.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _legend_outside(axis) -> None:
+    axis.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
 def plot_curves(summary: dict, path: Path, x: str) -> Path:
     """Test accuracy against gold labels (x = "gold") or gold + expert labels (x = "all"), log x, with
     the 95% bootstrap band of every arm and the reference lines."""
-    figure, axis = plt.subplots(figsize=(8, 5))
+    figure, axis = plt.subplots(figsize=(10, 5))
+    styles = arm_styles(summary["arms"])
     for arm, entry in _curves(summary).items():
         points = [entry["per_budget"][str(b)] for b in summary["budgets"]]
         xs = [p[GOLD_LABELS] + (p["expert_queries"] if x == "all" else 0) for p in points]
         if x == "gold" and len(set(xs)) == 1:  # the Expert-Loop's gold labels stay at the initial pool
             xs = [xs[0] * (1 + 0.02 * i) for i in range(len(xs))]
         mean = [p["test_accuracy"]["mean"] for p in points]
-        axis.plot(xs, mean, marker="o", label=arm)
+        axis.plot(xs, mean, label=arm, **styles[arm])
         axis.fill_between(xs, [p["test_accuracy"]["ci"][0] for p in points],
-                          [p["test_accuracy"]["ci"][1] for p in points], alpha=0.15)
+                          [p["test_accuracy"]["ci"][1] for p in points], alpha=0.08, color=styles[arm]["color"])
     _references(axis, summary)
     axis.set_xscale("log")
-    axis.set_xlabel("gold labels the student trained on" if x == "gold" else "gold + expert labels")
-    axis.set_ylabel("test accuracy")
-    axis.legend(fontsize="x-small", ncol=2)
-    axis.set_title("Budget study: test accuracy (95% bootstrap over seeds and test examples)")
+    pool = [summary["pool_size"]] if x == "all" and "pool_size" in summary else []  # where the full-data arms stand
+    _label_ticks(axis, list(summary["budgets"]) + pool)
+    axis.set_xlabel("gold labels the student trained on (the Expert-Loop's stay at the initial pool: spread apart "
+                    "to be seen)" if x == "gold" else "gold + expert labels the student trained on")
+    axis.set_ylabel("test accuracy (mean over seeds)")
+    _legend_outside(axis)
+    axis.set_title("Test accuracy per budget, 95% bootstrap over seeds and test examples", fontsize="medium")
     return save(figure, path)
 
 
 def plot_aulc(summary: dict, path: Path) -> Path:
-    """Each arm's AULC with its 95% bootstrap interval, on the linear and on the log budget axis."""
+    """Each arm's AULC with its 95% bootstrap interval, on the linear and on the log budget axis: points, not
+    bars, since the axis does not start at 0 (bars would make small differences look large)."""
     curves = sorted(_curves(summary).items(), key=lambda item: item[1]["aulc"])
-    figure, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(curves) + 1.5), sharey=True)
+    styles = arm_styles(summary["arms"])
+    figure, axes = plt.subplots(1, 2, figsize=(11, 0.4 * len(curves) + 1.8), sharey=True)
     for axis, key, name in zip(axes, ("aulc", "aulc_log"), ("linear", "log"), strict=True):
-        values = np.array([entry[key] for _, entry in curves])
-        low = values - np.array([entry[f"{key}_ci"][0] for _, entry in curves])
-        high = np.array([entry[f"{key}_ci"][1] for _, entry in curves]) - values
-        axis.barh(range(len(curves)), values, xerr=[low, high], capsize=3)
-        axis.set_xlim(max(0.0, values.min() - 0.15), min(1.0, values.max() + 0.05))
-        axis.set_xlabel(f"AULC on a {name} budget axis (95% bootstrap CI: seeds, test examples)")
+        for row, (arm, entry) in enumerate(curves):
+            low, high = entry[f"{key}_ci"]
+            axis.errorbar(entry[key], row, xerr=[[entry[key] - low], [high - entry[key]]], capsize=3,
+                          color=styles[arm]["color"], marker=styles[arm]["marker"])
+        axis.grid(axis="x", alpha=0.3)
+        axis.set_xlabel(f"AULC, {name} budget axis")
     axes[0].set_yticks(range(len(curves)), [arm for arm, _ in curves])
+    figure.suptitle("Area under the learning curve (mean test accuracy over the budgets), 95% bootstrap over seeds "
+                    "and test examples", fontsize="medium")
     return save(figure, path)
 
 
+def heatmap(axis, values: np.ndarray, rows: list[str], columns: list[str], vmax: float) -> None:
+    """values (rows x columns) as coloured cells, each written in: readable with a dozen arms and classes,
+    where grouped bars are not."""
+    image = axis.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, aspect="auto")
+    for (row, column), value in np.ndenumerate(values):
+        axis.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=6,
+                  color="white" if value > 0.6 * vmax else "black")
+    axis.set_yticks(range(len(rows)), rows, fontsize="small")
+    axis.set_xticks(range(len(columns)), columns, rotation=40, ha="right", fontsize="small")
+    axis.figure.colorbar(image, ax=axis, fraction=0.03, pad=0.02)
+
+
 def plot_class_recall(summary: dict, path: Path) -> Path:
-    """Per-class test recall of every arm at its largest budget (a class nobody predicts sits at 0)."""
+    """Per-class test recall of every arm at its largest budget (a class nobody predicts reads 0.00)."""
     arms = summary["arms"]
     names = list(next(iter(arms.values()))["class_recall"])
-    figure, axis = plt.subplots(figsize=(9, 4))
-    width = 0.8 / max(len(arms), 1)
-    for i, (arm, entry) in enumerate(arms.items()):
-        axis.bar(np.arange(len(names)) + i * width, [entry["class_recall"][n] for n in names], width, label=arm)
-    axis.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names)
-    axis.set_ylabel(f"test recall at budget {summary['budgets'][-1]} (mean over seeds)")
-    axis.legend(fontsize="x-small", ncol=2)
+    values = np.array([[entry["class_recall"][n] for n in names] for entry in arms.values()])
+    figure, axis = plt.subplots(figsize=(0.6 * len(names) + 4, 0.35 * len(arms) + 2.2))
+    heatmap(axis, values, list(arms), names, vmax=1.0)
+    axis.set_title(f"Test recall per class at budget {summary['budgets'][-1]} (single-point arms at the pool), "
+                   "mean over seeds", fontsize="medium")
     return save(figure, path)
 
 
@@ -85,18 +149,21 @@ def plot_cost_frontier(summary: dict, path: Path) -> Path:
     """Mean test accuracy against mean priced cost of every (arm, budget), an arm's budgets joined, and
     the Pareto frontier as a step line: kd_all is points on it, not a flat line."""
     priced = summary["costs"]
-    figure, axis = plt.subplots(figsize=(8, 5))
-    for arm in dict.fromkeys(p["arm"] for p in priced["points"]):
+    arms = list(dict.fromkeys(p["arm"] for p in priced["points"]))
+    styles = arm_styles(arms)
+    figure, axis = plt.subplots(figsize=(10, 5))
+    for arm in arms:
         mine = sorted((p for p in priced["points"] if p["arm"] == arm), key=lambda p: p["budget"])
-        axis.plot([p["cost"] for p in mine], [p["test_accuracy"] for p in mine], marker="o", label=arm)
+        axis.plot([p["cost"] for p in mine], [p["test_accuracy"] for p in mine], label=arm, **styles[arm])
     front = priced["frontier"]
     axis.step([p["cost"] for p in front], [p["test_accuracy"] for p in front], where="post", color="black",
-              linewidth=1, label="Pareto frontier")
+              linewidth=1.5, linestyle=(0, (1, 1)), label="Pareto frontier")
     axis.set_xscale("log")
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_xlabel(f"priced cost in gold labels ({', '.join(f'{k}={v:g}' for k, v in summary['prices'].items())}; "
                     f"sunk teacher labels {'charged' if summary.get('charge_sunk') else 'not charged'})")
     axis.set_ylabel("test accuracy (mean over seeds)")
-    axis.legend(fontsize="x-small", ncol=2)
+    _legend_outside(axis)
     return save(figure, path)
 
 
@@ -123,33 +190,36 @@ def plot_validation_curves(frame: pd.DataFrame, path: Path) -> Path | None:
     return save(figure, path)
 
 
+def class_balance_panels(queries: pd.DataFrame, pool_class_counts: list[int], k: int) -> tuple[list[str], list]:
+    """Row names ("pool" first when its counts fit k classes, then the arms sorted) and two (rows x k) arrays of
+    class shares: by the queried rows' gold labels and by their expert labels."""
+    arms = sorted(queries["arm"].unique())
+    pool = np.asarray(pool_class_counts, dtype=float)
+    pool_rows = [pool / max(pool.sum(), 1)] if len(pool) == k else []
+    panels = [np.array(pool_rows + [class_shares(queries.loc[queries["arm"] == arm, column], k) for arm in arms])
+              for column in ("gold_label", "expert_label")]
+    return ["pool"] * len(pool_rows) + arms, panels
+
+
 def plot_class_balance(queries_csv: Path, pool_class_counts: list[int], label_names: list[str],
                        path: Path) -> Path | None:
     """The class shares of the rows each arm queried (summed over rounds, budgets and seeds): by their
-    gold labels (what was picked) and by the expert's labels (what the student was told), against the
-    pool's shares (black ticks). None when queries.csv is absent or empty."""
+    gold labels (what was picked) and by the expert's labels (what the student was told), under the pool's
+    shares (the first row). None when queries.csv is absent or empty."""
     if not Path(queries_csv).is_file():
         return None
     queries = pd.read_csv(queries_csv)
     if queries.empty:
         return None
-    k = len(label_names)
-    pool = np.asarray(pool_class_counts, dtype=float) / max(np.sum(pool_class_counts), 1)
-    arms = sorted(queries["arm"].unique())
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    width = 0.8 / len(arms)
-    for axis, column, title in zip(axes, ("gold_label", "expert_label"),
-                                   ("gold labels of the queried rows", "expert labels of the queried rows"),
-                                   strict=True):
-        for i, arm in enumerate(arms):
-            shares = class_shares(queries.loc[queries["arm"] == arm, column], k)
-            axis.bar(np.arange(k) + i * width, shares, width, label=arm)
-        if len(pool) == k:
-            axis.hlines(pool, np.arange(k) - width / 2, np.arange(k) + 0.8 - width / 2, color="black", label="pool")
-        axis.set_xticks(np.arange(k) + 0.4 - width / 2, label_names)
+    names, panels = class_balance_panels(queries, pool_class_counts, len(label_names))
+    vmax = max(float(panel.max()) for panel in panels) or 1.0
+    figure, axes = plt.subplots(1, 2, figsize=(1.1 * len(label_names) + 5, 0.35 * len(names) + 2.4), sharey=True)
+    for axis, panel, title in zip(axes, panels, ("gold labels of the queried rows",
+                                                 "expert labels of the queried rows"), strict=True):
+        heatmap(axis, panel, names, label_names, vmax=vmax)
         axis.set_title(title, fontsize="small")
-    axes[0].set_ylabel("share of the queried rows")
-    axes[0].legend(fontsize="x-small", ncol=2)
+    figure.suptitle("Share of each class among the rows each arm queried (all rounds, budgets and seeds)",
+                    fontsize="medium")
     return save(figure, path)
 
 
