@@ -19,7 +19,7 @@ from trainables.errors import UsageError
 from tuning.budget_study import code_version, costs, plots, runner, stats
 from tuning.budget_study.plots import make_plots
 from tuning.budget_study.report import summarise, validation_curves, write_report
-from tuning.budget_study.report_text import expert_lines, setup_lines
+from tuning.budget_study.report_text import expert_lines, family_line, setup_lines
 from tuning.budget_study.runner import describe_stopping
 from tuning.budget_study.stopping import stopping_summary
 
@@ -425,6 +425,17 @@ def test_plots_are_drawn_from_the_summary_frame_and_queries(made_up, tmp_path):
     assert all((tmp_path / name).stat().st_size > 1000 for name in names)
     # no queries.csv (a study without query arms): that figure is left out, not drawn empty
     assert "query_class_balance.png" not in make_plots(tmp_path, summary, frame, tmp_path / "absent.csv")
+
+
+def test_the_report_says_what_the_family_of_tests_can_show_at_all():
+    # 3 seeds: the smallest sign-flip p is 2/8 = 0.25 > 0.05/22 = 0.00227: no verdict is possible
+    assert "no p can be below 2/2^3 = 0.2500, above Holm's first threshold 5%/22" in family_line(3, 22)
+    # 10 seeds: 2/1024 = 0.00195 <= 0.00227 < 4/1024 = 0.00391: only a comparison whose ten seeds agree
+    ten = family_line(10, 22)
+    assert "the smallest p, 2/2^10 = 0.0020 (every seed's difference of one sign), is the only one below " \
+           "Holm's first threshold 5%/22 = 0.0023" in ten and "no p can be below" not in ten
+    # 10 seeds, 2 comparisons: 0.025 leaves room for p = 4/1024 and more, nothing to add
+    assert family_line(10, 2).endswith("the t-intervals are per comparison, not corrected.")
 
 
 DEFAULT_ARMS = ["supervised", "kd_all", "oracle:margin", "full:supervised"] + [

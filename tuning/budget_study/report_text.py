@@ -67,16 +67,26 @@ def comparison_lines(summary: dict) -> list[str]:
         said = (f"{arm} {linear['verdict']} {base}" if linear["verdict"] == log["verdict"] else
                 f"{arm} {linear['verdict']} {base} on the linear budget axis but {log['verdict']} it on the log axis")
         lines.append(f"{said} (AULC difference, linear: {_test(linear)}; log: {_test(log)}).")
-    seeds = len(summary["seeds"])
-    floor = 2 / 2 ** seeds
-    family = (f"Verdicts: exact sign-flip tests of the {seeds} per-seed AULC differences of each of the {len(tests)} "
-              f"comparisons ({len(tests) // 2} pairs on 2 budget axes), Holm-corrected to a family-wise "
+    return [*lines, family_line(len(summary["seeds"]), len(tests))]
+
+
+def family_line(seeds: int, tests: int) -> str:
+    """What the family of tests can show at all. An exact sign-flip p over n seeds is a multiple of 2/2^n (a sign
+    pattern and its negation tie), and 2/2^n only when every seed's difference has one sign."""
+    floor, first = 2 / 2 ** seeds, ALPHA / tests
+    family = (f"Verdicts: exact sign-flip tests of the {seeds} per-seed AULC differences of each of the {tests} "
+              f"comparisons ({tests // 2} pairs on 2 budget axes), Holm-corrected to a family-wise "
               f"{ALPHA:.0%}; the t-intervals are per comparison, not corrected.")
-    if floor > ALPHA / len(tests):
-        family += (f" With {seeds} seeds no p can be below 2/2^{seeds} = {floor:.4f}, above Holm's first threshold "
-                   f"{ALPHA:.0%}/{len(tests)}: no verdict other than 'cannot be told apart' is possible, whatever the "
-                   "data; more seeds are needed.")
-    return [*lines, family]
+    if floor > first:
+        return family + (f" With {seeds} seeds no p can be below 2/2^{seeds} = {floor:.4f}, above Holm's first "
+                         f"threshold {ALPHA:.0%}/{tests}: no verdict other than 'cannot be told apart' is possible, "
+                         "whatever the data; more seeds are needed.")
+    if 2 * floor > first:
+        return family + (f" With {seeds} seeds the smallest p, 2/2^{seeds} = {floor:.4f} (every seed's difference of "
+                         f"one sign), is the only one below Holm's first threshold {ALPHA:.0%}/{tests} = {first:.4f}: "
+                         "a comparison gets a verdict only if every seed agrees, at least until Holm's threshold has "
+                         "grown with the comparisons already decided.")
+    return family
 
 
 def _test(test: dict) -> str:
