@@ -18,8 +18,8 @@ from tests.conftest import ROOT
 from trainables.errors import UsageError
 from tuning.budget_study import code_version, costs, plots, runner, stats
 from tuning.budget_study.plots import make_plots
-from tuning.budget_study.report import summarise, validation_curves, write_report
-from tuning.budget_study.report_text import expert_lines, family_line, setup_lines
+from tuning.budget_study.report import precisions, summarise, validation_curves, write_report
+from tuning.budget_study.report_text import expert_lines, family_line, precision_line, precision_warning, setup_lines
 from tuning.budget_study.runner import describe_stopping
 from tuning.budget_study.stopping import stopping_summary
 
@@ -436,6 +436,44 @@ def test_the_report_says_what_the_family_of_tests_can_show_at_all():
            "Holm's first threshold 5%/22 = 0.0023" in ten and "no p can be below" not in ten
     # 10 seeds, 2 comparisons: 0.025 leaves room for p = 4/1024 and more, nothing to add
     assert family_line(10, 2).endswith("the t-intervals are per comparison, not corrected.")
+
+
+def test_the_report_counts_the_precisions_the_points_trained_in():
+    frame = pd.DataFrame({"arm": ["supervised", "expert:margin", "supervised", "expert:margin"], "seed": [0, 0, 1, 1],
+                          "precision": ["bf16", "bf16", "bf16", "fp32"]})
+    found = precisions(frame)
+    assert found == {"points": {"bf16": 3, "fp32": 1}, "mixed_seeds": [1]}  # seed 1: one arm each
+    assert precision_line({"precisions": found}) == "bf16 on 3 points, fp32 on 1 points"
+    [warning] = precision_warning({"precisions": found})
+    assert "seeds 1 mixed them across their arms, so their paired differences also hold a precision difference" \
+        in warning
+    by_seed = precisions(frame.assign(precision=["bf16", "bf16", "fp32", "fp32"]))  # seed 1 resumed elsewhere
+    assert by_seed["mixed_seeds"] == [] and "each paired difference compares like with like" in \
+        precision_warning({"precisions": by_seed})[0]
+    one = precisions(frame.assign(precision="bf16"))
+    assert precision_line({"precisions": one}) == "bf16 on all 4 points"
+    assert precision_warning({"precisions": one}) == []
+    assert precisions(frame.drop(columns="precision")) == {} and precision_line({}) is None  # an older study.csv
+
+
+@pytest.mark.parametrize("recorded, forced, here_bf16, warned", [
+    ("bf16", "auto", False, True),  # resumed on a machine without native bfloat16
+    ("bf16", "auto", True, False),
+    ("bf16", "true", False, False),  # forced: every trial trains in bf16 wherever it runs
+    (None, "auto", False, False),  # a study.csv of before the column
+])
+def test_a_resume_that_would_mix_precisions_says_so_first(recorded, forced, here_bf16, warned, tmp_path, capsys,
+                                                         monkeypatch):
+    rows = {"arm": ["supervised"], "seed": [0]} | ({"precision": [recorded]} if recorded else {})
+    pd.DataFrame(rows).to_csv(tmp_path / "study.csv", index=False)
+    reason = "auto: this CPU has no native bfloat16" if not here_bf16 else "auto: native bfloat16, measured 2x faster"
+    monkeypatch.setattr(runner.precision, "choice", lambda: runner.precision.Choice(here_bf16, here_bf16, None, reason))
+    runner.warn_of_mixed_precision(tmp_path, {"template": {"recipe": {"bf16": forced}}})
+    out = capsys.readouterr().out
+    assert (out == "warning: students would train in fp32 here (auto: this CPU has no native bfloat16), but this "
+                   "study's points so far trained in bf16: continuing here mixes precisions (the report will say so). "
+                   "For one precision throughout, resume on a machine like the one it started on.\n") if warned \
+        else out == ""
 
 
 DEFAULT_ARMS = ["supervised", "kd_all", "oracle:margin", "full:supervised"] + [

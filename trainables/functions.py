@@ -26,6 +26,7 @@ from trainables.checkpoint import load_weights, read_trial_state, save_checkpoin
 from trainables.config import TrialConfig
 from trainables.expert_loop import run_active_loop
 from trainables.methods import run_supervised_or_kd
+from trainables.metrics import PRECISION
 from trainables.models import build_model
 from trainables.prepared import Prepared
 from trainables.study_arms import StudySettings, run_study_arm
@@ -34,7 +35,6 @@ from trainables.study_arms import StudySettings, run_study_arm
 # because data and teacher outputs must reach a trial through Ray's object store, never a local disk.
 IN_TRIAL_ENV = "EXPERT_LOOP_IN_TRIAL"
 NODE_ID = "node_id"  # the Ray node a report came from: shows where a sweep's trials ran
-PRECISION = "precision"  # "bf16" or "fp32": what the trial's node decided (trainables/precision.py)
 
 
 def precision_name(bf16: bool) -> str:

@@ -27,6 +27,7 @@ EXPERT_READS = "expert_reads"  # expert outputs read only to choose rows (robust
 TEACHER_LABELLED_ROWS = "teacher_labelled_rows"  # every training row whose teacher targets the student's loss read
 VALIDATION_LABELS = "validation_labels"  # gold labels of the validation split: they choose every configuration
 TRAIN_SECONDS = "train_seconds"  # wall time inside the trial, excluding data preparation
+PRECISION = "precision"  # "bf16" or "fp32": what the trial's node decided (trainables/precision.py)
 TRAIN_STEPS = "train_steps"  # an Expert-Loop round's optimiser steps (its epochs x steps an epoch)
 EPOCH = "epoch"
 ROUND = "round"

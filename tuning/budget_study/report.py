@@ -169,7 +169,7 @@ def summarise(frame: pd.DataFrame, test_labels: np.ndarray, budgets: list[int], 
     return {**meta, "prices": prices, "charge_sunk": charge, "seeds": seeds, "budgets": budgets,
             "test_examples": int(len(test_labels)), "interval": f"{BOOTSTRAP}, {replicates} replicates",
             "arms": arms, "comparisons": _comparisons(curve_arms, seed_accuracy, accuracy, budgets),
-            "validation_curves": validation_curves(frame),
+            "validation_curves": validation_curves(frame), "precisions": precisions(frame),
             "costs": _costs(frame, prices, teacher_gold, charge, budgets),
             # Not "stopping": that key is the training rule (runner.describe_stopping), said in the set-up.
             "stopping_criteria": {"criteria": list(STUDY_CRITERIA), "stopping_set": STOPPING_SET,
@@ -262,6 +262,18 @@ def _comparisons(curve_arms: list[str], seed_acc: dict, accuracy: dict, budgets:
         test["p_holm"] = float(adjusted)
         test["verdict"] = verdict(test["mean"], adjusted)
     return tests
+
+
+def precisions(frame: pd.DataFrame) -> dict:
+    """How many of the compared points trained in each precision, and the seeds whose arms did not all train in
+    one. "auto" is decided where each trial runs, so a study resumed on another kind of machine (no native
+    bfloat16) can mix them: the report must say so. {} when study.csv does not record it (older studies)."""
+    if m.PRECISION not in frame:
+        return {}
+    column = frame[m.PRECISION].fillna("not recorded").astype(str)
+    mixed = sorted(int(seed) for seed, values in column.groupby(frame["seed"]) if values.nunique() > 1)
+    return {"points": {name: int(count) for name, count in sorted(column.value_counts().items())},
+            "mixed_seeds": mixed}
 
 
 def validation_curves(frame: pd.DataFrame) -> dict:

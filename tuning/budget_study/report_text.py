@@ -40,8 +40,34 @@ def _pair(values, sign: str = "+") -> str:
 # ---------------------------------------------------------------- the answer
 
 def answer(summary: dict) -> list[str]:
-    return [*best_lines(summary), *comparison_lines(summary), *flag_lines(summary), *class_lines(summary),
-            *expert_lines(summary), *cost_lines(summary), *goal_lines(summary)]
+    return [*best_lines(summary), *comparison_lines(summary), *precision_warning(summary), *flag_lines(summary),
+            *class_lines(summary), *expert_lines(summary), *cost_lines(summary), *goal_lines(summary)]
+
+
+def precision_line(summary: dict) -> str | None:
+    """The students' precision over the compared points: 'bf16 on all 140 points' or 'bf16 on 100 points, fp32 on
+    40'; None when study.csv did not record it."""
+    points = (summary.get("precisions") or {}).get("points")
+    if not points:
+        return None
+    if len(points) == 1:
+        (name, count), = points.items()
+        return f"{name} on all {count} points"
+    return ", ".join(f"{name} on {count} points" for name, count in points.items())
+
+
+def precision_warning(summary: dict) -> list[str]:
+    """Said in the answer when the points did not all train in one precision (a resume on another machine)."""
+    points = (summary.get("precisions") or {}).get("points") or {}
+    if len(points) < 2:
+        return []
+    mixed = summary["precisions"]["mixed_seeds"]
+    within = (f"seeds {', '.join(map(str, mixed))} mixed them across their arms, so their paired differences also "
+              "hold a precision difference" if mixed else
+              "every seed trained all its arms in one, so each paired difference compares like with like, but the "
+              "seeds differ")
+    return [f"The points did not all train in one precision ({precision_line(summary)}; 'auto' is decided where "
+            f"each trial runs, and the machines of the study's runs differed): {within}."]
 
 
 def best_lines(summary: dict) -> list[str]:
@@ -199,6 +225,7 @@ def setup_lines(summary: dict) -> list[str]:
              f"seeds: {summary['seeds']}; budgets: {budgets}; initial gold pool of the query arms: "
              f"{summary.get('initial')} ({draw})",
              f"recipe: {summary.get('recipe')}",
+             f"students' precision, decided where each trial ran: {precision_line(summary) or 'not recorded'}",
              f"training, one rule for every arm: {summary.get('stopping') or 'see Training below'}; "
              f"{'warm starts' if summary.get('warm_start') else 'every point a fresh student (retraining)'}",
              selection_line(summary),

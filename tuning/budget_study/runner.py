@@ -81,6 +81,8 @@ def _continue(folder: Path, session: RaySession, max_concurrent: int | None, res
         print(f"warning: the training code changed since this study started ({', '.join(record['code_changes'])}): "
               "points trained from now on may differ from the earlier ones; the report says so. For one code "
               "throughout, start a new study.", flush=True)
+    if not finished:
+        warn_of_mixed_precision(folder, record["plan"])
     if reprice is not None or record.get("code_changes"):
         write_json(folder / STUDY_FILE, record)
     prepared = prepare(DataSettings.from_dict(record["data"]), need_teachers=needs_teachers(record["plan"]),
@@ -92,6 +94,23 @@ def _continue(folder: Path, session: RaySession, max_concurrent: int | None, res
     tracking = Tracking(**record["tracking"]) if record.get("tracking") else None
     return _run(folder, record["plan"], prepared, session, max_concurrent, resume_hint, restore, tracking,
                 log=not finished)
+
+
+def warn_of_mixed_precision(folder: Path, plan: dict) -> None:
+    """'auto' precision is decided where each trial runs: a study resumed on a machine that decides otherwise
+    (no native bfloat16, say) trains its next points in another precision than its first. Said before it starts."""
+    if plan["template"]["recipe"]["bf16"] != precision.AUTO or not (folder / STUDY_CSV).is_file():
+        return
+    try:
+        so_far = set(pd.read_csv(folder / STUDY_CSV, usecols=[m.PRECISION])[m.PRECISION].dropna().astype(str))
+    except ValueError:  # a study.csv of before the column: nothing to compare with
+        return
+    here = precision.choice()
+    name = "bf16" if here.bf16 else "fp32"
+    if so_far and name not in so_far:
+        print(f"warning: students would train in {name} here ({here.reason}), but this study's points so far "
+              f"trained in {', '.join(sorted(so_far))}: continuing here mixes precisions (the report will say so). "
+              "For one precision throughout, resume on a machine like the one it started on.", flush=True)
 
 
 def all_trials_ended(record: dict) -> bool:
