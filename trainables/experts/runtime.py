@@ -35,6 +35,7 @@ class ExpertContext:
 
     examples: Examples  # the training split, in the row order of prepared.encoded["train"]
     noun: str = DEFAULT_NOUN  # what a class is called in the prompt ("medical subject")
+    # Absolute paths: a trial of Ray Tune runs in a folder of its own, not the driver's (tuning/assets/experts.py).
     gguf_file: str = ""  # llm: the resolved file
     cache_folder: str = ""  # answers of llm and openai, on this machine's disk
     human_folder: str = ""  # human: where a round's query files go
