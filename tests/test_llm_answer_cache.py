@@ -1,6 +1,7 @@
 """The local language model behind its answer cache (runtime.CachedLocalLLM), as the trials of a sweep or a study
 use it: the driver resolves the model's file and the cache's folder, and every trial, which Ray Tune runs in a
-folder of its own (RAY_CHDIR_TO_TRIAL_DIR), finds the file and shares the one cache.
+folder of its own (RAY_CHDIR_TO_TRIAL_DIR), finds the file and shares the one cache. An answer is keyed by what
+made it: the file's content (not its name), the scoring's version and answer prefix, the prompt.
 
 No model is loaded: FixedModel stands in for the loaded one (llm.LocalLLMExpert), so only the bookkeeping runs."""
 
@@ -12,10 +13,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+import trainables.experts.llm as llm
 from trainables.config import TrialConfig
 from trainables.data import smoke_task_data
 from trainables.experts.base import Cost, ExpertAnswer
-from trainables.experts.runtime import build_expert
+from trainables.experts.cache import ResponseCache
+from trainables.experts.prompts import PromptBuilder
+from trainables.experts.runtime import CachedLocalLLM, build_expert
 from tuning.assets.experts import ANSWERS_FOLDER, expert_context
 
 EXPERT = "llm:models/m.gguf"  # relative to the folder the driver was started in
@@ -83,3 +87,49 @@ def test_every_trial_finds_the_model_and_shares_one_answer_cache(project, monkey
     assert (answer.cost.calls, answer.cost.cache_hits, second_model.asked) == (0, 3, [])
     assert first.cache.folder == second.cache.folder == project / "cache" / ANSWERS_FOLDER
     assert not list(trials.rglob("*.json"))  # no answer cache of its own in a trial's folder
+
+
+# ---------------------------------------------------------------- the cache's key
+
+
+def asked_now(gguf: Path, cache: ResponseCache, noun: str = "category") -> int:
+    """How many of ROWS a fresh expert on this file asks its model about (the others come from the cache)."""
+    data = smoke_task_data(0)
+    expert = CachedLocalLLM(gguf, data.train, PromptBuilder(tuple(data.label_names), noun), cache, f"llm:{gguf}")
+    model = FixedModel()
+    expert._model = lambda: model
+    expert.label(ROWS)
+    return len(model.asked)
+
+
+@pytest.fixture
+def answered(tmp_path) -> tuple[Path, ResponseCache]:
+    """A model file whose answers to ROWS are in the cache."""
+    gguf, cache = tmp_path / "a" / "model.gguf", ResponseCache(tmp_path / "answers")
+    gguf.parent.mkdir()
+    gguf.write_bytes(b"GGUF weights")
+    assert asked_now(gguf, cache) == 3 and asked_now(gguf, cache) == 0
+    return gguf, cache
+
+
+def test_the_same_content_under_another_name_reads_the_same_answers(answered, tmp_path):
+    gguf, cache = answered
+    copy = tmp_path / "b" / "renamed.gguf"  # llm:smollm2 and llm:<path to the same file> alike
+    copy.parent.mkdir()
+    copy.write_bytes(gguf.read_bytes())
+    assert asked_now(copy, cache) == 0
+    copy.write_bytes(b"GGUF other weights")
+    assert asked_now(copy, cache) == 3
+
+
+def test_a_new_scoring_version_or_answer_prefix_asks_again(answered, monkeypatch):
+    """Answers of an older scoring are misses, never served as this scoring's."""
+    gguf, cache = answered
+    monkeypatch.setattr(llm, "SCORING_VERSION", llm.SCORING_VERSION + 1)
+    assert asked_now(gguf, cache) == 3
+    monkeypatch.undo()
+    monkeypatch.setattr(llm, "ANSWER_PREFIX", "The answer is")
+    assert asked_now(gguf, cache) == 3
+    monkeypatch.undo()
+    assert asked_now(gguf, cache, noun="subject") == 3  # the prompt's text: the template's is in every message
+    assert asked_now(gguf, cache) == 0  # the first scoring's answers are still there, for its code
