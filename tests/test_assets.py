@@ -333,6 +333,18 @@ def test_cache_dir_default_and_override(tmp_path, monkeypatch):
     assert assets.cache_dir() == tmp_path / "elsewhere" and (tmp_path / "elsewhere").is_dir()
 
 
+def test_a_relative_cache_or_model_file_is_made_absolute(tmp_path, monkeypatch):
+    """The answer cache's folder and a language model's file travel to the trials, which Ray Tune runs each in a
+    folder of its own: a path relative to the driver's folder would name another cache, or nothing, there."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EXPERT_LOOP_CACHE", "cache")
+    assert assets.cache_dir() == tmp_path / "cache" and assets.cache_dir().is_absolute()
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "m.gguf").write_bytes(b"GGUF")
+    assert assets.resolve_llm("models/m.gguf") == tmp_path / "models" / "m.gguf"
+    assert assets.resolve_llm("models/m.gguf").is_absolute()
+
+
 def test_derived_model_is_built_once_and_keyed_by_source_and_layers(tmp_path, monkeypatch, cache):
     src = tmp_path / "src"
     BertModel(BertConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=37,

@@ -151,9 +151,11 @@ def test_the_loss_never_sees_a_gold_label_of_a_teacher_queried_row(prepared, tea
 
 
 def test_label_accounting_with_an_oracle(prepared):
-    reports, _ = run(prepared, trial(expert="oracle", max_iterations=1, seed=2))
+    reports, _ = run(prepared, trial(expert="oracle", max_iterations=1, seed=2, expert_price=0.25))
     assert [metrics[m.LABELS_USED] for metrics, _ in reports] == [16, 24]  # initial + queried gold labels
     assert [metrics[m.EXPERT_QUERIES] for metrics, _ in reports] == [0, 0]
+    # Its 8 labels are among those 24 gold ones: priced as expert labels too (8 x 0.25) they were counted twice.
+    assert [(metrics[m.EXPERT_PRICED_COST], metrics[m.EXPERT_PAID]) for metrics, _ in reports] == [(0, 0), (0, 0)]
     assert [metrics[m.TEACHER_LABELLED_ROWS] for metrics, _ in reports] == [16, 16]  # the initial pool only
     assert [metrics[m.VALIDATION_LABELS] for metrics, _ in reports] == [24, 24]
 
@@ -170,6 +172,19 @@ def test_labels_count_when_the_loss_reads_them(prepared, alpha, expert, gold, te
     reports, _ = run(prepared, trial(alpha=alpha, expert=expert, max_iterations=1, epochs=1))
     assert [metrics[m.LABELS_USED] for metrics, _ in reports] == gold
     assert [metrics[m.TEACHER_LABELLED_ROWS] for metrics, _ in reports] == teacher
+
+
+@pytest.mark.parametrize(("expert", "priced", "paid"), [
+    ("teachers", 2.0, 1.5),  # 8 labels x 0.25 are worth 2.0; 6 asked now x 0.25 paid 1.5 (2 came from a cache)
+    ("llm:model.gguf", 2.0, 1.5),
+    ("oracle", 0.0, 0.0),  # gold labels, in labels_used: no expert price on top
+])
+def test_expert_labels_are_priced_and_the_oracles_gold_labels_are_not(expert, priced, paid):
+    state = LoopState(1, list(range(16)), list(range(16, 24)), list(range(24, TRAIN)),
+                      expert_cost={"calls": 6, "cache_hits": 2})
+    metrics = el.expert_cost_metrics(trial(expert=expert, expert_price=0.25), state)
+    assert (metrics[m.EXPERT_PRICED_COST], metrics[m.EXPERT_PAID]) == (priced, paid)
+    assert (metrics[m.EXPERT_CALLS], metrics[m.EXPERT_CACHE_HITS]) == (6, 2)
 
 
 def test_given_checkpoints_keep_every_row_in_the_pool_despite_a_teacher_split(prepared):

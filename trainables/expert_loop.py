@@ -307,7 +307,14 @@ def expert_cost_metrics(trial: TrialConfig, state: LoopState) -> dict[str, float
     """What the expert's answers cost so far: calls, cache hits, seconds, tokens, and priced at expert_price
     per label both what the labels are worth (every queried row) and what this run paid (calls made now)."""
     cost = Cost(**state.expert_cost)
+    price = expert_label_price(trial)
     return {m.EXPERT_CALLS: cost.calls, m.EXPERT_CACHE_HITS: cost.cache_hits, m.EXPERT_SECONDS: cost.seconds,
             m.EXPERT_TOKENS: cost.prompt_tokens + cost.completion_tokens,
-            m.EXPERT_PRICED_COST: len(state.queried) * trial.expert_price,
-            m.EXPERT_PAID: cost.calls * trial.expert_price}
+            m.EXPERT_PRICED_COST: len(state.queried) * price,
+            m.EXPERT_PAID: cost.calls * price}
+
+
+def expert_label_price(trial: TrialConfig) -> float:
+    """expert_price, except for the oracle: its answers are gold labels, counted in labels_used (and none in
+    expert_queries), so pricing them as expert labels too would count each of them twice."""
+    return 0.0 if parse_expert(trial.expert).kind == "oracle" else trial.expert_price

@@ -25,6 +25,17 @@ from trainables.experts.prompts import PromptBuilder, display_name, probs_from_l
 
 ANSWER_PREFIX = "Answer:"  # after the assistant's turn begins; each label name follows it after a space
 BATCH_SIZE = 16  # sequences per forward pass: on 2 CPU threads larger batches gain little and pad more
+# The version of how an answer is computed from the model and the user message: the chat wrapping and its
+# fallback (prompt_ids), which tokens of a label are scored (distinguishing_lengths), how scores become
+# probabilities. Bump it by hand when any of these changes: the answer cache (runtime.CachedLocalLLM) keys on
+# it, so answers of the older scoring become misses instead of being served as this one's.
+SCORING_VERSION = 1
+
+
+def scoring_id() -> str:
+    """What an answer depends on beyond the model file's content and the user message (which holds the prompt
+    template's text): the scoring's version, and the answer prefix itself, whose change then needs no bump."""
+    return f"scoring v{SCORING_VERSION}, answer prefix {ANSWER_PREFIX!r}"
 
 
 def load_gguf(path: Path | str):

@@ -5,9 +5,9 @@ driver puts in an ExpertContext on Prepared (with the language model's file, the
 the folder of a person's files), because a trial never opens the driver's asset cache itself.
 
 Answers that cost something are cached on disk (cache.ResponseCache): the endpoint's by (url, model,
-prompt), the local model's by (its file's sha256, the prompt), so that a resumed run, or the next trial of a
-sweep on the same machine, never asks twice for a row. A cache is local to a machine: trials of a sweep on a
-Ray cluster share answers only with the trials on their node.
+prompt), the local model's by (its file's sha256, the scoring's version and answer prefix, the prompt), so that
+a resumed run, or the next trial of a sweep on the same machine, never asks twice for a row. A cache is local to
+a machine: trials of a sweep on a Ray cluster share answers only with the trials on their node.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from trainables.experts.cache import ResponseCache, cache_key
 from trainables.experts.prompts import DEFAULT_NOUN, PromptBuilder
 from trainables.experts.spec import parse_expert
 
-LOCAL_URL = "local:"  # the cache key's "url" for a local model: local:<sha256 of its file>
+# The cache key's "url" for a local model: local:<sha256 of its file>; its "model" is llm.scoring_id().
+LOCAL_URL = "local:"
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class ExpertContext:
 
     examples: Examples  # the training split, in the row order of prepared.encoded["train"]
     noun: str = DEFAULT_NOUN  # what a class is called in the prompt ("medical subject")
+    # Absolute paths: a trial of Ray Tune runs in a folder of its own, not the driver's (tuning/assets/experts.py).
     gguf_file: str = ""  # llm: the resolved file
     cache_folder: str = ""  # answers of llm and openai, on this machine's disk
     human_folder: str = ""  # human: where a round's query files go
@@ -90,9 +92,12 @@ class CachedLocalLLM:
                  name: str) -> None:
         if not gguf_file.is_file():
             raise UsageError(f"expert {name}: the model file {gguf_file} does not exist")
+        from trainables.experts.llm import scoring_id  # noqa: PLC0415 (torch: a trial has it, a driver need not)
+
         self.gguf_file, self.examples, self.prompts, self.cache, self.name = gguf_file, examples, prompts, cache, name
-        # Keyed by the file's content, not by its name (llm:smollm2 or a path): the same model, the same answers.
-        self.url, self.model = LOCAL_URL + file_sha256(gguf_file), gguf_file.name
+        # Keyed by the file's content, not by its name (llm:smollm2 or a path): the same model, the same answers;
+        # and by how answers are scored, so a change of the scoring code never serves the older code's answers.
+        self.url, self.model = LOCAL_URL + file_sha256(gguf_file), scoring_id()
         self._expert = None
 
     def label(self, rows) -> ExpertAnswer:

@@ -242,12 +242,15 @@ def is_preset_llm(name: str) -> bool:
 
 
 def cache_dir() -> Path:
-    """$EXPERT_LOOP_CACHE, else ~/.cache/expert-loop; created on demand. Never inside a Ray trial: a trial
-    may run on another machine, where this folder is not the driver's (see trainables/functions.py)."""
+    """$EXPERT_LOOP_CACHE, else ~/.cache/expert-loop; created on demand; always absolute. Never inside a Ray
+    trial: a trial may run on another machine, where this folder is not the driver's (see trainables/functions.py)."""
     if os.environ.get(IN_TRIAL_ENV):
         raise RuntimeError("a trial must not read the driver's cache: data and teacher outputs come through "
                            "Ray's object store")
-    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "expert-loop").expanduser()
+    # Absolute, because folders under it travel to the trials (the language models' answer cache, see
+    # tuning/assets/experts.py) and Ray Tune runs each trial in its own folder: a relative $EXPERT_LOOP_CACHE
+    # would give every trial an answer cache of its own, and a paid endpoint would be paid again in each.
+    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "expert-loop").expanduser().absolute()
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -287,10 +290,12 @@ def fetch_llm(preset: str, *, progress: Progress = print, local_archives: Sequen
 
 
 def resolve_llm(name_or_file: str, *, progress: Progress = print) -> Path:
-    """`llm:<this>`: a preset -> its fetched GGUF file; a path to a .gguf file -> itself."""
+    """`llm:<this>`: a preset -> its fetched GGUF file; a path to a .gguf file -> itself, made absolute."""
     if is_preset_llm(name_or_file):
         return fetch_llm(name_or_file, progress=progress)
-    path = Path(name_or_file).expanduser()
+    # Absolute: the file is opened in the trials, which Ray Tune runs each in a folder of its own, where a path
+    # relative to the driver's folder names nothing (the driver found the file, every trial then did not).
+    path = Path(name_or_file).expanduser().absolute()
     if path.suffix.lower() != ".gguf":
         raise AssetError(f"language model {name_or_file!r} is neither a preset ({', '.join(LLM_PRESETS)}) "
                          "nor a .gguf file")

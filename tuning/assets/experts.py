@@ -1,5 +1,8 @@
 """What the driver prepares for an expert that reads text (llm, openai, human): the training split's rows,
-the language model's file (fetched and sha256-checked like every asset), the answer cache's folder."""
+the language model's file (fetched and sha256-checked like every asset), the answer cache's folder.
+
+The file and the folder are absolute paths (catalog.resolve_llm, catalog.cache_dir): Ray Tune runs each trial
+in a folder of its own (RAY_CHDIR_TO_TRIAL_DIR), where a path relative to the driver's folder names nothing."""
 
 from __future__ import annotations
 
