@@ -171,3 +171,23 @@ def test_study_parser_keeps_its_teacher_split_default():
     assert data_settings(study.parse_args([])).teacher_split == 0.5
     assert data_settings(study.parse_args(["--smoke-test"])).teacher_split == 0.5
     assert data_settings(study.parse_args(["--teacher-split", "0.25"])).teacher_split == 0.25
+
+
+def test_local_data_and_model_paths_are_kept_absolute_for_a_resume_from_elsewhere(tmp_path, monkeypatch):
+    """sweep.json and study.json keep the data settings: a relative path would name something else (or nothing)
+    when --resume is typed in another folder. Presets, and names that are no local file, stay as typed."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mine.csv").write_text("text,label\na,x\n")
+    (tmp_path / "my-student").mkdir()
+    monkeypatch.chdir(tmp_path)
+    parser = Parser(prog="t")
+    add_data_arguments(parser)
+    args = parse_with_explicit(parser, ["--dataset", "data/mine.csv", "--student", "my-student",
+                                        "--teachers", "my-student,minilm-l6"])
+    settings = data_settings(args)
+    assert settings.dataset == str(tmp_path / "data" / "mine.csv")
+    assert settings.student == str(tmp_path / "my-student")
+    assert settings.teachers == (str(tmp_path / "my-student"), "minilm-l6")  # a preset stays a name
+    (tmp_path / "medmcqa-subjects").mkdir()  # a folder named like a data preset: the preset is read, so kept
+    args = parse_with_explicit(parser, ["--dataset", "medmcqa-subjects", "--student", "not/here"])
+    assert (data_settings(args).dataset, data_settings(args).student) == ("medmcqa-subjects", "not/here")

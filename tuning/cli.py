@@ -241,8 +241,24 @@ def _size(text: str) -> int | float:
 
 
 def typed_data_settings(args: argparse.Namespace) -> dict:
-    """DataSettings field -> value for every data flag the user gave (a flag left at None was not given)."""
-    return _as_fields({dest: getattr(args, dest, None) for dest in DATA_FLAGS})
+    """DataSettings field -> value for every data flag the user gave (a flag left at None was not given), local
+    files and folders made absolute."""
+    values = _as_fields({dest: getattr(args, dest, None) for dest in DATA_FLAGS})
+    if "dataset" in values and values["dataset"] not in (*DATASET_PRESETS, "smoke"):  # presets are read first
+        values["dataset"] = absolute_if_local(values["dataset"])
+    if "student" in values:
+        values["student"] = absolute_if_local(values["student"])
+    if "teachers" in values:
+        values["teachers"] = tuple(absolute_if_local(name) for name in values["teachers"])
+    return values
+
+
+def absolute_if_local(name: str) -> str:
+    """A name that is a file or folder here (a model's path is read before a preset of the same name), made
+    absolute: sweep.json and study.json keep it, and a --resume typed from another folder must read the same
+    data and models, not what the relative path names there. Presets and names that exist nowhere stay as typed."""
+    path = Path(name).expanduser()
+    return str(path.absolute()) if path.exists() else name
 
 
 def _as_fields(flags: dict) -> dict:
