@@ -3,6 +3,7 @@ abbreviations, and which data settings the command line decides."""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 
 import pytest
@@ -15,6 +16,7 @@ from tuning.cli import (
     add_data_arguments,
     check_name,
     data_settings,
+    expert_assignments,
     main_guard,
     parse_assignments,
     parse_with_explicit,
@@ -191,3 +193,13 @@ def test_local_data_and_model_paths_are_kept_absolute_for_a_resume_from_elsewher
     (tmp_path / "medmcqa-subjects").mkdir()  # a folder named like a data preset: the preset is read, so kept
     args = parse_with_explicit(parser, ["--dataset", "medmcqa-subjects", "--student", "not/here"])
     assert (data_settings(args).dataset, data_settings(args).student) == ("medmcqa-subjects", "not/here")
+
+
+def test_a_local_language_model_file_is_kept_absolute(tmp_path, monkeypatch):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "m.gguf").write_bytes(b"GGUF")
+    monkeypatch.chdir(tmp_path)
+    given = expert_assignments(argparse.Namespace(expert="llm:models/m.gguf"))
+    assert given == {"expert": f"llm:{tmp_path / 'models' / 'm.gguf'}"}
+    assert expert_assignments(argparse.Namespace(expert="llm:smollm2")) == {"expert": "llm:smollm2"}  # a preset
+    assert expert_assignments(argparse.Namespace(expert="teachers")) == {"expert": "teachers"}

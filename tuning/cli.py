@@ -224,6 +224,9 @@ def expert_assignments(args: argparse.Namespace, allow_human: bool = True) -> di
              if getattr(args, field, None) is not None}
     if not allow_human:
         refuse_human_expert(given.get("expert"))
+    kind, colon, model = str(given.get("expert", "")).partition(":")
+    if kind.strip().lower() == "llm" and colon:  # a .gguf file here: kept absolute, as the data paths are
+        given["expert"] = f"{kind}:{absolute_if_local(model)}"
     return given
 
 
