@@ -155,3 +155,11 @@ def test_a_task_without_a_usable_annotation_is_a_missing_answer(tmp_path):
     path.write_text(json.dumps(export))
     with pytest.raises(UsageError, match=r"row_id\(s\) without an answer: 0, 2"):
         read_answers(path, LABELS, QUERIED)
+
+
+def test_a_row_id_of_other_digits_is_named_not_a_traceback(tmp_path):
+    # '²'.isdigit() is True but int('²') raises; int('٣') is 3, another row than the text shows.
+    path = tmp_path / "answers.csv"
+    path.write_text("row_id,label\n2,Dental\n0,Dental\n1,Medicine\n²,Dental\n٣,Dental\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="row_id\\(s\\) not queried this round: ², ٣"):
+        read_answers(path, LABELS, QUERIED)

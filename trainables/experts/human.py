@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,13 +170,20 @@ def _names(rows) -> str:
     return shown + (f" and {len(rows) - SHOWN_IN_ERRORS} more" if len(rows) > SHOWN_IN_ERRORS else "")
 
 
+def _row_id(raw) -> int | None:
+    """A row id as an int, None for anything but ASCII digits: str.isdigit() also takes '²' and '٣', which int()
+    refuses or reads as another number."""
+    text = str(raw).strip()
+    return int(text) if re.fullmatch(r"-?[0-9]+", text) else None
+
+
 def _check(pairs: list[tuple[str, str]], label_names: Sequence[str], expected: np.ndarray, path: Path) -> np.ndarray:
     by_name = {form.strip().lower(): i for i, name in enumerate(label_names) for form in (name, display_name(name))}
     wanted = set(expected.tolist())
     answers: dict[int, int] = {}
     unknown, outside, conflicting = [], {}, []
     for raw_row, raw_label in pairs:
-        row = int(raw_row) if str(raw_row).strip().lstrip("-").isdigit() else None
+        row = _row_id(raw_row)
         if row is None or row not in wanted:
             unknown.append(raw_row)
         elif not str(raw_label).strip():
