@@ -163,3 +163,15 @@ def test_a_row_id_of_other_digits_is_named_not_a_traceback(tmp_path):
     path.write_text("row_id,label\n2,Dental\n0,Dental\n1,Medicine\n²,Dental\n٣,Dental\n", encoding="utf-8")
     with pytest.raises(UsageError, match="row_id\\(s\\) not queried this round: ², ٣"):
         read_answers(path, LABELS, QUERIED)
+
+
+def test_rows_of_empty_cells_are_skipped(files):
+    # Spreadsheets save trailing empty rows as commas only: no answer, and not a row named with nothing after it.
+    fill_csv(files.csv, {"2": "Dental", "0": "Dental", "1": "Medicine"})
+    with files.csv.open("a", newline="") as f:
+        f.write(",,,,\r\n, ,,\r\n,,,,,,\r\n1\r\n")  # and a short row: row 1 without a label, answered above
+    assert read_answers(files.csv, LABELS, QUERIED).tolist() == [0, 0, 1]
+    with files.csv.open("a", newline="") as f:
+        f.write(",,,,Dental\r\n")  # a label without its row_id is not blank: named
+    with pytest.raises(UsageError, match=r"row_id\(s\) not queried this round: \(empty\)$"):
+        read_answers(files.csv, LABELS, QUERIED)

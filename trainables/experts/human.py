@@ -119,9 +119,17 @@ def _read_csv(path: Path) -> list[tuple[str, str]]:
             missing = {ROW_ID, LABEL} - set(reader.fieldnames or ())
             if missing:
                 raise UsageError(f"answers file {path} lacks the column(s) {', '.join(sorted(missing))}")
-            return [(row[ROW_ID], row[LABEL]) for row in reader]
+            # A short row's missing cells are None: an empty answer, not the label 'None'.
+            return [(row[ROW_ID] or "", row[LABEL] or "") for row in reader if not _blank(row)]
     except (UnicodeDecodeError, csv.Error) as error:
         raise UsageError(f"answers file {path} is not a readable CSV ({error})") from None
+
+
+def _blank(row: dict) -> bool:
+    """A row of empty cells (',,,,'): spreadsheets save trailing empty rows so; it is no answer, and no row.
+    DictReader gives a short row's missing cells as None and a long row's extra cells as a list."""
+    cells = [cell for value in row.values() for cell in (value if isinstance(value, list) else [value])]
+    return not any((cell or "").strip() for cell in cells)
 
 
 def _read_label_studio(path: Path) -> list[tuple[str, str]]:
@@ -185,7 +193,7 @@ def _check(pairs: list[tuple[str, str]], label_names: Sequence[str], expected: n
     for raw_row, raw_label in pairs:
         row = _row_id(raw_row)
         if row is None or row not in wanted:
-            unknown.append(raw_row)
+            unknown.append(str(raw_row).strip() or "(empty)")  # a row_id left empty beside a label: said so
         elif not str(raw_label).strip():
             continue  # left empty: no answer (named below as missing unless answered elsewhere)
         elif (label := by_name.get(str(raw_label).strip().lower())) is None:
