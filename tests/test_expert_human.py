@@ -175,3 +175,18 @@ def test_rows_of_empty_cells_are_skipped(files):
         f.write(",,,,Dental\r\n")  # a label without its row_id is not blank: named
     with pytest.raises(UsageError, match=r"row_id\(s\) not queried this round: \(empty\)$"):
         read_answers(files.csv, LABELS, QUERIED)
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_a_csv_saved_with_semicolons_or_tabs_is_read(files, delimiter):
+    # Excel in a locale whose decimal mark is a comma saves semicolons (and the confidence as 0,500).
+    fill_csv(files.csv, {"2": "Dental", "0": "Dental", "1": "Medicine"})
+    with files.csv.open(newline="") as f:
+        rows = list(csv.reader(f))
+    with files.csv.open("w", newline="", encoding="utf-8-sig") as f:
+        csv.writer(f, delimiter=delimiter).writerows([r[:-2] + [r[-2].replace(".", ","), r[-1]] for r in rows])
+    assert delimiter in files.csv.read_text().splitlines()[0] and "0,500" in files.csv.read_text()
+    assert read_answers(files.csv, LABELS, QUERIED).tolist() == [0, 0, 1]
+    (files.csv.parent / "no-label.csv").write_text(f"row_id{delimiter}answer\n2{delimiter}Dental\n")
+    with pytest.raises(UsageError, match=r"lacks the column\(s\) label$"):  # not 'label, row_id'
+        read_answers(files.csv.parent / "no-label.csv", LABELS, QUERIED)

@@ -115,14 +115,26 @@ def answers_to_expert(labels: np.ndarray, num_labels: int, seconds: float = 0.0)
 def _read_csv(path: Path) -> list[tuple[str, str]]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark
-            reader = csv.DictReader(f)
-            missing = {ROW_ID, LABEL} - set(reader.fieldnames or ())
-            if missing:
-                raise UsageError(f"answers file {path} lacks the column(s) {', '.join(sorted(missing))}")
-            # A short row's missing cells are None: an empty answer, not the label 'None'.
-            return [(row[ROW_ID] or "", row[LABEL] or "") for row in reader if not _blank(row)]
+            text = f.read()
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
+        missing = {ROW_ID, LABEL} - set(reader.fieldnames or ())
+        if missing:
+            raise UsageError(f"answers file {path} lacks the column(s) {', '.join(sorted(missing))}")
+        # A short row's missing cells are None: an empty answer, not the label 'None'.
+        return [(row[ROW_ID] or "", row[LABEL] or "") for row in reader if not _blank(row)]
     except (UnicodeDecodeError, csv.Error) as error:
         raise UsageError(f"answers file {path} is not a readable CSV ({error})") from None
+
+
+DELIMITERS = (",", ";", "\t")  # ours; Excel's where the decimal mark is a comma; a tab-separated export
+
+
+def _delimiter(text: str) -> str:
+    """The delimiter whose split of the header line names most of the columns read (row_id and label), the first
+    of DELIMITERS on a tie: a spreadsheet in a locale whose decimal mark is a comma saves the file with semicolons,
+    and one lacking a column is then said to lack that column, not both."""
+    header = text.splitlines()[0] if text else ""
+    return max(DELIMITERS, key=lambda d: len({ROW_ID, LABEL} & set(next(csv.reader([header], delimiter=d), []))))
 
 
 def _blank(row: dict) -> bool:
