@@ -190,3 +190,32 @@ def test_a_csv_saved_with_semicolons_or_tabs_is_read(files, delimiter):
     (files.csv.parent / "no-label.csv").write_text(f"row_id{delimiter}answer\n2{delimiter}Dental\n")
     with pytest.raises(UsageError, match=r"lacks the column\(s\) label$"):  # not 'label, row_id'
         read_answers(files.csv.parent / "no-label.csv", LABELS, QUERIED)
+
+
+FORMULAS = ('=HYPERLINK("http://x.example","click")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tTab", "\rCR")
+
+
+def test_text_a_spreadsheet_would_run_as_a_formula_is_guarded_and_the_answers_still_read(tmp_path):
+    examples = Examples((*FORMULAS, "-1", "fine = text"), [0] * 8)
+    names = ("-1", "=x", "ok")  # label names come from the data too
+    probs = np.eye(3)[[1, 0, 2, 1, 0, 2, 1, 0]]
+    files = write_queries(tmp_path, 1, range(8), examples, names, probs)
+    with files.csv.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["text"] for r in rows] == [*("'" + t for t in FORMULAS), "-1", "fine = text"]  # a number runs nothing
+    assert [r["student_guess"] for r in rows] == ["'=x", "-1", "ok"] * 2 + ["'=x", "-1"]
+    assert [t["data"]["text"] for t in json.loads(files.tasks.read_text())] == list(examples.text)  # not a sheet
+    # The answers are read from row_id and label alone: without the text column, with guesses copied as shown.
+    with files.csv.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["row_id", "label"])
+        writer.writeheader()
+        writer.writerows({"row_id": r["row_id"], "label": r["student_guess"]} for r in rows)
+    assert read_answers(files.csv, names, range(8)).tolist() == [1, 0, 2, 1, 0, 2, 1, 0]
+
+
+def test_the_options_of_a_multiple_choice_question_are_guarded_too(tmp_path):
+    choice = Examples(("=1+1?",), [1], options=(("-1", "@A1"),))
+    written = write_queries(tmp_path, 1, [0], choice, ("A", "B"), np.array([[0.3, 0.7]]))
+    with written.csv.open(newline="") as f:
+        row = next(csv.DictReader(f))
+    assert (row["question"], row["option_A"], row["option_B"]) == ("'=1+1?", "-1", "'@A1")

@@ -6,7 +6,8 @@ Every row is named by `row_id`, its index in the training split. Not `id`: Label
 
 Out, per round (write_queries):
     round-<r>-queries.csv         row_id, text (or question and option_A..), student_guess, student_confidence,
-                                  label (empty: the person fills it in with one of the label names)
+                                  label (empty: the person fills it in with one of the label names); a cell
+                                  that a spreadsheet would run as a formula starts with ' (see _guarded)
     round-<r>-tasks.json          Label Studio tasks: data {row_id, text}, and the student's guess as a prediction
     round-<r>-label-config.xml    the labelling interface those tasks need (Text + single Choices)
 
@@ -91,8 +92,25 @@ def _queries_csv(rows, examples: Examples, label_names, guesses, confidence) -> 
     writer.writerow([ROW_ID, *header, "student_guess", "student_confidence", LABEL])
     for row, guess, conf in zip(rows.tolist(), guesses, confidence, strict=True):
         text = [examples.text[row], *examples.options[row]] if multiple_choice else [examples.text[row]]
-        writer.writerow([row, *text, label_names[guess], f"{conf:.3f}", ""])
+        writer.writerow([row, *map(_guarded, text), _guarded(label_names[guess]), f"{conf:.3f}", ""])
     return out.getvalue()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may run as a formula (OWASP, CSV injection)
+NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+
+
+def _guarded(cell: str) -> str:
+    """A cell of the data set's text (or a label name) as written for a person: the CSV is opened in a spreadsheet,
+    which runs a cell starting with = + - @ (or tab, CR) as a formula, so such a cell gets a ' before it, as OWASP
+    advises; a plain number ('-1') runs nothing and is left as it is. The answers are read from row_id and label
+    alone, so the text's guard is never read back; a label copied from student_guess is unguarded (_unguarded)."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) and not NUMBER.fullmatch(cell) else cell
+
+
+def _unguarded(cell: str) -> str:
+    """The cell without the ' that _guarded() put before it."""
+    return cell[1:] if cell.startswith("'") and _guarded(cell[1:]) != cell[1:] else cell
 
 
 # ---------------------------------------------------------------- answers back
@@ -208,7 +226,7 @@ def _check(pairs: list[tuple[str, str]], label_names: Sequence[str], expected: n
             unknown.append(str(raw_row).strip() or "(empty)")  # a row_id left empty beside a label: said so
         elif not str(raw_label).strip():
             continue  # left empty: no answer (named below as missing unless answered elsewhere)
-        elif (label := by_name.get(str(raw_label).strip().lower())) is None:
+        elif (label := by_name.get(_unguarded(str(raw_label).strip()).lower())) is None:
             outside[row] = raw_label
         elif answers.setdefault(row, label) != label:
             conflicting.append(row)
