@@ -129,7 +129,7 @@ def test_unknown_rows_and_two_labels_for_one_row_are_named(tmp_path):
     path.write_text("row_id,label\n2,Dental\n0,Dental\n1,Medicine\n7,Dental\nabc,Dental\n1,Dental\n")
     with pytest.raises(UsageError) as refused:
         read_answers(path, LABELS, QUERIED)
-    assert "row_id(s) not queried this round: 7, abc" in str(refused.value)
+    assert "row_id(s) never queried: 7, abc" in str(refused.value)
     assert "row_id(s) answered with two labels: 1" in str(refused.value)
 
 
@@ -161,7 +161,7 @@ def test_a_row_id_of_other_digits_is_named_not_a_traceback(tmp_path):
     # '²'.isdigit() is True but int('²') raises; int('٣') is 3, another row than the text shows.
     path = tmp_path / "answers.csv"
     path.write_text("row_id,label\n2,Dental\n0,Dental\n1,Medicine\n²,Dental\n٣,Dental\n", encoding="utf-8")
-    with pytest.raises(UsageError, match="row_id\\(s\\) not queried this round: ², ٣"):
+    with pytest.raises(UsageError, match="row_id\\(s\\) never queried: ², ٣"):
         read_answers(path, LABELS, QUERIED)
 
 
@@ -173,7 +173,7 @@ def test_rows_of_empty_cells_are_skipped(files):
     assert read_answers(files.csv, LABELS, QUERIED).tolist() == [0, 0, 1]
     with files.csv.open("a", newline="") as f:
         f.write(",,,,Dental\r\n")  # a label without its row_id is not blank: named
-    with pytest.raises(UsageError, match=r"row_id\(s\) not queried this round: \(empty\)$"):
+    with pytest.raises(UsageError, match=r"row_id\(s\) never queried: \(empty\)$"):
         read_answers(files.csv, LABELS, QUERIED)
 
 
@@ -219,3 +219,31 @@ def test_the_options_of_a_multiple_choice_question_are_guarded_too(tmp_path):
     with written.csv.open(newline="") as f:
         row = next(csv.DictReader(f))
     assert (row["question"], row["option_A"], row["option_B"]) == ("'=1+1?", "-1", "'@A1")
+
+
+EARLIER = {5: 1, 3: 0}  # rows answered in earlier rounds (Medicine, Dental), which the run has trained on
+
+
+def test_an_export_of_every_round_passes_over_the_earlier_rounds_answered_as_before(tmp_path):
+    # One Label Studio project for every round exports the earlier rounds' tasks too.
+    export = [exported_task(90, 5, [annotation("Medicine", "2026-12-05T10:00:00Z")]),
+              exported_task(91, 3, [annotation("Dental", "2026-12-05T10:00:00Z")]),
+              *(exported_task(100 + r, r, [annotation(LABELS[r], "2026-12-06T10:00:00Z")]) for r in QUERIED.tolist())]
+    path = tmp_path / "project-1.json"
+    path.write_text(json.dumps(export))
+    assert read_answers(path, LABELS, QUERIED, EARLIER).tolist() == [2, 0, 1]
+    minimal = tmp_path / "project-1-min.json"
+    minimal.write_text(json.dumps([{"row_id": 5, "label": "Medicine"}, *({"row_id": int(r), "label": LABELS[r]}
+                                                                          for r in QUERIED)]))
+    assert read_answers(minimal, LABELS, QUERIED, EARLIER).tolist() == [2, 0, 1]
+    csv_file = tmp_path / "all-rounds.csv"
+    csv_file.write_text("row_id,label\n5,medicine\n3,\n2,Social_Preventive_Medicine\n0,Dental\n1,Medicine\n")
+    assert read_answers(csv_file, LABELS, QUERIED, EARLIER).tolist() == [2, 0, 1]
+    # Answered otherwise now (a newer annotation of an earlier task): refused, the run has trained on the old one.
+    export[0]["annotations"].append(annotation("Dental", "2026-12-06T12:00:00Z"))
+    path.write_text(json.dumps(export))
+    with pytest.raises(UsageError, match=r"row_id\(s\) of earlier rounds answered otherwise than before, .*: "
+                                         r"5: 'Dental' \(was Medicine\)$"):
+        read_answers(path, LABELS, QUERIED, EARLIER)
+    with pytest.raises(UsageError, match=r"row_id\(s\) never queried: 5, 3"):  # without the earlier answers
+        read_answers(csv_file, LABELS, QUERIED)

@@ -180,6 +180,8 @@ def test_a_person_answering_with_gold_labels_gives_the_oracles_run(tmp_path, mon
                                                          "round-1-tasks.json"]
     for round_number in (1, 2):
         answers = answer_round(queries / f"round-{round_number}-queries.csv", tmp_path / f"a{round_number}.csv", gold)
+        if round_number == 2:  # one file holding every round's answers: round 1's, answered as before, pass
+            answers.write_text(answers.read_text() + "".join((tmp_path / "a1.csv").read_text().splitlines(True)[1:]))
         assert label.main(["--checkpoint", str(out), "--import", str(answers)]) == 0
     person, oracle = (json.loads((folder / "run_config.json").read_text())["metrics"]
                       for folder in (out, tmp_path / "oracle"))

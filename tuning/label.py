@@ -64,7 +64,8 @@ def import_answers(folder: Path, answers_file: Path) -> tuple[dict, dict]:
     from trainables.experts.human import read_answers  # noqa: PLC0415
 
     run_config, state = paused_run(folder)
-    labels = read_answers(answers_file, run_config["label_names"], state["pending"])
+    earlier = {int(row): int(np.argmax(probs)) for row, probs in state.get("answers", {}).items()}
+    labels = read_answers(answers_file, run_config["label_names"], state["pending"], earlier)
     one_hot = np.eye(len(run_config["label_names"]))[labels]
     state["answers"] = {**state.get("answers", {}),
                         **{str(row): probs.tolist() for row, probs in zip(state["pending"], one_hot, strict=True)}}

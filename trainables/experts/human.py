@@ -14,8 +14,10 @@ Out, per round (write_queries):
 In (read_answers): the CSV above with `label` filled in; or Label Studio's JSON export (tasks with
 `annotations`; a task's newest annotation that was not cancelled counts) or JSON-MIN export (one flat record
 per annotation: row_id and label). Labels are the label names (case and underscores-for-spaces aside).
-Every problem (an unknown or missing row_id, a label outside the label set, a row answered twice with two
-labels) is a UsageError naming the rows, raised before anything is returned, so nothing is kept from a bad file.
+Rows of earlier rounds in the file (one Label Studio project for every round exports them all) are passed over
+when answered as before. Every problem (an unknown or missing row_id, a label outside the label set, a row
+answered twice with two labels, an earlier round's row answered otherwise) is a UsageError naming the rows,
+raised before anything is returned, so nothing is kept from a bad file.
 """
 
 from __future__ import annotations
@@ -116,13 +118,17 @@ def _unguarded(cell: str) -> str:
 # ---------------------------------------------------------------- answers back
 
 
-def read_answers(path: Path | str, label_names: Sequence[str], expected_rows) -> np.ndarray:
-    """The label index of each expected row, in the order given, read from a CSV or a Label Studio export."""
+def read_answers(path: Path | str, label_names: Sequence[str], expected_rows,
+                 earlier: dict[int, int] | None = None) -> np.ndarray:
+    """The label index of each expected row, in the order given, read from a CSV or a Label Studio export.
+    earlier: row -> label index of the rows answered in earlier rounds. A file may hold them too (one Label
+    Studio project for every round exports them all): they are passed over when their label is the one stored,
+    and refused when it is another, since the run has trained on them."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"answers file {path} does not exist")
     pairs = _read_csv(path) if path.suffix.lower() == ".csv" else _read_label_studio(path)
-    return _check(pairs, label_names, as_rows(expected_rows), path)
+    return _check(pairs, label_names, as_rows(expected_rows), path, earlier or {})
 
 
 def answers_to_expert(labels: np.ndarray, num_labels: int, seconds: float = 0.0) -> ExpertAnswer:
@@ -215,27 +221,34 @@ def _row_id(raw) -> int | None:
     return int(text) if re.fullmatch(r"-?[0-9]+", text) else None
 
 
-def _check(pairs: list[tuple[str, str]], label_names: Sequence[str], expected: np.ndarray, path: Path) -> np.ndarray:
+def _check(pairs: list[tuple[str, str]], label_names: Sequence[str], expected: np.ndarray, path: Path,
+           earlier: dict[int, int]) -> np.ndarray:
     by_name = {form.strip().lower(): i for i, name in enumerate(label_names) for form in (name, display_name(name))}
     wanted = set(expected.tolist())
     answers: dict[int, int] = {}
-    unknown, outside, conflicting = [], {}, []
+    unknown, outside, conflicting, changed = [], {}, [], []
     for raw_row, raw_label in pairs:
         row = _row_id(raw_row)
-        if row is None or row not in wanted:
+        label = by_name.get(_unguarded(str(raw_label).strip()).lower())
+        if row in earlier and row not in wanted:
+            if str(raw_label).strip() and label != earlier[row]:  # the same label again (or none) is passed over
+                changed.append(f"{row}: {raw_label!r} (was {label_names[earlier[row]]})")
+        elif row is None or row not in wanted:
             unknown.append(str(raw_row).strip() or "(empty)")  # a row_id left empty beside a label: said so
         elif not str(raw_label).strip():
             continue  # left empty: no answer (named below as missing unless answered elsewhere)
-        elif (label := by_name.get(_unguarded(str(raw_label).strip()).lower())) is None:
+        elif label is None:
             outside[row] = raw_label
         elif answers.setdefault(row, label) != label:
             conflicting.append(row)
     missing = sorted(wanted - set(answers) - set(outside))
-    problems = [f"row_id(s) not queried this round: {_names(unknown)}" if unknown else "",
+    problems = [f"row_id(s) never queried: {_names(unknown)}" if unknown else "",
                 f"label(s) outside the label set ({', '.join(label_names)}): "
                 f"{_names([f'{row}: {label!r}' for row, label in outside.items()])}" if outside else "",
                 f"row_id(s) answered with two labels: {_names(conflicting)}" if conflicting else "",
-                f"row_id(s) without an answer: {_names(missing)}" if missing else ""]
+                f"row_id(s) without an answer: {_names(missing)}" if missing else "",
+                f"row_id(s) of earlier rounds answered otherwise than before, though the run has trained on their "
+                f"answers (give them their earlier label, or leave them out): {_names(changed)}" if changed else ""]
     if any(problems):
         raise UsageError(f"answers file {path}: {'; '.join(p for p in problems if p)}")
     return np.array([answers[int(r)] for r in expected], dtype=np.int64)
