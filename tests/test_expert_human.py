@@ -247,3 +247,26 @@ def test_an_export_of_every_round_passes_over_the_earlier_rounds_answered_as_bef
         read_answers(path, LABELS, QUERIED, EARLIER)
     with pytest.raises(UsageError, match=r"row_id\(s\) never queried: 5, 3"):  # without the earlier answers
         read_answers(csv_file, LABELS, QUERIED)
+
+
+def test_a_rounds_csv_already_there_is_kept_never_replaced(files):
+    # A run stopped after writing a round's files and before its checkpoint writes them again when continued: the
+    # person may be filling the CSV in already (here saved by a spreadsheet, rows sorted), so it is kept.
+    fill_csv(files.csv, {"2": "Dental"})
+    with files.csv.open(newline="") as f:
+        header, *rows = csv.reader(f)
+    with files.csv.open("w", newline="") as f:
+        csv.writer(f, delimiter=";").writerows([header, *reversed(rows)])
+    filled = files.csv.read_bytes()
+    files.tasks.unlink()  # stopped between the two files
+    again = write_queries(files.csv.parent, 3, QUERIED, TEXTS, LABELS, STUDENT, model_version="student-round-3")
+    assert again == files and files.csv.read_bytes() == filled and files.tasks.is_file()
+    # A CSV of other rows is not this round's: refused, nothing written.
+    files.tasks.unlink()
+    with pytest.raises(UsageError, match="round-3-queries.csv is there already and holds other rows than this "
+                                         "round's queries: move it away"):
+        write_queries(files.csv.parent, 3, np.array([2, 0, 3]), TEXTS, LABELS, STUDENT)
+    assert files.csv.read_bytes() == filled and not files.tasks.exists()
+    files.csv.write_text("not,our,file\n1,2,3\n")
+    with pytest.raises(UsageError, match="is there already and is not this round's queries .*lacks the column"):
+        write_queries(files.csv.parent, 3, QUERIED, TEXTS, LABELS, STUDENT)

@@ -71,12 +71,13 @@ def _row_text(examples: Examples, row: int, label_names: Sequence[str]) -> str:
 def write_queries(folder: Path | str, round_number: int, rows, examples: Examples, label_names: Sequence[str],
                   student_probs: np.ndarray, model_version: str = "student") -> QueryFiles:
     """The round's queried rows, with the student's guess, as a CSV and as Label Studio tasks (each file atomic).
-    student_probs: (rows, classes), in the order of `rows`."""
+    student_probs: (rows, classes), in the order of `rows`. A CSV of these rows already there is kept (_kept)."""
     rows, folder = as_rows(rows), Path(folder)
     guesses, confidence = student_probs.argmax(axis=1), student_probs.max(axis=1)
     files = QueryFiles(folder / f"round-{round_number}-queries.csv", folder / f"round-{round_number}-tasks.json",
                        folder / f"round-{round_number}-label-config.xml")
-    write_text(files.csv, _queries_csv(rows, examples, label_names, guesses, confidence))
+    if not _kept(files.csv, rows):
+        write_text(files.csv, _queries_csv(rows, examples, label_names, guesses, confidence))
     tasks = [{"data": {ROW_ID: int(row), TEXT: _row_text(examples, int(row), label_names)},
               "predictions": [{"model_version": model_version, "score": float(conf), "result": [
                   {"from_name": LABEL, "to_name": TEXT, "type": "choices", "value": {"choices": [label_names[g]]}}]}]}
@@ -84,6 +85,23 @@ def write_queries(folder: Path | str, round_number: int, rows, examples: Example
     write_text(files.tasks, json.dumps(tasks, ensure_ascii=False, indent=1))
     write_text(files.label_config, label_config(label_names))
     return files
+
+
+def _kept(path: Path, rows: np.ndarray) -> bool:
+    """Whether the round's CSV is there already, holding these rows: a run stopped after writing it and before its
+    checkpoint writes the round again when continued, and a person may be filling the file in, so it is kept,
+    never replaced. One holding other rows is not this round's: refused, before anything is written."""
+    if not path.exists():
+        return False
+    try:
+        found = [_row_id(raw) for raw, _ in _read_csv(path)]
+    except UsageError as error:
+        raise UsageError(f"{path} is there already and is not this round's queries ({error}): move it away, then "
+                         "run this again") from None
+    if None in found or sorted(found) != sorted(rows.tolist()):
+        raise UsageError(f"{path} is there already and holds other rows than this round's queries: move it away "
+                         "(it may hold a person's answers), then run this again")
+    return True
 
 
 def _queries_csv(rows, examples: Examples, label_names, guesses, confidence) -> str:
