@@ -180,6 +180,8 @@ def test_a_person_answering_with_gold_labels_gives_the_oracles_run(tmp_path, mon
                                                          "round-1-tasks.json"]
     for round_number in (1, 2):
         answers = answer_round(queries / f"round-{round_number}-queries.csv", tmp_path / f"a{round_number}.csv", gold)
+        if round_number == 2:  # one file holding every round's answers: round 1's, answered as before, pass
+            answers.write_text(answers.read_text() + "".join((tmp_path / "a1.csv").read_text().splitlines(True)[1:]))
         assert label.main(["--checkpoint", str(out), "--import", str(answers)]) == 0
     person, oracle = (json.loads((folder / "run_config.json").read_text())["metrics"]
                       for folder in (out, tmp_path / "oracle"))
@@ -194,10 +196,81 @@ def test_a_person_answering_with_gold_labels_gives_the_oracles_run(tmp_path, mon
 
 
 def label_is_refused_when_nothing_waits(out: Path, answers: Path, capsys) -> bool:
+    """A complete run: label refuses, with answers or without, and says why nothing follows."""
     from tuning import label  # noqa: PLC0415
 
     status, line = exit_and_line(label.main, ["--checkpoint", str(out), "--import", str(answers)], capsys)
-    return status == 2 and "waits for no answers" in line
+    complete = "it is complete: all its 2 rounds are done (max_iterations)"
+    if status != 2 or line != f"error: {out} waits for no answers: {complete}":
+        return False
+    status, line = exit_and_line(label.main, ["--checkpoint", str(out)], capsys)
+    return status == 2 and line == f"error: {out} is complete: all its 2 rounds are done (max_iterations)"
+
+
+class Killed(Exception):  # a Ctrl-C, an OOM kill, a lost ssh session (KeyboardInterrupt itself would stop pytest)
+    pass
+
+
+def killed_in(monkeypatch, name: str, when):
+    """The loop's `name` (query or train) killed when `when(*its arguments)`, else run."""
+    real = getattr(el, name)
+
+    def maybe_killed(*args, **kwargs):
+        if when(*args):
+            raise Killed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(el, name, maybe_killed)
+
+
+def test_a_run_stopped_between_its_steps_is_continued_by_label(tmp_path, monkeypatch, capsys):
+    """The checkpoint is saved after a round's training and at a pause: a run killed in between (here in round 2's
+    pass over the pool, and before that in round 1's training after the import) waits for no answers, and once no
+    command continued it. `expert-loop label` without --import does, to the pause the run would have reached."""
+    from tuning import label, train  # noqa: PLC0415 (torch)
+    from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings, load_data  # noqa: PLC0415
+
+    monkeypatch.setenv("EXPERT_LOOP_CACHE", str(tmp_path / "cache"))
+    data = load_data(DataSettings(**SMOKE_SETTINGS), progress=lambda *a: None)
+    gold = lambda row: data.label_names[data.train.labels[row]]  # noqa: E731
+    whole, out = tmp_path / "whole", tmp_path / "killed"
+    for folder in (whole, out):
+        assert train.main(["--method", "active_loop", "--expert", "human", *SMALL, "--out", str(folder)]) == 0
+    answers = answer_round(tmp_path / "whole-queries" / "round-1-queries.csv", tmp_path / "a1.csv", gold)
+    assert label.main(["--checkpoint", str(whole), "--import", str(answers)]) == 0  # on to round 2's pause
+    with monkeypatch.context() as patch:
+        killed_in(patch, "train", lambda *args: True)
+        with pytest.raises(Killed):
+            label.main(["--checkpoint", str(out), "--import", str(answers)])
+    capsys.readouterr()
+    with monkeypatch.context() as patch:
+        killed_in(patch, "query", lambda model, trial, prepared, state: state.round == 1)
+        with pytest.raises(Killed):
+            label.main(["--checkpoint", str(out)])  # round 1 trains on the stored answers, round 2's query is killed
+    assert f"{out} stopped after round 1's answers were imported, before it trained on them: continuing" \
+        in capsys.readouterr().out
+    state = json.loads((out / "trial_state.json").read_text())
+    assert (state["round"], state["pending"], len(state["answers"]), len(state["queried"])) == (1, [], 4, 4)
+    assert not (tmp_path / "killed-queries" / "round-2-queries.csv").exists()
+    # What no command continued: each says what happened and what to type, and writes nothing.
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    stopped = "stopped after round 1 before it wrote round 2's queries (killed, or a write failed)"
+    status, line = exit_and_line(label.main, ["--checkpoint", str(out), "--import", str(answers)], capsys)
+    assert status == 2 and line == f"error: {out} waits for no answers: it {stopped}; `expert-loop label " \
+                                   f"--checkpoint {out}` (without --import) continues it", line
+    status, line = exit_and_line(train.main, ["--method", "active_loop", "--expert", "human", *SMALL, "--out",
+                                              str(out)], capsys)
+    assert status == 2 and line == f"error: --out {out} holds a run with --expert human that {stopped}: continue " \
+                                   f"it with `expert-loop label --checkpoint {out}`, or choose another --out", line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert label.main(["--checkpoint", str(out)]) == 0
+    assert "round 2: 4 rows for a person to label" in capsys.readouterr().out
+    # The pause the uninterrupted run reached: the same queries, files and state.
+    for name in ("round-2-queries.csv", "round-2-tasks.json", "round-2-label-config.xml"):
+        assert (tmp_path / "killed-queries" / name).read_bytes() == (tmp_path / "whole-queries" / name).read_bytes()
+    continued, uninterrupted = (json.loads((folder / "trial_state.json").read_text()) for folder in (out, whole))
+    assert {**continued, "train_seconds": 0} == {**uninterrupted, "train_seconds": 0}
+    assert len(continued["pending"]) == 4
 
 
 def test_bad_answers_exit_2_and_leave_the_paused_run_as_it_was(tmp_path, monkeypatch, capsys):
@@ -225,7 +298,12 @@ def test_bad_answers_exit_2_and_leave_the_paused_run_as_it_was(tmp_path, monkeyp
     # Training again into the paused run's folder would throw its state away: refused, nothing written.
     status, line = exit_and_line(train.main, ["--method", "active_loop", "--expert", "human", *SMALL, "--out",
                                               str(out)], capsys)
-    assert status == 2 and "holds a person's answers" in line
+    assert status == 2 and "holds a run with --expert human that waits for a person's answers to round 1 (4 rows" \
+        in line and f"continue it with `expert-loop label --checkpoint {out} --import ANSWERS.csv" in line, line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # Nor does label without --import: the answers are what it waits for.
+    status, line = exit_and_line(label.main, ["--checkpoint", str(out)], capsys)
+    assert status == 2 and f"{out} waits for a person's answers to round 1" in line, line
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     # A state that cannot be read may still hold answers: refused too, not trained over.
     (out / "trial_state.json").write_text("{not json", encoding="utf-8")
@@ -234,6 +312,29 @@ def test_bad_answers_exit_2_and_leave_the_paused_run_as_it_was(tmp_path, monkeyp
                                               str(out)], capsys)
     assert status == 2 and "trial_state.json is not valid JSON" in line, line
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize(("trial_values", "stopped", "pool", "why"), [
+    ({"max_iterations": 2}, 0, [7], "all its 2 rounds are done (max_iterations)"),
+    ({"max_iterations": 5, "stop": "max_rounds:2"}, 1, [7], "its stopping criterion (max_rounds:2) stopped it after "
+                                                            "round 2"),
+    ({"max_iterations": 5}, 0, [], "its pool of unlabelled rows ran out after round 2"),
+])
+def test_a_complete_human_run_says_why_nothing_follows(tmp_path, capsys, trial_values, stopped, pool, why):
+    from tuning import label, train  # noqa: PLC0415
+
+    out = tmp_path / "person"
+    out.mkdir()
+    trial = TrialConfig(method="active_loop", expert="human", **trial_values)
+    (out / "run_config.json").write_text(json.dumps({"trial": trial.to_dict(), "metrics": {m.STOPPED: stopped}}))
+    state = {"round": 2, "labelled": [0], "queried": [3], "pool": pool, "answers": {"3": [1.0, 0.0]}, "pending": []}
+    (out / "trial_state.json").write_text(json.dumps(state))
+    status, line = exit_and_line(label.main, ["--checkpoint", str(out)], capsys)
+    assert status == 2 and line == f"error: {out} is complete: {why}", line
+    with pytest.raises(UsageError) as refused:
+        train.refuse_to_drop_answers(out)
+    assert str(refused.value) == f"--out {out} holds a run with --expert human that is complete: {why}, and the " \
+                                 "person's answers it trained on: choose another --out"
 
 
 # ---------------------------------------------------------------- a sweep's expert

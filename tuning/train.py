@@ -148,15 +148,22 @@ def refuse_to_overwrite_queries(out: Path, trial: TrialConfig) -> None:
 
 
 def refuse_to_drop_answers(out: Path) -> None:
-    """A checkpoint holding a person's answers is never trained over from scratch: they cost a person's time."""
-    from tuning.label import human_run  # noqa: PLC0415 (a checkpoint's files, read only when --out holds one)
+    """A checkpoint holding a person's answers is never trained over from scratch: they cost a person's time. One
+    of a run with --expert human that can go on says what it is at and how to continue it."""
+    from tuning.label import human_run, situation  # noqa: PLC0415 (a checkpoint's files, read only when --out holds one)
 
     if not (out / "run_config.json").is_file():
         return  # not a checkpoint of this tool: nothing of a person's in it
     found = human_run(out)
-    if found is not None and (found[1].get("answers") or found[1].get("pending")):
-        raise UsageError(f"--out {out} holds a person's answers (a run with --expert human): continue it with "
-                         f"`{label_command(out)}`, or choose another --out")
+    if found is None or not found[1]:
+        return
+    said, command = situation(out, *found)
+    if command is not None:
+        raise UsageError(f"--out {out} holds a run with --expert human that {said}: continue it with `{command}`, "
+                         "or choose another --out")
+    if found[1].get("answers"):
+        raise UsageError(f"--out {out} holds a run with --expert human that {said}, and the person's answers it "
+                         "trained on: choose another --out")
 
 
 def round_length_note(trial: TrialConfig) -> str | None:

@@ -6,15 +6,18 @@ Every row is named by `row_id`, its index in the training split. Not `id`: Label
 
 Out, per round (write_queries):
     round-<r>-queries.csv         row_id, text (or question and option_A..), student_guess, student_confidence,
-                                  label (empty: the person fills it in with one of the label names)
+                                  label (empty: the person fills it in with one of the label names); a cell
+                                  that a spreadsheet would run as a formula starts with ' (see _guarded)
     round-<r>-tasks.json          Label Studio tasks: data {row_id, text}, and the student's guess as a prediction
     round-<r>-label-config.xml    the labelling interface those tasks need (Text + single Choices)
 
 In (read_answers): the CSV above with `label` filled in; or Label Studio's JSON export (tasks with
 `annotations`; a task's newest annotation that was not cancelled counts) or JSON-MIN export (one flat record
 per annotation: row_id and label). Labels are the label names (case and underscores-for-spaces aside).
-Every problem (an unknown or missing row_id, a label outside the label set, a row answered twice with two
-labels) is a UsageError naming the rows, raised before anything is returned, so nothing is kept from a bad file.
+Rows of earlier rounds in the file (one Label Studio project for every round exports them all) are passed over
+when answered as before. Every problem (an unknown or missing row_id, a label outside the label set, a row
+answered twice with two labels, an earlier round's row answered otherwise) is a UsageError naming the rows,
+raised before anything is returned, so nothing is kept from a bad file.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,12 +71,13 @@ def _row_text(examples: Examples, row: int, label_names: Sequence[str]) -> str:
 def write_queries(folder: Path | str, round_number: int, rows, examples: Examples, label_names: Sequence[str],
                   student_probs: np.ndarray, model_version: str = "student") -> QueryFiles:
     """The round's queried rows, with the student's guess, as a CSV and as Label Studio tasks (each file atomic).
-    student_probs: (rows, classes), in the order of `rows`."""
+    student_probs: (rows, classes), in the order of `rows`. A CSV of these rows already there is kept (_kept)."""
     rows, folder = as_rows(rows), Path(folder)
     guesses, confidence = student_probs.argmax(axis=1), student_probs.max(axis=1)
     files = QueryFiles(folder / f"round-{round_number}-queries.csv", folder / f"round-{round_number}-tasks.json",
                        folder / f"round-{round_number}-label-config.xml")
-    write_text(files.csv, _queries_csv(rows, examples, label_names, guesses, confidence))
+    if not _kept(files.csv, rows):
+        write_text(files.csv, _queries_csv(rows, examples, label_names, guesses, confidence))
     tasks = [{"data": {ROW_ID: int(row), TEXT: _row_text(examples, int(row), label_names)},
               "predictions": [{"model_version": model_version, "score": float(conf), "result": [
                   {"from_name": LABEL, "to_name": TEXT, "type": "choices", "value": {"choices": [label_names[g]]}}]}]}
@@ -80,6 +85,23 @@ def write_queries(folder: Path | str, round_number: int, rows, examples: Example
     write_text(files.tasks, json.dumps(tasks, ensure_ascii=False, indent=1))
     write_text(files.label_config, label_config(label_names))
     return files
+
+
+def _kept(path: Path, rows: np.ndarray) -> bool:
+    """Whether the round's CSV is there already, holding these rows: a run stopped after writing it and before its
+    checkpoint writes the round again when continued, and a person may be filling the file in, so it is kept,
+    never replaced. One holding other rows is not this round's: refused, before anything is written."""
+    if not path.exists():
+        return False
+    try:
+        found = [_row_id(raw) for raw, _ in _read_csv(path)]
+    except UsageError as error:
+        raise UsageError(f"{path} is there already and is not this round's queries ({error}): move it away, then "
+                         "run this again") from None
+    if None in found or sorted(found) != sorted(rows.tolist()):
+        raise UsageError(f"{path} is there already and holds other rows than this round's queries: move it away "
+                         "(it may hold a person's answers), then run this again")
+    return True
 
 
 def _queries_csv(rows, examples: Examples, label_names, guesses, confidence) -> str:
@@ -90,20 +112,41 @@ def _queries_csv(rows, examples: Examples, label_names, guesses, confidence) -> 
     writer.writerow([ROW_ID, *header, "student_guess", "student_confidence", LABEL])
     for row, guess, conf in zip(rows.tolist(), guesses, confidence, strict=True):
         text = [examples.text[row], *examples.options[row]] if multiple_choice else [examples.text[row]]
-        writer.writerow([row, *text, label_names[guess], f"{conf:.3f}", ""])
+        writer.writerow([row, *map(_guarded, text), _guarded(label_names[guess]), f"{conf:.3f}", ""])
     return out.getvalue()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may run as a formula (OWASP, CSV injection)
+NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+
+
+def _guarded(cell: str) -> str:
+    """A cell of the data set's text (or a label name) as written for a person: the CSV is opened in a spreadsheet,
+    which runs a cell starting with = + - @ (or tab, CR) as a formula, so such a cell gets a ' before it, as OWASP
+    advises; a plain number ('-1') runs nothing and is left as it is. The answers are read from row_id and label
+    alone, so the text's guard is never read back; a label copied from student_guess is unguarded (_unguarded)."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) and not NUMBER.fullmatch(cell) else cell
+
+
+def _unguarded(cell: str) -> str:
+    """The cell without the ' that _guarded() put before it."""
+    return cell[1:] if cell.startswith("'") and _guarded(cell[1:]) != cell[1:] else cell
 
 
 # ---------------------------------------------------------------- answers back
 
 
-def read_answers(path: Path | str, label_names: Sequence[str], expected_rows) -> np.ndarray:
-    """The label index of each expected row, in the order given, read from a CSV or a Label Studio export."""
+def read_answers(path: Path | str, label_names: Sequence[str], expected_rows,
+                 earlier: dict[int, int] | None = None) -> np.ndarray:
+    """The label index of each expected row, in the order given, read from a CSV or a Label Studio export.
+    earlier: row -> label index of the rows answered in earlier rounds. A file may hold them too (one Label
+    Studio project for every round exports them all): they are passed over when their label is the one stored,
+    and refused when it is another, since the run has trained on them."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"answers file {path} does not exist")
     pairs = _read_csv(path) if path.suffix.lower() == ".csv" else _read_label_studio(path)
-    return _check(pairs, label_names, as_rows(expected_rows), path)
+    return _check(pairs, label_names, as_rows(expected_rows), path, earlier or {})
 
 
 def answers_to_expert(labels: np.ndarray, num_labels: int, seconds: float = 0.0) -> ExpertAnswer:
@@ -114,13 +157,33 @@ def answers_to_expert(labels: np.ndarray, num_labels: int, seconds: float = 0.0)
 def _read_csv(path: Path) -> list[tuple[str, str]]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark
-            reader = csv.DictReader(f)
-            missing = {ROW_ID, LABEL} - set(reader.fieldnames or ())
-            if missing:
-                raise UsageError(f"answers file {path} lacks the column(s) {', '.join(sorted(missing))}")
-            return [(row[ROW_ID], row[LABEL]) for row in reader]
+            text = f.read()
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
+        missing = {ROW_ID, LABEL} - set(reader.fieldnames or ())
+        if missing:
+            raise UsageError(f"answers file {path} lacks the column(s) {', '.join(sorted(missing))}")
+        # A short row's missing cells are None: an empty answer, not the label 'None'.
+        return [(row[ROW_ID] or "", row[LABEL] or "") for row in reader if not _blank(row)]
     except (UnicodeDecodeError, csv.Error) as error:
         raise UsageError(f"answers file {path} is not a readable CSV ({error})") from None
+
+
+DELIMITERS = (",", ";", "\t")  # ours; Excel's where the decimal mark is a comma; a tab-separated export
+
+
+def _delimiter(text: str) -> str:
+    """The delimiter whose split of the header line names most of the columns read (row_id and label), the first
+    of DELIMITERS on a tie: a spreadsheet in a locale whose decimal mark is a comma saves the file with semicolons,
+    and one lacking a column is then said to lack that column, not both."""
+    header = text.splitlines()[0] if text else ""
+    return max(DELIMITERS, key=lambda d: len({ROW_ID, LABEL} & set(next(csv.reader([header], delimiter=d), []))))
+
+
+def _blank(row: dict) -> bool:
+    """A row of empty cells (',,,,'): spreadsheets save trailing empty rows so; it is no answer, and no row.
+    DictReader gives a short row's missing cells as None and a long row's extra cells as a list."""
+    cells = [cell for value in row.values() for cell in (value if isinstance(value, list) else [value])]
+    return not any((cell or "").strip() for cell in cells)
 
 
 def _read_label_studio(path: Path) -> list[tuple[str, str]]:
@@ -169,27 +232,41 @@ def _names(rows) -> str:
     return shown + (f" and {len(rows) - SHOWN_IN_ERRORS} more" if len(rows) > SHOWN_IN_ERRORS else "")
 
 
-def _check(pairs: list[tuple[str, str]], label_names: Sequence[str], expected: np.ndarray, path: Path) -> np.ndarray:
+def _row_id(raw) -> int | None:
+    """A row id as an int, None for anything but ASCII digits: str.isdigit() also takes '²' and '٣', which int()
+    refuses or reads as another number."""
+    text = str(raw).strip()
+    return int(text) if re.fullmatch(r"-?[0-9]+", text) else None
+
+
+def _check(pairs: list[tuple[str, str]], label_names: Sequence[str], expected: np.ndarray, path: Path,
+           earlier: dict[int, int]) -> np.ndarray:
     by_name = {form.strip().lower(): i for i, name in enumerate(label_names) for form in (name, display_name(name))}
     wanted = set(expected.tolist())
     answers: dict[int, int] = {}
-    unknown, outside, conflicting = [], {}, []
+    unknown, outside, conflicting, changed = [], {}, [], []
     for raw_row, raw_label in pairs:
-        row = int(raw_row) if str(raw_row).strip().lstrip("-").isdigit() else None
-        if row is None or row not in wanted:
-            unknown.append(raw_row)
+        row = _row_id(raw_row)
+        label = by_name.get(_unguarded(str(raw_label).strip()).lower())
+        if row in earlier and row not in wanted:
+            if str(raw_label).strip() and label != earlier[row]:  # the same label again (or none) is passed over
+                changed.append(f"{row}: {raw_label!r} (was {label_names[earlier[row]]})")
+        elif row is None or row not in wanted:
+            unknown.append(str(raw_row).strip() or "(empty)")  # a row_id left empty beside a label: said so
         elif not str(raw_label).strip():
             continue  # left empty: no answer (named below as missing unless answered elsewhere)
-        elif (label := by_name.get(str(raw_label).strip().lower())) is None:
+        elif label is None:
             outside[row] = raw_label
         elif answers.setdefault(row, label) != label:
             conflicting.append(row)
     missing = sorted(wanted - set(answers) - set(outside))
-    problems = [f"row_id(s) not queried this round: {_names(unknown)}" if unknown else "",
+    problems = [f"row_id(s) never queried: {_names(unknown)}" if unknown else "",
                 f"label(s) outside the label set ({', '.join(label_names)}): "
                 f"{_names([f'{row}: {label!r}' for row, label in outside.items()])}" if outside else "",
                 f"row_id(s) answered with two labels: {_names(conflicting)}" if conflicting else "",
-                f"row_id(s) without an answer: {_names(missing)}" if missing else ""]
+                f"row_id(s) without an answer: {_names(missing)}" if missing else "",
+                f"row_id(s) of earlier rounds answered otherwise than before, though the run has trained on their "
+                f"answers (give them their earlier label, or leave them out): {_names(changed)}" if changed else ""]
     if any(problems):
         raise UsageError(f"answers file {path}: {'; '.join(p for p in problems if p)}")
     return np.array([answers[int(r)] for r in expected], dtype=np.int64)
