@@ -238,6 +238,30 @@ def test_settings_are_checked():
     assert EndpointSettings("http://127.0.0.1:1/v1/", "m").chat_url == "http://127.0.0.1:1/v1/chat/completions"
 
 
+@pytest.mark.parametrize(("url", "message"), [
+    ("http://example.org/v1", "plain http would send the key unencrypted to example.org; use https"),
+    ("http://10.0.0.7:8080/v1", "plain http would send the key unencrypted to 10.0.0.7; use https"),
+    ("https://user:hunter2@example.org/v1", "holds a user name or password"),
+    ("https://example.org/v1?api-key=hunter2", "carries 'api-key' in its query string"),
+    ("https://example.org/v1?access_token=hunter2", "carries 'access_token' in its query string"),
+    ("https://example.org/v1?api-version=hunter2", "without ?query or #fragment"),
+    ("https://x:hunter2/v1@example.org/v1", "is not a URL"),  # a password with a bare '/' in it
+    ("127.0.0.1:8080/v1", "must be an http(s) URL"),
+])
+def test_a_url_that_would_expose_the_key_is_refused_without_showing_a_secret(url, message):
+    with pytest.raises(UsageError) as refused:
+        EndpointSettings(url, "m")
+    assert message in str(refused.value) and "hunter2" not in str(refused.value)
+    if "in its query string" in message or "password" in message:
+        assert "environment variable OPENAI_API_KEY" in str(refused.value)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/v1", "http://127.9.9.9/v1", "http://localhost:8080/v1",
+                                 "http://[::1]:8080/v1", "https://example.org/v1", "https://example.org:8443/v1/"])
+def test_https_anywhere_and_plain_http_to_this_machine_are_taken(url):
+    assert EndpointSettings(url, "m").url == url
+
+
 def test_answer_skips_leading_whitespace_tokens():
     response = completion("Dental", [(" ", -0.01)])
     response["choices"][0]["logprobs"]["content"].append(

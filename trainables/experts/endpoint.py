@@ -7,7 +7,8 @@ must name one label, which gets probability 1. An answer that does neither is ga
 guess.
 
 The key is read from an environment variable (OPENAI_API_KEY unless settings say otherwise) when a request is
-sent, and goes nowhere but its Authorization header: no message, log or cache file holds it. Requests that fail
+sent, and goes nowhere but its Authorization header: no message, log or cache file holds it. So the URL is https,
+or plain http to this machine only, and holds no user:password@ or query string (url.py). Requests that fail
 for a reason that may pass (no connection, a timeout, HTTP 429 or 5xx) are tried again after a back-off that
 doubles (a server's Retry-After, when given in seconds, is honoured up to the cap); other failures end the round
 at once. At most `concurrency` requests are in flight. Every understood answer is cached on disk as it arrives
@@ -25,7 +26,6 @@ import urllib.request
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from urllib.parse import urlparse
 
 import numpy as np
 
@@ -34,8 +34,8 @@ from trainables.errors import ExpertError, UsageError
 from trainables.experts.base import Cost, ExpertAnswer, as_rows
 from trainables.experts.cache import ResponseCache, cache_key
 from trainables.experts.prompts import PromptBuilder, first_token_probs, label_position, parse_answer
+from trainables.experts.url import DEFAULT_KEY_ENV, check_endpoint_url
 
-DEFAULT_KEY_ENV = "OPENAI_API_KEY"  # what OpenAI's own clients read; a local server needs no key
 TRANSIENT_HTTP = frozenset({408, 409, 425, 429, 500, 502, 503, 504})  # worth another try after a pause
 Progress = Callable[[int, int], None]  # (answers so far, answers needed) after each answer this round
 
@@ -72,9 +72,7 @@ class EndpointSettings:
     pricing: Pricing = field(default_factory=Pricing)
 
     def __post_init__(self) -> None:
-        parsed = urlparse(self.url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise UsageError(f"--expert-url must be an http(s) URL such as https://api.openai.com/v1, got {self.url!r}")
+        check_endpoint_url(self.url, self.key_env)  # https, or http to loopback; no secret in it (url.py)
         if not self.model.strip():
             raise UsageError("--expert openai needs --expert-model (the model's name on that endpoint)")
         if self.timeout <= 0 or self.backoff < 0 or self.retries < 0 or self.concurrency < 1:
