@@ -3,6 +3,7 @@ in a thread, stopped by the fixture): log-probabilities and parsed answers, toke
 cache's hits and misses, retries with back-off, the concurrency limit, the key, and garbage answers."""
 
 import json
+import socketserver
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,6 +79,40 @@ class FakeServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+class Witness:
+    """A TCP server on loopback that answers nothing and keeps the bytes of every connection made to it: what a
+    second server, where a redirect points, would have received (a request of any method, its headers)."""
+
+    def __init__(self):
+        self.received: list[bytes] = []
+        witness = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                self.request.settimeout(2)
+                try:
+                    witness.received.append(self.request.recv(65536))
+                except OSError:
+                    witness.received.append(b"")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def witness():
+    server = Witness()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -183,6 +218,24 @@ def test_a_request_that_takes_too_long_times_out(serve, tmp_path):
     with pytest.raises(ExpertError, match=r"no answer after 1 attempt \(last: .*timed out\)"):
         expert_for(server, tmp_path, timeout=0.1, retries=0).label([0])
     assert time.perf_counter() - started < 0.45
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_refused_and_the_key_goes_nowhere_else(serve, witness, tmp_path, monkeypatch, status):
+    """urllib's default redirect handler follows a 30x with the Authorization header, to another host or from
+    https to plain http: the second server would get the key, and its answer be cached under the first URL."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    elsewhere = witness.url + "/chat/completions"
+    server = serve(lambda body: (status, b"", {"Location": elsewhere}))
+    with pytest.raises(ExpertError) as failed:
+        expert_for(server, tmp_path).label([0])
+    message = str(failed.value)
+    assert f"redirected (HTTP {status}) to {elsewhere!r}" in message and "--expert-url" in message
+    assert KEY not in message and len(message.splitlines()) == 1
+    assert len(server.requests) == 1  # not retried
+    time.sleep(0.1)  # a connection made would have been accepted by now
+    assert witness.received == []  # no connection at all: neither the key nor the prompt
+    assert len(ResponseCache(tmp_path)) == 0
 
 
 def test_a_refused_key_is_not_retried_and_never_printed(serve, tmp_path, monkeypatch):

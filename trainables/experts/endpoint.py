@@ -8,7 +8,8 @@ guess.
 
 The key is read from an environment variable (OPENAI_API_KEY unless settings say otherwise) when a request is
 sent, and goes nowhere but its Authorization header: no message, log or cache file holds it. So the URL is https,
-or plain http to this machine only, and holds no user:password@ or query string (url.py). Requests that fail
+or plain http to this machine only, and holds no user:password@ or query string (url.py); a redirect ends the
+request, never followed, so the header goes to that URL alone. Requests that fail
 for a reason that may pass (no connection, a timeout, HTTP 429 or 5xx) are tried again after a back-off that
 doubles (a server's Retry-After, when given in seconds, is honoured up to the cap); other failures end the round
 at once. At most `concurrency` requests are in flight. Every understood answer is cached on disk as it arrives
@@ -26,6 +27,7 @@ import urllib.request
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from urllib.parse import urljoin
 
 import numpy as np
 
@@ -34,7 +36,7 @@ from trainables.errors import ExpertError, UsageError
 from trainables.experts.base import Cost, ExpertAnswer, as_rows
 from trainables.experts.cache import ResponseCache, cache_key
 from trainables.experts.prompts import PromptBuilder, first_token_probs, label_position, parse_answer
-from trainables.experts.url import DEFAULT_KEY_ENV, check_endpoint_url
+from trainables.experts.url import DEFAULT_KEY_ENV, check_endpoint_url, shown
 
 TRANSIENT_HTTP = frozenset({408, 409, 425, 429, 500, 502, 503, 504})  # worth another try after a pause
 Progress = Callable[[int, int], None]  # (answers so far, answers needed) after each answer this round
@@ -91,6 +93,24 @@ class _Transient(Exception):
         self.wait = wait
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Every redirect ends the request. urllib's own handler follows one with the Authorization header, even to
+    another host or from https to plain http, and the answer it finds there would be cached under this URL."""
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        fp.close()  # the redirect's body is not read: closed here, not left to the garbage collector
+        location = headers.get("Location")
+        where = f"to {shown(urljoin(req.full_url, location))}" if location else "without saying where"
+        raise ExpertError(f"endpoint {req.full_url} redirected (HTTP {code}) {where}: redirects are not followed, "
+                          "so that the key goes nowhere else; give that URL, less /chat/completions, as --expert-url "
+                          "if you trust it")
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects)  # urllib's defaults (proxies, https) but for redirects
+
+
 def post_json(url: str, body: dict, key: str | None, timeout: float) -> dict:
     """One POST; the parsed JSON answer. _Transient for what may pass, ExpertError for what will not."""
     headers = {"Content-Type": "application/json"}
@@ -98,7 +118,7 @@ def post_json(url: str, body: dict, key: str | None, timeout: float) -> dict:
         headers["Authorization"] = f"Bearer {key}"
     request = urllib.request.Request(url, data=json.dumps(body).encode("utf-8"), headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # http(s): EndpointSettings checked
+        with _OPENER.open(request, timeout=timeout) as response:  # http(s): EndpointSettings checked
             raw = response.read()
     except urllib.error.HTTPError as error:
         if error.code in TRANSIENT_HTTP:
