@@ -271,6 +271,76 @@ def test_garbage_ends_the_round_and_the_cache_keeps_what_was_answered(serve, tmp
     assert answer.labels.tolist() == [2, 2, 0, 0]
 
 
+def malformed(change) -> dict:
+    """An answer naming Surgery with its log-probabilities, then broken by `change(answer)`."""
+    answer = completion("Surgery", [("Sur", np.log(0.6)), ("Med", np.log(0.3))])
+    change(answer)
+    return answer
+
+
+def _set(path: str, value):
+    def change(answer):
+        *parents, last = path.split(".")
+        target = answer
+        for step in parents:
+            target = target[int(step)] if step.isdigit() else target[step]
+        target[last] = value
+    return change
+
+
+MALFORMED = {  # an answer whose every part is of the wrong shape once: (the change, what the error says)
+    "logprob null": (_set("choices.0.logprobs.content.0.top_logprobs.0.logprob", None),
+                     "gives token 'Sur' the log-probability None"),
+    "logprob 1e6": (_set("choices.0.logprobs.content.0.top_logprobs.0.logprob", 1e6),
+                    "gives token 'Sur' the log-probability 1000000.0"),
+    "logprob NaN": (_set("choices.0.logprobs.content.0.top_logprobs.0.logprob", float("nan")),
+                    "gives token 'Sur' the log-probability nan"),
+    "tokens that are strings": (_set("choices.0.logprobs.content", ["Sur", "gery"]),
+                                "has logprobs.content that is not a list of token objects"),
+    "a token's text not a string": (_set("choices.0.logprobs.content.0.token", 7), "has a token whose text is not"),
+    "top_logprobs an object": (_set("choices.0.logprobs.content.0.top_logprobs", {"Sur": -0.5}),
+                               "has top_logprobs that is not a list of token objects"),
+    "content not text": (_set("choices.0.message.content", ["Surgery"]), "has content that is not text"),
+    "usage not counts": (_set("usage.prompt_tokens", "ten"), 'reports usage that is not token counts: {"usage": '
+                                                             '{"prompt_tokens": "ten"'),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_a_malformed_answer_ends_the_round_naming_it_and_keeps_the_answers_in_flight(serve, tmp_path, case):
+    """Row 1's answer is malformed and comes at once; row 0's, sound, is still on its way: it is awaited and
+    cached (it is paid for), nothing more is sent, and the round ends with an ExpertError naming row 1's
+    answer, as for any other garbage (no TypeError, OverflowError or ValueError traceback)."""
+    change, message = MALFORMED[case]
+
+    def reply(body):
+        if row_of(body) == 1:
+            return malformed(change)
+        time.sleep(0.3)
+        return completion("Dental")
+
+    server = serve(reply)
+    with pytest.raises(ExpertError) as failed:
+        expert_for(server, tmp_path, concurrency=2).label([0, 1, 2, 3])
+    text = str(failed.value)
+    assert f"row 1: the endpoint's answer {message}" in text and ('"choices"' in text or "usage" in case), text
+    assert "1 of the round's 4 answers are cached" in text and len(text.splitlines()) == 1
+    assert len(server.requests) == 2 and len(ResponseCache(tmp_path)) == 1  # row 0's answer is kept
+    server.reply = lambda body: completion("Surgery")
+    answer = expert_for(server, tmp_path).label([0, 1, 2, 3])
+    assert (answer.cost.cache_hits, answer.cost.calls) == (1, 3) and answer.labels.tolist() == [0, 2, 2, 2]
+
+
+def test_an_answer_that_breaks_the_reading_in_a_way_no_check_foresaw_is_still_an_expert_error(monkeypatch):
+    def overflow(top, label_names):
+        raise OverflowError("math range error")
+
+    monkeypatch.setattr("trainables.experts.endpoint.first_token_probs", overflow)
+    with pytest.raises(ExpertError, match=r"the endpoint's answer cannot be read \(OverflowError: math range error\): "
+                                          r'\{"choices"'):
+        answer_probs(completion("Surgery", [("Sur", -0.5)]), LABELS)
+
+
 def test_at_most_concurrency_requests_are_in_flight(serve, tmp_path):
     def slow(body):
         time.sleep(0.15)

@@ -4,22 +4,24 @@ Each row is one chat request (prompts.PromptBuilder's message, temperature 0). W
 answer tokens' top log-probabilities, those of the token where the answer names its label (or of its first token,
 when the text names none) give the soft label (prompts.first_token_probs); when it does not, the answer's text
 must name one label, which gets probability 1. An answer that does neither is garbage: an ExpertError, never a
-guess.
+guess; so is an answer of another shape than OpenAI's (a log-probability that is null or above 0, tokens that are
+not objects, usage that is not token counts), never a traceback that would lose the answers in flight.
 
 The key is read from an environment variable (OPENAI_API_KEY unless settings say otherwise) when a request is
 sent, and goes nowhere but its Authorization header: no message, log or cache file holds it. So the URL is https,
 or plain http to this machine only, and holds no user:password@ or query string (url.py); a redirect ends the
-request, never followed, so the header goes to that URL alone. Requests that fail
-for a reason that may pass (no connection, a timeout, HTTP 429 or 5xx) are tried again after a back-off that
-doubles (a server's Retry-After, when given in seconds, is honoured up to the cap); other failures end the round
-at once. At most `concurrency` requests are in flight. Every understood answer is cached on disk as it arrives
-(cache.py), so a round that fails keeps what it was paid for, and the next run asks only for the rest.
+request, never followed, so the header goes to that URL alone. Requests that fail for a reason that may pass (no
+connection, a timeout, HTTP 429 or 5xx) are tried again after a back-off that doubles (a server's Retry-After,
+when given in seconds, is honoured up to the cap); other failures end the round at once. At most `concurrency`
+requests are in flight. Every understood answer is cached on disk as it arrives (cache.py), so a round that fails
+keeps what it was paid for, and the next run asks only for the rest.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import math
 import os
 import time
 import urllib.error
@@ -143,13 +145,42 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: the doubling back-off serves as well
 
 
+class _Unreadable(Exception):
+    """A part of an answer is not of the shape OpenAI's API gives it; the message says which, as the end of
+    "the endpoint's answer ..."."""
+
+
+# What reading a shape no check foresaw raises (a list where an object was due, a huge number): still the answer's
+# fault, so still an ExpertError that shows it, never a traceback that loses the round's answers in flight.
+UNFORESEEN = (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError)
+LOGPROB_SLACK = 1e-4  # a log-probability may pass 0 by a server's rounding, no more: it is the log of a probability
+
+
 def answer_probs(response: dict, label_names) -> np.ndarray:
-    """Probabilities over the labels from one chat completion (see the module's docstring)."""
+    """Probabilities over the labels from one chat completion (see the module's docstring). An answer of another
+    shape is an ExpertError that says what is wrong and shows the answer's start."""
+    try:
+        return _answer_probs(response, label_names)
+    except _Unreadable as error:
+        reason = str(error)
+    except UNFORESEEN as error:
+        reason = f"cannot be read ({type(error).__name__}: {error})"
+    raise ExpertError(f"the endpoint's answer {reason}: {excerpt(response)}")
+
+
+def excerpt(response, length: int = 160) -> str:
+    text = json.dumps(response, ensure_ascii=False)
+    return text if len(text) <= length else text[:length] + " ..."
+
+
+def _answer_probs(response: dict, label_names) -> np.ndarray:
     try:
         choice = response["choices"][0]
         text = choice["message"].get("content") or ""
     except (KeyError, IndexError, TypeError, AttributeError):
-        raise ExpertError(f"the endpoint's answer has no choices[0].message: {json.dumps(response)[:120]}") from None
+        raise _Unreadable("has no choices[0].message") from None
+    if not isinstance(text, str):
+        raise _Unreadable("has content that is not text")
     label = parse_answer(text, label_names)
     probs = _from_logprobs(choice.get("logprobs"), label_names, text, label)
     if probs is not None:
@@ -164,7 +195,7 @@ def _from_logprobs(logprobs, label_names, text: str, label: int | None) -> np.nd
     """The alternatives at the answer token where the model commits to a label: the token in which the label its
     text names begins ("The subject is Surgery": at " Surgery", where the model weighs the other subjects), or,
     when the text names none, the first token with text (a leading space or quote token is skipped)."""
-    tokens = (logprobs or {}).get("content") if isinstance(logprobs, dict) else None
+    tokens = _tokens(logprobs.get("content") if isinstance(logprobs, dict) else None, "logprobs.content")
     if not tokens:
         return None
     at = label_position(text, label_names[label]) if label is not None else None
@@ -173,8 +204,34 @@ def _from_logprobs(logprobs, label_names, text: str, label: int | None) -> np.nd
         chosen = next((t for t in tokens if _has_text(t)), None)
     if chosen is None:
         return None
-    top = chosen.get("top_logprobs") or [chosen]
-    return first_token_probs([(str(t.get("token", "")), float(t["logprob"])) for t in top], label_names)
+    top = _tokens(chosen.get("top_logprobs"), "top_logprobs") or [chosen]
+    return first_token_probs([(_text(t), _logprob(t)) for t in top], label_names)
+
+
+def _tokens(tokens, what: str) -> list[dict]:
+    """A list of token objects, each with its text as a string; [] for none."""
+    if not tokens:
+        return []
+    if not isinstance(tokens, list) or not all(isinstance(t, dict) for t in tokens):
+        raise _Unreadable(f"has {what} that is not a list of token objects")
+    for token in tokens:
+        _text(token)
+    return tokens
+
+
+def _text(token: dict) -> str:
+    text = token.get("token", "")
+    if not isinstance(text, str):
+        raise _Unreadable(f"has a token whose text is not a string ({text!r})")
+    return text
+
+
+def _logprob(token: dict) -> float:
+    """The token's log-probability: a number, not NaN, at most 0 (-inf, a probability of 0, is one)."""
+    value = token.get("logprob")
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value) or value > LOGPROB_SLACK:
+        raise _Unreadable(f"gives token {_text(token)!r} the log-probability {value!r}, not a number <= 0")
+    return float(value)
 
 
 def _token_at(tokens: list[dict], offset: int) -> dict | None:
@@ -182,14 +239,27 @@ def _token_at(tokens: list[dict], offset: int) -> dict | None:
     are the answer): the one in which the text at `offset` begins, past a token of spaces alone."""
     end = 0
     for token in tokens:
-        end += len(str(token.get("token", "")))
+        end += len(_text(token))
         if offset < end and _has_text(token):
             return token
     return None
 
 
 def _has_text(token: dict) -> bool:
-    return bool(str(token.get("token", "")).strip(" \t\n\"'*`:"))
+    return bool(_text(token).strip(" \t\n\"'*`:"))
+
+
+def tokens_used(response: dict) -> tuple[int, int]:
+    """(prompt, completion) tokens from the answer's usage, 0 for what it leaves out (not every server counts).
+    Counts that are not whole numbers >= 0 make the answer garbage: its price would be a guess."""
+    usage = response.get("usage")
+    if not isinstance(usage, dict):
+        return 0, 0
+    counts = [usage.get(name) or 0 for name in ("prompt_tokens", "completion_tokens")]
+    if not all(isinstance(c, int | float) and not isinstance(c, bool) and math.isfinite(c) and c >= 0
+               and float(c).is_integer() for c in counts):
+        raise ExpertError(f"the endpoint's answer reports usage that is not token counts: {excerpt({'usage': usage})}")
+    return int(counts[0]), int(counts[1])
 
 
 class EndpointExpert:
@@ -241,10 +311,10 @@ class EndpointExpert:
                     try:
                         response, attempts, seconds = future.result()
                         answer_probs(response, self.prompts.label_names)  # garbage is never cached
+                        call = self._cost(response, attempts)
                     except (ExpertError, _Transient) as error:
-                        failure = failure or error
+                        failure = failure or f"row {missing[key]}: {error}"
                         continue
-                    call = self._cost(response, attempts)
                     self.cache.put(key, self.settings.url, self.settings.model, self.messages(missing[key]), response,
                                    {**call.to_dict(), "seconds": seconds})  # each call's cost, on disk beside it
                     answers[key] = response
@@ -278,7 +348,6 @@ class EndpointExpert:
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _cost(self, response: dict, attempts: int) -> Cost:
-        usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
-        prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        prompt, completion = tokens_used(response)
         return Cost(calls=1, prompt_tokens=prompt, completion_tokens=completion, retries=attempts - 1,
                     price=self.settings.pricing.of(prompt, completion))
