@@ -2,6 +2,7 @@
 in a thread, stopped by the fixture): log-probabilities and parsed answers, tokens and price, the on-disk
 cache's hits and misses, retries with back-off, the concurrency limit, the key, and garbage answers."""
 
+import hashlib
 import json
 import socketserver
 import threading
@@ -13,7 +14,7 @@ import pytest
 
 from trainables.data import Examples
 from trainables.errors import ExpertError, UsageError
-from trainables.experts.cache import ResponseCache
+from trainables.experts.cache import ResponseCache, cache_key
 from trainables.experts.endpoint import EndpointExpert, EndpointSettings, Pricing, answer_probs
 from trainables.experts.prompts import PromptBuilder
 
@@ -179,6 +180,33 @@ def test_the_cache_answers_what_was_asked_before_and_same_prompts_are_asked_once
     assert (expert.cache.hits, expert.cache.misses) == (2, 1)
     assert len(server.requests) == 4 and len(expert.cache) == 4
     np.testing.assert_array_equal(second.probs, [[1, 0, 0]] * 4)
+
+
+def test_the_settings_that_shape_an_answer_are_part_of_its_cache_key(serve, tmp_path):
+    """max_tokens and top_logprobs change what the server answers (a cut-off text, fewer alternatives): an answer
+    asked with other settings is not the one wanted, so it is a miss, not a hit."""
+    server = serve(lambda body: {**completion("Dental", [("Dent", np.log(0.5)), ("Med", np.log(0.4))]),
+                                 "model": "smollm2-135m.gguf", "system_fingerprint": "b4567"})
+    answers = {}
+    for settings in ({}, {"max_tokens": 4}, {"top_logprobs": 5}, {"max_tokens": 4}, {}):
+        answer = expert_for(server, tmp_path, **settings).label([0])
+        answers.setdefault(json.dumps(settings), []).append((answer.cost.calls, answer.cost.cache_hits))
+    assert answers == {"{}": [(1, 0), (0, 1)], '{"max_tokens": 4}': [(1, 0), (0, 1)], '{"top_logprobs": 5}': [(1, 0)]}
+    assert [(body["max_tokens"], body["top_logprobs"]) for body in server.requests] == [(16, 20), (4, 20), (16, 5)]
+    records = [json.loads(path.read_text()) for path in tmp_path.glob("*/*.json")]
+    assert sorted((r["settings"]["max_tokens"], r["settings"]["top_logprobs"]) for r in records) == [
+        (4, 20), (16, 5), (16, 20)]
+    assert all(r["settings"]["temperature"] == 0 and r["settings"]["logprobs"] is True for r in records)
+    # What the server says answered, beside the name it was asked by (llama.cpp answers whatever it loaded).
+    assert all(r["model"] == "fake-model" and r["served"] == {"model": "smollm2-135m.gguf",
+                                                               "system_fingerprint": "b4567"} for r in records)
+
+
+def test_a_key_without_settings_is_what_it_always_was():
+    """The local model's answers (runtime.CachedLocalLLM) are keyed by (model file, name, prompt) alone, as before:
+    its cache stays valid."""
+    assert cache_key("local:abc/", "m.gguf", "a prompt") == hashlib.sha256(
+        b'["local:abc","m.gguf","a prompt"]').hexdigest()
 
 
 def test_transient_failures_are_retried_with_back_off(serve, tmp_path):

@@ -83,6 +83,12 @@ class EndpointSettings:
             raise UsageError("expert endpoint: timeout > 0, backoff >= 0, retries >= 0 and concurrency >= 1")
 
     @property
+    def answer_settings(self) -> dict:
+        """The request's fields besides the model and the messages. They shape the answer (max_tokens cuts it,
+        top_logprobs sets how many alternatives come), so they are part of its cache key: one dict for both."""
+        return {"temperature": 0, "max_tokens": self.max_tokens, "logprobs": True, "top_logprobs": self.top_logprobs}
+
+    @property
     def chat_url(self) -> str:
         return self.url.rstrip("/") + "/chat/completions"
 
@@ -249,6 +255,12 @@ def _has_text(token: dict) -> bool:
     return bool(_text(token).strip(" \t\n\"'*`:"))
 
 
+def served(response: dict) -> dict:
+    """What the server says answered: the model it ran (llama.cpp names the file it loaded, whatever the request's
+    model) and OpenAI's system_fingerprint, for the cache's record."""
+    return {name: response[name] for name in ("model", "system_fingerprint") if response.get(name) is not None}
+
+
 def tokens_used(response: dict) -> tuple[int, int]:
     """(prompt, completion) tokens from the answer's usage, 0 for what it leaves out (not every server counts).
     Counts that are not whole numbers >= 0 make the answer garbage: its price would be a guess."""
@@ -276,10 +288,14 @@ class EndpointExpert:
     def messages(self, row: int) -> list[dict]:
         return [{"role": "user", "content": self.prompts.message(self.examples, row)}]
 
+    def key(self, row: int) -> str:
+        settings = self.settings
+        return cache_key(settings.url, settings.model, self.messages(row), settings.answer_settings)
+
     def label(self, rows) -> ExpertAnswer:
         rows = as_rows(rows)
         started = time.perf_counter()
-        keys = [cache_key(self.settings.url, self.settings.model, self.messages(int(r))) for r in rows]
+        keys = [self.key(int(r)) for r in rows]
         answers = {key: response for key in set(keys) if (response := self.cache.get(key)) is not None}
         hits = len(answers)
         missing = {key: int(row) for key, row in zip(keys, rows, strict=True) if key not in answers}
@@ -316,7 +332,8 @@ class EndpointExpert:
                         failure = failure or f"row {missing[key]}: {error}"
                         continue
                     self.cache.put(key, self.settings.url, self.settings.model, self.messages(missing[key]), response,
-                                   {**call.to_dict(), "seconds": seconds})  # each call's cost, on disk beside it
+                                   {**call.to_dict(), "seconds": seconds},  # each call's cost, on disk beside it
+                                   self.settings.answer_settings, served(response))
                     answers[key] = response
                     cost = cost + call  # the round's seconds are its wall time, counted by label()
                     if self.progress:
@@ -332,8 +349,7 @@ class EndpointExpert:
     def _ask(self, messages: list[dict]) -> tuple[dict, int, float]:
         """One answer, with retries: (response, attempts made, seconds from the first attempt to the answer)."""
         settings, started = self.settings, time.perf_counter()
-        body = {"model": settings.model, "messages": messages, "temperature": 0, "max_tokens": settings.max_tokens,
-                "logprobs": True, "top_logprobs": settings.top_logprobs}
+        body = {"model": settings.model, "messages": messages, **settings.answer_settings}
         delay = settings.backoff
         for attempt in range(1, settings.retries + 2):
             try:
