@@ -176,10 +176,25 @@ def test_the_cache_answers_what_was_asked_before_and_same_prompts_are_asked_once
     assert (first.cost.calls, first.cost.cache_hits) == (3, 0)
     expert = expert_for(server, tmp_path)  # a new run: only the disk remembers
     second = expert.label([1, 2, 3, 3])
-    assert (second.cost.calls, second.cost.cache_hits) == (1, 2)
-    assert (expert.cache.hits, expert.cache.misses) == (2, 1)
+    # Counted per row, as the local model counts: rows 1 and 2 are read back from disk (2 hits), the first row 3
+    # needs a request (1 call), the second row 3 has its answer from that request (1 hit): 1 + 3 = 4 rows.
+    assert (second.cost.calls, second.cost.cache_hits) == (1, 3)
+    assert (expert.cache.hits, expert.cache.misses) == (2, 1)  # the disk's own count: one look-up per prompt
     assert len(server.requests) == 4 and len(expert.cache) == 4
     np.testing.assert_array_equal(second.probs, [[1, 0, 0]] * 4)
+
+
+def test_rows_of_the_same_text_are_asked_once_and_counted_per_row(serve, tmp_path):
+    """Two rows of one text (a duplicate in the data) in one round: one request, whose answer serves both; the
+    first row is a call, the second a cache hit, so calls + hits is the round's rows, as for the local model."""
+    server = serve(lambda body: completion("Surgery"))
+    texts = Examples(("a hernia repair", "a hernia repair", "a molar", "a hernia repair"), [0] * 4)
+    expert = EndpointExpert(EndpointSettings(server.url, "fake-model", backoff=0.01), texts, PromptBuilder(LABELS),
+                            ResponseCache(tmp_path))
+    answer = expert.label([0, 1, 2, 3])
+    assert (answer.cost.calls, answer.cost.cache_hits) == (2, 2) and len(server.requests) == 2
+    again = expert.label([3, 2])
+    assert (again.cost.calls, again.cost.cache_hits) == (0, 2)
 
 
 def test_the_settings_that_shape_an_answer_are_part_of_its_cache_key(serve, tmp_path):

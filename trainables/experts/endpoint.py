@@ -297,9 +297,12 @@ class EndpointExpert:
         started = time.perf_counter()
         keys = [self.key(int(r)) for r in rows]
         answers = {key: response for key in set(keys) if (response := self.cache.get(key)) is not None}
-        hits = len(answers)
         missing = {key: int(row) for key, row in zip(keys, rows, strict=True) if key not in answers}
         paid = self._ask_all(missing, answers, len(set(keys)))
+        # Counted per row, as the local model counts: a row whose prompt needed a request is a call (paid.calls,
+        # one per missing prompt), every other row a cache hit, read back from disk or answered by the request
+        # of an earlier row of the same text in this round. So calls + hits = rows.
+        hits = len(rows) - len(missing)
         probs = np.array([answer_probs(answers[key], self.prompts.label_names) for key in keys]).reshape(
             len(rows), len(self.prompts.label_names))
         return ExpertAnswer(probs, paid + Cost(cache_hits=hits, seconds=time.perf_counter() - started))
