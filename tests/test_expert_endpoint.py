@@ -2,7 +2,9 @@
 in a thread, stopped by the fixture): log-probabilities and parsed answers, tokens and price, the on-disk
 cache's hits and misses, retries with back-off, the concurrency limit, the key, and garbage answers."""
 
+import hashlib
 import json
+import socketserver
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,7 +14,7 @@ import pytest
 
 from trainables.data import Examples
 from trainables.errors import ExpertError, UsageError
-from trainables.experts.cache import ResponseCache
+from trainables.experts.cache import ResponseCache, cache_key
 from trainables.experts.endpoint import EndpointExpert, EndpointSettings, Pricing, answer_probs
 from trainables.experts.prompts import PromptBuilder
 
@@ -80,6 +82,40 @@ class FakeServer:
         self.thread.join(timeout=5)
 
 
+class Witness:
+    """A TCP server on loopback that answers nothing and keeps the bytes of every connection made to it: what a
+    second server, where a redirect points, would have received (a request of any method, its headers)."""
+
+    def __init__(self):
+        self.received: list[bytes] = []
+        witness = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                self.request.settimeout(2)
+                try:
+                    witness.received.append(self.request.recv(65536))
+                except OSError:
+                    witness.received.append(b"")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def witness():
+    server = Witness()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def serve():
     servers = []
@@ -140,10 +176,52 @@ def test_the_cache_answers_what_was_asked_before_and_same_prompts_are_asked_once
     assert (first.cost.calls, first.cost.cache_hits) == (3, 0)
     expert = expert_for(server, tmp_path)  # a new run: only the disk remembers
     second = expert.label([1, 2, 3, 3])
-    assert (second.cost.calls, second.cost.cache_hits) == (1, 2)
-    assert (expert.cache.hits, expert.cache.misses) == (2, 1)
+    # Counted per row, as the local model counts: rows 1 and 2 are read back from disk (2 hits), the first row 3
+    # needs a request (1 call), the second row 3 has its answer from that request (1 hit): 1 + 3 = 4 rows.
+    assert (second.cost.calls, second.cost.cache_hits) == (1, 3)
+    assert (expert.cache.hits, expert.cache.misses) == (2, 1)  # the disk's own count: one look-up per prompt
     assert len(server.requests) == 4 and len(expert.cache) == 4
     np.testing.assert_array_equal(second.probs, [[1, 0, 0]] * 4)
+
+
+def test_rows_of_the_same_text_are_asked_once_and_counted_per_row(serve, tmp_path):
+    """Two rows of one text (a duplicate in the data) in one round: one request, whose answer serves both; the
+    first row is a call, the second a cache hit, so calls + hits is the round's rows, as for the local model."""
+    server = serve(lambda body: completion("Surgery"))
+    texts = Examples(("a hernia repair", "a hernia repair", "a molar", "a hernia repair"), [0] * 4)
+    expert = EndpointExpert(EndpointSettings(server.url, "fake-model", backoff=0.01), texts, PromptBuilder(LABELS),
+                            ResponseCache(tmp_path))
+    answer = expert.label([0, 1, 2, 3])
+    assert (answer.cost.calls, answer.cost.cache_hits) == (2, 2) and len(server.requests) == 2
+    again = expert.label([3, 2])
+    assert (again.cost.calls, again.cost.cache_hits) == (0, 2)
+
+
+def test_the_settings_that_shape_an_answer_are_part_of_its_cache_key(serve, tmp_path):
+    """max_tokens and top_logprobs change what the server answers (a cut-off text, fewer alternatives): an answer
+    asked with other settings is not the one wanted, so it is a miss, not a hit."""
+    server = serve(lambda body: {**completion("Dental", [("Dent", np.log(0.5)), ("Med", np.log(0.4))]),
+                                 "model": "smollm2-135m.gguf", "system_fingerprint": "b4567"})
+    answers = {}
+    for settings in ({}, {"max_tokens": 4}, {"top_logprobs": 5}, {"max_tokens": 4}, {}):
+        answer = expert_for(server, tmp_path, **settings).label([0])
+        answers.setdefault(json.dumps(settings), []).append((answer.cost.calls, answer.cost.cache_hits))
+    assert answers == {"{}": [(1, 0), (0, 1)], '{"max_tokens": 4}': [(1, 0), (0, 1)], '{"top_logprobs": 5}': [(1, 0)]}
+    assert [(body["max_tokens"], body["top_logprobs"]) for body in server.requests] == [(16, 20), (4, 20), (16, 5)]
+    records = [json.loads(path.read_text()) for path in tmp_path.glob("*/*.json")]
+    assert sorted((r["settings"]["max_tokens"], r["settings"]["top_logprobs"]) for r in records) == [
+        (4, 20), (16, 5), (16, 20)]
+    assert all(r["settings"]["temperature"] == 0 and r["settings"]["logprobs"] is True for r in records)
+    # What the server says answered, beside the name it was asked by (llama.cpp answers whatever it loaded).
+    assert all(r["model"] == "fake-model" and r["served"] == {"model": "smollm2-135m.gguf",
+                                                               "system_fingerprint": "b4567"} for r in records)
+
+
+def test_a_key_without_settings_is_what_it_always_was():
+    """The local model's answers (runtime.CachedLocalLLM) are keyed by (model file, name, prompt) alone, as before:
+    its cache stays valid."""
+    assert cache_key("local:abc/", "m.gguf", "a prompt") == hashlib.sha256(
+        b'["local:abc","m.gguf","a prompt"]').hexdigest()
 
 
 def test_transient_failures_are_retried_with_back_off(serve, tmp_path):
@@ -185,6 +263,24 @@ def test_a_request_that_takes_too_long_times_out(serve, tmp_path):
     assert time.perf_counter() - started < 0.45
 
 
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_refused_and_the_key_goes_nowhere_else(serve, witness, tmp_path, monkeypatch, status):
+    """urllib's default redirect handler follows a 30x with the Authorization header, to another host or from
+    https to plain http: the second server would get the key, and its answer be cached under the first URL."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    elsewhere = witness.url + "/chat/completions"
+    server = serve(lambda body: (status, b"", {"Location": elsewhere}))
+    with pytest.raises(ExpertError) as failed:
+        expert_for(server, tmp_path).label([0])
+    message = str(failed.value)
+    assert f"redirected (HTTP {status}) to {elsewhere!r}" in message and "--expert-url" in message
+    assert KEY not in message and len(message.splitlines()) == 1
+    assert len(server.requests) == 1  # not retried
+    time.sleep(0.1)  # a connection made would have been accepted by now
+    assert witness.received == []  # no connection at all: neither the key nor the prompt
+    assert len(ResponseCache(tmp_path)) == 0
+
+
 def test_a_refused_key_is_not_retried_and_never_printed(serve, tmp_path, monkeypatch):
     monkeypatch.setenv("MY_KEY", KEY)
     server = serve(lambda body: (401, b'{"error": "bad key"}', {}))
@@ -218,6 +314,76 @@ def test_garbage_ends_the_round_and_the_cache_keeps_what_was_answered(serve, tmp
     assert answer.labels.tolist() == [2, 2, 0, 0]
 
 
+def malformed(change) -> dict:
+    """An answer naming Surgery with its log-probabilities, then broken by `change(answer)`."""
+    answer = completion("Surgery", [("Sur", np.log(0.6)), ("Med", np.log(0.3))])
+    change(answer)
+    return answer
+
+
+def _set(path: str, value):
+    def change(answer):
+        *parents, last = path.split(".")
+        target = answer
+        for step in parents:
+            target = target[int(step)] if step.isdigit() else target[step]
+        target[last] = value
+    return change
+
+
+MALFORMED = {  # an answer whose every part is of the wrong shape once: (the change, what the error says)
+    "logprob null": (_set("choices.0.logprobs.content.0.top_logprobs.0.logprob", None),
+                     "gives token 'Sur' the log-probability None"),
+    "logprob 1e6": (_set("choices.0.logprobs.content.0.top_logprobs.0.logprob", 1e6),
+                    "gives token 'Sur' the log-probability 1000000.0"),
+    "logprob NaN": (_set("choices.0.logprobs.content.0.top_logprobs.0.logprob", float("nan")),
+                    "gives token 'Sur' the log-probability nan"),
+    "tokens that are strings": (_set("choices.0.logprobs.content", ["Sur", "gery"]),
+                                "has logprobs.content that is not a list of token objects"),
+    "a token's text not a string": (_set("choices.0.logprobs.content.0.token", 7), "has a token whose text is not"),
+    "top_logprobs an object": (_set("choices.0.logprobs.content.0.top_logprobs", {"Sur": -0.5}),
+                               "has top_logprobs that is not a list of token objects"),
+    "content not text": (_set("choices.0.message.content", ["Surgery"]), "has content that is not text"),
+    "usage not counts": (_set("usage.prompt_tokens", "ten"), 'reports usage that is not token counts: {"usage": '
+                                                             '{"prompt_tokens": "ten"'),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_a_malformed_answer_ends_the_round_naming_it_and_keeps_the_answers_in_flight(serve, tmp_path, case):
+    """Row 1's answer is malformed and comes at once; row 0's, sound, is still on its way: it is awaited and
+    cached (it is paid for), nothing more is sent, and the round ends with an ExpertError naming row 1's
+    answer, as for any other garbage (no TypeError, OverflowError or ValueError traceback)."""
+    change, message = MALFORMED[case]
+
+    def reply(body):
+        if row_of(body) == 1:
+            return malformed(change)
+        time.sleep(0.3)
+        return completion("Dental")
+
+    server = serve(reply)
+    with pytest.raises(ExpertError) as failed:
+        expert_for(server, tmp_path, concurrency=2).label([0, 1, 2, 3])
+    text = str(failed.value)
+    assert f"row 1: the endpoint's answer {message}" in text and ('"choices"' in text or "usage" in case), text
+    assert "1 of the round's 4 answers are cached" in text and len(text.splitlines()) == 1
+    assert len(server.requests) == 2 and len(ResponseCache(tmp_path)) == 1  # row 0's answer is kept
+    server.reply = lambda body: completion("Surgery")
+    answer = expert_for(server, tmp_path).label([0, 1, 2, 3])
+    assert (answer.cost.cache_hits, answer.cost.calls) == (1, 3) and answer.labels.tolist() == [0, 2, 2, 2]
+
+
+def test_an_answer_that_breaks_the_reading_in_a_way_no_check_foresaw_is_still_an_expert_error(monkeypatch):
+    def overflow(top, label_names):
+        raise OverflowError("math range error")
+
+    monkeypatch.setattr("trainables.experts.endpoint.first_token_probs", overflow)
+    with pytest.raises(ExpertError, match=r"the endpoint's answer cannot be read \(OverflowError: math range error\): "
+                                          r'\{"choices"'):
+        answer_probs(completion("Surgery", [("Sur", -0.5)]), LABELS)
+
+
 def test_at_most_concurrency_requests_are_in_flight(serve, tmp_path):
     def slow(body):
         time.sleep(0.15)
@@ -236,6 +402,30 @@ def test_settings_are_checked():
     with pytest.raises(UsageError, match="concurrency"):
         EndpointSettings("http://127.0.0.1:1/v1", "m", concurrency=0)
     assert EndpointSettings("http://127.0.0.1:1/v1/", "m").chat_url == "http://127.0.0.1:1/v1/chat/completions"
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("http://example.org/v1", "plain http would send the key unencrypted to example.org; use https"),
+    ("http://10.0.0.7:8080/v1", "plain http would send the key unencrypted to 10.0.0.7; use https"),
+    ("https://user:hunter2@example.org/v1", "holds a user name or password"),
+    ("https://example.org/v1?api-key=hunter2", "carries 'api-key' in its query string"),
+    ("https://example.org/v1?access_token=hunter2", "carries 'access_token' in its query string"),
+    ("https://example.org/v1?api-version=hunter2", "without ?query or #fragment"),
+    ("https://x:hunter2/v1@example.org/v1", "is not a URL"),  # a password with a bare '/' in it
+    ("127.0.0.1:8080/v1", "must be an http(s) URL"),
+])
+def test_a_url_that_would_expose_the_key_is_refused_without_showing_a_secret(url, message):
+    with pytest.raises(UsageError) as refused:
+        EndpointSettings(url, "m")
+    assert message in str(refused.value) and "hunter2" not in str(refused.value)
+    if "in its query string" in message or "password" in message:
+        assert "environment variable OPENAI_API_KEY" in str(refused.value)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/v1", "http://127.9.9.9/v1", "http://localhost:8080/v1",
+                                 "http://[::1]:8080/v1", "https://example.org/v1", "https://example.org:8443/v1/"])
+def test_https_anywhere_and_plain_http_to_this_machine_are_taken(url):
+    assert EndpointSettings(url, "m").url == url
 
 
 def test_answer_skips_leading_whitespace_tokens():

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import exit_and_line
-from tuning import evaluate, run
+from tuning import evaluate, run, study, train
 
 EARLIER = "earlier"  # an experiment written before the bad command, which must stay as it was
 
@@ -163,3 +163,31 @@ def test_evaluate_refuses(case, tmp_path, capsys):
     assert code == 2 and line.startswith("error: ") and expected in line, line
     assert snapshot(tmp_path) == before  # nothing written, nothing touched
     assert not (tmp_path / "unpickled").exists()  # and nothing unpickled
+
+
+# --expert-url values that cannot be used (trainables/experts/url.py): refused where the config is checked, by
+# every command that takes the endpoint, not by each trial after Ray has started and the experiment folder exists.
+BAD_URLS = {
+    "no scheme": ("127.0.0.1:8080/v1", "--expert-url must be an http(s) URL"),
+    "plain http to another host": ("http://192.0.2.7:8080/v1", "plain http would send the key unencrypted"),
+    "password in the URL": ("https://me:hunter2@api.example.org/v1", "holds a user name or password"),
+    "key in the query string": ("https://api.example.org/v1?api-key=hunter2", "carries 'api-key' in its query"),
+}
+ENDPOINT_COMMANDS = {"train": (train.main, ["--method", "active_loop"], "--out"),
+                     "run": (run.main, ["--method", "active_loop"], "--storage-path"),
+                     "study": (study.main, [], "--storage-path")}
+
+
+@pytest.mark.parametrize("command", ENDPOINT_COMMANDS)
+@pytest.mark.parametrize("case", BAD_URLS)
+def test_a_bad_expert_url_is_refused_before_anything_runs(command, case, tmp_path, capsys, monkeypatch, no_ray,
+                                                          session_cache):
+    monkeypatch.setattr("tuning.assets.prepare.prepare", lambda *a, **k: pytest.fail(f"{command} prepared the data"))
+    main, argv, where = ENDPOINT_COMMANDS[command]
+    url, expected = BAD_URLS[case]
+    out = tmp_path / "out"
+    code, line = exit_and_line(main, [*argv, "--smoke-test", "--expert", "openai", "--expert-url", url,
+                                      "--expert-model", "m", where, str(out)], capsys)
+    assert code == 2 and line.startswith("error: ") and expected in line, line
+    assert "hunter2" not in line  # the secret is not printed
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # nothing written

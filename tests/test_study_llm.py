@@ -64,7 +64,7 @@ def settings(arm: str, **values) -> StudySettings:
 def test_an_openai_arm_needs_its_endpoint_and_an_old_template_reads_as_before():
     with pytest.raises(UsageError, match="--expert-url and --expert-model"):
         settings("expert:margin@openai")
-    assert settings("expert:margin@openai", expert_url="http://h/v1", expert_model="m").expert_model == "m"
+    assert settings("expert:margin@openai", expert_url="https://h/v1", expert_model="m").expert_model == "m"
     old = settings("expert:margin").to_dict()
     for key in ("llm", "expert_url", "expert_model"):  # a study.json written before named experts
         del old[key]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from trainables import precision
 from trainables.errors import UsageError
 from trainables.experts.spec import parse_expert
+from trainables.experts.url import check_endpoint_url
 from trainables.query import STRATEGIES
 from trainables.stopping_criteria import parse_stop
 
@@ -116,6 +117,8 @@ def _check_expert(trial: TrialConfig) -> None:
     _check(trial.expert_price >= 0, f"expert_price must be >= 0, got {trial.expert_price}")
     _check(kind != "openai" or (trial.expert_url.strip() and trial.expert_model.strip()),
            "expert openai needs expert_url and expert_model (--expert-url, --expert-model)")
+    if kind == "openai":  # here, not first in the trial: a URL no request can use is refused before Ray starts
+        check_endpoint_url(trial.expert_url)
     _check(kind == "openai" or not (trial.expert_url or trial.expert_model),
            f"expert_url and expert_model are for --expert openai, not {trial.expert}")
     _check(kind in ("teachers", "oracle") or trial.strategy != "robust_least_confidence",

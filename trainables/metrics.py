@@ -18,7 +18,9 @@ TEACHER_LABELS = "teacher_labels"  # gold labels the teachers were fine-tuned on
 EXPERT_QUERIES = "expert_queries"  # examples the expert labelled (the teacher ensemble by default)
 # What the expert's answers cost (trainables/experts/base.Cost), summed over the run's rounds:
 EXPERT_CALLS = "expert_calls"  # answers obtained from the expert in this run (not read back from a cache)
-EXPERT_CACHE_HITS = "expert_cache_hits"  # answers read back from the on-disk cache: paid for earlier
+# Rows answered without a call of their own: read back from the on-disk cache (paid for earlier) or, an endpoint's,
+# by this round's call for a row of the same text. expert_calls + expert_cache_hits = the rows asked.
+EXPERT_CACHE_HITS = "expert_cache_hits"
 EXPERT_SECONDS = "expert_seconds"  # wall time spent waiting for answers
 EXPERT_TOKENS = "expert_tokens"  # prompt + completion tokens (language models)
 EXPERT_PRICED_COST = "expert_priced_cost"  # expert_queries x expert_price: what the labels are worth

@@ -11,6 +11,7 @@ import numpy as np
 
 from trainables.config import TrialConfig
 from trainables.errors import UsageError
+from trainables.experts.url import check_endpoint_url
 from trainables.query import READS_EXPERT, STRATEGIES
 
 KINDS = ("supervised", "kd_all", "oracle", "expert", "full")
@@ -144,6 +145,8 @@ class StudySettings:
         if arm.expert == "openai" and not (self.expert_url.strip() and self.expert_model.strip()):
             raise UsageError(f"study arm '{self.arm}' asks an OpenAI-compatible endpoint: give --expert-url and "
                              "--expert-model")
+        if arm.expert == "openai":  # as TrialConfig will in each trial, but before the study starts
+            check_endpoint_url(self.expert_url)
         if not self.budgets or list(self.budgets) != sorted(set(self.budgets)) or self.budgets[0] < 1:
             raise UsageError(f"budgets must be distinct, increasing and >= 1, got {list(self.budgets)}")
         if not 1 <= self.initial <= self.budgets[0]:

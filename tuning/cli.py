@@ -211,8 +211,9 @@ def add_expert_arguments(parser: argparse.ArgumentParser, kinds: str = EXPERT_KI
                        help=f"who labels the queried rows: {kinds} (default: teachers; llm:smollm2 is a small "
                             "local model, offline)")
     group.add_argument("--expert-url", default=None,
-                       help="--expert openai: the API's base URL, e.g. http://127.0.0.1:8080/v1 (the key is read "
-                            "from OPENAI_API_KEY, never from a flag)")
+                       help="--expert openai: the API's base URL, e.g. http://127.0.0.1:8080/v1: https, or plain "
+                            "http to this machine only (the key is read from OPENAI_API_KEY, never from a flag or "
+                            "the URL)")
     group.add_argument("--expert-model", default=None, help="--expert openai: the model's name on that endpoint")
     group.add_argument("--expert-price", type=float, default=None,
                        help="what one expert label costs, in your unit (reports: expert_priced_cost, expert_paid)")

@@ -25,7 +25,8 @@ class Cost:
 
     `price` is in the unit the user priced the expert in (e.g. dollars; see endpoint.Pricing). `gold_labels`
     counts gold labels read (the oracle's answers are gold labels: honest label accounting, DESIGN.md);
-    `cache_hits` answers read back from a cache, which cost no call."""
+    `cache_hits` rows answered without a call of their own: read back from a cache, or (an endpoint) answered by
+    the call for an earlier row of the same text in the round."""
 
     calls: int = 0  # requests answered (an endpoint), forward passes (a local model), rows (teachers, oracle)
     prompt_tokens: int = 0

@@ -1,10 +1,16 @@
 """An on-disk cache of an endpoint's answers, so that an interrupted or resumed run never pays twice.
 
-One JSON file per answer, named by the sha256 of (url, model, prompt) and written whole or not at all
-(trainables/atomic.py): a run killed mid-round leaves every answer it received and nothing half-written.
-Only answers that were understood are stored; the record keeps the request's url, model and prompt and what
-the call cost (tokens, price, attempts, seconds) beside the response, so a folder is the ledger of what was
-paid, and can be read by a person. The key is never written. JSON only (no pickle): a cache file is data, never code.
+One JSON file per answer, named by the sha256 of (url, model, prompt), and for an endpoint of the request's other
+settings that shape the answer too (temperature, max_tokens, logprobs, top_logprobs: a shorter or otherwise asked
+answer is not the one wanted), and written whole or not at all (trainables/atomic.py): a run killed mid-round
+leaves every answer it received and nothing half-written. Only answers that were understood are stored; the record
+keeps the request's url, model, prompt and settings, the model the server says answered, and what the call cost
+(tokens, price, attempts, seconds) beside the response, so a folder is the ledger of what was paid, and can be read
+by a person. The key is never written. JSON only (no pickle): a cache file is data, never code.
+
+The model is known by the name it was asked by: a server that ignores it (llama.cpp answers with the file it
+loaded) and is restarted with another model under the same name gets the first one's answers from the cache. The
+record's `served` says which model answered; nothing checks it.
 """
 
 from __future__ import annotations
@@ -19,9 +25,12 @@ from trainables.atomic import write_text
 RECORD_VERSION = 1  # bump when a record's layout changes: older records are then misses, not errors
 
 
-def cache_key(url: str, model: str, prompt) -> str:
-    """sha256 of the three, as one canonical JSON text (the prompt may be a string or a list of messages)."""
-    text = json.dumps([url.rstrip("/"), model, prompt], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+def cache_key(url: str, model: str, prompt, settings: dict | None = None) -> str:
+    """sha256 of the three, and of `settings` when given, as one canonical JSON text (the prompt may be a string
+    or a list of messages). Without settings the key is what it always was: the local model's answers, which no
+    setting shapes, stay cached."""
+    parts = [url.rstrip("/"), model, prompt, *([settings] if settings is not None else [])]
+    text = json.dumps(parts, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -50,10 +59,15 @@ class ResponseCache:
                 self.misses += 1
         return record["response"] if found else None
 
-    def put(self, key: str, url: str, model: str, prompt, response: dict, cost: dict | None = None) -> None:
-        """`cost`: what the call cost (tokens, price, attempts, seconds), kept beside it as a ledger."""
+    def put(self, key: str, url: str, model: str, prompt, response: dict, cost: dict | None = None,
+            settings: dict | None = None, served: dict | None = None) -> None:
+        """`cost`: what the call cost (tokens, price, attempts, seconds), kept beside it as a ledger. `settings`:
+        those of the key; `served`: what the server says answered (its model, system_fingerprint). Both are left
+        out when not given, so a record without them reads as before."""
         record = {"version": RECORD_VERSION, "url": url, "model": model, "prompt": prompt, "response": response,
                   "cost": cost or {}}
+        record.update({name: value for name, value in (("settings", settings), ("served", served))
+                       if value is not None})
         write_text(self.path(key), json.dumps(record, ensure_ascii=False))
 
     def __len__(self) -> int:
