@@ -201,7 +201,7 @@ def ask_expert(expert: Expert, model, trial: TrialConfig, prepared: Prepared, st
     answer = expert.label(rows)
     if spec.kind in ("llm", "openai"):
         print(f"expert {trial.expert}: {answer.cost.calls} answered in {answer.cost.seconds:.1f} s, "
-              f"{answer.cost.cache_hits} read from the cache", flush=True)
+              f"{answer.cost.cache_hits} not asked (read from the cache, or the same text as a row asked)", flush=True)
     if spec.answers_in_state:
         state.answers.update({str(r): probs.tolist() for r, probs in zip(rows, answer.probs, strict=True)})
     state.expert_cost = (Cost(**state.expert_cost) + answer.cost).to_dict()

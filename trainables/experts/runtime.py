@@ -4,10 +4,11 @@ Teachers and the oracle need nothing beyond Prepared. The others read the traini
 driver puts in an ExpertContext on Prepared (with the language model's file, the answer cache's folder and
 the folder of a person's files), because a trial never opens the driver's asset cache itself.
 
-Answers that cost something are cached on disk (cache.ResponseCache): the endpoint's by (url, model,
-prompt), the local model's by (its file's sha256, the scoring's version and answer prefix, the prompt), so that
-a resumed run, or the next trial of a sweep on the same machine, never asks twice for a row. A cache is local to
-a machine: trials of a sweep on a Ray cluster share answers only with the trials on their node.
+Answers that cost something are cached on disk (cache.ResponseCache): the endpoint's by (url, model, prompt,
+the settings that shape an answer: temperature, max_tokens, log-probabilities), the local model's by (its file's
+sha256, the scoring's version and answer prefix, the prompt), so that a resumed run, or the next trial of a sweep
+on the same machine, never asks twice for a row. A cache is local to a machine: trials of a sweep on a Ray
+cluster share answers only with the trials on their node.
 """
 
 from __future__ import annotations
