@@ -494,6 +494,8 @@ def test_every_arm_of_the_full_study_has_its_own_look_and_pairs_share_a_colour()
     # the ten strategies and kd_all: eleven colours, none repeated
     strategy_colours = [looks[a]["color"] for a in DEFAULT_ARMS if a.startswith("expert:")] + [looks["kd_all"]["color"]]
     assert len(set(map(tuple, strategy_colours))) == 11
+    old = plots.arm_styles(["supervised", "expert:gone_strategy"])  # an old study's arm: drawn, not refused
+    assert old["expert:gone_strategy"]["color"] != old["supervised"]["color"]
 
 
 def test_a_reference_line_says_which_labels_the_point_used():

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from trainables.errors import UsageError
 from trainables.study_settings import parse_arm
 from tuning.analysis.figures import plt, save
 from tuning.budget_study.report import BUDGET, GOLD_LABELS, VALIDATION_CURVE, parse_curve
@@ -27,7 +28,12 @@ def arm_styles(arms) -> dict[str, dict]:
     a study with up to 18 strategies look alike."""
     looks, colours = {}, {}
     for arm in arms:
-        parsed = parse_arm(arm)
+        try:
+            parsed = parse_arm(arm)
+        except UsageError:  # an arm this version no longer knows (an old study's): a colour of its own, plain line
+            looks[arm] = {"color": colours.setdefault(arm, PALETTE[len(colours) % len(PALETTE)]), "linestyle": "-",
+                          "marker": "o"}
+            continue
         chosen_by = {"supervised": "random", "full": "full", "kd_all": "kd_all"}.get(parsed.kind, parsed.strategy)
         colour = "black" if chosen_by == "full" else colours.setdefault(chosen_by, PALETTE[len(colours) % len(PALETTE)])
         labeller = "teachers" if parsed.expert == "teachers" else "gold" if parsed.expert in ("", "oracle") else "named"
