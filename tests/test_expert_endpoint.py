@@ -31,7 +31,22 @@ def completion(content: str, top: list[tuple[str, float]] | None = None, usage=(
     return {"choices": [choice], "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1]}}
 
 
-class FakeServer:
+class OnLoopback:
+    """A server of this test's own on 127.0.0.1, served from a thread until stop()."""
+
+    def serve(self, server) -> None:
+        self.server = server
+        self.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+class FakeServer(OnLoopback):
     """Answers POST /v1/chat/completions with whatever `reply(body)` returns: a dict (sent as JSON, 200),
     (status, bytes, headers), or "hang up" (closes the connection without a word). Records every request, its
     Authorization header, and the most requests it ever had in flight at once."""
@@ -71,18 +86,10 @@ class FakeServer:
             def log_message(self, *args):  # quiet
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        self.serve(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
 
 
-class Witness:
+class Witness(OnLoopback):
     """A TCP server on loopback that answers nothing and keeps the bytes of every connection made to it: what a
     second server, where a redirect points, would have received (a request of any method, its headers)."""
 
@@ -98,15 +105,7 @@ class Witness:
                 except OSError:
                     witness.received.append(b"")
 
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        self.serve(socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler))
 
 
 @pytest.fixture
