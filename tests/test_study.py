@@ -85,6 +85,17 @@ def test_supervised_and_oracle_count_every_label_as_gold(prepared):
         assert all(r[m.TEACHER_LABELS] == 0 for r in reports), arm
 
 
+def test_the_oracle_logs_the_gold_labels_it_gives_and_needs_no_teachers(prepared):
+    """queries.csv's expert label of an oracle arm is the gold label (entropy 0): it logged the teachers' before,
+    and a study whose arms ask no teachers (oracle beside @llm arms) has none prepared: it crashed there."""
+    for teachers in (prepared.teachers, None):
+        reports = run("oracle:margin", dataclasses.replace(prepared, teachers=teachers))
+        for report in reports[1:]:
+            record = json.loads(report[QUERY_LOG])
+            assert record["expert_label"] == record["gold_label"] and len(record["row"]) == 8
+            assert record["expert_entropy"] == [0.0] * 8
+
+
 def test_expert_arm_keeps_the_initial_gold_and_the_teachers_label_the_rest(prepared):
     reports = run("expert:least_confidence", prepared)
     assert [r["gold_labels"] for r in reports] == [8, 8, 8]

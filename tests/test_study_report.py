@@ -476,6 +476,17 @@ def test_a_resume_that_would_mix_precisions_says_so_first(recorded, forced, here
         else out == ""
 
 
+def test_queries_csv_gives_an_oracle_arm_its_gold_labels_whatever_an_older_study_logged(tmp_path):
+    logged = {"row": [5, 9], "gold_label": [1, 2], "expert_label": [0, 0], "expert_entropy": [0.7, 0.9]}  # teachers'
+    rows = [{"arm": arm, "seed": 0, "budget": 20, "round": 1, runner.QUERY_LOG: json.dumps(logged)}
+            for arm in ("oracle:margin", "expert:margin")]
+    runner.write_queries_csv(rows, tmp_path / "queries.csv")
+    queries = pd.read_csv(tmp_path / "queries.csv").set_index("arm")
+    assert queries.loc["oracle:margin", "expert_label"].tolist() == [1, 2]
+    assert queries.loc["oracle:margin", "expert_entropy"].tolist() == [0.0, 0.0]
+    assert queries.loc["expert:margin", "expert_label"].tolist() == [0, 0]  # the teachers' labels, as logged
+
+
 DEFAULT_ARMS = ["supervised", "kd_all", "oracle:margin", "full:supervised"] + [
     f"expert:{s}" for s in ("least_confidence", "margin", "entropy", "random", "robust_least_confidence", "badge",
                             "bald", "coreset", "contrastive", "margin+balanced")]

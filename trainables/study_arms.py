@@ -209,7 +209,7 @@ def run_study_arm(study: StudySettings, prepared: Prepared, report: Reporter,
         if study.selection == "validation":
             metrics[GOLD_LABELS] += fit.selection_gold  # the validation split chose this point: counted
         if arm.queries:
-            metrics[QUERY_LOG] = json.dumps(query_record(prepared, new, state))
+            metrics[QUERY_LOG] = json.dumps(query_record(arm, prepared, new, state))
         report(metrics, model if arm.queries or study.warm_start else None,
                {"loop": dataclasses.asdict(state), "points_done": index + 1, m.EXPERT_READS: reads})
 
@@ -330,13 +330,15 @@ def _grow(arm: Arm, recipe: TrialConfig, prepared: Prepared, state: LoopState, m
     return new, scored if arm.strategy in READS_EXPERT else 0
 
 
-def query_record(prepared: Prepared, new: list[int], state: LoopState) -> dict:
+def query_record(arm: Arm, prepared: Prepared, new: list[int], state: LoopState) -> dict:
     """This point's queried rows in query order, with their (hidden) gold label, the expert's label (the
-    ensemble's, or a named expert's answer) and its entropy in nats: for queries.csv, the record only."""
+    ensemble's, a named expert's answer, or for the oracle the gold label it gives) and its entropy in nats: for
+    queries.csv, the record only. The oracle never reads the teachers: a study may have none prepared."""
     rows = np.array(new, dtype=np.int64)
-    probs = expert_probs(prepared, new, state.answers)
+    gold = prepared.encoded["train"].labels[rows]
+    probs = np.eye(prepared.num_labels)[gold] if arm.expert == "oracle" else expert_probs(prepared, new, state.answers)
     entropy = -(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=1)
-    return {"row": rows.tolist(), "gold_label": prepared.encoded["train"].labels[rows].tolist(),
+    return {"row": rows.tolist(), "gold_label": gold.tolist(),
             "expert_label": probs.argmax(axis=1).tolist(), "expert_entropy": [round(float(e), 6) for e in entropy]}
 
 

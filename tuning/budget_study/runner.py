@@ -323,12 +323,15 @@ QUERY_COLUMNS = ["arm", "seed", BUDGET, "round", *QUERY_RECORD]
 
 def write_queries_csv(rows: list[dict], path: Path) -> None:
     """One line per queried row: which arm and seed asked, at which budget (its round: the budget's index),
-    the row id, its hidden gold label, the expert's label and the expert's entropy (nats)."""
+    the row id, its hidden gold label, the expert's label and the expert's entropy (nats). An oracle arm's expert
+    label is its row's gold label, entropy 0: studies recorded before 2026-12-07 logged the teachers' there."""
     lines = []
     for row in rows:
         if not row.get(QUERY_LOG):
             continue
         record = json.loads(row[QUERY_LOG])
+        if parse_arm(row["arm"]).expert == "oracle":  # its labels are the gold ones, whatever an older study logged
+            record = {**record, "expert_label": record["gold_label"], "expert_entropy": [0.0] * len(record["row"])}
         for position in range(len(record["row"])):
             lines.append({"arm": row["arm"], "seed": row["seed"], BUDGET: row[BUDGET],
                           "round": row[m.ROUND], **{key: record[key][position] for key in QUERY_RECORD}})
