@@ -158,6 +158,9 @@ def test_label_accounting_with_an_oracle(prepared):
     assert [(metrics[m.EXPERT_PRICED_COST], metrics[m.EXPERT_PAID]) for metrics, _ in reports] == [(0, 0), (0, 0)]
     assert [metrics[m.TEACHER_LABELLED_ROWS] for metrics, _ in reports] == [16, 16]  # the initial pool only
     assert [metrics[m.VALIDATION_LABELS] for metrics, _ in reports] == [24, 24]
+    # the oracle's labels are the gold ones: right on every row it labelled (the teachers' accuracy was reported)
+    assert math.isnan(reports[0][0][m.EXPERT_LABEL_ACCURACY]) and reports[1][0][m.EXPERT_LABEL_ACCURACY] == 1.0
+    assert reports[1][0]["expert_label_accuracy_round"] == 1.0
 
 
 @pytest.mark.parametrize(("alpha", "expert", "gold", "teacher"), [

@@ -174,11 +174,14 @@ def query(model, trial: TrialConfig, prepared: Prepared, state: LoopState) -> np
     return pool[chosen]
 
 
-def expert_accuracy(prepared: Prepared, rows: list[int], state: LoopState | None = None) -> float:
+def expert_accuracy(prepared: Prepared, rows: list[int], state: LoopState | None = None, oracle: bool = False) -> float:
     """How often the expert's label is the (hidden) gold label on these rows: for the record only. The
-    expert's answers in `state` when it has them, else the teacher ensemble's."""
+    expert's answers in `state` when it has them, else the teacher ensemble's; the oracle's are the gold labels
+    (1 by definition: it reads no teachers, which a run may not have)."""
     if not rows:
         return float("nan")
+    if oracle:
+        return 1.0
     if state is not None and state.answers:
         labels = np.array([np.argmax(state.answers[str(r)]) for r in rows])
     else:
@@ -271,12 +274,13 @@ def stops(criterion, state: LoopState, classes: int) -> bool:
 
 
 def round_metrics(trial, prepared, model, state: LoopState, new: list[int], validation_logits: np.ndarray) -> dict:
+    oracle = parse_expert(trial.expert).kind == "oracle"
     return {
         **evaluation_metrics(model, prepared, trial.bf16, validation_logits),
         m.ROUND: state.round,
         **round_label_counts(trial, prepared, state),
-        m.EXPERT_LABEL_ACCURACY: expert_accuracy(prepared, state.queried, state),
-        "expert_label_accuracy_round": expert_accuracy(prepared, new, state),
+        m.EXPERT_LABEL_ACCURACY: expert_accuracy(prepared, state.queried, state, oracle),
+        "expert_label_accuracy_round": expert_accuracy(prepared, new, state, oracle),
         **expert_cost_metrics(trial, state),
         "pool_left": len(state.pool),
         m.TRAIN_SECONDS: state.train_seconds,
