@@ -58,6 +58,10 @@ def start_ray(address: str | None, dashboard: bool, num_cpus: int | None = None,
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     project_root = str(Path(__file__).resolve().parents[2])
     runtime_env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}
+    if not address:  # one machine: its 'auto' precision decided here once, for every worker (a cluster's nodes differ)
+        from trainables import precision  # noqa: PLC0415 (torch: once a session starts)
+
+        runtime_env["env_vars"].update(precision.decided_env())
     if not verbose:
         runtime_env["worker_process_setup_hook"] = quiet_worker_logs(QUIET_LOGGERS)
     if address:
