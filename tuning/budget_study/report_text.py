@@ -66,8 +66,9 @@ def precision_warning(summary: dict) -> list[str]:
               "hold a precision difference" if mixed else
               "every seed trained all its arms in one, so each paired difference compares like with like, but the "
               "seeds differ")
-    return [f"The points did not all train in one precision ({precision_line(summary)}; 'auto' is decided where "
-            f"each trial runs, and the machines of the study's runs differed): {within}."]
+    return [f"The points did not all train in one precision ({precision_line(summary)}; 'auto' is decided on each "
+            "machine, so the machines of the study's runs differed, or, before 2026-12-07, a trial worker measured it "
+            f"under load): {within}."]
 
 
 def best_lines(summary: dict) -> list[str]:
