@@ -51,12 +51,16 @@ def trial(**values) -> TrialConfig:
 # ---------------------------------------------------------------- the initial pool and the student's view
 
 
-def test_initial_state_is_stratified_seeded_and_disjoint_from_the_pool(prepared):
-    gold = prepared.encoded["train"].labels
+def test_initial_state_is_a_seeded_uniform_draw_disjoint_from_the_pool(prepared):
+    """Uniform, reading no label: a stratified draw read every candidate row's label to choose 20 (5 a class)."""
     state = initial_state(trial(initial_pool_size=20, seed=3), prepared)
     assert state.round == 0 and state.queried == []
     assert len(state.labelled) == 20 and state.labelled == sorted(state.labelled)
-    assert np.bincount(gold[state.labelled], minlength=4).tolist() == [5, 5, 5, 5]
+    assert state.labelled == sorted(np.random.default_rng(3).permutation(TRAIN)[:20].tolist())
+    hidden = dataclasses.replace(prepared.encoded["train"], labels=np.zeros(TRAIN, dtype=np.int64))
+    blind = initial_state(trial(initial_pool_size=20, seed=3), dataclasses.replace(prepared, encoded={
+        **prepared.encoded, "train": hidden}))
+    assert blind == state  # the labels changed, the draw did not: none was read
     assert not set(state.labelled) & set(state.pool)
     assert sorted(state.labelled + state.pool) == list(range(TRAIN))
     assert initial_state(trial(initial_pool_size=20, seed=3), prepared) == state

@@ -39,7 +39,6 @@ from trainables.models import build_model
 from trainables.pool_outputs import pool_outputs
 from trainables.prepared import Prepared
 from trainables.query import needs, random_rows, select
-from trainables.sampling import stratified_subset
 from trainables.stopping_criteria import Check, check_of, parse_stop
 from trainables.study_settings import StoppingRule
 
@@ -80,8 +79,11 @@ def candidate_rows(prepared: Prepared) -> np.ndarray:
 
 
 def initial_state(trial: TrialConfig, prepared: Prepared) -> LoopState:
+    """Round 0's gold pool: a seeded uniform draw from the candidate rows. Not stratified: a stratified draw reads
+    the labels of every candidate row to choose a few, which a user with an unlabelled pool cannot do and which
+    no label count would show (the budget study draws the same way by default)."""
     rows = candidate_rows(prepared)
-    chosen = rows[stratified_subset(prepared.encoded["train"].labels[rows], trial.initial_pool_size, trial.seed)]
+    chosen = np.random.default_rng(trial.seed).permutation(rows)[: trial.initial_pool_size]
     return LoopState(0, sorted(int(i) for i in chosen), [], sorted(set(rows.tolist()) - set(chosen.tolist())))
 
 
