@@ -295,6 +295,18 @@ def test_bad_settings_are_refused(values, message):
         study("supervised", **values)
 
 
+def test_a_pool_sample_smaller_than_a_budget_step_is_refused_before_the_study():
+    """budgets 8, 16, 24 from 8 gold: steps of 8 rows queried at once. A sample of 6 pool rows cannot give 8: the
+    trial failed at that point, mid-study; now the settings are refused."""
+    sampled = TrialConfig(method="active_loop", learning_rate=5e-3, batch_size=8, epochs=1, query_size=4,
+                          pool_sample_size=6)
+    with pytest.raises(UsageError, match=r"pool_sample_size 6 .* \(8\): set pool_sample_size to 0 .* or >= 8"):
+        study("expert:margin", recipe=sampled)
+    study("expert:margin", recipe=dataclasses.replace(sampled, pool_sample_size=8))  # enough
+    study("expert:random", recipe=sampled)  # random queries score no pool rows
+    study("supervised", recipe=sampled)
+
+
 def test_settings_survive_the_trip_through_a_dict():
     settings = study("expert:margin")
     assert StudySettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings

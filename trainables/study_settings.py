@@ -156,6 +156,11 @@ class StudySettings:
             raise UsageError(f"--selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
         if not 0 < self.selection_share < 1:
             raise UsageError(f"the selection share must lie strictly between 0 and 1, got {self.selection_share}")
+        sample = self.recipe.pool_sample_size
+        largest = max(b - a for a, b in zip((self.initial, *self.budgets), self.budgets, strict=False))
+        if arm.queries and arm.strategy != "random" and 0 < sample < largest:  # else a trial fails at that step
+            raise UsageError(f"pool_sample_size {sample} scores fewer pool rows than the largest step between budgets "
+                             f"queries at once ({largest}): set pool_sample_size to 0 (the whole pool) or >= {largest}")
         if self.selection == "share" and min(self.initial, self.budgets[0]) < 2:
             raise UsageError("with --selection share every point holds out at least one label: "
                              "--initial and every budget must be >= 2")
