@@ -77,7 +77,9 @@ def selection_count(rows: int, share: float) -> int:
 
 def hold_out(targets: np.ndarray, share: float, seed: int) -> np.ndarray:
     """bool per row: held out for selection. A stratified draw by the rows' known labels (gold, or the
-    expert's), seeded, so every arm of a seed at one budget holds out the same way."""
+    expert's), seeded by seed and budget: every arm follows the same rule, but the draw depends on the labels, so
+    two arms holding the same rows with other labels (supervised and expert:random) hold out other rows, which
+    adds noise to that pair's comparison under --selection share (not under the default, last)."""
     chosen = stratified_subset(np.asarray(targets), selection_count(len(targets), share), seed)
     mask = np.zeros(len(targets), dtype=bool)
     mask[chosen] = True
