@@ -12,6 +12,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from trainables import metrics as m
+from trainables.errors import UsageError
 from tuning import analyze, cli
 from tuning.analysis import plots as analysis_plots
 from tuning.analysis import results as a
@@ -86,10 +87,10 @@ def test_best_configs_say_what_the_trial_ran_and_where_its_checkpoint_is():
 
 # ---------------------------------------------------------------- finding experiments
 
-def write_sweep(folder: Path, method: str = "kd", **data) -> Path:
+def write_sweep(folder: Path, method: str = "kd", space: dict | None = None, **data) -> Path:
     folder.mkdir(parents=True)
     record = {"sweep": {"method": method, "sampler": "tpe", "num_samples": 8, "startup_trials": 3},
-              "space": SPACE, "data": {**DATA, **data}}
+              "space": {**SPACE, **(space or {})}, "data": {**DATA, **data}}
     (folder / "sweep.json").write_text(json.dumps(record))
     return folder
 
@@ -142,6 +143,25 @@ def test_mixed_experiments_are_refused_in_one_line_unless_allowed(tmp_path, caps
     assert analyze.main([*folders, "--out", str(out), "--allow-mixed"]) == 0
     report = (out / "report.md").read_text()
     assert '**Mixed settings (--allow-mixed):** these experiments differ in student "tiny-bert" (a)' in report
+
+
+def test_expert_loop_sweeps_with_different_experts_are_not_pooled(tmp_path):
+    """A teachers-expert sweep and an `--expert oracle` sweep were pooled into one active_loop: its best trial,
+    strategy table and learning curves mixed gold labels with the teachers' guesses. The expert is compared like
+    the data; a sweep without --expert stored none in its space and had the teachers."""
+    teachers = write_sweep(tmp_path / "teachers", "active_loop")
+    named = write_sweep(tmp_path / "named", "active_loop", space={"expert": "teachers"})
+    oracle = write_sweep(tmp_path / "oracle", "active_loop", space={"expert": "oracle"})
+    kd = write_sweep(tmp_path / "kd", space={"expert": "oracle"})  # kd asks no expert: its space entry is moot
+    endpoint = {"expert": "openai", "expert_url": "http://127.0.0.1:8080/v1"}
+    models = [write_sweep(tmp_path / name, "active_loop", space={**endpoint, "expert_model": name})
+              for name in ("qwen", "llama")]
+    read = lambda *folders: a.read_all(list(folders), tmp_path)  # noqa: E731
+    assert a.setting_differences(read(teachers, named, kd)) == []
+    assert a.setting_differences(read(teachers, oracle)) == ['expert "teachers" (teachers), "oracle" (oracle)']
+    assert a.setting_differences(read(*models)) == ['expert_model "qwen" (qwen), "llama" (llama)']
+    with pytest.raises(UsageError, match='expert "teachers" .*--allow-mixed'):
+        analyze.main([str(teachers), str(oracle), "--out", str(tmp_path / "out")])
 
 
 # ---------------------------------------------------------------- the Expert-Loop table (issue 12)

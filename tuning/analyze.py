@@ -41,7 +41,8 @@ def parse_args(argv=None):
     parser.add_argument("--confirm", type=int, default=0, metavar="N",
                         help="retrain each method's best settings with N fresh seeds (paired across methods)")
     parser.add_argument("--allow-mixed", action="store_true",
-                        help="compare experiments whose data, split, student or teachers differ (refused by default)")
+                        help="compare experiments whose data, split, student, teachers or Expert-Loop expert differ "
+                             "(refused by default)")
     return parser.parse_args(argv)
 
 

@@ -206,21 +206,40 @@ def read_all(folders: list[Path], root: Path | None = None) -> list[Experiment]:
 COMPARED_DATA = ("dataset", "split_seed", "validation_size", "test_size", "max_train_examples", "max_length",
                  "extra", "student")
 COMPARED_TEACHERS = ("teachers", "teacher_split", "teacher_epochs", "teacher_learning_rate", "teacher_batch_size")
+# The Expert-Loop's expert (with its defaults): who labels the queries decides what the method is (the teachers, the
+# oracle's gold labels, a language model), and it is fixed for a whole sweep, in its space (tuning/sweep/spaces.py).
+# Refused like the settings above rather than split into methods of their own (active_loop@oracle): train.py and
+# study.py read best_configs.json by method name, and would find no `active_loop` in it.
+COMPARED_EXPERT = {"expert": "teachers", "expert_model": "", "expert_url": ""}
 
 
 def setting_differences(experiments: list[Experiment]) -> list[str]:
     """'split_seed 0 (a/kd), 1 (b/kd)' for each compared setting on which the experiments differ."""
     differences = []
-    for name in (*COMPARED_DATA, *COMPARED_TEACHERS):
-        users = [e for e in experiments if name in COMPARED_DATA or e.method != "supervised"]
+    for name in (*COMPARED_DATA, *COMPARED_TEACHERS, *COMPARED_EXPERT):
+        users = [e for e in experiments if uses_setting(e, name)]
         values: dict[str, list[str]] = {}
         for experiment in users:
-            value = json.dumps(experiment.data.get(name), sort_keys=True, default=str)
+            value = json.dumps(compared_value(experiment, name), sort_keys=True, default=str)
             values.setdefault(value, []).append(experiment.relative)
         if len(values) > 1:
             differences.append(f"{name} " + ", ".join(f"{value} ({', '.join(where)})"
                                                       for value, where in values.items()))
     return differences
+
+
+def uses_setting(experiment: Experiment, name: str) -> bool:
+    """Supervised learns from no teacher, and only the Expert-Loop asks an expert."""
+    if name in COMPARED_EXPERT:
+        return experiment.method == "active_loop"
+    return name in COMPARED_DATA or experiment.method != "supervised"
+
+
+def compared_value(experiment: Experiment, name: str):
+    """A data setting from sweep.json's data; the expert from its space, where a sweep without --expert has none."""
+    if name in COMPARED_EXPERT:
+        return experiment.space.get(name, COMPARED_EXPERT[name])
+    return experiment.data.get(name)
 
 
 # ---------------------------------------------------------------- counting and choosing
