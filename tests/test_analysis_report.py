@@ -85,6 +85,47 @@ def test_best_configs_say_what_the_trial_ran_and_where_its_checkpoint_is():
     assert analyze.ran_text(entry["ran"]) == "2/4 epochs (stopped)"
 
 
+def counted(method: str, labels_used: int, teacher_labels: int) -> a.TrialRecord:
+    record = trial("t", 0.5, method=method, experiment="/storage/run/kd")
+    record.last.update({m.LABELS_USED: labels_used, m.TEACHER_LABELS: teacher_labels, m.VALIDATION_LABELS: 500,
+                        m.TEACHER_LABELLED_ROWS: 4006})
+    return record
+
+
+def test_gold_labels_count_the_validation_split_and_each_training_label_once():
+    """Worked out by hand from trainables/metrics.py's definitions, on 4,006 training rows and 500 validation rows."""
+    whole, half = {"teacher_split": 0.0}, {"teacher_split": 0.5}
+    assert a.gold_labels(counted("supervised", 4006, 0), whole) == 4506
+    assert a.gold_labels(counted("kd", 4006, 4006), whole) == 4506  # the same rows' labels, read by both
+    assert a.gold_labels(counted("kd", 4006, 2003), half) == 4506  # kd's student reads the teachers' half too
+    assert a.gold_labels(counted("kd", 0, 2003), half) == 2503  # alpha 1: only the teachers read gold labels
+    assert a.gold_labels(counted("active_loop", 169, 4006), whole) == 4506  # the teachers learned the pool's rows
+    assert a.gold_labels(counted("active_loop", 169, 2003), half) == 2672  # the pool excludes the teachers' half
+    assert a.gold_labels(counted("active_loop", 169, 0), {}) == 669  # teachers given as checkpoints, or an llm
+    older = trial("t", 0.5)  # reported before validation_labels existed
+    assert a.gold_labels(older, whole) is None
+
+
+def test_validation_labels_and_teacher_labelled_rows_are_in_every_table(tmp_path):
+    """A bar saying "gold 169" hid the 4,006 labels the teachers learned and the 500 validation labels that chose
+    the configuration: both are carried wherever labels_used is, with their sum."""
+    loop = experiment([counted("active_loop", 169, 4006)], path="/storage/run/kd", method="active_loop",
+                      data={**DATA, "teacher_split": 0.0})
+    best = a.best_configs([loop])["methods"]
+    entry = best["active_loop"]
+    assert (entry["validation_labels"], entry["teacher_labelled_rows"], entry["gold_labels"]) == (500, 4006, 4506)
+    row = a.results_frame([loop]).iloc[0]
+    assert (row[m.VALIDATION_LABELS], row[m.TEACHER_LABELLED_ROWS], row["gold_labels"]) == (500, 4006, 4506)
+    section = analyze.best_section([loop], best)
+    header, cells = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| ")]
+    shown = dict(zip([h.strip() for h in header], [c.strip() for c in cells], strict=True))
+    assert shown[analyze.GOLD_HEADER] == "4506" and shown["validation_labels"] == "500"
+    assert shown["teacher_labelled_rows"] == "4006" and shown["labels_used"] == "169"
+    assert "`validation_labels` (they chose the settings) plus" in section  # what the column sums
+    assert analyze.bar_label("active_loop", entry).startswith("active_loop\ngold 4506 in all\n(student 169, "
+                                                              "teachers 4006, validation 500)")
+
+
 # ---------------------------------------------------------------- finding experiments
 
 def write_sweep(folder: Path, method: str = "kd", space: dict | None = None, **data) -> Path:

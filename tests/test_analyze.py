@@ -97,7 +97,8 @@ def test_best_configs_shape(confirmed):
     assert set(stored["methods"]) == set(METHODS)
     for entry in stored["methods"].values():
         assert set(entry) == {"config", "data", "val_accuracy", "test_accuracy", "test_macro_f1", "labels_used",
-                              "teacher_labels", "expert_queries", "experiment", "trial_id", "ran", "checkpoint",
+                              "teacher_labels", "validation_labels", "gold_labels", "expert_queries",
+                              "teacher_labelled_rows", "experiment", "trial_id", "ran", "checkpoint",
                               "expert", "expert_calls", "expert_priced_cost", "expert_paid"}
     # Only the Expert-Loop has an expert; the smoke sweep's is the teachers, free (expert_price 0), one call per label.
     loop, kd = stored["methods"]["active_loop"], stored["methods"]["kd"]

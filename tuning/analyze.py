@@ -104,8 +104,9 @@ def make_plots(experiments: list[a.Experiment], best: dict, confirmation: list[d
     loop = [t for e in experiments if e.method == "active_loop" for t in e.trials]
     plots["Expert-Loop learning curves"] = p.plot_learning_curves(loop, out / "learning_curves.png")
     if confirmation:
-        bars = [(bar_label(r["method"], r), r[m.TEST_ACCURACY]["mean"], r[m.TEST_ACCURACY]["ci"])
-                for r in confirmation]
+        # The retrained seeds ran the chosen settings: the same label counts, which the best entry holds in full.
+        bars = [(bar_label(r["method"], {**best.get(r["method"], {}), **r}), r[m.TEST_ACCURACY]["mean"],
+                 r[m.TEST_ACCURACY]["ci"]) for r in confirmation]
         title = f"test accuracy over {confirmation[0]['n']} seeds, 95% CI over seeds and test examples"
     else:
         bars = [(bar_label(method, e), e["test_accuracy"], None) for method, e in best.items()]
@@ -141,8 +142,10 @@ def study_plots(experiment: a.Experiment, stem: str, out: Path, plots: dict, not
 
 
 def bar_label(method: str, counts: dict) -> str:
-    """The method with its label bill under it, so no method looks cheaper than it is."""
-    return (f"{method}\ngold {fmt(counts.get(m.LABELS_USED))} (+{fmt(counts.get(m.TEACHER_LABELS))} teachers')"
+    """The method with its label bill under it, so no method looks cheaper than it is: every gold label that chose
+    or trained it first (the validation split's too), then the student's, the teachers' and the validation's."""
+    return (f"{method}\ngold {fmt(counts.get('gold_labels'))} in all\n(student {fmt(counts.get(m.LABELS_USED))}, "
+            f"teachers {fmt(counts.get(m.TEACHER_LABELS))}, validation {fmt(counts.get(m.VALIDATION_LABELS))})"
             f"\nexpert queries {fmt(counts.get(m.EXPERT_QUERIES))}")
 
 
@@ -160,8 +163,10 @@ def report_sections(experiments, best: dict, confirmation, plots: dict, storage_
 
     head = ["# Sweep analysis", "Chosen on `val_accuracy` of each trial's last report; test metrics are for "
             "the record only. Label counts: `labels_used` = gold labels the student saw, `teacher_labels` = "
-            "gold labels the teachers were fine-tuned on, `expert_queries` = examples the expert labelled (the "
-            "teachers unless `expert` names another; priced at the sweep's `expert_price` per label).",
+            "gold labels the teachers were fine-tuned on, `validation_labels` = gold labels of the validation split, "
+            "which chose every configuration, `expert_queries` = examples the expert labelled (the teachers unless "
+            "`expert` names another; priced at the sweep's `expert_price` per label), `teacher_labelled_rows` = rows "
+            "whose teacher targets the student's loss read.",
             f"Experiments (folders relative to the storage path `{storage_path}`):",
             *[f"- `{e.relative}` ({e.method}, {len(e.trials)} trials; search: "
               f"{search_kind(e.record.get('sweep', {}))})" for e in experiments]]
@@ -176,10 +181,19 @@ def report_sections(experiments, best: dict, confirmation, plots: dict, storage_
     return [s for s in sections if s]
 
 
+GOLD_HEADER = "gold labels that chose or trained it"
+# What the column sums (tuning/analysis/results.py gold_labels), so a method's bill is read whole.
+GOLD_NOTE = (f"`{GOLD_HEADER}`: `validation_labels` (they chose the settings) plus the training split's gold labels "
+             "the student (`labels_used`) or the teachers (`teacher_labels`) learned from, each once: by default the "
+             "teachers learned every training row and kd's student reads every row, so one of the two holds the "
+             "other and the larger counts; only the Expert-Loop with `--teacher-split` above 0 keeps them apart, "
+             "and then both count. `expert_queries` and `teacher_labelled_rows` count teacher targets, no gold label.")
+
+
 def best_section(experiments, best: dict) -> str:
-    headers = ["method", "val_acc", "test_acc", "test_macro_f1", "ran", "labels_used", "teacher_labels",
-               "expert_queries", "expert: labels priced / paid", "ensemble val/test", "teachers test", "trial",
-               "settings"]
+    headers = ["method", "val_acc", "test_acc", "test_macro_f1", "ran", GOLD_HEADER, "labels_used", "teacher_labels",
+               "validation_labels", "expert_queries", "teacher_labelled_rows", "expert: labels priced / paid",
+               "ensemble val/test", "teachers test", "trial", "settings"]
     from tuning.analysis import results as a  # noqa: PLC0415 (Ray, pandas: --help answers at once)
 
     rows = []
@@ -188,12 +202,14 @@ def best_section(experiments, best: dict) -> str:
         teachers = a.teacher_accuracies(trial.last)
         ensemble = teachers.pop("ensemble", {})
         rows.append([method, acc(entry["val_accuracy"]), acc(entry["test_accuracy"]), acc(entry["test_macro_f1"]),
-                     ran_text(entry["ran"]), fmt(entry["labels_used"]),
-                     fmt(entry["teacher_labels"]), fmt(entry["expert_queries"]), expert_text(entry),
+                     ran_text(entry["ran"]), fmt(entry.get("gold_labels")), fmt(entry["labels_used"]),
+                     fmt(entry["teacher_labels"]), fmt(entry.get("validation_labels")), fmt(entry["expert_queries"]),
+                     fmt(entry.get("teacher_labelled_rows")), expert_text(entry),
                      f"{acc(ensemble.get('val'))} / {acc(ensemble.get('test'))}" if ensemble else "-",
                      ", ".join(f"{name} {acc(split.get('test'))}" for name, split in teachers.items()) or "-",
                      entry["trial_id"], settings_text(trial, experiments)])
-    return "## Best trial per method\n\n" + (table(headers, rows) if rows else "No trial reported a val_accuracy.")
+    return ("## Best trial per method\n\n" + GOLD_NOTE + "\n\n"
+            + (table(headers, rows) if rows else "No trial reported a val_accuracy."))
 
 
 def expert_text(entry: dict) -> str:

@@ -26,10 +26,12 @@ from tuning.records import OPTUNA_JOURNAL, SWEEP_FILE, reached_the_end
 COMPLETED, STOPPED, ERRORED, UNFINISHED = "completed", "stopped", "errored", "unfinished"
 STATUSES = (COMPLETED, STOPPED, ERRORED, UNFINISHED)
 LAST_METRICS = (m.VAL_ACCURACY, m.VAL_MACRO_F1, m.VAL_LOSS, m.TEST_ACCURACY, m.TEST_MACRO_F1, m.LABELS_USED,
-                m.TEACHER_LABELS, m.EXPERT_QUERIES, m.TRAIN_SECONDS, m.EPOCH, m.ROUND, m.EXPERT_LABEL_ACCURACY,
-                "expert_label_accuracy_round", "pool_left", "training_iteration", m.EXPERT_CALLS, m.EXPERT_CACHE_HITS,
-                m.EXPERT_SECONDS, m.EXPERT_TOKENS, m.EXPERT_PRICED_COST, m.EXPERT_PAID)
+                m.TEACHER_LABELS, m.VALIDATION_LABELS, m.EXPERT_QUERIES, m.TEACHER_LABELLED_ROWS, m.TRAIN_SECONDS,
+                m.EPOCH, m.ROUND, m.EXPERT_LABEL_ACCURACY, "expert_label_accuracy_round", "pool_left",
+                "training_iteration", m.EXPERT_CALLS, m.EXPERT_CACHE_HITS, m.EXPERT_SECONDS, m.EXPERT_TOKENS,
+                m.EXPERT_PRICED_COST, m.EXPERT_PAID)
 TEACHER_PREFIX = "teacher_accuracy/"
+GOLD_LABELS = "gold_labels"  # every gold label that chose or trained a trial, each once (gold_labels below)
 
 
 @dataclass
@@ -282,6 +284,20 @@ def experiment_of(trial: TrialRecord, experiments: list[Experiment]) -> Experime
     return next(e for e in experiments if str(e.path) == trial.experiment)
 
 
+def gold_labels(trial: TrialRecord, data: dict) -> int | None:
+    """Every gold label that chose or trained the trial, each once: the validation split's (they chose it) and the
+    training split's that the student's loss (labels_used) or the teachers (teacher_labels) read. The last two
+    overlap unless the Expert-Loop's pool excludes the teachers' share (teacher_split > 0): by default the teachers
+    learn every training row, the student's among them, and kd's student reads every row, the teachers' among them,
+    so one set holds the other and the larger counts. None when a report lacks a count (older sweeps)."""
+    counts = [trial.last.get(key) for key in (m.LABELS_USED, m.TEACHER_LABELS, m.VALIDATION_LABELS)]
+    if not all(isinstance(count, int | float) and math.isfinite(count) for count in counts):
+        return None
+    student, teachers, validation = (int(count) for count in counts)
+    apart = trial.method == "active_loop" and float(data.get("teacher_split") or 0) > 0
+    return validation + (student + teachers if apart else max(student, teachers))
+
+
 def best_entry(trial: TrialRecord, experiment: Experiment) -> dict:
     """One method's entry of best_configs.json: what tuning/train.py --config reads, plus provenance."""
     return {
@@ -291,7 +307,10 @@ def best_entry(trial: TrialRecord, experiment: Experiment) -> dict:
         "test_accuracy": trial.last.get(m.TEST_ACCURACY),
         "labels_used": trial.last.get(m.LABELS_USED),
         "teacher_labels": trial.last.get(m.TEACHER_LABELS),
+        "validation_labels": trial.last.get(m.VALIDATION_LABELS),
+        GOLD_LABELS: gold_labels(trial, experiment.data),
         "expert_queries": trial.last.get(m.EXPERT_QUERIES),
+        "teacher_labelled_rows": trial.last.get(m.TEACHER_LABELLED_ROWS),
         # who labelled the queries (active_loop) and what their labels cost (trainables/metrics.py)
         "expert": trial.config.get("expert", "teachers") if trial.method == "active_loop" else None,
         **{key: trial.last.get(key) for key in (m.EXPERT_CALLS, m.EXPERT_PRICED_COST, m.EXPERT_PAID)},
@@ -325,6 +344,7 @@ def results_frame(experiments: list[Experiment]) -> pd.DataFrame:
             row = {"method": trial.method, "trial_id": trial.trial_id, "status": trial.status,
                    "experiment": experiment.label, "experiment_path": experiment.relative}
             row.update({name: trial.last.get(name) for name in LAST_METRICS})
+            row[GOLD_LABELS] = gold_labels(trial, experiment.data)
             row.update({k: v for k, v in trial.last.items() if k.startswith(TEACHER_PREFIX)})
             row.update({f"config/{k}": v for k, v in trial.config.items()})
             row["error"] = trial.error or ""
