@@ -126,6 +126,29 @@ def test_validation_labels_and_teacher_labelled_rows_are_in_every_table(tmp_path
                                                               "teachers 4006, validation 500)")
 
 
+def test_report_says_when_the_teachers_labelled_rows_they_learned():
+    """The default sweep fine-tunes the teachers on every training row, the pool's too: the Expert-Loop's expert
+    then labels rows it was trained on, which the report said nowhere."""
+    def loop(name, teacher_labels=4006, space=None, **data):
+        record = counted("active_loop", 169, teacher_labels)
+        found = experiment([record], path=f"/storage/{name}", method="active_loop", data={**DATA, **data})
+        found.record["space"] = {**SPACE, **(space or {})}
+        return found
+
+    def warned(*experiments):
+        head = analyze.report_sections(list(experiments), {}, None, {})[0]
+        return [line for line in head.splitlines() if line.startswith("**Experts trained on the rows they label")]
+
+    (line,) = warned(loop("default", teacher_split=0.0))
+    assert "in `/storage/default` the teachers" in line and "(4006 gold labels, `teacher_split` 0)" in line
+    assert "partly an oracle" in line and "`--teacher-split 0.5`" in line
+    assert len(warned(loop("old"))) == 1  # a sweep.json from before teacher_split was recorded: the whole split
+    assert warned(loop("apart", teacher_split=0.5)) == []
+    assert warned(loop("checkpoints", teacher_labels=0, teacher_split=0.0)) == []  # the teachers learned nothing
+    assert warned(loop("oracle", space={"expert": "oracle"}, teacher_split=0.0)) == []  # gold labels: no teachers
+    assert warned(experiment([counted("kd", 4006, 4006)], data={**DATA, "teacher_split": 0.0})) == []
+
+
 # ---------------------------------------------------------------- finding experiments
 
 def write_sweep(folder: Path, method: str = "kd", space: dict | None = None, **data) -> Path:

@@ -173,6 +173,7 @@ def report_sections(experiments, best: dict, confirmation, plots: dict, storage_
     if mixed:
         head.append("\n**Mixed settings (--allow-mixed):** these experiments differ in "
                     + "; ".join(mixed) + ". Trials pooled or compared across them are not directly comparable.")
+    head += [f"\n{line}" for line in (oracle_warning(e) for e in experiments) if line]
     sections = ["\n".join(head), best_section(experiments, best), trials_section(experiments)]
     if confirmation:
         sections.append(confirmation_section(confirmation))
@@ -188,6 +189,22 @@ GOLD_NOTE = (f"`{GOLD_HEADER}`: `validation_labels` (they chose the settings) pl
              "teachers learned every training row and kd's student reads every row, so one of the two holds the "
              "other and the larger counts; only the Expert-Loop with `--teacher-split` above 0 keeps them apart, "
              "and then both count. `expert_queries` and `teacher_labelled_rows` count teacher targets, no gold label.")
+
+
+def oracle_warning(experiment) -> str:
+    """A line when the Expert-Loop's expert, the teachers, learned the very rows it labels: teacher_split 0 (the
+    sweeps' default) fine-tunes them on the whole training split, the pool's rows too. Teachers given as
+    checkpoints (teacher_labels 0) learned nothing here, and other experts are no teachers."""
+    from tuning.analysis import results as a  # noqa: PLC0415 (Ray, pandas: --help answers at once)
+
+    learned = max((t.last.get(m.TEACHER_LABELS) or 0 for t in experiment.trials), default=0)
+    if (experiment.method != "active_loop" or a.compared_value(experiment, "expert") != "teachers"
+            or experiment.data.get("teacher_split") or not learned):
+        return ""
+    return (f"**Experts trained on the rows they label:** in `{experiment.relative}` the teachers (the Expert-Loop's "
+            f"expert) learned from every training row ({fmt(learned)} gold labels, `teacher_split` 0), the pool's "
+            "too, so on the rows they label they are partly an oracle; `--teacher-split 0.5` fine-tunes them on a "
+            "disjoint half, which the Expert-Loop's pool then excludes.")
 
 
 def best_section(experiments, best: dict) -> str:
