@@ -54,6 +54,21 @@ def test_report_prints_no_importances_from_four_trials():
     assert "4 completed trial(s) over 2 searched setting(s); fANOVA needs at least 10" in section
 
 
+# ---------------------------------------------------------------- trial states
+
+def test_a_trial_its_own_stopping_rule_ended_completed():
+    """An Expert-Loop trial with a `stop` criterion reports stopped = 1 after its last round: it ran its plan, even
+    short of max_iterations, and was counted as stopped by ASHA, with --scheduler none too."""
+    loop = {"max_iterations": 5, "stop": "stable_predictions"}
+    own_end = {m.ROUND: 2, "pool_left": 9, m.STOPPED: 1}
+    assert a.classify("TERMINATED", "active_loop", loop, own_end, errored=False) == a.COMPLETED
+    asha = {m.ROUND: 2, "pool_left": 9, m.STOPPED: 0}  # the criterion was checked and said go on: ASHA ended it
+    assert a.classify("TERMINATED", "active_loop", loop, asha, errored=False) == a.STOPPED
+    assert a.classify("RUNNING", "active_loop", loop, own_end, errored=False) == a.UNFINISHED
+    section = analyze.trials_section([experiment([], method="active_loop")])
+    assert "own stopping rule, `stop`, ended ran its plan: `completed`" in section
+
+
 # ---------------------------------------------------------------- choosing the best trial
 
 def test_on_a_tie_the_trial_that_ran_to_the_end_wins():

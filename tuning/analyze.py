@@ -266,7 +266,8 @@ def trials_section(experiments) -> str:
     for method, trials in a.by_method(experiments).items():
         counts = a.status_counts(trials)
         rows.append([method, str(len(trials)), *[str(counts[s]) for s in a.STATUSES]])
-    text = ("## Trials\n\n`stopped`: ended by the ASHA scheduler before its planned epochs/rounds; "
+    text = ("## Trials\n\n`stopped`: ended by the ASHA scheduler before its planned epochs/rounds (a trial its "
+            "own stopping rule, `stop`, ended ran its plan: `completed`); "
             "`unfinished`: the sweep was interrupted (resume it with `tuning/run.py --resume`).\n\n"
             + table(headers, rows))
     errors = [t for e in experiments for t in e.trials if t.error]

@@ -189,7 +189,8 @@ def error_line(error) -> str:
 
 
 def classify(ray_status: str, method: str, config: dict, last: dict, errored: bool) -> str:
-    """completed / stopped (ASHA ended it early) / errored / unfinished (the sweep was interrupted)."""
+    """completed (ran its plan, or its own stopping rule ended it) / stopped (the scheduler ended it early) /
+    errored / unfinished (the sweep was interrupted)."""
     if errored or ray_status == "ERROR":
         return ERRORED
     if ray_status != "TERMINATED" or not last:
