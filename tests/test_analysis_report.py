@@ -71,17 +71,45 @@ def test_a_trial_its_own_stopping_rule_ended_completed():
 
 # ---------------------------------------------------------------- choosing the best trial
 
-def test_on_a_tie_the_trial_that_ran_to_the_end_wins():
-    stopped = trial("stopped", 0.8, epoch=2, status=a.STOPPED)
-    finished = trial("finished", 0.8)
-    assert a.best_trial([stopped, finished, trial("worse", 0.7)]) is finished
-    assert a.best_trial([stopped, trial("worse", 0.7)]) is stopped  # higher val_accuracy still wins
+def test_a_trial_stopped_early_competes_only_when_none_completed():
+    """A trial ASHA stopped at epoch 2 of 4 is scored mid-schedule: it won on that score, ahead of trials that ran
+    the plan train.py repeats. Now it is chosen only when no trial of the method completed, and that is said."""
+    stopped = trial("stopped", 0.9, epoch=2, status=a.STOPPED)
+    unfinished = trial("unfinished", 0.95, epoch=1, status=a.UNFINISHED)
+    finished = trial("finished", 0.7)
+    assert a.best_trial([stopped, unfinished, finished, trial("worse", 0.6)]) is finished
+    assert a.best_trial([stopped, unfinished]) is unfinished  # none completed: the best of the rest
+    assert a.best_trial([trial("errored", 0.99, status=a.ERRORED), stopped]) is stopped
+    kd = experiment([stopped, unfinished])
+    best = a.best_configs([kd])["methods"]
+    (note,) = a.chosen_early(best)
+    assert note.startswith("kd: no trial ran its whole plan") and "(unfinished)" in note
+    assert f"**{note}.**" in analyze.best_section([kd], best)
+    assert a.chosen_early(a.best_configs([experiment([stopped, finished])])["methods"]) == []
+
+
+def test_a_loop_trial_stopped_at_round_0_neither_wins_nor_describes_a_strategy():
+    """Round 0 trains on the initial gold pool alone: a trial ASHA stopped there asked no expert, yet such a trial
+    beat a completed one, and stood in the strategy table for a strategy it never used."""
+    def loop(trial_id, val, rounds, status, strategy):
+        record = trial(trial_id, val, status=status, method="active_loop", experiment="/s/l", strategy=strategy,
+                       max_iterations=3)
+        record.last[m.ROUND] = rounds
+        return record
+
+    trials = [loop("round0", 0.8, 0, a.STOPPED, "badge"), loop("done", 0.6, 3, a.COMPLETED, "margin"),
+              loop("round1", 0.7, 1, a.STOPPED, "margin")]
+    assert a.best_trial(trials).trial_id == "done"
+    section = analyze.expert_loop_section([experiment(trials, path="/s/l", method="active_loop")])
+    strategies = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")][1:]
+    assert strategies == ["margin"] and "| margin | 2 |" in section
+    assert "Left out: 1 trial(s) stopped at round 0, which asked no expert." in section
 
 
 def test_best_configs_say_what_the_trial_ran_and_where_its_checkpoint_is():
     stopped = trial("stopped", 0.9, epoch=2, status=a.STOPPED)
     stopped.checkpoint = "/storage/run/kd/student_trial_stopped/checkpoint_000001"
-    kd = experiment([stopped, trial("finished", 0.8)])
+    kd = experiment([stopped, trial("errored", 0.95, status=a.ERRORED)])  # no trial completed: the stopped one
     kd.root = Path("/storage")
     loop_trial = trial("loop", 0.7, status=a.STOPPED, method="active_loop", experiment="/storage/run/active_loop",
                        max_iterations=3)

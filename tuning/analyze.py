@@ -68,6 +68,8 @@ def main(argv=None) -> int:
     best = a.best_configs(experiments, shown_root)
     if args.confirm and not best["methods"]:  # checked before anything is written
         raise UsageError("--confirm: no method has a trial with a val_accuracy to retrain")
+    for line in a.chosen_early(best["methods"]):
+        print(f"note: {line}")
     write_json(out / BEST_FILE, best)
     write_text(out / "results.csv", a.results_frame(experiments).to_csv(index=False))
     confirmation = None
@@ -225,8 +227,9 @@ def best_section(experiments, best: dict) -> str:
                      f"{acc(ensemble.get('val'))} / {acc(ensemble.get('test'))}" if ensemble else "-",
                      ", ".join(f"{name} {acc(split.get('test'))}" for name, split in teachers.items()) or "-",
                      entry["trial_id"], settings_text(trial, experiments)])
-    return ("## Best trial per method\n\n" + GOLD_NOTE + "\n\n"
-            + (table(headers, rows) if rows else "No trial reported a val_accuracy."))
+    early = "".join(f"**{line}.**\n\n" for line in a.chosen_early(best))
+    return ("## Best trial per method\n\nAmong the trials that ran their whole plan (completed).\n\n" + early
+            + GOLD_NOTE + "\n\n" + (table(headers, rows) if rows else "No trial reported a val_accuracy."))
 
 
 def expert_text(entry: dict) -> str:
@@ -323,8 +326,10 @@ def expert_loop_section(experiments) -> str:
     describes the sweep; it does not rank the strategies (tuning/study.py does, at equal budgets)."""
     from tuning.analysis import results as a  # noqa: PLC0415 (Ray, pandas: --help answers at once)
 
-    trials = [t for e in experiments if e.method == "active_loop" for t in e.trials
+    scored = [t for e in experiments if e.method == "active_loop" for t in e.trials
               if t.status != a.ERRORED and not math.isnan(t.val_accuracy)]
+    # A trial stopped at round 0 trained on its initial gold pool alone: no query strategy or expert is in its score.
+    trials = [t for t in scored if a.asked_the_expert(t)]
     if not trials:
         return ""
     by_strategy: dict[str, list[a.TrialRecord]] = {}
@@ -341,7 +346,8 @@ def expert_loop_section(experiments) -> str:
             "the strategy, so each row averages trials that labelled different numbers of examples, on one "
             "seed each. It describes the sweep; it does not rank the strategies. For that, run "
             "`python tuning/study.py`, which compares strategies at equal budgets over several seeds.\n\n"
-            "Last report of each trial; see learning_curves.png for the per-round history.\n\n"
+            "Last report of each trial; see learning_curves.png for the per-round history. Left out: "
+            f"{len(scored) - len(trials)} trial(s) stopped at round 0, which asked no expert.\n\n"
             + table(headers, rows))
 
 

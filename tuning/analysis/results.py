@@ -264,11 +264,28 @@ def by_method(experiments: list[Experiment]) -> dict[str, list[TrialRecord]]:
 
 
 def best_trial(trials: list[TrialRecord]) -> TrialRecord | None:
-    """The highest val_accuracy of a last report. On a tie, a trial that ran to its end beats one ASHA
-    stopped (its settings were seen over the whole planned run, which train.py repeats); then the first.
-    Errored trials are left out: their configuration is one that crashes when trained again."""
+    """The highest val_accuracy of a last report among the trials that ran their whole plan (completed: every
+    planned epoch or round, or ended by their own stopping rule); on a tie the first. A trial stopped early (by
+    ASHA, or unfinished) is scored mid-schedule, a kd trial at epoch 1 of 4 or an Expert-Loop trial at round 0,
+    before it asked any expert: not what its settings, which train.py repeats, would give. Such trials compete
+    only when no trial of the method completed (chosen_early says so). Errored trials are left out: their
+    configuration is one that crashes when trained again."""
     candidates = [t for t in trials if t.status != ERRORED and not math.isnan(t.val_accuracy)]
-    return max(candidates, key=lambda t: (t.val_accuracy, t.status == COMPLETED)) if candidates else None
+    candidates = [t for t in candidates if t.status == COMPLETED] or candidates
+    return max(candidates, key=lambda t: t.val_accuracy) if candidates else None
+
+
+def chosen_early(best: dict) -> list[str]:
+    """One line per method of best_configs.json's `methods` whose best trial did not run its whole plan: no trial
+    of it did, so it was chosen on a shorter run's score."""
+    return [f"{method}: no trial ran its whole plan, so the best was chosen among trials stopped early "
+            f"({entry['ran']['status']}), on the score of a shorter run than its settings plan"
+            for method, entry in best.items() if entry["ran"]["status"] != COMPLETED]
+
+
+def asked_the_expert(trial: TrialRecord) -> bool:
+    """Did an Expert-Loop trial get past round 0, the student trained on the initial gold pool alone?"""
+    return ran(trial)["rounds"] >= 1
 
 
 def ran(trial: TrialRecord) -> dict:
