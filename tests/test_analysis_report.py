@@ -12,6 +12,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from trainables import metrics as m
+from trainables.errors import UsageError
 from tuning import analyze, cli
 from tuning.analysis import plots as analysis_plots
 from tuning.analysis import results as a
@@ -53,19 +54,62 @@ def test_report_prints_no_importances_from_four_trials():
     assert "4 completed trial(s) over 2 searched setting(s); fANOVA needs at least 10" in section
 
 
+# ---------------------------------------------------------------- trial states
+
+def test_a_trial_its_own_stopping_rule_ended_completed():
+    """An Expert-Loop trial with a `stop` criterion reports stopped = 1 after its last round: it ran its plan, even
+    short of max_iterations, and was counted as stopped by ASHA, with --scheduler none too."""
+    loop = {"max_iterations": 5, "stop": "stable_predictions"}
+    own_end = {m.ROUND: 2, "pool_left": 9, m.STOPPED: 1}
+    assert a.classify("TERMINATED", "active_loop", loop, own_end, errored=False) == a.COMPLETED
+    asha = {m.ROUND: 2, "pool_left": 9, m.STOPPED: 0}  # the criterion was checked and said go on: ASHA ended it
+    assert a.classify("TERMINATED", "active_loop", loop, asha, errored=False) == a.STOPPED
+    assert a.classify("RUNNING", "active_loop", loop, own_end, errored=False) == a.UNFINISHED
+    section = analyze.trials_section([experiment([], method="active_loop")])
+    assert "own stopping rule, `stop`, ended ran its plan: `completed`" in section
+
+
 # ---------------------------------------------------------------- choosing the best trial
 
-def test_on_a_tie_the_trial_that_ran_to_the_end_wins():
-    stopped = trial("stopped", 0.8, epoch=2, status=a.STOPPED)
-    finished = trial("finished", 0.8)
-    assert a.best_trial([stopped, finished, trial("worse", 0.7)]) is finished
-    assert a.best_trial([stopped, trial("worse", 0.7)]) is stopped  # higher val_accuracy still wins
+def test_a_trial_stopped_early_competes_only_when_none_completed():
+    """A trial ASHA stopped at epoch 2 of 4 is scored mid-schedule: it won on that score, ahead of trials that ran
+    the plan train.py repeats. Now it is chosen only when no trial of the method completed, and that is said."""
+    stopped = trial("stopped", 0.9, epoch=2, status=a.STOPPED)
+    unfinished = trial("unfinished", 0.95, epoch=1, status=a.UNFINISHED)
+    finished = trial("finished", 0.7)
+    assert a.best_trial([stopped, unfinished, finished, trial("worse", 0.6)]) is finished
+    assert a.best_trial([stopped, unfinished]) is unfinished  # none completed: the best of the rest
+    assert a.best_trial([trial("errored", 0.99, status=a.ERRORED), stopped]) is stopped
+    kd = experiment([stopped, unfinished])
+    best = a.best_configs([kd])["methods"]
+    (note,) = a.chosen_early(best)
+    assert note.startswith("kd: no trial ran its whole plan") and "(unfinished)" in note
+    assert f"**{note}.**" in analyze.best_section([kd], best)
+    assert a.chosen_early(a.best_configs([experiment([stopped, finished])])["methods"]) == []
+
+
+def test_a_loop_trial_stopped_at_round_0_neither_wins_nor_describes_a_strategy():
+    """Round 0 trains on the initial gold pool alone: a trial ASHA stopped there asked no expert, yet such a trial
+    beat a completed one, and stood in the strategy table for a strategy it never used."""
+    def loop(trial_id, val, rounds, status, strategy):
+        record = trial(trial_id, val, status=status, method="active_loop", experiment="/s/l", strategy=strategy,
+                       max_iterations=3)
+        record.last[m.ROUND] = rounds
+        return record
+
+    trials = [loop("round0", 0.8, 0, a.STOPPED, "badge"), loop("done", 0.6, 3, a.COMPLETED, "margin"),
+              loop("round1", 0.7, 1, a.STOPPED, "margin")]
+    assert a.best_trial(trials).trial_id == "done"
+    section = analyze.expert_loop_section([experiment(trials, path="/s/l", method="active_loop")])
+    strategies = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")][1:]
+    assert strategies == ["margin"] and "| margin | 2 |" in section
+    assert "Left out: 1 trial(s) stopped at round 0, which asked no expert." in section
 
 
 def test_best_configs_say_what_the_trial_ran_and_where_its_checkpoint_is():
     stopped = trial("stopped", 0.9, epoch=2, status=a.STOPPED)
     stopped.checkpoint = "/storage/run/kd/student_trial_stopped/checkpoint_000001"
-    kd = experiment([stopped, trial("finished", 0.8)])
+    kd = experiment([stopped, trial("errored", 0.95, status=a.ERRORED)])  # no trial completed: the stopped one
     kd.root = Path("/storage")
     loop_trial = trial("loop", 0.7, status=a.STOPPED, method="active_loop", experiment="/storage/run/active_loop",
                        max_iterations=3)
@@ -84,12 +128,76 @@ def test_best_configs_say_what_the_trial_ran_and_where_its_checkpoint_is():
     assert analyze.ran_text(entry["ran"]) == "2/4 epochs (stopped)"
 
 
+def counted(method: str, labels_used: int, teacher_labels: int) -> a.TrialRecord:
+    record = trial("t", 0.5, method=method, experiment="/storage/run/kd")
+    record.last.update({m.LABELS_USED: labels_used, m.TEACHER_LABELS: teacher_labels, m.VALIDATION_LABELS: 500,
+                        m.TEACHER_LABELLED_ROWS: 4006})
+    return record
+
+
+def test_gold_labels_count_the_validation_split_and_each_training_label_once():
+    """Worked out by hand from trainables/metrics.py's definitions, on 4,006 training rows and 500 validation rows."""
+    whole, half = {"teacher_split": 0.0}, {"teacher_split": 0.5}
+    assert a.gold_labels(counted("supervised", 4006, 0), whole) == 4506
+    assert a.gold_labels(counted("kd", 4006, 4006), whole) == 4506  # the same rows' labels, read by both
+    assert a.gold_labels(counted("kd", 4006, 2003), half) == 4506  # kd's student reads the teachers' half too
+    assert a.gold_labels(counted("kd", 0, 2003), half) == 2503  # alpha 1: only the teachers read gold labels
+    assert a.gold_labels(counted("active_loop", 169, 4006), whole) == 4506  # the teachers learned the pool's rows
+    assert a.gold_labels(counted("active_loop", 169, 2003), half) == 2672  # the pool excludes the teachers' half
+    assert a.gold_labels(counted("active_loop", 169, 0), {}) == 669  # teachers given as checkpoints, or an llm
+    older = trial("t", 0.5)  # reported before validation_labels existed
+    assert a.gold_labels(older, whole) is None
+
+
+def test_validation_labels_and_teacher_labelled_rows_are_in_every_table(tmp_path):
+    """A bar saying "gold 169" hid the 4,006 labels the teachers learned and the 500 validation labels that chose
+    the configuration: both are carried wherever labels_used is, with their sum."""
+    loop = experiment([counted("active_loop", 169, 4006)], path="/storage/run/kd", method="active_loop",
+                      data={**DATA, "teacher_split": 0.0})
+    best = a.best_configs([loop])["methods"]
+    entry = best["active_loop"]
+    assert (entry["validation_labels"], entry["teacher_labelled_rows"], entry["gold_labels"]) == (500, 4006, 4506)
+    row = a.results_frame([loop]).iloc[0]
+    assert (row[m.VALIDATION_LABELS], row[m.TEACHER_LABELLED_ROWS], row["gold_labels"]) == (500, 4006, 4506)
+    section = analyze.best_section([loop], best)
+    header, cells = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| ")]
+    shown = dict(zip([h.strip() for h in header], [c.strip() for c in cells], strict=True))
+    assert shown[analyze.GOLD_HEADER] == "4506" and shown["validation_labels"] == "500"
+    assert shown["teacher_labelled_rows"] == "4006" and shown["labels_used"] == "169"
+    assert "`validation_labels` (they chose the settings) plus" in section  # what the column sums
+    assert analyze.bar_label("active_loop", entry).startswith("active_loop\ngold 4506 in all\n(student 169, "
+                                                              "teachers 4006, validation 500)")
+
+
+def test_report_says_when_the_teachers_labelled_rows_they_learned():
+    """The default sweep fine-tunes the teachers on every training row, the pool's too: the Expert-Loop's expert
+    then labels rows it was trained on, which the report said nowhere."""
+    def loop(name, teacher_labels=4006, space=None, **data):
+        record = counted("active_loop", 169, teacher_labels)
+        found = experiment([record], path=f"/storage/{name}", method="active_loop", data={**DATA, **data})
+        found.record["space"] = {**SPACE, **(space or {})}
+        return found
+
+    def warned(*experiments):
+        head = analyze.report_sections(list(experiments), {}, None, {})[0]
+        return [line for line in head.splitlines() if line.startswith("**Experts trained on the rows they label")]
+
+    (line,) = warned(loop("default", teacher_split=0.0))
+    assert "in `/storage/default` the teachers" in line and "(4006 gold labels, `teacher_split` 0)" in line
+    assert "partly an oracle" in line and "`--teacher-split 0.5`" in line
+    assert len(warned(loop("old"))) == 1  # a sweep.json from before teacher_split was recorded: the whole split
+    assert warned(loop("apart", teacher_split=0.5)) == []
+    assert warned(loop("checkpoints", teacher_labels=0, teacher_split=0.0)) == []  # the teachers learned nothing
+    assert warned(loop("oracle", space={"expert": "oracle"}, teacher_split=0.0)) == []  # gold labels: no teachers
+    assert warned(experiment([counted("kd", 4006, 4006)], data={**DATA, "teacher_split": 0.0})) == []
+
+
 # ---------------------------------------------------------------- finding experiments
 
-def write_sweep(folder: Path, method: str = "kd", **data) -> Path:
+def write_sweep(folder: Path, method: str = "kd", space: dict | None = None, **data) -> Path:
     folder.mkdir(parents=True)
     record = {"sweep": {"method": method, "sampler": "tpe", "num_samples": 8, "startup_trials": 3},
-              "space": SPACE, "data": {**DATA, **data}}
+              "space": {**SPACE, **(space or {})}, "data": {**DATA, **data}}
     (folder / "sweep.json").write_text(json.dumps(record))
     return folder
 
@@ -142,6 +250,25 @@ def test_mixed_experiments_are_refused_in_one_line_unless_allowed(tmp_path, caps
     assert analyze.main([*folders, "--out", str(out), "--allow-mixed"]) == 0
     report = (out / "report.md").read_text()
     assert '**Mixed settings (--allow-mixed):** these experiments differ in student "tiny-bert" (a)' in report
+
+
+def test_expert_loop_sweeps_with_different_experts_are_not_pooled(tmp_path):
+    """A teachers-expert sweep and an `--expert oracle` sweep were pooled into one active_loop: its best trial,
+    strategy table and learning curves mixed gold labels with the teachers' guesses. The expert is compared like
+    the data; a sweep without --expert stored none in its space and had the teachers."""
+    teachers = write_sweep(tmp_path / "teachers", "active_loop")
+    named = write_sweep(tmp_path / "named", "active_loop", space={"expert": "teachers"})
+    oracle = write_sweep(tmp_path / "oracle", "active_loop", space={"expert": "oracle"})
+    kd = write_sweep(tmp_path / "kd", space={"expert": "oracle"})  # kd asks no expert: its space entry is moot
+    endpoint = {"expert": "openai", "expert_url": "http://127.0.0.1:8080/v1"}
+    models = [write_sweep(tmp_path / name, "active_loop", space={**endpoint, "expert_model": name})
+              for name in ("qwen", "llama")]
+    read = lambda *folders: a.read_all(list(folders), tmp_path)  # noqa: E731
+    assert a.setting_differences(read(teachers, named, kd)) == []
+    assert a.setting_differences(read(teachers, oracle)) == ['expert "teachers" (teachers), "oracle" (oracle)']
+    assert a.setting_differences(read(*models)) == ['expert_model "qwen" (qwen), "llama" (llama)']
+    with pytest.raises(UsageError, match='expert "teachers" .*--allow-mixed'):
+        analyze.main([str(teachers), str(oracle), "--out", str(tmp_path / "out")])
 
 
 # ---------------------------------------------------------------- the Expert-Loop table (issue 12)

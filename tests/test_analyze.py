@@ -67,13 +67,16 @@ def planned_reports(config: dict) -> int:
 
 @pytest.mark.parametrize("method", METHODS)
 def test_best_is_the_highest_last_val_accuracy(confirmed, storage, method):
-    """Independently of analysis.py: the highest last val_accuracy, among those a trial that ran all its
-    planned reports, then the first in Ray's order."""
+    """Independently of analysis.py: the highest last val_accuracy among the trials that ran all their planned
+    reports (or ended by their own stopping rule, or an Expert-Loop's pool ran out; any trial when none did), then
+    the first in Ray's order."""
     folder = storage / "smoke" / method
     grid = [r for r in read_grid(folder) if r.error is None and m.VAL_ACCURACY in r.metrics]
-    top = max(r.metrics[m.VAL_ACCURACY] for r in grid)
-    tied = [r for r in grid if r.metrics[m.VAL_ACCURACY] == top]
-    expected = next((r for r in tied if r.metrics["training_iteration"] >= planned_reports(r.config)), tied[0])
+    finished = [r for r in grid if r.metrics["training_iteration"] >= planned_reports(r.config)
+                or r.metrics.get(m.STOPPED) == 1 or r.metrics.get("pool_left") == 0]
+    candidates = finished or grid
+    top = max(r.metrics[m.VAL_ACCURACY] for r in candidates)
+    expected = next(r for r in candidates if r.metrics[m.VAL_ACCURACY] == top)
     stored = best_file(confirmed)
     entry = stored["methods"][method]
     assert entry["val_accuracy"] == top
@@ -97,7 +100,8 @@ def test_best_configs_shape(confirmed):
     assert set(stored["methods"]) == set(METHODS)
     for entry in stored["methods"].values():
         assert set(entry) == {"config", "data", "val_accuracy", "test_accuracy", "test_macro_f1", "labels_used",
-                              "teacher_labels", "expert_queries", "experiment", "trial_id", "ran", "checkpoint",
+                              "teacher_labels", "validation_labels", "gold_labels", "expert_queries",
+                              "teacher_labelled_rows", "experiment", "trial_id", "ran", "checkpoint",
                               "expert", "expert_calls", "expert_priced_cost", "expert_paid"}
     # Only the Expert-Loop has an expert; the smoke sweep's is the teachers, free (expert_price 0), one call per label.
     loop, kd = stored["methods"]["active_loop"], stored["methods"]["kd"]

@@ -103,3 +103,13 @@ def test_loop_stopped_before_its_last_round_is_pruned(searcher):
     search.on_trial_complete("loop", result("active_loop", 2, 0.6, round=1, pool_left=8))  # max_iterations 2
     (loop,) = load_trials(folder)
     assert loop.state == optuna.trial.TrialState.PRUNED and loop.intermediate_values == {2: 0.6}
+
+
+def test_loop_its_own_stopping_rule_ended_is_complete(searcher):
+    """stopped = 1: the trial's `stop` criterion ended it after round 1 of 2, its plan, no scheduler's decision:
+    the study learns from its value as from any finished trial."""
+    search, folder = searcher
+    search.suggest("loop")
+    search.on_trial_complete("loop", result("active_loop", 2, 0.6, round=1, pool_left=8, stopped=1))
+    (loop,) = load_trials(folder)
+    assert loop.state == optuna.trial.TrialState.COMPLETE and loop.value == 0.6

@@ -41,7 +41,8 @@ def parse_args(argv=None):
     parser.add_argument("--confirm", type=int, default=0, metavar="N",
                         help="retrain each method's best settings with N fresh seeds (paired across methods)")
     parser.add_argument("--allow-mixed", action="store_true",
-                        help="compare experiments whose data, split, student or teachers differ (refused by default)")
+                        help="compare experiments whose data, split, student, teachers or Expert-Loop expert differ "
+                             "(refused by default)")
     return parser.parse_args(argv)
 
 
@@ -67,6 +68,8 @@ def main(argv=None) -> int:
     best = a.best_configs(experiments, shown_root)
     if args.confirm and not best["methods"]:  # checked before anything is written
         raise UsageError("--confirm: no method has a trial with a val_accuracy to retrain")
+    for line in a.chosen_early(best["methods"]):
+        print(f"note: {line}")
     write_json(out / BEST_FILE, best)
     write_text(out / "results.csv", a.results_frame(experiments).to_csv(index=False))
     confirmation = None
@@ -103,8 +106,9 @@ def make_plots(experiments: list[a.Experiment], best: dict, confirmation: list[d
     loop = [t for e in experiments if e.method == "active_loop" for t in e.trials]
     plots["Expert-Loop learning curves"] = p.plot_learning_curves(loop, out / "learning_curves.png")
     if confirmation:
-        bars = [(bar_label(r["method"], r), r[m.TEST_ACCURACY]["mean"], r[m.TEST_ACCURACY]["ci"])
-                for r in confirmation]
+        # The retrained seeds ran the chosen settings: the same label counts, which the best entry holds in full.
+        bars = [(bar_label(r["method"], {**best.get(r["method"], {}), **r}), r[m.TEST_ACCURACY]["mean"],
+                 r[m.TEST_ACCURACY]["ci"]) for r in confirmation]
         title = f"test accuracy over {confirmation[0]['n']} seeds, 95% CI over seeds and test examples"
     else:
         bars = [(bar_label(method, e), e["test_accuracy"], None) for method, e in best.items()]
@@ -140,8 +144,10 @@ def study_plots(experiment: a.Experiment, stem: str, out: Path, plots: dict, not
 
 
 def bar_label(method: str, counts: dict) -> str:
-    """The method with its label bill under it, so no method looks cheaper than it is."""
-    return (f"{method}\ngold {fmt(counts.get(m.LABELS_USED))} (+{fmt(counts.get(m.TEACHER_LABELS))} teachers')"
+    """The method with its label bill under it, so no method looks cheaper than it is: every gold label that chose
+    or trained it first (the validation split's too), then the student's, the teachers' and the validation's."""
+    return (f"{method}\ngold {fmt(counts.get('gold_labels'))} in all\n(student {fmt(counts.get(m.LABELS_USED))}, "
+            f"teachers {fmt(counts.get(m.TEACHER_LABELS))}, validation {fmt(counts.get(m.VALIDATION_LABELS))})"
             f"\nexpert queries {fmt(counts.get(m.EXPERT_QUERIES))}")
 
 
@@ -159,14 +165,17 @@ def report_sections(experiments, best: dict, confirmation, plots: dict, storage_
 
     head = ["# Sweep analysis", "Chosen on `val_accuracy` of each trial's last report; test metrics are for "
             "the record only. Label counts: `labels_used` = gold labels the student saw, `teacher_labels` = "
-            "gold labels the teachers were fine-tuned on, `expert_queries` = examples the expert labelled (the "
-            "teachers unless `expert` names another; priced at the sweep's `expert_price` per label).",
+            "gold labels the teachers were fine-tuned on, `validation_labels` = gold labels of the validation split, "
+            "which chose every configuration, `expert_queries` = examples the expert labelled (the teachers unless "
+            "`expert` names another; priced at the sweep's `expert_price` per label), `teacher_labelled_rows` = rows "
+            "whose teacher targets the student's loss read.",
             f"Experiments (folders relative to the storage path `{storage_path}`):",
             *[f"- `{e.relative}` ({e.method}, {len(e.trials)} trials; search: "
               f"{search_kind(e.record.get('sweep', {}))})" for e in experiments]]
     if mixed:
         head.append("\n**Mixed settings (--allow-mixed):** these experiments differ in "
                     + "; ".join(mixed) + ". Trials pooled or compared across them are not directly comparable.")
+    head += [f"\n{line}" for line in (oracle_warning(e) for e in experiments) if line]
     sections = ["\n".join(head), best_section(experiments, best), trials_section(experiments)]
     if confirmation:
         sections.append(confirmation_section(confirmation))
@@ -175,10 +184,35 @@ def report_sections(experiments, best: dict, confirmation, plots: dict, storage_
     return [s for s in sections if s]
 
 
+GOLD_HEADER = "gold labels that chose or trained it"
+# What the column sums (tuning/analysis/results.py gold_labels), so a method's bill is read whole.
+GOLD_NOTE = (f"`{GOLD_HEADER}`: `validation_labels` (they chose the settings) plus the training split's gold labels "
+             "the student (`labels_used`) or the teachers (`teacher_labels`) learned from, each once: by default the "
+             "teachers learned every training row and kd's student reads every row, so one of the two holds the "
+             "other and the larger counts; only the Expert-Loop with `--teacher-split` above 0 keeps them apart, "
+             "and then both count. `expert_queries` and `teacher_labelled_rows` count teacher targets, no gold label.")
+
+
+def oracle_warning(experiment) -> str:
+    """A line when the Expert-Loop's expert, the teachers, learned the very rows it labels: teacher_split 0 (the
+    sweeps' default) fine-tunes them on the whole training split, the pool's rows too. Teachers given as
+    checkpoints (teacher_labels 0) learned nothing here, and other experts are no teachers."""
+    from tuning.analysis import results as a  # noqa: PLC0415 (Ray, pandas: --help answers at once)
+
+    learned = max((t.last.get(m.TEACHER_LABELS) or 0 for t in experiment.trials), default=0)
+    if (experiment.method != "active_loop" or a.compared_value(experiment, "expert") != "teachers"
+            or experiment.data.get("teacher_split") or not learned):
+        return ""
+    return (f"**Experts trained on the rows they label:** in `{experiment.relative}` the teachers (the Expert-Loop's "
+            f"expert) learned from every training row ({fmt(learned)} gold labels, `teacher_split` 0), the pool's "
+            "too, so on the rows they label they are partly an oracle; `--teacher-split 0.5` fine-tunes them on a "
+            "disjoint half, which the Expert-Loop's pool then excludes.")
+
+
 def best_section(experiments, best: dict) -> str:
-    headers = ["method", "val_acc", "test_acc", "test_macro_f1", "ran", "labels_used", "teacher_labels",
-               "expert_queries", "expert: labels priced / paid", "ensemble val/test", "teachers test", "trial",
-               "settings"]
+    headers = ["method", "val_acc", "test_acc", "test_macro_f1", "ran", GOLD_HEADER, "labels_used", "teacher_labels",
+               "validation_labels", "expert_queries", "teacher_labelled_rows", "expert: labels priced / paid",
+               "ensemble val/test", "teachers test", "trial", "settings"]
     from tuning.analysis import results as a  # noqa: PLC0415 (Ray, pandas: --help answers at once)
 
     rows = []
@@ -187,12 +221,15 @@ def best_section(experiments, best: dict) -> str:
         teachers = a.teacher_accuracies(trial.last)
         ensemble = teachers.pop("ensemble", {})
         rows.append([method, acc(entry["val_accuracy"]), acc(entry["test_accuracy"]), acc(entry["test_macro_f1"]),
-                     ran_text(entry["ran"]), fmt(entry["labels_used"]),
-                     fmt(entry["teacher_labels"]), fmt(entry["expert_queries"]), expert_text(entry),
+                     ran_text(entry["ran"]), fmt(entry.get("gold_labels")), fmt(entry["labels_used"]),
+                     fmt(entry["teacher_labels"]), fmt(entry.get("validation_labels")), fmt(entry["expert_queries"]),
+                     fmt(entry.get("teacher_labelled_rows")), expert_text(entry),
                      f"{acc(ensemble.get('val'))} / {acc(ensemble.get('test'))}" if ensemble else "-",
                      ", ".join(f"{name} {acc(split.get('test'))}" for name, split in teachers.items()) or "-",
                      entry["trial_id"], settings_text(trial, experiments)])
-    return "## Best trial per method\n\n" + (table(headers, rows) if rows else "No trial reported a val_accuracy.")
+    early = "".join(f"**{line}.**\n\n" for line in a.chosen_early(best))
+    return ("## Best trial per method\n\nAmong the trials that ran their whole plan (completed).\n\n" + early
+            + GOLD_NOTE + "\n\n" + (table(headers, rows) if rows else "No trial reported a val_accuracy."))
 
 
 def expert_text(entry: dict) -> str:
@@ -232,7 +269,8 @@ def trials_section(experiments) -> str:
     for method, trials in a.by_method(experiments).items():
         counts = a.status_counts(trials)
         rows.append([method, str(len(trials)), *[str(counts[s]) for s in a.STATUSES]])
-    text = ("## Trials\n\n`stopped`: ended by the ASHA scheduler before its planned epochs/rounds; "
+    text = ("## Trials\n\n`stopped`: ended by the ASHA scheduler before its planned epochs/rounds (a trial its "
+            "own stopping rule, `stop`, ended ran its plan: `completed`); "
             "`unfinished`: the sweep was interrupted (resume it with `tuning/run.py --resume`).\n\n"
             + table(headers, rows))
     errors = [t for e in experiments for t in e.trials if t.error]
@@ -288,8 +326,10 @@ def expert_loop_section(experiments) -> str:
     describes the sweep; it does not rank the strategies (tuning/study.py does, at equal budgets)."""
     from tuning.analysis import results as a  # noqa: PLC0415 (Ray, pandas: --help answers at once)
 
-    trials = [t for e in experiments if e.method == "active_loop" for t in e.trials
+    scored = [t for e in experiments if e.method == "active_loop" for t in e.trials
               if t.status != a.ERRORED and not math.isnan(t.val_accuracy)]
+    # A trial stopped at round 0 trained on its initial gold pool alone: no query strategy or expert is in its score.
+    trials = [t for t in scored if a.asked_the_expert(t)]
     if not trials:
         return ""
     by_strategy: dict[str, list[a.TrialRecord]] = {}
@@ -306,7 +346,8 @@ def expert_loop_section(experiments) -> str:
             "the strategy, so each row averages trials that labelled different numbers of examples, on one "
             "seed each. It describes the sweep; it does not rank the strategies. For that, run "
             "`python tuning/study.py`, which compares strategies at equal budgets over several seeds.\n\n"
-            "Last report of each trial; see learning_curves.png for the per-round history.\n\n"
+            "Last report of each trial; see learning_curves.png for the per-round history. Left out: "
+            f"{len(scored) - len(trials)} trial(s) stopped at round 0, which asked no expert.\n\n"
             + table(headers, rows))
 
 

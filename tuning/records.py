@@ -36,7 +36,10 @@ def search_kind(sweep: dict) -> str:
 
 def reached_the_end(method: str, config: dict, last: dict) -> bool:
     """Did a trial whose last report is `last` run all its planned epochs (rounds for the Expert-Loop)?
-    A trial that did not, and did not fail, was stopped by the scheduler."""
+    A trial that did not, and did not fail, was stopped by the scheduler. A trial its own stopping rule (the
+    `stop` setting) ended ran its plan to its end: that rule is part of its settings, no scheduler's decision."""
+    if last.get(m.STOPPED) == 1:
+        return True
     if method == "active_loop":
         done_round = last.get(m.ROUND, last.get("training_iteration", 0) - 1)
         # The loop also ends when the pool runs out, before max_iterations.

@@ -26,10 +26,12 @@ from tuning.records import OPTUNA_JOURNAL, SWEEP_FILE, reached_the_end
 COMPLETED, STOPPED, ERRORED, UNFINISHED = "completed", "stopped", "errored", "unfinished"
 STATUSES = (COMPLETED, STOPPED, ERRORED, UNFINISHED)
 LAST_METRICS = (m.VAL_ACCURACY, m.VAL_MACRO_F1, m.VAL_LOSS, m.TEST_ACCURACY, m.TEST_MACRO_F1, m.LABELS_USED,
-                m.TEACHER_LABELS, m.EXPERT_QUERIES, m.TRAIN_SECONDS, m.EPOCH, m.ROUND, m.EXPERT_LABEL_ACCURACY,
-                "expert_label_accuracy_round", "pool_left", "training_iteration", m.EXPERT_CALLS, m.EXPERT_CACHE_HITS,
-                m.EXPERT_SECONDS, m.EXPERT_TOKENS, m.EXPERT_PRICED_COST, m.EXPERT_PAID)
+                m.TEACHER_LABELS, m.VALIDATION_LABELS, m.EXPERT_QUERIES, m.TEACHER_LABELLED_ROWS, m.TRAIN_SECONDS,
+                m.EPOCH, m.ROUND, m.EXPERT_LABEL_ACCURACY, "expert_label_accuracy_round", "pool_left",
+                "training_iteration", m.EXPERT_CALLS, m.EXPERT_CACHE_HITS, m.EXPERT_SECONDS, m.EXPERT_TOKENS,
+                m.EXPERT_PRICED_COST, m.EXPERT_PAID)
 TEACHER_PREFIX = "teacher_accuracy/"
+GOLD_LABELS = "gold_labels"  # every gold label that chose or trained a trial, each once (gold_labels below)
 
 
 @dataclass
@@ -187,7 +189,8 @@ def error_line(error) -> str:
 
 
 def classify(ray_status: str, method: str, config: dict, last: dict, errored: bool) -> str:
-    """completed / stopped (ASHA ended it early) / errored / unfinished (the sweep was interrupted)."""
+    """completed (ran its plan, or its own stopping rule ended it) / stopped (the scheduler ended it early) /
+    errored / unfinished (the sweep was interrupted)."""
     if errored or ray_status == "ERROR":
         return ERRORED
     if ray_status != "TERMINATED" or not last:
@@ -206,21 +209,40 @@ def read_all(folders: list[Path], root: Path | None = None) -> list[Experiment]:
 COMPARED_DATA = ("dataset", "split_seed", "validation_size", "test_size", "max_train_examples", "max_length",
                  "extra", "student")
 COMPARED_TEACHERS = ("teachers", "teacher_split", "teacher_epochs", "teacher_learning_rate", "teacher_batch_size")
+# The Expert-Loop's expert (with its defaults): who labels the queries decides what the method is (the teachers, the
+# oracle's gold labels, a language model), and it is fixed for a whole sweep, in its space (tuning/sweep/spaces.py).
+# Refused like the settings above rather than split into methods of their own (active_loop@oracle): train.py and
+# study.py read best_configs.json by method name, and would find no `active_loop` in it.
+COMPARED_EXPERT = {"expert": "teachers", "expert_model": "", "expert_url": ""}
 
 
 def setting_differences(experiments: list[Experiment]) -> list[str]:
     """'split_seed 0 (a/kd), 1 (b/kd)' for each compared setting on which the experiments differ."""
     differences = []
-    for name in (*COMPARED_DATA, *COMPARED_TEACHERS):
-        users = [e for e in experiments if name in COMPARED_DATA or e.method != "supervised"]
+    for name in (*COMPARED_DATA, *COMPARED_TEACHERS, *COMPARED_EXPERT):
+        users = [e for e in experiments if uses_setting(e, name)]
         values: dict[str, list[str]] = {}
         for experiment in users:
-            value = json.dumps(experiment.data.get(name), sort_keys=True, default=str)
+            value = json.dumps(compared_value(experiment, name), sort_keys=True, default=str)
             values.setdefault(value, []).append(experiment.relative)
         if len(values) > 1:
             differences.append(f"{name} " + ", ".join(f"{value} ({', '.join(where)})"
                                                       for value, where in values.items()))
     return differences
+
+
+def uses_setting(experiment: Experiment, name: str) -> bool:
+    """Supervised learns from no teacher, and only the Expert-Loop asks an expert."""
+    if name in COMPARED_EXPERT:
+        return experiment.method == "active_loop"
+    return name in COMPARED_DATA or experiment.method != "supervised"
+
+
+def compared_value(experiment: Experiment, name: str):
+    """A data setting from sweep.json's data; the expert from its space, where a sweep without --expert has none."""
+    if name in COMPARED_EXPERT:
+        return experiment.space.get(name, COMPARED_EXPERT[name])
+    return experiment.data.get(name)
 
 
 # ---------------------------------------------------------------- counting and choosing
@@ -242,11 +264,28 @@ def by_method(experiments: list[Experiment]) -> dict[str, list[TrialRecord]]:
 
 
 def best_trial(trials: list[TrialRecord]) -> TrialRecord | None:
-    """The highest val_accuracy of a last report. On a tie, a trial that ran to its end beats one ASHA
-    stopped (its settings were seen over the whole planned run, which train.py repeats); then the first.
-    Errored trials are left out: their configuration is one that crashes when trained again."""
+    """The highest val_accuracy of a last report among the trials that ran their whole plan (completed: every
+    planned epoch or round, or ended by their own stopping rule); on a tie the first. A trial stopped early (by
+    ASHA, or unfinished) is scored mid-schedule, a kd trial at epoch 1 of 4 or an Expert-Loop trial at round 0,
+    before it asked any expert: not what its settings, which train.py repeats, would give. Such trials compete
+    only when no trial of the method completed (chosen_early says so). Errored trials are left out: their
+    configuration is one that crashes when trained again."""
     candidates = [t for t in trials if t.status != ERRORED and not math.isnan(t.val_accuracy)]
-    return max(candidates, key=lambda t: (t.val_accuracy, t.status == COMPLETED)) if candidates else None
+    candidates = [t for t in candidates if t.status == COMPLETED] or candidates
+    return max(candidates, key=lambda t: t.val_accuracy) if candidates else None
+
+
+def chosen_early(best: dict) -> list[str]:
+    """One line per method of best_configs.json's `methods` whose best trial did not run its whole plan: no trial
+    of it did, so it was chosen on a shorter run's score."""
+    return [f"{method}: no trial ran its whole plan, so the best was chosen among trials stopped early "
+            f"({entry['ran']['status']}), on the score of a shorter run than its settings plan"
+            for method, entry in best.items() if entry["ran"]["status"] != COMPLETED]
+
+
+def asked_the_expert(trial: TrialRecord) -> bool:
+    """Did an Expert-Loop trial get past round 0, the student trained on the initial gold pool alone?"""
+    return ran(trial)["rounds"] >= 1
 
 
 def ran(trial: TrialRecord) -> dict:
@@ -263,6 +302,20 @@ def experiment_of(trial: TrialRecord, experiments: list[Experiment]) -> Experime
     return next(e for e in experiments if str(e.path) == trial.experiment)
 
 
+def gold_labels(trial: TrialRecord, data: dict) -> int | None:
+    """Every gold label that chose or trained the trial, each once: the validation split's (they chose it) and the
+    training split's that the student's loss (labels_used) or the teachers (teacher_labels) read. The last two
+    overlap unless the Expert-Loop's pool excludes the teachers' share (teacher_split > 0): by default the teachers
+    learn every training row, the student's among them, and kd's student reads every row, the teachers' among them,
+    so one set holds the other and the larger counts. None when a report lacks a count (older sweeps)."""
+    counts = [trial.last.get(key) for key in (m.LABELS_USED, m.TEACHER_LABELS, m.VALIDATION_LABELS)]
+    if not all(isinstance(count, int | float) and math.isfinite(count) for count in counts):
+        return None
+    student, teachers, validation = (int(count) for count in counts)
+    apart = trial.method == "active_loop" and float(data.get("teacher_split") or 0) > 0
+    return validation + (student + teachers if apart else max(student, teachers))
+
+
 def best_entry(trial: TrialRecord, experiment: Experiment) -> dict:
     """One method's entry of best_configs.json: what tuning/train.py --config reads, plus provenance."""
     return {
@@ -272,7 +325,10 @@ def best_entry(trial: TrialRecord, experiment: Experiment) -> dict:
         "test_accuracy": trial.last.get(m.TEST_ACCURACY),
         "labels_used": trial.last.get(m.LABELS_USED),
         "teacher_labels": trial.last.get(m.TEACHER_LABELS),
+        "validation_labels": trial.last.get(m.VALIDATION_LABELS),
+        GOLD_LABELS: gold_labels(trial, experiment.data),
         "expert_queries": trial.last.get(m.EXPERT_QUERIES),
+        "teacher_labelled_rows": trial.last.get(m.TEACHER_LABELLED_ROWS),
         # who labelled the queries (active_loop) and what their labels cost (trainables/metrics.py)
         "expert": trial.config.get("expert", "teachers") if trial.method == "active_loop" else None,
         **{key: trial.last.get(key) for key in (m.EXPERT_CALLS, m.EXPERT_PRICED_COST, m.EXPERT_PAID)},
@@ -306,6 +362,7 @@ def results_frame(experiments: list[Experiment]) -> pd.DataFrame:
             row = {"method": trial.method, "trial_id": trial.trial_id, "status": trial.status,
                    "experiment": experiment.label, "experiment_path": experiment.relative}
             row.update({name: trial.last.get(name) for name in LAST_METRICS})
+            row[GOLD_LABELS] = gold_labels(trial, experiment.data)
             row.update({k: v for k, v in trial.last.items() if k.startswith(TEACHER_PREFIX)})
             row.update({f"config/{k}": v for k, v in trial.config.items()})
             row["error"] = trial.error or ""
