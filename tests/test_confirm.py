@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 
 from trainables import metrics as m
+from trainables.config import TrialConfig
+from tuning.analysis import confirm
 from tuning.analysis.confirm import Confirmed, macro_f1, per_class_recall, seed_rows, summarise, verdict
+from tuning.assets import catalog
+from tuning.assets.prepare import SMOKE_SETTINGS, DataSettings
 
 COUNTS = {m.LABELS_USED: 96, m.TEACHER_LABELS: 0, m.EXPERT_QUERIES: 0}
 
@@ -92,3 +96,38 @@ def test_confirm_csv_rows_hold_each_seeds_predictions_and_correctness():
     assert [r["test_predictions"] for r in rows] == ["0001", "1011"]
     assert [r["test_correct"] for r in rows] == ["1101", "0111"]
     assert [r[m.TEST_ACCURACY] for r in rows] == [0.75, 0.75]
+
+
+# ---------------------------------------------------------------- retraining (prepare real, training stood in for)
+
+def smoke_entry(method: str, **config) -> dict:
+    """A best_configs.json entry on the smoke data, as best_configs writes it."""
+    return {"config": TrialConfig.from_dict({"method": method, **config}).to_dict(),
+            "data": DataSettings(**SMOKE_SETTINGS).to_dict()}
+
+
+def test_an_llm_experts_rows_are_prepared_and_each_method_is_kept_when_done(tmp_path, monkeypatch):
+    """--confirm prepared without the expert, so an Expert-Loop with an llm expert failed at its first seed
+    ("this run was prepared without it"), after every other method had been retrained, and nothing was kept.
+    prepare() runs for real on the smoke data; the model file and the training are stood in for."""
+    monkeypatch.setenv("EXPERT_LOOP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(catalog, "resolve_llm", lambda name, progress=print: tmp_path / f"{name}.gguf")
+    seen = []
+
+    def final_run(trial, prepared):
+        seen.append((trial.method, prepared.expert_context, prepared.teachers))
+        if trial.method == "active_loop":
+            raise RuntimeError("the loop's seed failed")
+        test = len(prepared.encoded["test"].labels)
+        return {**COUNTS, m.TEST_ACCURACY: 0.5, m.TEST_MACRO_F1: 0.5, m.VAL_ACCURACY: 0.5}, np.zeros(test, int)
+
+    monkeypatch.setattr(confirm, "final_run", final_run)
+    kept = []
+    best = {"supervised": smoke_entry("supervised"), "active_loop": smoke_entry("active_loop", expert="llm:smollm2")}
+    with pytest.raises(RuntimeError, match="the loop's seed failed"):
+        confirm.retrain(best, 1, progress=lambda line: None, finished=lambda runs: kept.append(list(runs)))
+    (_, supervised_context, _), (_, loop_context, loop_teachers) = seen
+    assert supervised_context is None  # supervised reads no expert
+    assert loop_context is not None and loop_context.gguf_file == str(tmp_path / "smollm2.gguf")
+    assert len(loop_context.examples) > 0 and loop_teachers is None  # an llm expert needs no teachers
+    assert kept == [["supervised"]]  # written before the Expert-Loop began

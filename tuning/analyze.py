@@ -71,8 +71,9 @@ def main(argv=None) -> int:
     write_text(out / "results.csv", a.results_frame(experiments).to_csv(index=False))
     confirmation = None
     if args.confirm:
-        runs = retrain(best["methods"], args.confirm)
-        write_text(out / CONFIRM_FILE, pd.DataFrame(seed_rows(runs)).to_csv(index=False))
+        # confirm.csv is written again as each method's seeds finish: a later failure keeps them
+        runs = retrain(best["methods"], args.confirm, finished=lambda done: write_text(
+            out / CONFIRM_FILE, pd.DataFrame(seed_rows(done)).to_csv(index=False)))
         confirmation = summarise(runs)
     plots, notes = make_plots(experiments, best["methods"], confirmation, out)
     sections = report_sections(experiments, best["methods"], confirmation, plots, shown_root, mixed, notes)

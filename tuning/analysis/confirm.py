@@ -22,6 +22,7 @@ from sklearn.metrics import f1_score, recall_score
 
 from trainables import metrics as m
 from trainables.config import TrialConfig
+from trainables.experts.spec import parse_expert
 from trainables.study_settings import encode_predictions
 from tuning.analysis.bootstrap import REPLICATES, estimate, replicate_accuracies
 
@@ -133,24 +134,38 @@ def seeds(n: int) -> list[int]:
     return [SEED_BASE + i for i in range(n)]
 
 
-def _data_key(data: dict) -> str:
-    return json.dumps(data, sort_keys=True, default=str)
+def expert_of(method: str, entry: dict) -> str:
+    """The expert the method's run reads: the Expert-Loop's own (an llm or endpoint expert needs the rows'
+    text, which prepare gives only when told); other methods have none, so they share the teachers' default."""
+    return TrialConfig.from_dict(entry["config"]).expert if method == "active_loop" else "teachers"
+
+
+def _group_key(method: str, entry: dict) -> str:
+    """Methods share prepared data when their data settings AND their expert agree (the expert decides what
+    prepare makes ready for it)."""
+    return json.dumps({"data": entry["data"], "expert": expert_of(method, entry)}, sort_keys=True, default=str)
+
+
+def _needs_teachers(method: str, expert: str) -> bool:
+    """kd distils them; the Expert-Loop reads them with the teachers or the oracle as its expert (as train.py)."""
+    return method == "kd" or (method == "active_loop" and parse_expert(expert).needs_teachers)
 
 
 def prepare_groups(best: dict, progress: Callable = print) -> dict[str, object]:
-    """Prepared data per distinct data settings: loaded, tokenized and (if any method needs them)
-    the teachers made ready once, as a sweep does. Returns data key -> Prepared."""
+    """Prepared data per distinct (data settings, expert): loaded, tokenized and (if any method needs them)
+    the teachers made ready once, as a sweep does. Returns group key -> Prepared."""
     from tuning.assets.prepare import DataSettings, prepare  # noqa: PLC0415 (torch, transformers: slow imports)
 
     groups: dict[str, list[str]] = {}
     for method, entry in best.items():
-        groups.setdefault(_data_key(entry["data"]), []).append(method)
+        groups.setdefault(_group_key(method, entry), []).append(method)
     prepared = {}
     for key, methods in groups.items():
+        group = json.loads(key)
         # A confirmation run has the machine to itself: all of its cores, not one trial's share.
-        settings = replace(DataSettings.from_dict(json.loads(key)), cpus_per_trial=os.cpu_count() or 1)
-        prepared[key] = prepare(settings, need_teachers=any(method != BASELINE for method in methods),
-                                progress=progress)
+        settings = replace(DataSettings.from_dict(group["data"]), cpus_per_trial=os.cpu_count() or 1)
+        prepared[key] = prepare(settings, need_teachers=any(_needs_teachers(name, group["expert"]) for name in methods),
+                                progress=progress, expert=group["expert"])
     return prepared
 
 
@@ -167,20 +182,26 @@ def final_run(trial, prepared) -> tuple[dict, np.ndarray]:
     return reports[-1], logits.argmax(axis=1)
 
 
-def retrain(best: dict, n: int, progress: Callable = print) -> dict[str, Confirmed]:
-    """method -> its runs, one per seed, in seed order."""
+def retrain(best: dict, n: int, progress: Callable = print,
+            finished: Callable[[dict[str, Confirmed]], None] = lambda runs: None) -> dict[str, Confirmed]:
+    """method -> its runs, one per seed, in seed order. `finished` is called with every method done so far
+    as soon as each method's seeds are: a later failure (hours on) keeps the methods already retrained."""
     prepared = prepare_groups(best, progress)
     runs: dict[str, Confirmed] = {}
     for method, entry in best.items():
-        data = prepared[_data_key(entry["data"])]
-        reports, predictions = [], []
-        for seed in seeds(n):
-            trial = TrialConfig.from_dict({**entry["config"], "seed": seed})
-            last, predicted = final_run(trial, data)
-            progress(f"confirm {method} seed {seed}: test_accuracy {last[m.TEST_ACCURACY]:.4f}, "
-                     f"test_macro_f1 {last[m.TEST_MACRO_F1]:.4f}")
-            reports.append(last)
-            predictions.append(predicted)
-        runs[method] = Confirmed(method, seeds(n), reports, np.stack(predictions),
-                                 np.asarray(data.encoded["test"].labels), tuple(data.label_names))
+        runs[method] = retrain_method(method, entry, prepared[_group_key(method, entry)], n, progress)
+        finished(runs)
     return runs
+
+
+def retrain_method(method: str, entry: dict, data, n: int, progress: Callable = print) -> Confirmed:
+    reports, predictions = [], []
+    for seed in seeds(n):
+        trial = TrialConfig.from_dict({**entry["config"], "seed": seed})
+        last, predicted = final_run(trial, data)
+        progress(f"confirm {method} seed {seed}: test_accuracy {last[m.TEST_ACCURACY]:.4f}, "
+                 f"test_macro_f1 {last[m.TEST_MACRO_F1]:.4f}")
+        reports.append(last)
+        predictions.append(predicted)
+    return Confirmed(method, seeds(n), reports, np.stack(predictions),
+                     np.asarray(data.encoded["test"].labels), tuple(data.label_names))
