@@ -20,7 +20,7 @@ from trainables.config import METHODS, TrialConfig
 from trainables.errors import TrainingDiverged, UsageError
 from tuning import analyze, cli, run, train
 from tuning.analysis import results as a
-from tuning.analysis.confirm import prepare_groups
+from tuning.analysis.confirm import prepare_groups, read_correct, read_predictions
 
 
 def read_grid(path) -> tune.ResultGrid:
@@ -202,7 +202,8 @@ def test_confirmation_table(confirmed):
     assert "bootstrap over seeds and test examples" in section and "confirm.csv" in section
     table = section.split("### Per-class recall")[0]
     headers = [cell.strip() for cell in table.split("| method |")[1].split("\n")[0].split("|")[:-1]]
-    assert "test_macro_f1 (sd)" in headers
+    assert "test_macro_f1 (sd)" in headers and "95% t-interval over seeds" in headers
+    assert "**Warning: intervals with 2 seed(s) understate seed-to-seed variation" in section
     rows = [line for line in table.splitlines() if line.startswith("| ") and "method" not in line]
     assert [row.split("|")[1].strip() for row in rows] == list(METHODS)
     for row in rows[1:]:  # kd and active_loop against supervised
@@ -216,13 +217,31 @@ def test_confirmation_table(confirmed):
 
 def test_confirm_csv_pairs_every_method_on_the_same_seeds_and_examples(confirmed):
     """Each row's predictions reproduce its reported test accuracy, so the pairing can be checked."""
-    frame = pd.read_csv(confirmed / analyze.CONFIRM_FILE, dtype={"test_predictions": str, "test_correct": str})
+    frame = pd.read_csv(confirmed / analyze.CONFIRM_FILE)  # pandas' defaults: the digit strings stay text
     assert sorted(frame.groupby("method")["seed"].apply(list).to_dict().items()) == \
         sorted({method: [1000, 1001] for method in METHODS}.items())
     for row in frame.itertuples():
-        correct = [c == "1" for c in row.test_correct]
-        assert len(correct) == len(row.test_predictions) == 24  # the smoke test split
-        assert sum(correct) / len(correct) == pytest.approx(row.test_accuracy)
+        correct = read_correct(row.test_correct)
+        assert len(correct) == len(read_predictions(row.test_predictions)) == 24  # the smoke test split
+        assert correct.mean() == pytest.approx(row.test_accuracy)
+
+
+def test_confirm_refuses_data_that_changed_since_the_sweep(storage, tmp_path, capsys):
+    """The sweep's checkpoints record the data fingerprint they trained on: another one now is refused in one
+    line, exit 2, before any training and before anything is written."""
+    folder = tmp_path / "sweep"
+    shutil.copytree(storage / "bad", folder)
+    for path in folder.rglob("run_config.json"):
+        stored = json.loads(path.read_text())
+        stored["provenance"]["data_fingerprint"] = "f" * 64
+        path.write_text(json.dumps(stored))
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stopped:
+        cli.main_guard(lambda: analyze.main([str(folder), "--out", str(out), "--confirm", "1"]))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stopped.value.code == 2 and len(err) == 1
+    assert "the data of supervised's sweep changed since it ran (data fingerprint ffffffffffff" in err[0]
+    assert not out.exists()
 
 
 def test_a_storage_folder_given_as_an_experiment_dir(storage, tmp_path):

@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     import pandas as pd  # noqa: PLC0415 (pandas: --help answers at once)
 
     from tuning.analysis import results as a  # noqa: PLC0415 (Ray, pandas: --help answers at once)
-    from tuning.analysis.confirm import retrain, seed_rows, summarise  # noqa: PLC0415 (scikit-learn)
+    from tuning.analysis.confirm import load_groups, retrain, seed_rows, summarise  # noqa: PLC0415 (scikit-learn)
 
     folders = a.find_experiments(args.experiments, args.storage_path)
     root = a.storage_root(folders, args.storage_path)
@@ -70,12 +70,15 @@ def main(argv=None) -> int:
         raise UsageError("--confirm: no method has a trial with a val_accuracy to retrain")
     for line in a.chosen_early(best["methods"]):
         print(f"note: {line}")
+    # the data --confirm would train on, checked against the sweep's before anything is written
+    loaded = load_groups(best["methods"], root) if args.confirm else None
     write_json(out / BEST_FILE, best)
     write_text(out / "results.csv", a.results_frame(experiments).to_csv(index=False))
     confirmation = None
     if args.confirm:
-        runs = retrain(best["methods"], args.confirm)
-        write_text(out / CONFIRM_FILE, pd.DataFrame(seed_rows(runs)).to_csv(index=False))
+        # confirm.csv is written again as each method's seeds finish: a later failure keeps them
+        runs = retrain(best["methods"], args.confirm, loaded=loaded, finished=lambda done: write_text(
+            out / CONFIRM_FILE, pd.DataFrame(seed_rows(done)).to_csv(index=False)))
         confirmation = summarise(runs)
     plots, notes = make_plots(experiments, best["methods"], confirmation, out)
     sections = report_sections(experiments, best["methods"], confirmation, plots, shown_root, mixed, notes)
@@ -178,7 +181,7 @@ def report_sections(experiments, best: dict, confirmation, plots: dict, storage_
     head += [f"\n{line}" for line in (oracle_warning(e) for e in experiments) if line]
     sections = ["\n".join(head), best_section(experiments, best), trials_section(experiments)]
     if confirmation:
-        sections.append(confirmation_section(confirmation))
+        sections.append(confirmation_section(confirmation, [e.method for e in experiments]))
     sections += [expert_loop_section(experiments), importance_section(experiments),
                  plots_section(plots, plot_notes or [])]
     return [s for s in sections if s]
@@ -279,32 +282,66 @@ def trials_section(experiments) -> str:
     return text
 
 
-def confirmation_section(rows: list[dict]) -> str:
-    from tuning.analysis.confirm import INTERVAL, SEED_BASE  # noqa: PLC0415 (scikit-learn: --help answers at once)
+def confirmation_section(rows: list[dict], swept: list[str] | None = None) -> str:
+    """swept: the methods of the experiments read, so a method left out of the confirmation is named."""
+    from tuning.analysis.confirm import (  # noqa: PLC0415 (scikit-learn: --help answers at once)
+        INTERVAL,
+        SEED_BASE,
+        SEED_INTERVAL,
+        few_seeds_warning,
+    )
 
     n = rows[0]["n"]
     headers = ["method", "n", "test_acc", "95% CI", "test_macro_f1 (sd)", "val_acc", "labels_used",
-               "teacher_labels", "expert_queries", "difference vs supervised", "95% CI of difference", "verdict"]
+               "teacher_labels", "expert_queries", "difference vs supervised", "95% CI of difference (bootstrap)",
+               "95% t-interval over seeds", "verdict"]
     lines = []
     for r in rows:
         test, f1, diff = r[m.TEST_ACCURACY], r[m.TEST_MACRO_F1], r.get("difference")
         lines.append([r["method"], str(r["n"]), acc(test["mean"]), ci_text(test["ci"]),
                       f"{acc(f1['mean'])} ({acc(f1['sd'])})", acc(r[m.VAL_ACCURACY]),
-                      fmt(r[m.LABELS_USED]), fmt(r[m.TEACHER_LABELS]), fmt(r[m.EXPERT_QUERIES]),
+                      count_text(r, m.LABELS_USED), count_text(r, m.TEACHER_LABELS), count_text(r, m.EXPERT_QUERIES),
                       acc(diff["mean"], signed=True) if diff else "-", ci_text(diff["ci"]) if diff else "-",
+                      ci_text(diff["seed_ci"]) if diff and diff["seed_ci"] else "-",
                       r.get("verdict", "baseline" if r["method"] == "supervised" else "-")])
     plain = [f"- {r['method']} against supervised: {acc(r['difference']['mean'], signed=True)}, 95% CI "
-             f"{ci_text(r['difference']['ci'])}: **{r['verdict']}**" for r in rows if "difference" in r]
-    one_seed = (" With one seed the intervals cover the test examples only, not seed-to-seed variation."
-                if n == 1 else "")
+             f"{ci_text(r['difference']['ci'])} (bootstrap), "
+             f"{ci_text(r['difference']['seed_ci']) if r['difference']['seed_ci'] else '-'} (t over seeds): "
+             f"**{r['verdict']}**" for r in rows if "difference" in r]
+    warning = few_seeds_warning(n)
     return (f"## Confirmation: best settings retrained with {n} fresh seed(s) ({SEED_BASE}..{SEED_BASE + n - 1})\n\n"
-            f"Same seeds for every method. Intervals: {INTERVAL} ({rows[0]['test_examples']} test examples): "
-            "they cover both the seed-to-seed variation and the test set's own sampling error, and each "
-            "difference is paired by seed and by test example. A difference whose 95% CI contains 0 is within "
-            f"noise.{one_seed} macro-F1 is the mean over seeds (sd in brackets). Each seed's figures and test "
-            f"predictions: `{CONFIRM_FILE}`.\n\n"
+            + (f"**Warning: {warning}.**\n\n" if warning else "")
+            + f"Same seeds for every method. Intervals: {INTERVAL} ({rows[0]['test_examples']} test examples), "
+            "which counts the test set's own sampling error but, with few seeds, only part of the seed-to-seed "
+            f"variation; and beside each difference a {SEED_INTERVAL}. A difference is better or worse only "
+            "when BOTH intervals exclude 0 on the same side; otherwise it is within noise. Both intervals are "
+            "conditioned on the chosen configurations: the search's own variability (another search could have "
+            "chosen other settings) is not covered. macro-F1 is the mean over seeds (sd in brackets); label counts "
+            "are the mean over seeds (min-max in brackets when seeds differ: a stopping rule or an exhausted pool "
+            f"ends the loop at different rounds). Each seed's figures and test predictions: `{CONFIRM_FILE}`.\n\n"
             + table(headers, lines) + ("\n\n" + "\n".join(plain) if plain else "")
+            + unpaired_text(rows, swept or [])
             + "\n\n" + recall_table(rows))
+
+
+def unpaired_text(rows: list[dict], swept: list[str]) -> str:
+    """Why a difference is missing: the baseline was not confirmed, a swept method was not (no trial of it
+    reported a val_accuracy: every one errored), or a method was tested on other examples (--allow-mixed)."""
+    confirmed = {r["method"] for r in rows}
+    notes = [f"- {method} was swept but not confirmed: none of its trials reported a val_accuracy (see Trials)"
+             for method in dict.fromkeys(swept) if method not in confirmed]
+    if "supervised" not in confirmed:
+        notes.append("- supervised, the baseline, was not confirmed: no difference against it is shown")
+    else:
+        notes += [f"- {r['method']} was tested on other test examples or seeds than supervised (--allow-mixed): "
+                  "no paired difference" for r in rows if r["method"] != "supervised" and "difference" not in r]
+    return "\n\n**Not compared:**\n" + "\n".join(notes) if notes else ""
+
+
+def count_text(row: dict, key: str) -> str:
+    """A label count of the confirmation: the mean over seeds, with its range when the seeds differ."""
+    spread = row.get(f"{key}_range")
+    return fmt(row[key]) + (f" ({fmt(spread[0])}-{fmt(spread[1])})" if spread else "")
 
 
 def recall_table(rows: list[dict]) -> str:
