@@ -142,7 +142,7 @@ def _notes(args, results: dict) -> list[str]:
 def precision_figures() -> dict:
     """Whether this CPU computes bfloat16 natively and what bf16=auto chooses on it (trainables/precision.py)."""
     choice = precision.choice()
-    return {"cpu_native_bf16": choice.native, "precision_auto_choice": "bf16" if choice.bf16 else "fp32",
+    return {"cpu_native_bf16": choice.native, "precision_auto_choice": precision.name(choice.bf16),
             "precision_auto_speedup_measured": choice.speedup}
 
 

@@ -89,7 +89,7 @@ def measure(train: int, evaluate: int, repeat: int) -> tuple[dict, dict]:
             ray.shutdown()
         torch.set_num_threads(common.THREADS)
     flops = _flops(jobs)
-    raw = {"seconds": seconds, "flops": flops, "precision": "bf16" if bf16 else "fp32", "epochs": EPOCHS,
+    raw = {"seconds": seconds, "flops": flops, "precision": precision.name(bf16), "epochs": EPOCHS,
            "train_examples": len(jobs[0].train_rows), "logit_examples": sum(len(jobs[0].encoded[s]) for s in SPLITS),
            "teachers": list(common.TEACHERS), "logits_padding_share": _padded_share(jobs)}
     return figures(seconds, flops), raw

@@ -203,3 +203,7 @@ def test_a_local_language_model_file_is_kept_absolute(tmp_path, monkeypatch):
     assert given == {"expert": f"llm:{tmp_path / 'models' / 'm.gguf'}"}
     assert expert_assignments(argparse.Namespace(expert="llm:smollm2")) == {"expert": "llm:smollm2"}  # a preset
     assert expert_assignments(argparse.Namespace(expert="teachers")) == {"expert": "teachers"}
+    # parsed as --expert is everywhere (was split by hand: ' LLM : models/m.gguf' stayed relative)
+    assert expert_assignments(argparse.Namespace(expert=" LLM: models/m.gguf")) == given
+    with pytest.raises(UsageError, match="name a language model"):
+        expert_assignments(argparse.Namespace(expert="llm:"))

@@ -18,7 +18,9 @@ from trainables.experts import Cost, Expert, ExpertAnswer, ExpertSpec, OracleExp
 from trainables.experts.calibration import fit_bias, prior_corrected
 from trainables.experts.llm import LabelScorer, LocalLLMExpert, distinguishing_lengths
 from trainables.experts.prompts import PromptBuilder, first_token_probs, parse_answer, probs_from_logprobs
+from trainables.experts.spec import KINDS
 from trainables.prepared import TeacherOutputs
+from trainables.study_settings import parse_arm
 
 # ---------------------------------------------------------------- answers, costs, teachers, oracle
 
@@ -63,6 +65,12 @@ def test_oracle_answers_one_hot_gold_and_counts_gold_labels():
 
 
 # ---------------------------------------------------------------- --expert
+
+
+def test_only_the_oracle_gives_gold_labels():
+    assert [k for k in KINDS if ExpertSpec(k, "m" if k == "llm" else "").gives_gold] == ["oracle"]
+    assert [a for a in ("oracle:margin", "expert:margin", "supervised", "kd_all") if parse_arm(a).gives_gold] == [
+        "oracle:margin"]
 
 
 def test_the_interface_and_its_parser_import_neither_torch_nor_transformers():

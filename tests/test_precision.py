@@ -97,6 +97,11 @@ def test_building_a_trial_config_measures_nothing_and_the_trained_config_holds_t
     assert TrialConfig(method="kd").decided().to_dict()["bf16"] is False  # reports and checkpoints record it
 
 
+def test_one_spelling_of_each_precision():
+    assert (precision.name(True), precision.name(False)) == ("bf16", "fp32")
+    assert precision.Choice(False, True, 0.9, "measured").describe() == "fp32 (measured)"
+
+
 def test_bad_precision_values_are_usage_errors():
     with pytest.raises(UsageError, match="auto, true or false"):
         TrialConfig.from_dict({"method": "kd", "bf16": "fast"})

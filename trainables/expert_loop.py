@@ -94,7 +94,7 @@ def training_set(trial: TrialConfig, prepared: Prepared, state: LoopState) -> Tr
     train_split = prepared.encoded["train"]
     student_view = dataclasses.replace(train_split, labels=np.full(len(train_split), HIDDEN))
     rows = np.array(state.labelled + state.queried, dtype=np.int64)
-    oracle = trial.expert == "oracle"
+    oracle = parse_expert(trial.expert).gives_gold
     has_gold = np.array([True] * len(state.labelled) + [oracle] * len(state.queried))
     labels = np.where(has_gold, train_split.labels[rows], HIDDEN)
     has_teacher = np.array([True] * len(state.labelled) + [not oracle] * len(state.queried))
@@ -276,7 +276,7 @@ def stops(criterion, state: LoopState, classes: int) -> bool:
 
 
 def round_metrics(trial, prepared, model, state: LoopState, new: list[int], validation_logits: np.ndarray) -> dict:
-    oracle = parse_expert(trial.expert).kind == "oracle"
+    oracle = parse_expert(trial.expert).gives_gold
     return {
         **evaluation_metrics(model, prepared, trial.bf16, validation_logits),
         m.ROUND: state.round,
@@ -299,7 +299,7 @@ def round_label_counts(trial: TrialConfig, prepared: Prepared, state: LoopState)
     if parse_expert(trial.expert).answers_in_state:  # the initial pool on gold alone; no teacher anywhere
         return {m.LABELS_USED: initial, m.EXPERT_QUERIES: queried, m.TEACHER_LABELLED_ROWS: 0, m.TEACHER_LABELS: 0,
                 m.VALIDATION_LABELS: len(prepared.encoded["validation"])}
-    oracle = trial.expert == "oracle"
+    oracle = parse_expert(trial.expert).gives_gold
     return {
         m.LABELS_USED: (initial if trial.alpha < 1 else 0) + (queried if oracle else 0),
         m.EXPERT_QUERIES: 0 if oracle else queried,
@@ -323,4 +323,4 @@ def expert_cost_metrics(trial: TrialConfig, state: LoopState) -> dict[str, float
 def expert_label_price(trial: TrialConfig) -> float:
     """expert_price, except for the oracle: its answers are gold labels, counted in labels_used (and none in
     expert_queries), so pricing them as expert labels too would count each of them twice."""
-    return 0.0 if parse_expert(trial.expert).kind == "oracle" else trial.expert_price
+    return 0.0 if parse_expert(trial.expert).gives_gold else trial.expert_price

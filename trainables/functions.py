@@ -22,6 +22,7 @@ import ray
 from ray import tune
 from safetensors.torch import save_file
 
+from trainables import precision
 from trainables.checkpoint import load_weights, read_trial_state, save_checkpoint
 from trainables.config import TrialConfig
 from trainables.expert_loop import run_active_loop
@@ -35,10 +36,6 @@ from trainables.study_arms import StudySettings, run_study_arm
 # because data and teacher outputs must reach a trial through Ray's object store, never a local disk.
 IN_TRIAL_ENV = "EXPERT_LOOP_IN_TRIAL"
 NODE_ID = "node_id"  # the Ray node a report came from: shows where a sweep's trials ran
-
-
-def precision_name(bf16: bool) -> str:
-    return "bf16" if bf16 else "fp32"
 
 
 def run_method(trial: TrialConfig, prepared: Prepared, report, resume=None, model=None) -> None:
@@ -79,10 +76,10 @@ def run_trial(kind: TrialKind, config: dict, prepared: Prepared) -> None:
     os.environ[IN_TRIAL_ENV] = "1"
     settings = kind.settings(config)
     node_id = ray.get_runtime_context().get_node_id()
-    precision = precision_name(kind.recipe(settings).bf16)
+    trained_in = precision.name(kind.recipe(settings).bf16)
 
     def report(metrics: dict, model, state: dict) -> None:
-        metrics = {**metrics, NODE_ID: node_id, PRECISION: precision}
+        metrics = {**metrics, NODE_ID: node_id, PRECISION: trained_in}
         with tempfile.TemporaryDirectory(prefix="checkpoint-") as folder:
             kind.save(Path(folder), model, prepared, settings, metrics, state)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))

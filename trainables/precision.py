@@ -50,6 +50,11 @@ def native_bf16() -> bool:
         return False
 
 
+def name(bf16: bool) -> str:
+    """The one spelling of a precision in reports, logs and cache keys."""
+    return "bf16" if bf16 else "fp32"
+
+
 @dataclass(frozen=True)
 class Choice:
     bf16: bool
@@ -58,7 +63,7 @@ class Choice:
     reason: str
 
     def describe(self) -> str:
-        return f"{'bf16' if self.bf16 else 'fp32'} ({self.reason})"
+        return f"{name(self.bf16)} ({self.reason})"
 
 
 # Set by the driver of a local Ray instance for its workers ("1" bf16, "0" float32): one decision for every trial

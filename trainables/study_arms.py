@@ -336,7 +336,7 @@ def query_record(arm: Arm, prepared: Prepared, new: list[int], state: LoopState)
     queries.csv, the record only. The oracle never reads the teachers: a study may have none prepared."""
     rows = np.array(new, dtype=np.int64)
     gold = prepared.encoded["train"].labels[rows]
-    probs = np.eye(prepared.num_labels)[gold] if arm.expert == "oracle" else expert_probs(prepared, new, state.answers)
+    probs = np.eye(prepared.num_labels)[gold] if arm.gives_gold else expert_probs(prepared, new, state.answers)
     entropy = -(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=1)
     return {"row": rows.tolist(), "gold_label": gold.tolist(),
             "expert_label": probs.argmax(axis=1).tolist(), "expert_entropy": [round(float(e), 6) for e in entropy]}

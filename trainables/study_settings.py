@@ -87,6 +87,11 @@ class Arm:
         return self.expert_kind in NAMED_EXPERTS
 
     @property
+    def gives_gold(self) -> bool:
+        """Its queried rows get their gold labels (oracle:<strategy>), as ExpertSpec.gives_gold."""
+        return self.expert == "oracle"
+
+    @property
     def expert_kind(self) -> str:
         return self.expert.partition(":")[0]
 

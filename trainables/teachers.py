@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 from transformers import AutoTokenizer
 
+from trainables import precision
 from trainables.atomic import publish_folder, staging_folder
 from trainables.checkpoint import RUN_CONFIG
 from trainables.data import TaskData
@@ -171,7 +172,7 @@ def _entry(name, location, data, settings, train_rows, cache) -> _Entry:
     teachers = Path(cache) / "teachers"
     other = replace(settings, bf16=not settings.bf16)
     return _Entry(name, blueprint, teachers / _cache_key(blueprint, data, settings, train_rows),
-                  teachers / _cache_key(blueprint, data, other, train_rows), "bf16" if other.bf16 else "fp32")
+                  teachers / _cache_key(blueprint, data, other, train_rows), precision.name(other.bf16))
 
 
 def _cached_logits(entry: _Entry, progress) -> dict | None:

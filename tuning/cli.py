@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from trainables.errors import ExpertError, UsageError
+from trainables.experts.spec import parse_expert  # light: no torch
 from tuning.assets.catalog import DATASET_PRESETS  # light, as is settings: --help imports no torch, Ray
 from tuning.assets.settings import SMOKE_SETTINGS, DataSettings
 from tuning.trials.ray_session import RaySettings  # light: Ray is imported when a session starts
@@ -225,9 +226,9 @@ def expert_assignments(args: argparse.Namespace, allow_human: bool = True) -> di
              if getattr(args, field, None) is not None}
     if not allow_human:
         refuse_human_expert(given.get("expert"))
-    kind, colon, model = str(given.get("expert", "")).partition(":")
-    if kind.strip().lower() == "llm" and colon:  # a .gguf file here: kept absolute, as the data paths are
-        given["expert"] = f"{kind}:{absolute_if_local(model)}"
+    spec = parse_expert(str(given["expert"])) if given.get("expert") else None
+    if spec is not None and spec.kind == "llm":  # a .gguf file here: kept absolute, as the data paths are
+        given["expert"] = str(dataclasses.replace(spec, model=absolute_if_local(spec.model)))
     return given
 
 

@@ -55,6 +55,12 @@ class ExpertSpec:
         return self.kind in ("llm", "openai", "human")
 
     @property
+    def gives_gold(self) -> bool:
+        """Its answers are the gold labels (the oracle): counted as gold labels, never as expert labels or
+        expert costs, and right by definition."""
+        return self.kind == "oracle"
+
+    @property
     def hard_labels(self) -> bool:
         """Answers are one label per row (cross-entropy), not soft labels for the distillation term."""
         return self.kind in ("oracle", "human")

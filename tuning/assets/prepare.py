@@ -87,7 +87,7 @@ def prepare_teacher_ensemble(settings: DataSettings, data: TaskData, progress=pr
         batch_size=settings.teacher_batch_size, max_length=settings.max_length, seed=settings.split_seed,
         num_threads=teacher_threads or os.cpu_count() or 1, bf16=precision.resolve(settings.bf16),
     )
-    progress(f"teachers' precision: {'bf16' if teacher_settings.bf16 else 'fp32'}"
+    progress(f"teachers' precision: {precision.name(teacher_settings.bf16)}"
              + (f" ({precision.choice().reason})" if settings.bf16 == precision.AUTO else " (forced)"))
     located = [(name, resolve_model(name, progress)) for name in settings.teachers]
     runner = run_in_process if start_ray is None else ray_runner(settings.cpus_per_trial, start_ray)

@@ -106,7 +106,7 @@ def warn_of_mixed_precision(folder: Path, plan: dict) -> None:
     except ValueError:  # a study.csv of before the column: nothing to compare with
         return
     here = precision.choice()
-    name = "bf16" if here.bf16 else "fp32"
+    name = precision.name(here.bf16)
     if so_far and name not in so_far:
         print(f"warning: students would train in {name} here ({here.reason}), but this study's points so far "
               f"trained in {', '.join(sorted(so_far))}: continuing here mixes precisions (the report will say so). "
@@ -330,7 +330,7 @@ def write_queries_csv(rows: list[dict], path: Path) -> None:
         if not row.get(QUERY_LOG):
             continue
         record = json.loads(row[QUERY_LOG])
-        if parse_arm(row["arm"]).expert == "oracle":  # its labels are the gold ones, whatever an older study logged
+        if parse_arm(row["arm"]).gives_gold:  # its labels are the gold ones, whatever an older study logged
             record = {**record, "expert_label": record["gold_label"], "expert_entropy": [0.0] * len(record["row"])}
         for position in range(len(record["row"])):
             lines.append({"arm": row["arm"], "seed": row["seed"], BUDGET: row[BUDGET],
