@@ -14,7 +14,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from trainables.data import Examples
 from trainables.errors import UsageError
-from trainables.experts import Cost, Expert, ExpertAnswer, ExpertSpec, OracleExpert, TeacherExpert, parse_expert
+from trainables.experts import Cost, Expert, ExpertAnswer, ExpertSpec, OracleExpert, TeacherExpert, llm, parse_expert
 from trainables.experts.calibration import fit_bias, prior_corrected
 from trainables.experts.llm import LabelScorer, LocalLLMExpert, distinguishing_lengths
 from trainables.experts.prompts import PromptBuilder, first_token_probs, parse_answer, probs_from_logprobs
@@ -65,6 +65,17 @@ def test_oracle_answers_one_hot_gold_and_counts_gold_labels():
 
 
 # ---------------------------------------------------------------- --expert
+
+
+def test_a_gguf_file_of_the_users_own_is_read_as_it_is_and_nothing_written_beside_it(tmp_path):
+    from tuning.assets.catalog import MARKER  # noqa: PLC0415
+
+    assert llm.ASSET_MARKER == MARKER  # the asset cache's folders are recognised by it
+    (tmp_path / "mine.gguf").write_bytes(b"GGUF")
+    assert llm.converted_copy(tmp_path / "mine.gguf") is None
+    (tmp_path / llm.ASSET_MARKER).write_text("sha")  # a folder of the asset cache: a copy beside the file
+    converted = llm.converted_copy(tmp_path / "mine.gguf")
+    assert converted.parent == tmp_path and converted.name.startswith(".mine.gguf-4-")
 
 
 def test_only_the_oracle_gives_gold_labels():

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from trainables.data import Examples
+from trainables.experts import llm
 from trainables.experts.llm import LabelScorer, LocalLLMExpert
 from trainables.experts.prompts import PromptBuilder
 from tuning.assets.catalog import MEDMCQA_SUBJECTS
@@ -39,6 +40,32 @@ def test_smollm2_scores_every_subject_with_one_forward_pass_per_row(smollm2_mode
     assert answer.cost.calls == 2 and answer.cost.prompt_tokens > 2 * 100 and answer.cost.seconds > 0
     one_by_one = np.vstack([expert.label([row]).probs for row in (0, 1)])
     np.testing.assert_allclose(answer.probs, one_by_one, atol=1e-5)  # left padding changes nothing
+
+
+def test_a_cached_gguf_is_converted_once_and_read_back_as_the_same_model(smollm2_model, smollm2_gguf, monkeypatch):
+    """The session's first load (smollm2_loaded) converted the catalogue's file and kept the result beside it; the
+    next load reads that copy without parsing the GGUF file, and gives the same weights, tokens and answers."""
+    import gguf  # noqa: PLC0415
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils  # noqa: PLC0415
+
+    model, tokenizer = smollm2_model
+    converted = llm.converted_copy(smollm2_gguf)
+    assert converted is not None and (converted / "model.safetensors").is_file()
+
+    def parsed(*args, **kwargs):
+        raise AssertionError("the GGUF file was parsed again")
+
+    monkeypatch.setattr(gguf_utils, "load_gguf_checkpoint", parsed)
+    monkeypatch.setattr(gguf, "GGUFReader", parsed)
+    again, again_tokenizer = llm.load_gguf(smollm2_gguf)
+    assert again.dtype == torch.float32 and not again.training
+    weights, read_back = model.state_dict(), again.state_dict()
+    assert weights.keys() == read_back.keys() and all(torch.equal(weights[k], read_back[k]) for k in weights)
+    prompts = PromptBuilder(MEDMCQA_SUBJECTS, noun="medical subject")
+    scorers = [LabelScorer(m, tok, MEDMCQA_SUBJECTS) for m, tok in ((model, tokenizer), (again, again_tokenizer))]
+    assert scorers[0].prompt_ids(ROWS.text[0]) == scorers[1].prompt_ids(ROWS.text[0])
+    answers = [LocalLLMExpert(s, ROWS, prompts, "llm:smollm2").label([0, 1]).probs for s in scorers]
+    np.testing.assert_array_equal(answers[0], answers[1])
 
 
 def test_the_loop_asks_smollm2_once_per_queried_row_and_reads_the_cache_after(smollm2_model, smollm2_gguf,

@@ -12,6 +12,7 @@ The model is read from a GGUF file by transformers (with the `gguf` package), de
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,13 +40,64 @@ def scoring_id() -> str:
 
 
 def load_gguf(path: Path | str):
-    """(model, tokenizer) from one GGUF file, in float32 on the CPU, in evaluation mode."""
+    """(model, tokenizer) from one GGUF file, in float32 on the CPU, in evaluation mode.
+
+    transformers parses a GGUF file three times over (tokenizer, configuration, weights), in Python: about 15 s
+    for SmolLM2-135M on 2 cores, paid by every process that asks the model. For a file of the asset cache (a
+    preset: its folder holds the cache's marker) the float32 model and the tokenizer are saved beside it once, in
+    safetensors, and read from there after (about a second). A file of the user's own is read as it is, every time:
+    nothing is written beside it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415 (slow; only when a model loads)
 
     path = Path(path)
+    converted = converted_copy(path)
+    if converted is not None and converted.is_dir():
+        tokenizer = AutoTokenizer.from_pretrained(converted)
+        model = AutoModelForCausalLM.from_pretrained(converted, dtype=torch.float32, use_safetensors=True)
+        return model.eval(), tokenizer
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    if converted is not None:
+        keep_converted(model, tokenizer, converted)
     return model.eval(), tokenizer
+
+
+# tuning/assets/catalog.MARKER (trainables does not import tuning): written last in a folder of the asset cache.
+ASSET_MARKER = ".complete"
+
+
+def converted_copy(path: Path) -> Path | None:
+    """Where the conversion of a cached GGUF file is kept (None: not a file of the asset cache). Named by the
+    file's size and time, and by the transformers version that converted it: another file or another
+    conversion code is another folder."""
+    import transformers  # noqa: PLC0415
+
+    if not (path.parent / ASSET_MARKER).is_file():
+        return None
+    stat = path.stat()
+    return path.parent / f".{path.name}-{stat.st_size}-{stat.st_mtime_ns}.transformers-{transformers.__version__}"
+
+
+def keep_converted(model, tokenizer, converted: Path) -> None:
+    """Save the converted model (safetensors) and tokenizer, whole or not at all; a process that converted the
+    same file at the same time keeps its own copy. A folder that cannot be written costs only the speed-up.
+    (save_pretrained refuses a model transformers read from GGUF as "quantized": its float32 weights are saved
+    with safetensors, its configuration without the GGUF quantisation entry.)"""
+    from safetensors.torch import save_model  # noqa: PLC0415
+
+    from trainables.atomic import publish_folder, staging_folder  # noqa: PLC0415
+
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    try:
+        with staging_folder(converted) as staging:
+            save_model(model, str(staging / "model.safetensors"), metadata={"format": "pt"})
+            config.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+            publish_folder(staging, converted, lambda folder: (folder / "config.json").is_file())
+    except OSError:
+        pass
 
 
 def distinguishing_lengths(label_tokens: Sequence[Sequence[int]]) -> list[int]:
