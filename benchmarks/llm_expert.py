@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from trainables.experts.cache import ResponseCache  # noqa: E402
 from trainables.experts.calibration import fit_bias, prior_corrected  # noqa: E402
 from trainables.experts.endpoint import EndpointExpert, EndpointSettings  # noqa: E402
-from trainables.experts.llm import LabelScorer, load_gguf  # noqa: E402
+from trainables.experts.llm import LabelScorer, converted_copy, load_gguf  # noqa: E402
 from trainables.experts.prompts import PromptBuilder, probs_from_logprobs  # noqa: E402
 from trainables.sampling import stratified_subset  # noqa: E402
 from tuning.assets import catalog as assets  # noqa: E402
@@ -81,6 +81,7 @@ def score_in_chunks(scorer: LabelScorer, builder: PromptBuilder, examples, rows:
 def measure_llm(data, rows: np.ndarray, pool: np.ndarray) -> tuple[dict, pd.DataFrame, np.ndarray]:
     torch.set_num_threads(THREADS)
     path = assets.fetch_llm(PRESET, progress=print)
+    from_copy = converted_copy(path) is not None and converted_copy(path).is_dir()  # see benchmarks/gguf_load.py
     started = time.perf_counter()
     model, tokenizer = load_gguf(path)
     load_seconds = time.perf_counter() - started
@@ -94,7 +95,7 @@ def measure_llm(data, rows: np.ndarray, pool: np.ndarray) -> tuple[dict, pd.Data
     calibrated = probs_from_logprobs(scores + bias)
     chunk_speed = np.array([min(CHUNK, len(rows) - i * CHUNK) for i in range(len(seconds))]) / seconds
     result = {
-        "load_seconds": load_seconds, "label_seconds": float(seconds.sum()),
+        "load_seconds": load_seconds, "loaded_from_converted_copy": from_copy, "label_seconds": float(seconds.sum()),
         "rows_per_second": len(rows) / float(seconds.sum()),
         "rows_per_second_median_chunk": float(np.median(chunk_speed)),
         "rows_per_second_best_chunk": float(chunk_speed.max()),
