@@ -216,6 +216,24 @@ def test_the_settings_that_shape_an_answer_are_part_of_its_cache_key(serve, tmp_
                                                                "system_fingerprint": "b4567"} for r in records)
 
 
+def test_answers_of_two_models_under_one_name_end_the_round_naming_both(serve, tmp_path):
+    """A server restarted with another model under the same --expert-model name (llama.cpp answers with whatever
+    file it loaded): a run that reads the first model's answers from the cache and gets the second's from the
+    server ends the round with an ExpertError naming both; the new answer stays cached (it was paid for)."""
+    loaded = ["smollm2-135m.gguf"]
+    server = serve(lambda body: {**completion("Dental"), "model": loaded[0]})
+    assert expert_for(server, tmp_path).label([0, 1]).cost.calls == 2
+    loaded[0] = "qwen-0.5b.gguf"
+    expert = expert_for(server, tmp_path)
+    with pytest.raises(ExpertError, match="answers of two models under one name, 'smollm2-135m.gguf' and "
+                                          "'qwen-0.5b.gguf'.*another --expert-model name"):
+        expert.label([1, 2])  # row 1 from the cache (smollm2), row 2 asked now (qwen)
+    assert len(expert.cache) == 3 and len(server.requests) == 3
+    with pytest.raises(ExpertError, match="two models"):  # a later round of that run: smollm2's, then qwen's
+        expert.label([3])
+    assert expert_for(server, tmp_path).label([3, 4]).cost.calls == 1  # one model's answers only: nothing to refuse
+
+
 def test_a_key_without_settings_is_what_it_always_was():
     """The local model's answers (runtime.CachedLocalLLM) are keyed by (model file, name, prompt) alone, as before:
     its cache stays valid."""

@@ -10,7 +10,8 @@ by a person. The key is never written. JSON only (no pickle): a cache file is da
 
 The model is known by the name it was asked by: a server that ignores it (llama.cpp answers with the file it
 loaded) and is restarted with another model under the same name gets the first one's answers from the cache. The
-record's `served` says which model answered; nothing checks it.
+record's `served` says which model answered, and the endpoint expert refuses a run whose answers name two
+(endpoint.EndpointExpert.one_model).
 """
 
 from __future__ import annotations

@@ -284,6 +284,7 @@ class EndpointExpert:
                  progress: Progress | None = None) -> None:
         self.settings, self.examples, self.prompts, self.cache = settings, examples, prompts, cache
         self.progress = progress
+        self.answered_by: str | None = None  # the model the server names in this run's answers (one_model)
 
     def messages(self, row: int) -> list[dict]:
         return [{"role": "user", "content": self.prompts.message(self.examples, row)}]
@@ -299,6 +300,7 @@ class EndpointExpert:
         answers = {key: response for key in set(keys) if (response := self.cache.get(key)) is not None}
         missing = {key: int(row) for key, row in zip(keys, rows, strict=True) if key not in answers}
         paid = self._ask_all(missing, answers, len(set(keys)))
+        self.one_model(answers[key] for key in keys)
         # Counted per row, as the local model counts: a row whose prompt needed a request is a call (paid.calls,
         # one per missing prompt), every other row a cache hit, read back from disk or answered by the request
         # of an earlier row of the same text in this round. So calls + hits = rows.
@@ -306,6 +308,25 @@ class EndpointExpert:
         probs = np.array([answer_probs(answers[key], self.prompts.label_names) for key in keys]).reshape(
             len(rows), len(self.prompts.label_names))
         return ExpertAnswer(probs, paid + Cost(cache_hits=hits, seconds=time.perf_counter() - started))
+
+    def one_model(self, responses) -> None:
+        """One model's answers in a run. The cache knows the model by the name it was asked by (--expert-model),
+        but a server may ignore that name (llama.cpp answers with the file it loaded): restarted with another model
+        under the same name, it would have the cache's answers of the first model mixed with its own. Its answers
+        say which model gave them; two names among them end the round with an ExpertError (this round's new
+        answers are cached already: they were paid for)."""
+        for response in responses:
+            model = response.get("model")
+            if not isinstance(model, str):
+                continue  # a server that does not say
+            if self.answered_by is None:
+                self.answered_by = model
+            elif model != self.answered_by:
+                raise ExpertError(
+                    f"expert endpoint {self.settings.url} (model {self.settings.model}): answers of two models under "
+                    f"one name, {self.answered_by!r} and {model!r} (the server now runs another model than the one "
+                    f"whose answers {self.cache.folder} holds?): give the new model another --expert-model name, or "
+                    "delete that cache folder")
 
     def _ask_all(self, missing: dict[str, int], answers: dict[str, dict], needed: int) -> Cost:
         """Ask for every missing answer, at most `concurrency` in flight (a request is sent only when one
