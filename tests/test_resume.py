@@ -6,6 +6,7 @@ Ray processes that driver started, and only those: other Ray instances may share
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import signal
@@ -56,17 +57,24 @@ def reports(path: Path) -> list[dict]:
     return [json.loads(line) for line in complete_lines(path).splitlines() if line.strip()]
 
 
+def files_named(folder: Path, pattern: str) -> list[Path]:
+    """Files under `folder` whose name matches `pattern`, while a sweep writes there. os.walk skips a folder that
+    vanishes under it (Ray deletes a trial's older checkpoints as it goes); Path.rglob raised FileNotFoundError
+    then, which failed this test now and then."""
+    return [Path(root) / name for root, _, names in os.walk(folder) for name in fnmatch.filter(names, pattern)]
+
+
 def steps(experiment: Path) -> dict[str, list[int]]:
     """trial folder (relative to the experiment) -> the epochs or rounds it reported, in order."""
     return {str(path.parent.relative_to(experiment)): [r.get("round", r.get("epoch")) for r in reports(path)]
-            for path in experiment.rglob("result.json")}
+            for path in files_named(experiment, "result.json")}
 
 
 def finished_trials(experiment: Path) -> dict[str, str]:
     """trial folder -> result.json text, for trials that reported their last epoch or round. (Ray's
     `done` flag is never written for a function trainable that simply returns.)"""
     done = {}
-    for path in experiment.rglob("result.json"):
+    for path in files_named(experiment, "result.json"):
         last = (reports(path) or [None])[-1]
         if last is None:
             continue
@@ -81,7 +89,7 @@ def terminated_in_tune_snapshot(experiment: Path) -> int:
     """Trials the newest experiment_state-*.json of each sweep folder records as TERMINATED: what a resumed
     Tuner will not run again."""
     count = 0
-    for folder in {path.parent for path in experiment.rglob("experiment_state-*.json")}:
+    for folder in {path.parent for path in files_named(experiment, "experiment_state-*.json")}:
         newest = max(folder.glob("experiment_state-*.json"), key=lambda path: path.name)  # names carry the time
         try:
             trials = json.loads(newest.read_text())["trial_data"]
@@ -164,8 +172,9 @@ def test_ctrl_c_then_sigkill_then_resume_runs_every_trial_once(tmp_path, session
     1. SIGINT to the sweep's process group (Ctrl-C in a terminal) during its first method: Ray Tune stops the trials
        and saves the experiment; the tool starts no further method, says how to resume, exits with status 130, and
        no Ray process stays.
-    2. SIGKILL to the process group of the resumed sweep once an Expert-Loop trial finished (the methods the first
-       run never started ran in between): nothing is saved on the way out; Ray workers outside the group are stopped.
+    2. SIGKILL to the process group of the resumed sweep once an Expert-Loop trial finished (a resume takes the
+       methods in the order of their folders' names: active_loop, which the first run never started, comes first,
+       so the kill lands mid-sweep): nothing is saved on the way out; Ray workers outside the group are stopped.
     3. --resume --verbose: every trial of the three methods exactly once, the trials finished before either
        interruption untouched, each method's Optuna study continued. (One scenario instead of two tests: each
        sweep of this machine's Ray costs about 15 s of start-up, whatever it trains.)"""
