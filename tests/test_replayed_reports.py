@@ -1,6 +1,7 @@
 """A resumed trial's logs keep only the reports its checkpoint covers (tuning/trials/replayed_reports.py). The race
 itself (Ctrl-C between a report and its checkpoint's registration) is exercised end to end by
-tests/test_resume.py::test_ctrl_c_stops_cleanly_and_resumes, which logged an epoch twice before the fix."""
+tests/test_resume.py::test_ctrl_c_then_sigkill_then_resume_runs_every_trial_once, which logged an epoch twice
+before the fix."""
 
 from __future__ import annotations
 
