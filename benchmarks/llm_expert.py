@@ -81,7 +81,8 @@ def score_in_chunks(scorer: LabelScorer, builder: PromptBuilder, examples, rows:
 def measure_llm(data, rows: np.ndarray, pool: np.ndarray) -> tuple[dict, pd.DataFrame, np.ndarray]:
     torch.set_num_threads(THREADS)
     path = assets.fetch_llm(PRESET, progress=print)
-    from_copy = converted_copy(path) is not None and converted_copy(path).is_dir()  # see benchmarks/gguf_load.py
+    copy = converted_copy(path)  # see benchmarks/gguf_load.py
+    from_copy = copy is not None and copy.is_dir()
     started = time.perf_counter()
     model, tokenizer = load_gguf(path)
     load_seconds = time.perf_counter() - started
