@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -35,7 +36,7 @@ from trainables.study_settings import (
 )
 from tuning import study as study_command
 from tuning.analysis.bootstrap import replicate_accuracies, statistic_interval
-from tuning.budget_study import runner
+from tuning.budget_study import carry, runner
 from tuning.budget_study.report import aulc, baseline_of, common_seeds, leakage_warnings, summarise
 from tuning.trials.driver_lock import LOCK_FILE, one_driver
 
@@ -480,6 +481,40 @@ def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, sessio
     assert [r["trials_ended"] for r in runs] == [len(frame.groupby(["arm", "seed"]))]
     assert pd.read_csv(folder / "study.csv", dtype={"test_predictions": str, "stop_predictions": str}).equals(frame)
     assert_one_mlflow_run_per_trial(tmp_path / "mlruns", frame)
+    assert_carried_to_another_machine(tmp_path, frame, session_cache)
+
+
+def assert_carried_to_another_machine(tmp_path: Path, frame: pd.DataFrame, cache: Path) -> None:
+    """--export, then the copy continued as on another machine, one trial's points taken out of it: --resume runs
+    that trial alone (a new Tune experiment; the teachers carried, none fine-tuned) and writes the study.csv that
+    the study measured in one go, to the last prediction (train_seconds aside)."""
+    copy = tmp_path / "exported" / "s"
+    exported = run_cli("study.py", "--export", str(copy), "--name", "s", "--storage-path", str(tmp_path), cache=cache)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    trials = frame.groupby(["arm", "seed"]).ngroups
+    assert f"exported {trials} of {trials} ended trials to {copy}" in exported.stdout
+    files = {path.name for path in copy.iterdir()}
+    assert {"study.json", carry.POINTS, carry.TEACHERS, "study.csv", "queries.csv", "summary.json"} <= files
+    assert not any(path.is_dir() or path.name.startswith(("experiment_state", "tuner")) for path in copy.iterdir())
+    assert read_study_csv(copy).equals(frame)
+    elsewhere = tmp_path / "elsewhere" / "s"
+    shutil.copytree(copy, elsewhere)
+    dropped = ("expert:margin", 1)
+    carry.write_points(elsewhere, [p for p in carry.read_points(elsewhere) if (p["arm"], p["seed"]) != dropped])
+    again = run_cli("study.py", "--resume", "--name", "s", "--storage-path", str(elsewhere.parent), cache=cache)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{trials - 1} of {trials} trials ended there are carried from {carry.POINTS}" in again.stdout
+    assert f"carried from {carry.TEACHERS}" in again.stdout and "fine-tun" not in again.stdout.replace(
+        "as fine-tuned when the study started", "")
+    ran = [json.loads((path / "params.json").read_text())["point"] for path in elsewhere.iterdir() if path.is_dir()]
+    assert ran == [{"arm": dropped[0], "seed": dropped[1]}]
+    timing = ["train_seconds"]
+    assert read_study_csv(elsewhere).drop(columns=timing).equals(frame.drop(columns=timing))
+    assert json.loads((elsewhere / "study.json").read_text())["runs"][-1]["trials_ended"] == trials
+
+
+def read_study_csv(folder: Path) -> pd.DataFrame:
+    return pd.read_csv(folder / "study.csv", dtype={"test_predictions": str, "stop_predictions": str})
 
 
 def assert_one_mlflow_run_per_trial(store, frame) -> None:

@@ -8,6 +8,7 @@
     python tuning/study.py --expert llm:model.gguf   # the default arms, their expert arms asking that model
     python tuning/study.py --smoke-test         # a minute: tiny models on generated data
     python tuning/study.py --resume --name NAME # continue an interrupted study (or rewrite its report)
+    python tuning/study.py --export DIR --name NAME  # a portable copy, to commit or to --resume on another machine
 
 The budget is an experimental factor, never searched. Every arm runs every seed, and a seed fixes the
 initial pool, the initialisation and the batch order, so arms are compared in pairs. Trials are Ray Tune
@@ -44,6 +45,7 @@ from trainables.study_settings import (  # light: no torch, Ray
 from tuning.assets.catalog import LLM_PRESETS  # light: the asset catalogue, nothing fetched here
 from tuning.budget_study.costs import parse_prices  # light: no pandas, scipy, torch or Ray
 from tuning.cli import (
+    TYPED_FLAGS,
     Parser,
     add_data_arguments,
     add_expert_arguments,
@@ -64,6 +66,8 @@ from tuning.tracking.settings import add_tracker_arguments, tracking_settings
 from tuning.train import read_config_file
 from tuning.trials.driver_lock import refuse_existing  # light: no Ray
 
+# The flags an export uses: which study, where, and the copy's folder.
+KEPT_ON_EXPORT = frozenset({"--export", "--name", "--storage-path", "--verbose"})
 # The flags a resumed study uses (runner.resume): which study, where, how Ray is reached, how many trials at once when
 # its Tuner never began, and the prices its rewritten report uses. Every other flag defines the study.
 KEPT_ON_RESUME = frozenset({"--resume", "--name", "--storage-path", "--address", "--dashboard", "--verbose",
@@ -135,6 +139,10 @@ def parse_args(argv=None):
     parser.add_argument("--address", default=None,
                         help="an existing Ray cluster: auto, or HOST:6379 (default: a new local Ray instance)")
     parser.add_argument("--resume", action="store_true", help="continue the study --name and rewrite its report")
+    parser.add_argument("--export", default=None, metavar="DIR",
+                        help="copy the study --name into DIR without Ray's files (its points, teachers' outputs and "
+                             "report): to commit it, or to continue it on another machine (copy DIR into that "
+                             "machine's --storage-path, then --resume)")
     parser.add_argument("--max-concurrent", type=int, default=None,
                         help="trials at once (default CPUs / cpus-per-trial)")
     parser.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
@@ -345,6 +353,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise UsageError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+    if args.export is not None:
+        return export(args)
     if args.resume:
         if not args.name:
             raise UsageError("--resume needs --name (the study to continue)")
@@ -371,6 +381,46 @@ def main(argv=None) -> int:
 
     return study_run.start(folder, plan, data, RaySession(ray_settings(args)), args.max_concurrent,
                            resume_command(args, name, script="study"), tracking)
+
+
+def export(args) -> int:
+    """--export DIR: every check before Ray or torch is imported, then runner.export."""
+    if args.resume:
+        raise UsageError("--export and --resume are two commands: export the study, or continue it")
+    if not args.name:
+        raise UsageError("--export needs --name (the study to copy)")
+    name = check_name(args.name)
+    typed = [flag for flag in getattr(args, TYPED_FLAGS) if flag not in KEPT_ON_EXPORT]
+    if typed:
+        raise UsageError(f"--export copies study {name} as it is: {', '.join(typed)} cannot be given with --export")
+    folder = study_folder(args.storage_path, name)
+    if not (folder / "study.json").is_file():
+        raise UsageError(f"no study to export at {folder} (no study.json)")
+    destination = Path(args.export).expanduser().resolve()
+    check_export_destination(folder, destination)
+    from tuning.budget_study import runner as study_run  # noqa: PLC0415 (Ray, torch: after the checks)
+
+    return study_run.export(folder, destination, resume_command(args, name, script="study"))
+
+
+def check_export_destination(folder: Path, destination: Path) -> None:
+    """The copy goes into a new or empty folder, or over an earlier copy of the same study (a study exported
+    again as it goes on); never into the study itself, nor over anything else."""
+    if destination == folder or folder in destination.parents:
+        raise UsageError(f"--export {destination} is the study's own folder or inside it: give another folder")
+    if destination.exists() and not destination.is_dir():
+        raise UsageError(f"--export {destination} is a file: give a folder")
+    if not destination.is_dir() or not any(destination.iterdir()):
+        check_can_create(str(destination), "--export")
+        return
+    try:
+        earlier = json.loads((destination / "study.json").read_text(encoding="utf-8"))
+        same = json.loads((folder / "study.json").read_text(encoding="utf-8"))["created"] == earlier["created"]
+    except (OSError, ValueError, KeyError, TypeError):
+        same = False
+    if not same:
+        raise UsageError(f"--export {destination} holds files that are not a copy of this study: give a new or "
+                         "empty folder (nothing was written)")
 
 
 def study_folder(storage_path: str, name: str) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from trainables.expert_loop import candidate_rows
 from trainables.functions import study_trial
 from trainables.study_settings import BUDGET, DEFAULT_LLM, QUERY_LOG, StudySettings, check_budgets, parse_arm
 from tuning.assets.prepare import DataSettings, load_data, prepare, teacher_rows
-from tuning.budget_study import code_version
+from tuning.budget_study import carry, code_version
 from tuning.budget_study import plots as study_plots
 from tuning.budget_study.costs import parse_prices
 from tuning.budget_study.report import QUERIES_CSV, STUDY_CSV, SUMMARY_JSON, summarise, write_report, write_study_csv
@@ -51,6 +51,8 @@ def start(folder: Path, plan: dict, settings: DataSettings, session: RaySession,
         record = {"plan": plan, "data": settings.to_dict(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
                   "tracking": asdict(tracking) if tracking is not None else None, "code": code_version.fingerprint()}
         write_json(folder / STUDY_FILE, record)
+        if prepared.teachers is not None:  # every later point, here or on another machine, asks these
+            carry.save_teachers(folder, prepared.teachers)
         _announce(plan, prepared, folder)
         if tracking is not None:
             print(describe(tracking), flush=True)
@@ -74,7 +76,12 @@ def _continue(folder: Path, session: RaySession, max_concurrent: int | None, res
     StudySettings.from_dict(record["plan"]["template"])  # a first-version study is refused here, before Ray
     if reprice is not None:
         record["plan"].update(reprice)
-    finished = all_trials_ended(record)
+    restore = tune.Tuner.can_restore(str(folder))
+    carried = carry.read_points(folder)
+    # Carried to this machine (no Ray experiment here), the study has ended when its points say so; its runs
+    # (study.json) were counted where its Tuner ran.
+    finished = (len(carry.ended_trials(carried)) >= len(grid(record["plan"])) if carried and not restore
+                else all_trials_ended(record))
     if finished:
         print("every trial of this study has ended: its report is rewritten, nothing is trained", flush=True)
     elif _note_code_changes(record):
@@ -85,15 +92,57 @@ def _continue(folder: Path, session: RaySession, max_concurrent: int | None, res
         warn_of_mixed_precision(folder, record["plan"])
     if reprice is not None or record.get("code_changes"):
         write_json(folder / STUDY_FILE, record)
-    prepared = prepare(DataSettings.from_dict(record["data"]), need_teachers=needs_teachers(record["plan"]),
-                       start_ray=session.start, expert=text_expert(record["plan"]))
-    restore = tune.Tuner.can_restore(str(folder))
+    prepared = prepare_study(folder, record, start_ray=session.start)
     if restore:
         print(f"resuming {folder}", flush=True)
+    elif carried and not finished:
+        print(f"no Ray experiment in {folder} (a study carried from another machine, or exported): "
+              f"{len(carry.ended_trials(carried))} of {len(grid(record['plan']))} trials ended there are carried "
+              f"from {carry.POINTS}; the others run here", flush=True)
     # Used when the study was interrupted before its Tuner began; a restored Tuner keeps its own callbacks.
     tracking = Tracking(**record["tracking"]) if record.get("tracking") else None
     return _run(folder, record["plan"], prepared, session, max_concurrent, resume_hint, restore, tracking,
-                log=not finished)
+                log=not finished, carried=carried)
+
+
+def prepare_study(folder: Path, record: dict, start_ray=None):
+    """The study's data, student and experts for a resume or an export. Its teachers are the ones it saved
+    (carry.TEACHERS) when it has them, as fine-tuned where it started; a study of before 2026-12-07 has none
+    saved: its teachers come from the cache (or are fine-tuned), then saved."""
+    plan = record["plan"]
+    saved = carry.load_teachers(folder)
+    prepared = prepare(DataSettings.from_dict(record["data"]), need_teachers=needs_teachers(plan) and saved is None,
+                       start_ray=start_ray, expert=text_expert(plan))
+    if saved is not None:
+        carry.check_teachers_fit(saved, {split: len(encoded) for split, encoded in prepared.encoded.items()})
+        print(f"teachers: {', '.join(saved.names)}, carried from {carry.TEACHERS} (as fine-tuned when the study "
+              "started)", flush=True)
+        return replace(prepared, teachers=saved)
+    if prepared.teachers is not None:
+        carry.save_teachers(folder, prepared.teachers)
+    return prepared
+
+
+def export(folder: Path, destination: Path, hint: str) -> int:
+    """A portable copy of the study in `folder` in `destination` (study.py checked that it is empty or an earlier
+    copy of this study): study.json, carry's two files and the report over every point measured so far, no
+    file of Ray's. To commit, or to copy into another machine's storage path and --resume there. Refused while
+    the study runs (`hint`: how to continue it, said if a dead driver's lock is found)."""
+    with one_driver(folder, f"study {folder.name}", hint):
+        record = json.loads((folder / STUDY_FILE).read_text(encoding="utf-8"))
+        rows, unreadable = carry.read_points(folder), []
+        if tune.Tuner.can_restore(str(folder)):  # read without starting Ray
+            measured, unreadable = collect_rows(tune.ResultGrid(tune.ExperimentAnalysis(str(folder))))
+            rows += measured
+        prepared = prepare_study(folder, record)
+        write_json(destination / STUDY_FILE, record)
+        if prepared.teachers is not None:
+            carry.save_teachers(destination, prepared.teachers)
+        write_outputs(destination, record["plan"], prepared, rows, unreadable)
+        ended = len(carry.ended_trials(rows))
+        print(f"exported {ended} of {len(grid(record['plan']))} ended trials to {destination}; to continue it "
+              f"elsewhere, copy that folder into the storage path and run --resume --name {folder.name}", flush=True)
+    return 0
 
 
 def warn_of_mixed_precision(folder: Path, plan: dict) -> None:
@@ -196,34 +245,24 @@ def grid(plan: dict) -> list[dict]:
 
 
 def _run(folder: Path, plan: dict, prepared, session: RaySession, max_concurrent: int | None, resume_hint: str,
-         restore: bool, tracking: Tracking | None = None, log: bool = True) -> int:
-    """The grid on Ray (a restored Tuner when `restore`), then the study's files from what was measured;
-    `log` adds this run to study.json's runs."""
-    cpus = prepared.num_threads
-    trials = grid(plan)
+         restore: bool, tracking: Tracking | None = None, log: bool = True, carried: list[dict] | None = None) -> int:
+    """The grid on Ray (a restored Tuner when `restore`, else one of the trials not ended among the `carried`
+    points), then the study's files from what was measured, carried points included; `log` adds this run to
+    study.json's runs."""
+    carried = carried or []
+    trials, ended_elsewhere = grid(plan), carry.ended_trials(carried)
+    to_run = [point for point in trials if (point["arm"], point["seed"]) not in ended_elsewhere]
     started = time.time()
-    with session:
-        if restore:
-            tuner = tune.Tuner.restore(str(folder), trainable=trainable(study_trial, prepared, cpus),
-                                       resume_unfinished=True, resume_errored=False)
-        else:
-            concurrent = max_concurrent or max(1, (os.cpu_count() or 1) // cpus)
-            tuner = tune.Tuner(
-                trainable(study_trial, prepared, cpus),
-                param_space={"template": plan["template"], "point": tune.grid_search(trials)},
-                tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=REUSE_ACTORS),
-                run_config=tune.RunConfig(name=folder.name, storage_path=str(folder.parent), verbose=0,
-                                          checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                                          callbacks=[ProgressLines(len(trials), describe_point, word="done"),
-                                                     TrimReplayedReports(str(folder.parent)),
-                                                     *tracker_callbacks(tracking)]))
-        grid_result = fit(tuner, session.settings.verbose)
-    rows, unreadable = collect_rows(grid_result)
+    rows, unreadable, errored = list(carried), [], set()
+    if restore or to_run:
+        grid_result = _fit(folder, plan, prepared, session, max_concurrent, restore, to_run, tracking)
+        measured, unreadable = collect_rows(grid_result)
+        rows += measured  # after the carried ones: a point measured again here counts (write_outputs)
+        errored = failed_points(grid_result)
     for gap in unreadable:
         print(f"cannot read the reports of {gap['arm']} seed {gap['seed']} ({gap['path']}): {gap['error']}",
               flush=True)
     ended = {(r["arm"], r["seed"]) for r in rows if r.get("done")}
-    errored = failed_points(grid_result)
     accounted = ended | errored | {(gap["arm"], gap["seed"]) for gap in unreadable}
     if log:
         log_run(folder, started, time.time() - started, len(ended))
@@ -236,6 +275,28 @@ def _run(folder: Path, plan: dict, prepared, session: RaySession, max_concurrent
         print(f"{len(unreadable)} trial(s) whose reports could not be read are left out (listed in summary.json "
               "as unreadable_trials); the report compares the seeds every arm finished", flush=True)
     return 0
+
+
+def _fit(folder: Path, plan: dict, prepared, session: RaySession, max_concurrent: int | None, restore: bool,
+         to_run: list[dict], tracking: Tracking | None):
+    """The Tuner's results: the experiment in `folder` restored, or a new one over the (arm, seed) pairs `to_run`."""
+    cpus = prepared.num_threads
+    with session:
+        if restore:
+            tuner = tune.Tuner.restore(str(folder), trainable=trainable(study_trial, prepared, cpus),
+                                       resume_unfinished=True, resume_errored=False)
+        else:
+            concurrent = max_concurrent or max(1, (os.cpu_count() or 1) // cpus)
+            tuner = tune.Tuner(
+                trainable(study_trial, prepared, cpus),
+                param_space={"template": plan["template"], "point": tune.grid_search(to_run)},
+                tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=REUSE_ACTORS),
+                run_config=tune.RunConfig(name=folder.name, storage_path=str(folder.parent), verbose=0,
+                                          checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                          callbacks=[ProgressLines(len(to_run), describe_point, word="done"),
+                                                     TrimReplayedReports(str(folder.parent)),
+                                                     *tracker_callbacks(tracking)]))
+        return fit(tuner, session.settings.verbose)
 
 
 def describe_point(trial, result: dict) -> tuple[str, bool]:
@@ -350,21 +411,25 @@ def teacher_meta(prepared, pool: np.ndarray) -> dict:
             "ensemble_pool_accuracy": round(ensemble_pool, 4)}
 
 
+# What Tune adds to every report: not the point's, so neither in study.csv nor carried (carry.POINTS keeps `done`).
+RAY_COLUMNS = frozenset({"trial_id", "date", "timestamp", "time_this_iter_s", "time_total_s", "pid", "hostname",
+                         "node_ip", "time_since_restore", "iterations_since_restore", "checkpoint_dir_name",
+                         "should_checkpoint", "config", "training_iteration", "node_id"})
+
+
 def write_outputs(folder: Path, plan: dict, prepared, rows: list[dict], unreadable: list[dict] | None = None) -> None:
     """study.csv, summary.json, report.md and the plots, from whatever has been measured so far; trials
     whose reports could not be read are listed in summary.json (unreadable_trials)."""
     if not rows:
         print("no point has been measured yet: no report written", flush=True)
         return
-    columns_out = {"done", "trial_id", "date", "timestamp", "time_this_iter_s", "time_total_s", "pid",
-                   "hostname", "node_ip", "time_since_restore", "iterations_since_restore", "checkpoint_dir_name",
-                   "should_checkpoint", "config", "training_iteration", "node_id"}
-    latest = {}
+    points = {}
     for row in rows:  # a resumed trial may repeat a report: the last one counts
-        latest[(row["arm"], row[BUDGET], row["seed"])] = {k: v for k, v in row.items() if k not in columns_out}
-    write_queries_csv(list(latest.values()), folder / QUERIES_CSV)
-    frame = write_study_csv([{k: v for k, v in row.items() if k != QUERY_LOG} for row in latest.values()],
-                            folder / STUDY_CSV)
+        points[(row["arm"], row[BUDGET], row["seed"])] = {k: v for k, v in row.items() if k not in RAY_COLUMNS}
+    carry.write_points(folder, list(points.values()))
+    latest = [{k: v for k, v in row.items() if k != "done"} for row in points.values()]
+    write_queries_csv(latest, folder / QUERIES_CSV)
+    frame = write_study_csv([{k: v for k, v in row.items() if k != QUERY_LOG} for row in latest], folder / STUDY_CSV)
     template = plan["template"]
     test_labels = prepared.encoded["test"].labels
     pool = candidate_rows(prepared)
