@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from benchmarks import common
+from tuning.budget_study import carry
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = {False: "bench-study-quick", True: "bench-study-full"}
@@ -60,7 +61,8 @@ def logged(folder: Path, slots: int) -> tuple[dict, dict]:
     ended = runs[-1].get("trials_ended", 0) if runs else 0
     if ended < planned:
         return {}, {"error": f"{folder.name} is not finished: {ended} of {planned} trials ended (resume it first)"}
-    reports = point_reports(folder)
+    # A study carried over machines holds its earlier machines' points only in its ledger (every point, once).
+    reports = carry.read_points(folder) or point_reports(folder)
     raw = {"study": folder.name, "runs": runs, "points": len(reports), "slots": slots}
     return overhead(reports, sum(run["seconds"] for run in runs), slots, full=True), raw
 

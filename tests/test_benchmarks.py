@@ -29,6 +29,7 @@ from benchmarks.teacher_prep import figures
 from benchmarks.timing import interleave, interleaved_order, median, ratio
 from tests.conftest import ROOT
 from trainables.encode import EncodedSplit
+from tuning.budget_study import carry
 
 
 def test_help_runs_without_measuring():
@@ -295,3 +296,7 @@ def test_a_full_study_run_over_several_sessions_is_timed_from_its_logged_runs(tm
     assert raw["points"] == 3 and raw["runs"] == runs
     figures, raw = logged(tmp_path / "nowhere", 2)
     assert figures == {} and "is not a study folder with logged runs" in raw["error"]
+    # carried from another machine: its points are in the ledger, only the last machine's in trial folders
+    carry.write_points(tmp_path, [{"arm": "supervised", "seed": 0, "budget": b} for b in (8, 16, 24, 32)])
+    figures, raw = logged(tmp_path, 2)
+    assert raw["points"] == 4 and figures["study_full_points_per_hour"] == pytest.approx(40.0)
