@@ -446,6 +446,7 @@ def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, sessio
     assert "trainables/study_arms.py" in json.loads((folder / "study.json").read_text())["code"]  # fingerprinted
     assert summary["code_changes"] == []  # one code throughout
     assert summary["teacher_split"] == 0.5 and summary["seeds"] == [0, 1] and summary["budgets"] == [8, 16, 32]
+    assert summary["trials_ended"] == summary["trials_planned"] == len(curve_arms) * 2 + 2 * 2  # not "in progress"
     for arm in curve_arms:
         assert 0 <= summary["arms"][arm]["aulc"] <= 1
         if arm.startswith(("expert:", "oracle:")) and not arm.endswith(":random"):

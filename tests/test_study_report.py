@@ -19,7 +19,14 @@ from trainables.errors import UsageError
 from tuning.budget_study import code_version, costs, plots, runner, stats
 from tuning.budget_study.plots import make_plots
 from tuning.budget_study.report import precisions, summarise, validation_curves, write_report
-from tuning.budget_study.report_text import expert_lines, family_line, precision_line, precision_warning, setup_lines
+from tuning.budget_study.report_text import (
+    expert_lines,
+    family_line,
+    precision_line,
+    precision_warning,
+    progress_lines,
+    setup_lines,
+)
 from tuning.budget_study.runner import describe_stopping
 from tuning.budget_study.stopping import stopping_summary
 
@@ -607,3 +614,11 @@ def test_a_study_over_several_runs_adds_their_wall_times(tmp_path, made_up):
     _, summary = made_up
     setup = setup_lines({**summary, "runs": runs})
     assert any(line.startswith("wall time: 1.50 h over 2 run(s)") for line in setup)  # (3600 + 1800) / 3600
+
+
+def test_a_report_of_a_study_still_running_says_so_first():
+    line, = progress_lines({"trials_ended": 26, "trials_planned": 140, "seeds": [0, 1]})
+    assert line == ("**In progress: 26 of 140 trials have ended.** What follows compares the seeds every arm has "
+                    "finished (0, 1): an interim look, not the study's answer.")
+    assert progress_lines({"trials_ended": 140, "trials_planned": 140, "seeds": [0]}) == []
+    assert progress_lines({"seeds": [0]}) == []  # a summary written before the count: nothing claimed

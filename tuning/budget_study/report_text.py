@@ -40,8 +40,18 @@ def _pair(values, sign: str = "+") -> str:
 # ---------------------------------------------------------------- the answer
 
 def answer(summary: dict) -> list[str]:
-    return [*best_lines(summary), *comparison_lines(summary), *precision_warning(summary), *flag_lines(summary),
-            *class_lines(summary), *expert_lines(summary), *cost_lines(summary), *goal_lines(summary)]
+    return [*progress_lines(summary), *best_lines(summary), *comparison_lines(summary), *precision_warning(summary),
+            *flag_lines(summary), *class_lines(summary), *expert_lines(summary), *cost_lines(summary),
+            *goal_lines(summary)]
+
+
+def progress_lines(summary: dict) -> list[str]:
+    """Said first while trials remain: what follows is an interim look at the seeds every arm has finished."""
+    ended, planned = summary.get("trials_ended"), summary.get("trials_planned")
+    if ended is None or planned is None or ended >= planned:
+        return []
+    return [f"**In progress: {ended} of {planned} trials have ended.** What follows compares the seeds every arm has "
+            f"finished ({', '.join(map(str, summary['seeds']))}): an interim look, not the study's answer."]
 
 
 def precision_line(summary: dict) -> str | None:

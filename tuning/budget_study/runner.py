@@ -446,7 +446,8 @@ def write_outputs(folder: Path, plan: dict, prepared, rows: list[dict], unreadab
             "validation_labels": len(prepared.encoded["validation"]), **teacher_meta(prepared, pool),
             "llm": template.get("llm", DEFAULT_LLM), "data": prepared.data_name,
             "student": prepared.provenance["data"]["student"],
-            "teachers": prepared.provenance["data"]["teachers"]}
+            "teachers": prepared.provenance["data"]["teachers"],
+            "trials_ended": len(carry.ended_trials(list(points.values()))), "trials_planned": len(grid(plan))}
     if unreadable:
         meta["unreadable_trials"] = unreadable
     study_file = folder / STUDY_FILE
