@@ -421,7 +421,7 @@ def test_leakage_warning_only_beyond_noise():
 # ---------------------------------------------------------------- the command
 
 @pytest.mark.slow
-def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, session_cache):
+def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, session_cache, capsys):
     # End to end: random (the baseline), an uncertainty strategy, the one that reads the teachers for every pool row,
     # one that reads gradient embeddings, the class-balancing wrapper. Every other strategy runs in a study arm in
     # test_the_arms_of_issue_24_query_and_count_like_the_others; each arm here costs about 3 s of the suite.
@@ -482,18 +482,18 @@ def test_smoke_study_end_to_end_then_resume_rewrites_the_report(tmp_path, sessio
     assert [r["trials_ended"] for r in runs] == [len(frame.groupby(["arm", "seed"]))]
     assert pd.read_csv(folder / "study.csv", dtype={"test_predictions": str, "stop_predictions": str}).equals(frame)
     assert_one_mlflow_run_per_trial(tmp_path / "mlruns", frame)
-    assert_carried_to_another_machine(tmp_path, frame, session_cache)
+    assert_carried_to_another_machine(tmp_path, frame, session_cache, capsys)
 
 
-def assert_carried_to_another_machine(tmp_path: Path, frame: pd.DataFrame, cache: Path) -> None:
+def assert_carried_to_another_machine(tmp_path: Path, frame: pd.DataFrame, cache: Path, capsys) -> None:
     """--export, then the copy continued as on another machine, one trial's points taken out of it: --resume runs
     that trial alone (a new Tune experiment; the teachers carried, none fine-tuned) and writes the study.csv that
     the study measured in one go, to the last prediction (train_seconds aside)."""
     copy = tmp_path / "exported" / "s"
-    exported = run_cli("study.py", "--export", str(copy), "--name", "s", "--storage-path", str(tmp_path), cache=cache)
-    assert exported.returncode == 0, exported.stderr[-3000:]
+    # in process (it starts no Ray): a subprocess would add its imports to the suite
+    assert study_command.main(["--export", str(copy), "--name", "s", "--storage-path", str(tmp_path)]) == 0
     trials = frame.groupby(["arm", "seed"]).ngroups
-    assert f"exported {trials} of {trials} ended trials to {copy}" in exported.stdout
+    assert f"exported {trials} of {trials} ended trials to {copy}" in capsys.readouterr().out
     files = {path.name for path in copy.iterdir()}
     assert {"study.json", carry.POINTS, carry.TEACHERS, "study.csv", "queries.csv", "summary.json"} <= files
     assert not any(path.is_dir() or path.name.startswith(("experiment_state", "tuner")) for path in copy.iterdir())
