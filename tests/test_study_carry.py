@@ -15,6 +15,7 @@ from trainables.errors import UsageError
 from trainables.prepared import TeacherOutputs
 from tuning import study as study_command
 from tuning.budget_study import carry
+from tuning.trials.driver_lock import one_driver
 
 ROWS = [  # keys in the order a trial reports them (study.csv's extra columns follow it), values of every JSON kind
     {"arm": "supervised", "budget": 16, "seed": 1, "val_accuracy": 0.1 + 0.2, "test_predictions": "0120",
@@ -126,3 +127,12 @@ def test_an_earlier_copy_of_the_same_study_or_an_empty_folder_is_accepted(tmp_pa
     study_command.check_export_destination(folder, tmp_path / "empty")
     a_study(tmp_path, "copy")  # created at the same time: the same study, exported before
     study_command.check_export_destination(folder, tmp_path / "copy")
+
+
+def test_export_is_refused_while_the_study_runs(tmp_path, capsys, no_ray):
+    folder = a_study(tmp_path / "runs")
+    with one_driver(folder, "study s"):  # the running study's driver
+        code, line = exit_and_line(study_command.main, ["--export", str(tmp_path / "copy"), "--name", "s",
+                                                        "--storage-path", str(tmp_path / "runs")], capsys)
+    assert code == 2 and "study s is already running in another process" in line
+    assert not (tmp_path / "copy").exists()
